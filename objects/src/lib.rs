@@ -1,0 +1,32 @@
+//! # sydra-objects
+//!
+//! The content-addressed layer of Sydra: BLAKE3 object ids, the canonical
+//! encodings of blobs, trees and commits, the loose object store with
+//! durable publish and verified reads, the batch writer, and the arena tree
+//! builder. It knows nothing about refs, the WAL or time series.
+//!
+//! Byte layouts are specified in `docs/FORMAT.md`; this crate is their
+//! implementation.
+
+pub mod builder;
+pub mod commit;
+pub mod decode;
+mod error;
+pub mod id;
+mod kind;
+#[allow(unsafe_code)]
+pub mod map;
+mod name;
+pub mod store;
+pub mod tree;
+
+pub use builder::{Lookup, TreeBuilder};
+pub use commit::{Commit, CommitRef};
+pub use decode::DecodeError;
+pub use error::{Error, Result};
+pub use id::{IdHasher, ObjectId, ParseIdError, Prefix};
+pub use kind::{Kind, ParseKindError};
+pub use name::{MAX_NAME_LEN, NameError, validate_name};
+pub use store::{Batch, BatchStats, Durability, GcGuard, Object, Options, Pinned, Stat, Store, SweepOutcome};
+pub use tree::{Entry, EntryRef, Tree, TreeRef};
+pub use bumpalo::Bump;

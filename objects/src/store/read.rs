@@ -1,0 +1,311 @@
+//! Reading objects: `get`, `stat`, `contains`, `iter`, prefix lookup.
+
+use std::fs::{self, File, ReadDir};
+use std::io::{self, Read};
+use std::ops::{Deref, Range};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::header::{self, HEADER_LEN, Header, MIN_FILE_LEN};
+use super::{MMAP_THRESHOLD, Store, TMP_DIR};
+use crate::commit::CommitRef;
+use crate::error::{Error, Result};
+use crate::id::Prefix;
+use crate::map::{Mmap, map_file};
+use crate::tree::TreeRef;
+use crate::{Kind, ObjectId};
+
+/// An object's payload: in a buffer for small objects, mapped for large ones.
+#[derive(Debug, Clone)]
+pub struct Data {
+    repr: Repr,
+    range: Range<usize>,
+}
+
+#[derive(Debug, Clone)]
+enum Repr {
+    Owned(Arc<Vec<u8>>),
+    Mapped(Arc<Mmap>),
+}
+
+impl Data {
+    /// Whether the payload is served from a memory map (no copy was made).
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.repr, Repr::Mapped(_))
+    }
+}
+
+impl Deref for Data {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match &self.repr {
+            Repr::Owned(v) => &v[self.range.clone()],
+            Repr::Mapped(m) => &m[self.range.clone()],
+        }
+    }
+}
+
+impl AsRef<[u8]> for Data {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+/// A verified object.
+#[derive(Debug, Clone)]
+pub struct Object {
+    /// Its id.
+    pub id: ObjectId,
+    /// Its kind.
+    pub kind: Kind,
+    /// Its payload.
+    pub data: Data,
+}
+
+impl Object {
+    /// Decode as a tree (errors name the object).
+    pub fn tree(&self) -> Result<TreeRef<'_>> {
+        self.expect(Kind::Tree)?;
+        TreeRef::decode(&self.data).map_err(|source| Error::Decode { id: self.id, source })
+    }
+
+    /// Decode as a commit (errors name the object).
+    pub fn commit(&self) -> Result<CommitRef<'_>> {
+        self.expect(Kind::Commit)?;
+        CommitRef::decode(&self.data).map_err(|source| Error::Decode { id: self.id, source })
+    }
+
+    /// Fail with [`Error::WrongKind`] unless the object is of `kind`.
+    pub fn expect(&self, kind: Kind) -> Result<()> {
+        if self.kind != kind {
+            return Err(Error::WrongKind { id: self.id, expected: kind, actual: self.kind });
+        }
+        Ok(())
+    }
+}
+
+/// Kind and size, from the header alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// Object kind.
+    pub kind: Kind,
+    /// Payload length.
+    pub size: u64,
+    /// Length of the file on disk.
+    pub file_len: u64,
+}
+
+impl Store {
+    fn corrupt(&self, id: &ObjectId, reason: impl Into<String>) -> Error {
+        Error::Corrupt { id: *id, path: self.path_of(id), reason: reason.into() }
+    }
+
+    fn open_object(&self, id: &ObjectId) -> Result<(File, PathBuf, u64)> {
+        let path = self.path_of(id);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::NotFound(*id)),
+            Err(e) => return Err(Error::io("open", &path)(e)),
+        };
+        let meta = file.metadata().map_err(Error::io("stat", &path))?;
+        if !meta.is_file() {
+            return Err(self.corrupt(id, "not a regular file"));
+        }
+        Ok((file, path, meta.len()))
+    }
+
+    /// Read and verify an object (BLAKE3 recomputed only if the store was
+    /// opened with `verify_hash_on_read`).
+    pub fn get(&self, id: &ObjectId) -> Result<Object> {
+        self.read(id, self.inner.options.verify_hash_on_read)
+    }
+
+    /// Read an object and recompute its BLAKE3 id.
+    pub fn get_verified(&self, id: &ObjectId) -> Result<Object> {
+        self.read(id, true)
+    }
+
+    fn read(&self, id: &ObjectId, verify_hash: bool) -> Result<Object> {
+        let (mut file, path, len) = self.open_object(id)?;
+        if len < MIN_FILE_LEN as u64 {
+            return Err(self.corrupt(
+                id,
+                format!("file is {len} bytes, shorter than the {MIN_FILE_LEN}-byte minimum"),
+            ));
+        }
+        let (repr, range, kind) = if len - (MIN_FILE_LEN as u64) < MMAP_THRESHOLD {
+            let mut buf = Vec::with_capacity(len as usize);
+            file.read_to_end(&mut buf).map_err(Error::io("read", &path))?;
+            let (h, range) = header::parse_file(&buf, Some(id)).map_err(|r| self.corrupt(id, r))?;
+            (Repr::Owned(Arc::new(buf)), range, h.kind)
+        } else {
+            let map = map_file(&file).map_err(Error::io("map", &path))?;
+            let (h, range) = header::parse_file(&map, Some(id)).map_err(|r| self.corrupt(id, r))?;
+            (Repr::Mapped(Arc::new(map)), range, h.kind)
+        };
+        let data = Data { repr, range };
+        if verify_hash {
+            let actual = ObjectId::compute(kind, &data);
+            if actual != *id {
+                return Err(self.corrupt(id, format!("content hashes to {actual}")));
+            }
+        }
+        Ok(Object { id: *id, kind, data })
+    }
+
+    /// Kind and size from the header, without reading the payload. Checks
+    /// magic, version, header id and file length, not the CRC.
+    pub fn stat(&self, id: &ObjectId) -> Result<Stat> {
+        let (mut file, path, len) = self.open_object(id)?;
+        let mut h = [0u8; HEADER_LEN];
+        if let Err(e) = file.read_exact(&mut h) {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                return Err(self.corrupt(id, format!("file is {len} bytes, shorter than its header")));
+            }
+            return Err(Error::io("read", &path)(e));
+        }
+        let header = Header::decode(&h).map_err(|r| self.corrupt(id, r))?;
+        header.check(id, len).map_err(|r| self.corrupt(id, r))?;
+        Ok(Stat { kind: header.kind, size: header.payload_len, file_len: len })
+    }
+
+    /// Whether a file exists under the id's name (no content check).
+    pub fn contains(&self, id: &ObjectId) -> Result<bool> {
+        let path = self.path_of(id);
+        match fs::symlink_metadata(&path) {
+            Ok(m) => Ok(m.is_file()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io("stat", &path)(e)),
+        }
+    }
+
+    /// Every object id in the store, shard by shard. Files whose names are
+    /// not object ids are skipped (fsck reports them).
+    pub fn iter(&self) -> Result<Iter> {
+        let mut shards = Vec::new();
+        let rd = fs::read_dir(self.dir()).map_err(Error::io("list", self.dir()))?;
+        for entry in rd {
+            let entry = entry.map_err(Error::io("list", self.dir()))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name != TMP_DIR && is_shard_name(name) {
+                shards.push(name.to_owned());
+            }
+        }
+        shards.sort_unstable();
+        shards.reverse();
+        Ok(Iter { dir: self.dir().to_path_buf(), shards, current: None })
+    }
+
+    /// Ids in one shard directory (`00`..`ff`), sorted.
+    pub fn list_shard(&self, shard: &str) -> Result<Vec<ObjectId>> {
+        let dir = self.dir().join(shard);
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("list", &dir)(e)),
+        };
+        let mut out = Vec::new();
+        for entry in rd {
+            let entry = entry.map_err(Error::io("list", &dir))?;
+            if let Some(id) = id_from_names(shard, &entry.file_name()) {
+                out.push(id);
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// Resolve a unique prefix (4..=64 hex digits) to an id.
+    pub fn resolve_prefix(&self, prefix: &Prefix) -> Result<ObjectId> {
+        if let Some(full) = prefix.as_full() {
+            return if self.contains(&full)? {
+                Ok(full)
+            } else {
+                Err(Error::NotFound(full))
+            };
+        }
+        let matches: Vec<ObjectId> =
+            self.list_shard(prefix.shard())?.into_iter().filter(|id| prefix.matches(id)).collect();
+        match matches.len() {
+            0 => Err(Error::PrefixNotFound(prefix.to_string())),
+            1 => Ok(matches[0]),
+            _ => Err(Error::Ambiguous { prefix: prefix.to_string(), candidates: matches }),
+        }
+    }
+
+    /// Remove an object's file. Returns whether it existed. For GC; beside a
+    /// live writer use [`GcGuard::delete_if_unprotected`](super::GcGuard).
+    pub fn delete(&self, id: &ObjectId) -> Result<bool> {
+        let path = self.path_of(id);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io("delete", &path)(e)),
+        }
+    }
+}
+
+fn is_shard_name(name: &str) -> bool {
+    name.len() == 2 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn id_from_names(shard: &str, file: &std::ffi::OsStr) -> Option<ObjectId> {
+    let rest = file.to_str()?;
+    if rest.len() != ObjectId::HEX_LEN - 2
+        || !rest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return None;
+    }
+    format!("{shard}{rest}").parse().ok()
+}
+
+/// Iterator over every object id; see [`Store::iter`].
+#[derive(Debug)]
+pub struct Iter {
+    dir: PathBuf,
+    shards: Vec<String>,
+    current: Option<(String, ReadDir)>,
+}
+
+impl Iterator for Iter {
+    type Item = Result<ObjectId>;
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some((shard, rd)) = self.current.as_mut() {
+                match rd.next() {
+                    Some(Ok(entry)) => {
+                        if let Some(id) = id_from_names(shard, &entry.file_name()) {
+                            return Some(Ok(id));
+                        }
+                        continue;
+                    }
+                    Some(Err(e)) => {
+                        let path = self.dir.join(shard.as_str());
+                        self.current = None;
+                        return Some(Err(Error::io("list", path)(e)));
+                    }
+                    None => self.current = None,
+                }
+            }
+            let shard = self.shards.pop()?;
+            let path = self.dir.join(&shard);
+            match fs::read_dir(&path) {
+                Ok(rd) => self.current = Some((shard, rd)),
+                // Removed by a concurrent GC after listing: nothing in it.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Some(Err(Error::io("list", &path)(e))),
+            }
+        }
+    }
+}
+
+/// Parse a shard directory name and file name into an id (for fsck and GC).
+pub fn id_from_path(path: &Path) -> Option<ObjectId> {
+    let file = path.file_name()?;
+    let shard = path.parent()?.file_name()?.to_str()?;
+    if !is_shard_name(shard) {
+        return None;
+    }
+    id_from_names(shard, file)
+}
