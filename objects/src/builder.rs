@@ -60,18 +60,26 @@ pub struct TreeBuilder<'a> {
 
 impl std::fmt::Debug for TreeBuilder<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TreeBuilder").field("base", &self.root.base).finish_non_exhaustive()
+        f.debug_struct("TreeBuilder")
+            .field("base", &self.root.base)
+            .finish_non_exhaustive()
     }
 }
 
 fn split_path(path: &str) -> Result<Vec<&str>> {
-    let bad = |reason: String| Error::Path { path: path.to_owned(), reason };
+    let bad = |reason: String| Error::Path {
+        path: path.to_owned(),
+        reason,
+    };
     if path.is_empty() {
         return Err(bad("empty path".into()));
     }
     let comps: Vec<&str> = path.split('/').collect();
     if comps.len() > MAX_DEPTH {
-        return Err(bad(format!("{} components; at most {MAX_DEPTH} are allowed", comps.len())));
+        return Err(bad(format!(
+            "{} components; at most {MAX_DEPTH} are allowed",
+            comps.len()
+        )));
     }
     for c in &comps {
         validate_name(c.as_bytes()).map_err(|e| bad(e.to_string()))?;
@@ -88,7 +96,11 @@ impl<'a> TreeBuilder<'a> {
     pub fn new(store: &'a Store, arena: &'a Bump, base: Option<ObjectId>) -> Result<Self> {
         let root = match base {
             Some(id) => load(store, arena, id)?,
-            None => arena.alloc(Dir { base: None, dirty: true, entries: BVec::new_in(arena) }),
+            None => arena.alloc(Dir {
+                base: None,
+                dirty: true,
+                entries: BVec::new_in(arena),
+            }),
         };
         Ok(TreeBuilder { store, arena, root })
     }
@@ -96,7 +108,12 @@ impl<'a> TreeBuilder<'a> {
     /// Walk to the directory holding the last component. With `create`,
     /// missing directories are made and every directory on the way is
     /// marked dirty.
-    fn parent_of(&mut self, comps: &[&str], path: &str, create: bool) -> Result<Option<&mut Dir<'a>>> {
+    fn parent_of(
+        &mut self,
+        comps: &[&str],
+        path: &str,
+        create: bool,
+    ) -> Result<Option<&mut Dir<'a>>> {
         let (store, arena) = (self.store, self.arena);
         let mut cur: &mut Dir<'a> = &mut *self.root;
         if create {
@@ -107,8 +124,18 @@ impl<'a> TreeBuilder<'a> {
                 Ok(i) => i,
                 Err(_) if !create => return Ok(None),
                 Err(i) => {
-                    let dir = arena.alloc(Dir { base: None, dirty: true, entries: BVec::new_in(arena) });
-                    cur.entries.insert(i, Slot { name: arena.alloc_str(comp), node: Node::Dir(dir) });
+                    let dir = arena.alloc(Dir {
+                        base: None,
+                        dirty: true,
+                        entries: BVec::new_in(arena),
+                    });
+                    cur.entries.insert(
+                        i,
+                        Slot {
+                            name: arena.alloc_str(comp),
+                            node: Node::Dir(dir),
+                        },
+                    );
                     i
                 }
             };
@@ -136,13 +163,28 @@ impl<'a> TreeBuilder<'a> {
     /// What is at `path`, if anything.
     pub fn get(&mut self, path: &str) -> Result<Option<Lookup>> {
         let comps = split_path(path)?;
-        let Some(dir) = self.parent_of(&comps, path, false)? else { return Ok(None) };
-        let Some(last) = comps.last() else { return Ok(None) };
-        Ok(find(&dir.entries, last).ok().map(|i| match &dir.entries[i].node {
-            Node::Blob(id) => Lookup { kind: Kind::Blob, id: Some(*id) },
-            Node::Tree(id) => Lookup { kind: Kind::Tree, id: Some(*id) },
-            Node::Dir(d) => Lookup { kind: Kind::Tree, id: if d.dirty { None } else { d.base } },
-        }))
+        let Some(dir) = self.parent_of(&comps, path, false)? else {
+            return Ok(None);
+        };
+        let Some(last) = comps.last() else {
+            return Ok(None);
+        };
+        Ok(find(&dir.entries, last)
+            .ok()
+            .map(|i| match &dir.entries[i].node {
+                Node::Blob(id) => Lookup {
+                    kind: Kind::Blob,
+                    id: Some(*id),
+                },
+                Node::Tree(id) => Lookup {
+                    kind: Kind::Tree,
+                    id: Some(*id),
+                },
+                Node::Dir(d) => Lookup {
+                    kind: Kind::Tree,
+                    id: if d.dirty { None } else { d.base },
+                },
+            }))
     }
 
     /// Put a blob or tree at `path`, creating directories as needed and
@@ -164,12 +206,23 @@ impl<'a> TreeBuilder<'a> {
         }
         let arena = self.arena;
         let Some(dir) = self.parent_of(&comps, path, true)? else {
-            return Err(Error::Path { path: path.to_owned(), reason: "parent missing".into() });
+            return Err(Error::Path {
+                path: path.to_owned(),
+                reason: "parent missing".into(),
+            });
         };
-        let Some(last) = comps.last() else { return Ok(()) };
+        let Some(last) = comps.last() else {
+            return Ok(());
+        };
         match find(&dir.entries, last) {
             Ok(i) => dir.entries[i].node = node,
-            Err(i) => dir.entries.insert(i, Slot { name: arena.alloc_str(last), node }),
+            Err(i) => dir.entries.insert(
+                i,
+                Slot {
+                    name: arena.alloc_str(last),
+                    node,
+                },
+            ),
         }
         Ok(())
     }
@@ -181,8 +234,12 @@ impl<'a> TreeBuilder<'a> {
         if self.get(path)?.is_none() {
             return Ok(false);
         }
-        let Some(dir) = self.parent_of(&comps, path, true)? else { return Ok(false) };
-        let Some(last) = comps.last() else { return Ok(false) };
+        let Some(dir) = self.parent_of(&comps, path, true)? else {
+            return Ok(false);
+        };
+        let Some(last) = comps.last() else {
+            return Ok(false);
+        };
         match find(&dir.entries, last) {
             Ok(i) => {
                 dir.entries.remove(i);
@@ -217,10 +274,21 @@ fn load<'a>(store: &Store, arena: &'a Bump, id: ObjectId) -> Result<&'a mut Dir<
     let tree = obj.tree()?;
     let mut entries = BVec::with_capacity_in(tree.entries.len(), arena);
     for e in &tree.entries {
-        let node = if e.kind == Kind::Tree { Node::Tree(e.id) } else { Node::Blob(e.id) };
-        entries.push(Slot { name: arena.alloc_str(e.name), node });
+        let node = if e.kind == Kind::Tree {
+            Node::Tree(e.id)
+        } else {
+            Node::Blob(e.id)
+        };
+        entries.push(Slot {
+            name: arena.alloc_str(e.name),
+            node,
+        });
     }
-    Ok(arena.alloc(Dir { base: Some(id), dirty: false, entries }))
+    Ok(arena.alloc(Dir {
+        base: Some(id),
+        dirty: false,
+        entries,
+    }))
 }
 
 fn write_dir(dir: &Dir<'_>, batch: &mut Batch, is_root: bool) -> Result<Option<ObjectId>> {

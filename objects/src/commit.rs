@@ -94,20 +94,28 @@ impl<'a> CommitRef<'a> {
             let key = c.take(key_len, "meta key")?;
             let key = std::str::from_utf8(key)
                 .map_err(|_| c.err_at(at, "meta key is not valid UTF-8"))?;
-            if let Some((prev, _)) = meta.last() {
-                if prev.as_bytes() >= key.as_bytes() {
-                    return Err(c.err_at(
-                        at,
-                        format!("meta key {key:?} is not strictly after {prev:?}"),
-                    ));
-                }
+            if let Some((prev, _)) = meta.last()
+                && prev.as_bytes() >= key.as_bytes()
+            {
+                return Err(c.err_at(
+                    at,
+                    format!("meta key {key:?} is not strictly after {prev:?}"),
+                ));
             }
             let len = c.u32("meta value length")? as usize;
             let value = c.take(len, "meta value")?;
             meta.push((key, value));
         }
         c.finish()?;
-        Ok(CommitRef { tree, parents, timestamp, author, message, branch, meta })
+        Ok(CommitRef {
+            tree,
+            parents,
+            timestamp,
+            author,
+            message,
+            branch,
+            meta,
+        })
     }
 
     /// Look up a metadata value.
@@ -137,7 +145,11 @@ impl<'a> CommitRef<'a> {
             author: self.author.to_owned(),
             message: self.message.to_owned(),
             branch: self.branch.to_owned(),
-            meta: self.meta.iter().map(|(k, v)| ((*k).to_owned(), v.to_vec())).collect(),
+            meta: self
+                .meta
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
+                .collect(),
         }
     }
 
@@ -158,7 +170,11 @@ impl<'a> CommitRef<'a> {
 }
 
 fn check(field: &'static str, len: usize, max: u64) -> Result<(), EncodeError> {
-    if len as u64 > max { Err(EncodeError { field, len, max }) } else { Ok(()) }
+    if len as u64 > max {
+        Err(EncodeError { field, len, max })
+    } else {
+        Ok(())
+    }
 }
 
 fn encode_into<'m>(
@@ -224,13 +240,18 @@ impl Commit {
             author: &self.author,
             message: &self.message,
             branch: &self.branch,
-            meta: self.meta.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect(),
+            meta: self
+                .meta
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_slice()))
+                .collect(),
         }
     }
 
     /// Set a metadata value from its text form.
     pub fn set_meta(&mut self, key: &str, value: impl ToString) {
-        self.meta.insert(key.to_owned(), value.to_string().into_bytes());
+        self.meta
+            .insert(key.to_owned(), value.to_string().into_bytes());
     }
 }
 

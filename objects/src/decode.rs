@@ -71,7 +71,11 @@ impl<'a> Cursor<'a> {
 
     /// An error at `offset`.
     pub fn err_at(&self, offset: usize, reason: impl Into<String>) -> DecodeError {
-        DecodeError { what: self.what, offset, reason: reason.into() }
+        DecodeError {
+            what: self.what,
+            offset,
+            reason: reason.into(),
+        }
     }
 
     /// Take `n` bytes.
@@ -133,7 +137,10 @@ impl<'a> Cursor<'a> {
         if n.saturating_mul(min_item.max(1)) > self.remaining() {
             return Err(self.err_at(
                 at,
-                format!("{field} {n} cannot fit in the {} remaining bytes", self.remaining()),
+                format!(
+                    "{field} {n} cannot fit in the {} remaining bytes",
+                    self.remaining()
+                ),
             ));
         }
         Ok(n)
@@ -144,9 +151,8 @@ impl<'a> Cursor<'a> {
         let len = self.u32(field)? as usize;
         let at = self.pos;
         let bytes = self.take(len, field)?;
-        std::str::from_utf8(bytes).map_err(|e| {
-            self.err_at(at + e.valid_up_to(), format!("{field} is not valid UTF-8"))
-        })
+        std::str::from_utf8(bytes)
+            .map_err(|e| self.err_at(at + e.valid_up_to(), format!("{field} is not valid UTF-8")))
     }
 
     /// Fail unless every byte was consumed.

@@ -68,7 +68,10 @@ pub enum Error {
     #[error("no object id starts with {0}")]
     PrefixNotFound(String),
     /// More than one object id starts with this prefix.
-    #[error("object id prefix {prefix} is ambiguous; candidates: {}", list(candidates))]
+    #[error(
+        "object id prefix {prefix} is ambiguous; candidates: {}",
+        list(candidates)
+    )]
     Ambiguous {
         /// The prefix.
         prefix: String,
@@ -105,11 +108,17 @@ pub enum Error {
 }
 
 fn list(ids: &[ObjectId]) -> String {
-    ids.iter().map(|i| i.to_hex()).collect::<Vec<_>>().join(", ")
+    ids.iter()
+        .map(|i| i.to_hex())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Error {
-    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(io::Error) -> Error {
         let path = path.into();
         move |source| Error::Io { op, path, source }
     }

@@ -117,7 +117,11 @@ fn hex_val(c: u8) -> Option<u8> {
 fn check_hex(s: &str) -> Result<(), ParseIdError> {
     for (pos, ch) in s.char_indices() {
         if !ch.is_ascii_hexdigit() {
-            return Err(ParseIdError::NotHex { input: s.to_owned(), ch, pos });
+            return Err(ParseIdError::NotHex {
+                input: s.to_owned(),
+                ch,
+                pos,
+            });
         }
     }
     Ok(())
@@ -197,7 +201,9 @@ impl FromStr for Prefix {
                 found: s.len(),
             });
         }
-        Ok(Prefix { hex: s.to_ascii_lowercase() })
+        Ok(Prefix {
+            hex: s.to_ascii_lowercase(),
+        })
     }
 }
 
@@ -244,17 +250,26 @@ mod tests {
 
     #[test]
     fn id_mixes_kind_and_length() {
-        assert_ne!(ObjectId::compute(Kind::Blob, b"x"), ObjectId::compute(Kind::Tree, b"x"));
+        assert_ne!(
+            ObjectId::compute(Kind::Blob, b"x"),
+            ObjectId::compute(Kind::Tree, b"x")
+        );
         let mut h = blake3::Hasher::new();
         h.update(&[1]);
         h.update(&5u64.to_le_bytes());
         h.update(b"hello");
-        assert_eq!(ObjectId::compute(Kind::Blob, b"hello").as_bytes(), h.finalize().as_bytes());
+        assert_eq!(
+            ObjectId::compute(Kind::Blob, b"hello").as_bytes(),
+            h.finalize().as_bytes()
+        );
     }
 
     #[test]
     fn bad_ids_are_rejected_with_reason() {
-        assert!(matches!("abc".parse::<ObjectId>(), Err(ParseIdError::Length { .. })));
+        assert!(matches!(
+            "abc".parse::<ObjectId>(),
+            Err(ParseIdError::Length { .. })
+        ));
         let e = "zz".repeat(32).parse::<ObjectId>();
         assert!(matches!(e, Err(ParseIdError::NotHex { pos: 0, .. })));
         assert!("abc".parse::<Prefix>().is_err());
@@ -265,9 +280,15 @@ mod tests {
     #[test]
     fn prefix_matches() {
         let id = ObjectId::compute(Kind::Blob, b"hello");
-        let p: Prefix = id.to_hex()[..7].to_uppercase().parse().unwrap_or_else(|e| panic!("{e}"));
+        let p: Prefix = id.to_hex()[..7]
+            .to_uppercase()
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(p.matches(&id));
         assert_eq!(p.shard(), &id.to_hex()[..2]);
-        assert!(!"0000000".parse::<Prefix>().is_ok_and(|p| p.matches(&id)) || id.to_hex().starts_with("0000000"));
+        assert!(
+            !"0000000".parse::<Prefix>().is_ok_and(|p| p.matches(&id))
+                || id.to_hex().starts_with("0000000")
+        );
     }
 }

@@ -21,12 +21,14 @@ pub mod store;
 pub mod tree;
 
 pub use builder::{Lookup, TreeBuilder};
+pub use bumpalo::Bump;
 pub use commit::{Commit, CommitRef};
 pub use decode::DecodeError;
 pub use error::{Error, Result};
 pub use id::{IdHasher, ObjectId, ParseIdError, Prefix};
 pub use kind::{Kind, ParseKindError};
 pub use name::{MAX_NAME_LEN, NameError, validate_name};
-pub use store::{Batch, BatchStats, Durability, GcGuard, Object, Options, Pinned, Stat, Store, SweepOutcome};
+pub use store::{
+    Batch, BatchStats, Durability, GcGuard, Object, Options, Pinned, Stat, Store, SweepOutcome,
+};
 pub use tree::{Entry, EntryRef, Tree, TreeRef};
-pub use bumpalo::Bump;

@@ -43,7 +43,10 @@ pub fn validate_name(name: &[u8]) -> Result<&str, NameError> {
         return Err(NameError::Reserved(s.to_owned()));
     }
     if let Some(ch) = s.chars().find(|c| *c == '/' || *c == '\0') {
-        return Err(NameError::BadChar { name: s.to_owned(), ch });
+        return Err(NameError::BadChar {
+            name: s.to_owned(),
+            ch,
+        });
     }
     Ok(s)
 }
@@ -60,8 +63,14 @@ mod tests {
         assert_eq!(validate_name(b""), Err(NameError::Empty));
         assert!(matches!(validate_name(b"."), Err(NameError::Reserved(_))));
         assert!(matches!(validate_name(b".."), Err(NameError::Reserved(_))));
-        assert!(matches!(validate_name(b"a/b"), Err(NameError::BadChar { ch: '/', .. })));
-        assert!(matches!(validate_name(b"a\0b"), Err(NameError::BadChar { ch: '\0', .. })));
+        assert!(matches!(
+            validate_name(b"a/b"),
+            Err(NameError::BadChar { ch: '/', .. })
+        ));
+        assert!(matches!(
+            validate_name(b"a\0b"),
+            Err(NameError::BadChar { ch: '\0', .. })
+        ));
         assert_eq!(validate_name(&[0xff]), Err(NameError::NotUtf8));
         assert!(validate_name(&[b'x'; 255]).is_ok());
         assert_eq!(validate_name(&[b'x'; 256]), Err(NameError::TooLong(256)));

@@ -87,15 +87,15 @@ impl<'a> TreeRef<'a> {
             let name_len = usize::from(c.u8("name length")?);
             let name_at = c.pos();
             let raw = c.take(name_len, "entry name")?;
-            let name = validate_name(raw)
-                .map_err(|e| c.err_at(name_at, format!("entry {i}: {e}")))?;
-            if let Some(p) = prev {
-                if p.as_bytes() >= name.as_bytes() {
-                    return Err(c.err_at(
-                        name_at,
-                        format!("entry {name:?} is not strictly after {p:?}"),
-                    ));
-                }
+            let name =
+                validate_name(raw).map_err(|e| c.err_at(name_at, format!("entry {i}: {e}")))?;
+            if let Some(p) = prev
+                && p.as_bytes() >= name.as_bytes()
+            {
+                return Err(c.err_at(
+                    name_at,
+                    format!("entry {name:?} is not strictly after {p:?}"),
+                ));
             }
             let id = c.id("entry id")?;
             entries.push(EntryRef { kind, name, id });
@@ -115,7 +115,10 @@ impl<'a> TreeRef<'a> {
 
     /// Encode (canonical: equals the input of a successful `decode`).
     pub fn encode(&self) -> Vec<u8> {
-        encode_entries(self.entries.iter().map(|e| (e.kind, e.name, e.id)), self.entries.len())
+        encode_entries(
+            self.entries.iter().map(|e| (e.kind, e.name, e.id)),
+            self.entries.len(),
+        )
     }
 
     /// An owned copy.
@@ -124,7 +127,11 @@ impl<'a> TreeRef<'a> {
             entries: self
                 .entries
                 .iter()
-                .map(|e| Entry { kind: e.kind, name: e.name.to_owned(), id: e.id })
+                .map(|e| Entry {
+                    kind: e.kind,
+                    name: e.name.to_owned(),
+                    id: e.id,
+                })
                 .collect(),
         }
     }
@@ -157,7 +164,10 @@ impl Tree {
         for e in &entries {
             validate_name(e.name.as_bytes())?;
             if e.kind == Kind::Commit {
-                return Err(TreeError::BadKind { name: e.name.clone(), kind: e.kind });
+                return Err(TreeError::BadKind {
+                    name: e.name.clone(),
+                    kind: e.kind,
+                });
             }
         }
         entries.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
@@ -191,7 +201,11 @@ mod tests {
     use super::*;
 
     fn e(name: &str, kind: Kind) -> Entry {
-        Entry { kind, name: name.into(), id: ObjectId::compute(Kind::Blob, name.as_bytes()) }
+        Entry {
+            kind,
+            name: name.into(),
+            id: ObjectId::compute(Kind::Blob, name.as_bytes()),
+        }
     }
 
     #[test]

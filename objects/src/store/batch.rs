@@ -5,9 +5,9 @@ use std::collections::HashSet;
 use std::io::Read;
 use std::path::PathBuf;
 
-use super::write::{Existing, TempFile};
 #[cfg(not(target_os = "linux"))]
 use super::write::sync_dir;
+use super::write::{Existing, TempFile};
 use super::{Durability, Pinned, Store};
 use crate::error::{Error, Result};
 use crate::{Kind, ObjectId};
@@ -38,7 +38,14 @@ pub struct BatchStats {
 impl Batch {
     pub(crate) fn new(store: Store, durability: Durability) -> Self {
         let pinned = Pinned::new(store.inner.pins.clone());
-        Batch { store, durability, staged: Vec::new(), seen: HashSet::new(), pinned, deduped: 0 }
+        Batch {
+            store,
+            durability,
+            staged: Vec::new(),
+            seen: HashSet::new(),
+            pinned,
+            deduped: 0,
+        }
     }
 
     fn sync_each(&self) -> bool {
@@ -58,7 +65,9 @@ impl Batch {
 
     /// Stage an object streamed from `reader` (exactly `len` bytes).
     pub fn put_reader(&mut self, kind: Kind, len: u64, mut reader: impl Read) -> Result<ObjectId> {
-        let (id, tmp) = self.store.write_temp_stream(kind, len, &mut reader, self.sync_each())?;
+        let (id, tmp) = self
+            .store
+            .write_temp_stream(kind, len, &mut reader, self.sync_each())?;
         if self.admit(id)? {
             self.staged.push((id, tmp));
         }
@@ -90,9 +99,13 @@ impl Batch {
     /// already promoted stay (unreferenced, for GC to collect) and the rest
     /// are removed; nothing should be treated as written.
     pub fn commit(mut self) -> Result<(Pinned, BatchStats)> {
-        let stats = BatchStats { written: self.staged.len(), deduped: self.deduped };
+        let stats = BatchStats {
+            written: self.staged.len(),
+            deduped: self.deduped,
+        };
         let staged = std::mem::take(&mut self.staged);
-        let pinned = std::mem::replace(&mut self.pinned, Pinned::new(self.store.inner.pins.clone()));
+        let pinned =
+            std::mem::replace(&mut self.pinned, Pinned::new(self.store.inner.pins.clone()));
         if staged.is_empty() {
             return Ok((pinned, stats));
         }
@@ -148,6 +161,8 @@ impl Batch {
 #[cfg(target_os = "linux")]
 pub(crate) fn syncfs(path: &std::path::Path) -> Result<()> {
     let f = std::fs::File::open(path).map_err(Error::io("open directory", path))?;
-    rustix::fs::syncfs(&f).map_err(|e| Error::Sync { path: PathBuf::from(path), source: e.into() })
+    rustix::fs::syncfs(&f).map_err(|e| Error::Sync {
+        path: PathBuf::from(path),
+        source: e.into(),
+    })
 }
-

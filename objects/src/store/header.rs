@@ -56,7 +56,12 @@ pub struct Header {
 impl Header {
     /// A raw-codec header for a payload of `len` bytes.
     pub fn raw(kind: Kind, len: u64, id: ObjectId) -> Self {
-        Header { kind, payload_len: len, id, stored_len: len }
+        Header {
+            kind,
+            payload_len: len,
+            id,
+            stored_len: len,
+        }
     }
 
     /// The 56 header bytes.
@@ -99,19 +104,28 @@ impl Header {
         }
         let id = ObjectId::from_slice(&h[OFF_ID..OFF_STORED_LEN])
             .ok_or_else(|| "header id field has the wrong size".to_owned())?;
-        Ok(Header { kind, payload_len, id, stored_len })
+        Ok(Header {
+            kind,
+            payload_len,
+            id,
+            stored_len,
+        })
     }
 
     /// The exact length of a file holding this header; `None` on overflow.
     pub fn file_len(&self) -> Option<u64> {
-        self.stored_len.checked_add((HEADER_LEN + TRAILER_LEN) as u64)
+        self.stored_len
+            .checked_add((HEADER_LEN + TRAILER_LEN) as u64)
     }
 
     /// Check the header against the id the file is stored under and the
     /// file's actual length.
     pub fn check(&self, expected: &ObjectId, actual_len: u64) -> Result<(), String> {
         if self.id != *expected {
-            return Err(format!("header names object {} but the file is stored as {expected}", self.id));
+            return Err(format!(
+                "header names object {} but the file is stored as {expected}",
+                self.id
+            ));
         }
         match self.file_len() {
             Some(l) if l == actual_len => Ok(()),
@@ -132,7 +146,10 @@ fn read_u64(b: &[u8]) -> u64 {
 /// Parse a whole loose object file held in memory: header, lengths, id,
 /// CRC. Returns the header and the payload's byte range. Does not recompute
 /// BLAKE3.
-pub fn parse_file(bytes: &[u8], expected: Option<&ObjectId>) -> Result<(Header, Range<usize>), String> {
+pub fn parse_file(
+    bytes: &[u8],
+    expected: Option<&ObjectId>,
+) -> Result<(Header, Range<usize>), String> {
     if bytes.len() < MIN_FILE_LEN {
         return Err(format!(
             "file is {} bytes, shorter than the {MIN_FILE_LEN}-byte minimum",
@@ -149,7 +166,9 @@ pub fn parse_file(bytes: &[u8], expected: Option<&ObjectId>) -> Result<(Header, 
     let stored = u32::from_le_bytes(crc);
     let actual = crc32fast::hash(&bytes[..end]);
     if stored != actual {
-        return Err(format!("CRC mismatch: stored {stored:08x}, computed {actual:08x}"));
+        return Err(format!(
+            "CRC mismatch: stored {stored:08x}, computed {actual:08x}"
+        ));
     }
     Ok((header, HEADER_LEN..end))
 }

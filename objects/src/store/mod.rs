@@ -25,8 +25,8 @@ pub use batch::{Batch, BatchStats};
 pub use pins::{GcGuard, Pinned, SweepOutcome};
 pub use read::{Data, Iter, Object, Stat, id_from_path};
 
-use crate::error::{Error, Result};
 use crate::ObjectId;
+use crate::error::{Error, Result};
 
 /// Objects at least this large are read through mmap instead of into a
 /// buffer.
@@ -86,10 +86,8 @@ impl Store {
         let created = !dir.exists();
         fs::create_dir_all(&tmp).map_err(Error::io("create directory", &tmp))?;
         write::sync_dir(dir)?;
-        if created {
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                write::sync_dir(parent)?;
-            }
+        if created && let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            write::sync_dir(parent)?;
         }
         Store::open(dir, options)
     }

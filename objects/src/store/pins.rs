@@ -20,8 +20,8 @@ use std::time::SystemTime;
 use parking_lot::{Mutex, MutexGuard};
 
 use super::Store;
-use crate::error::{Error, Result};
 use crate::ObjectId;
+use crate::error::{Error, Result};
 
 #[derive(Debug, Default)]
 struct State {
@@ -88,7 +88,10 @@ pub struct Pinned {
 
 impl Pinned {
     pub(crate) fn new(pins: Pins) -> Self {
-        Pinned { pins, ids: Vec::new() }
+        Pinned {
+            pins,
+            ids: Vec::new(),
+        }
     }
 
     pub(crate) fn push(&mut self, id: ObjectId) {
@@ -143,7 +146,10 @@ impl Store {
         }
         let pinned: Vec<ObjectId> = st.counts.keys().copied().collect();
         st.protect = Some(pinned.iter().copied().collect());
-        Ok(GcGuard { store: self.clone(), pinned_at_start: pinned })
+        Ok(GcGuard {
+            store: self.clone(),
+            pinned_at_start: pinned,
+        })
     }
 }
 

@@ -66,19 +66,29 @@ impl Object {
     /// Decode as a tree (errors name the object).
     pub fn tree(&self) -> Result<TreeRef<'_>> {
         self.expect(Kind::Tree)?;
-        TreeRef::decode(&self.data).map_err(|source| Error::Decode { id: self.id, source })
+        TreeRef::decode(&self.data).map_err(|source| Error::Decode {
+            id: self.id,
+            source,
+        })
     }
 
     /// Decode as a commit (errors name the object).
     pub fn commit(&self) -> Result<CommitRef<'_>> {
         self.expect(Kind::Commit)?;
-        CommitRef::decode(&self.data).map_err(|source| Error::Decode { id: self.id, source })
+        CommitRef::decode(&self.data).map_err(|source| Error::Decode {
+            id: self.id,
+            source,
+        })
     }
 
     /// Fail with [`Error::WrongKind`] unless the object is of `kind`.
     pub fn expect(&self, kind: Kind) -> Result<()> {
         if self.kind != kind {
-            return Err(Error::WrongKind { id: self.id, expected: kind, actual: self.kind });
+            return Err(Error::WrongKind {
+                id: self.id,
+                expected: kind,
+                actual: self.kind,
+            });
         }
         Ok(())
     }
@@ -97,7 +107,11 @@ pub struct Stat {
 
 impl Store {
     fn corrupt(&self, id: &ObjectId, reason: impl Into<String>) -> Error {
-        Error::Corrupt { id: *id, path: self.path_of(id), reason: reason.into() }
+        Error::Corrupt {
+            id: *id,
+            path: self.path_of(id),
+            reason: reason.into(),
+        }
     }
 
     fn open_object(&self, id: &ObjectId) -> Result<(File, PathBuf, u64)> {
@@ -135,7 +149,8 @@ impl Store {
         }
         let (repr, range, kind) = if len - (MIN_FILE_LEN as u64) < MMAP_THRESHOLD {
             let mut buf = Vec::with_capacity(len as usize);
-            file.read_to_end(&mut buf).map_err(Error::io("read", &path))?;
+            file.read_to_end(&mut buf)
+                .map_err(Error::io("read", &path))?;
             let (h, range) = header::parse_file(&buf, Some(id)).map_err(|r| self.corrupt(id, r))?;
             (Repr::Owned(Arc::new(buf)), range, h.kind)
         } else {
@@ -150,7 +165,11 @@ impl Store {
                 return Err(self.corrupt(id, format!("content hashes to {actual}")));
             }
         }
-        Ok(Object { id: *id, kind, data })
+        Ok(Object {
+            id: *id,
+            kind,
+            data,
+        })
     }
 
     /// Kind and size from the header, without reading the payload. Checks
@@ -160,13 +179,19 @@ impl Store {
         let mut h = [0u8; HEADER_LEN];
         if let Err(e) = file.read_exact(&mut h) {
             if e.kind() == io::ErrorKind::UnexpectedEof {
-                return Err(self.corrupt(id, format!("file is {len} bytes, shorter than its header")));
+                return Err(
+                    self.corrupt(id, format!("file is {len} bytes, shorter than its header"))
+                );
             }
             return Err(Error::io("read", &path)(e));
         }
         let header = Header::decode(&h).map_err(|r| self.corrupt(id, r))?;
         header.check(id, len).map_err(|r| self.corrupt(id, r))?;
-        Ok(Stat { kind: header.kind, size: header.payload_len, file_len: len })
+        Ok(Stat {
+            kind: header.kind,
+            size: header.payload_len,
+            file_len: len,
+        })
     }
 
     /// Whether a file exists under the id's name (no content check).
@@ -194,7 +219,11 @@ impl Store {
         }
         shards.sort_unstable();
         shards.reverse();
-        Ok(Iter { dir: self.dir().to_path_buf(), shards, current: None })
+        Ok(Iter {
+            dir: self.dir().to_path_buf(),
+            shards,
+            current: None,
+        })
     }
 
     /// Ids in one shard directory (`00`..`ff`), sorted.
@@ -225,12 +254,18 @@ impl Store {
                 Err(Error::NotFound(full))
             };
         }
-        let matches: Vec<ObjectId> =
-            self.list_shard(prefix.shard())?.into_iter().filter(|id| prefix.matches(id)).collect();
+        let matches: Vec<ObjectId> = self
+            .list_shard(prefix.shard())?
+            .into_iter()
+            .filter(|id| prefix.matches(id))
+            .collect();
         match matches.len() {
             0 => Err(Error::PrefixNotFound(prefix.to_string())),
             1 => Ok(matches[0]),
-            _ => Err(Error::Ambiguous { prefix: prefix.to_string(), candidates: matches }),
+            _ => Err(Error::Ambiguous {
+                prefix: prefix.to_string(),
+                candidates: matches,
+            }),
         }
     }
 

@@ -56,7 +56,13 @@ impl Store {
             let n = self.inner.tmp_counter.fetch_add(1, Ordering::Relaxed);
             let path = self.inner.tmp.join(format!("obj-{pid}-{n}.tmp"));
             match OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(file) => return Ok(TempFile { path, file: Some(file), promoted: false }),
+                Ok(file) => {
+                    return Ok(TempFile {
+                        path,
+                        file: Some(file),
+                        promoted: false,
+                    });
+                }
                 // A leftover from an earlier process with the same pid.
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(Error::io("create temp file", &path)(e)),
@@ -83,7 +89,8 @@ impl Store {
         }
         match Header::decode(&h).and_then(|hd| hd.check(id, len)) {
             Ok(()) => {
-                file.set_modified(SystemTime::now()).map_err(Error::io("freshen", &path))?;
+                file.set_modified(SystemTime::now())
+                    .map_err(Error::io("freshen", &path))?;
                 Ok(Existing::Valid)
             }
             Err(_) => Ok(Existing::Invalid),
@@ -91,12 +98,22 @@ impl Store {
     }
 
     /// Write a complete object into a new temp file; fsync it if `sync`.
-    pub(crate) fn write_temp(&self, kind: Kind, id: ObjectId, payload: &[u8], sync: bool) -> Result<TempFile> {
+    pub(crate) fn write_temp(
+        &self,
+        kind: Kind,
+        id: ObjectId,
+        payload: &[u8],
+        sync: bool,
+    ) -> Result<TempFile> {
         let mut tmp = self.new_temp()?;
         let path = tmp.path.clone();
-        let file = tmp.file.as_mut().ok_or_else(|| Error::io("write", &path)(io::ErrorKind::Other.into()))?;
+        let file = tmp
+            .file
+            .as_mut()
+            .ok_or_else(|| Error::io("write", &path)(io::ErrorKind::Other.into()))?;
         if payload.len() < 64 * 1024 {
-            file.write_all(&header::encode_file(kind, id, payload)).map_err(Error::io("write", &path))?;
+            file.write_all(&header::encode_file(kind, id, payload))
+                .map_err(Error::io("write", &path))?;
         } else {
             let h = Header::raw(kind, payload.len() as u64, id).encode();
             let mut crc = crc32fast::Hasher::new();
@@ -104,7 +121,8 @@ impl Store {
             crc.update(payload);
             file.write_all(&h).map_err(Error::io("write", &path))?;
             file.write_all(payload).map_err(Error::io("write", &path))?;
-            file.write_all(&crc.finalize().to_le_bytes()).map_err(Error::io("write", &path))?;
+            file.write_all(&crc.finalize().to_le_bytes())
+                .map_err(Error::io("write", &path))?;
         }
         if sync {
             file.sync_data().map_err(Error::sync(&path))?;
@@ -123,7 +141,10 @@ impl Store {
     ) -> Result<(ObjectId, TempFile)> {
         let mut tmp = self.new_temp()?;
         let path = tmp.path.clone();
-        let file = tmp.file.as_mut().ok_or_else(|| Error::io("write", &path)(io::ErrorKind::Other.into()))?;
+        let file = tmp
+            .file
+            .as_mut()
+            .ok_or_else(|| Error::io("write", &path)(io::ErrorKind::Other.into()))?;
         let mut hasher = IdHasher::new(kind, len);
         let mut crc_payload = crc32fast::Hasher::new();
         let mut buf = vec![0u8; 256 * 1024];
@@ -143,19 +164,26 @@ impl Store {
             }
             hasher.update(&buf[..n]);
             crc_payload.update(&buf[..n]);
-            file.write_all_at(&buf[..n], offset).map_err(Error::io("write", &path))?;
+            file.write_all_at(&buf[..n], offset)
+                .map_err(Error::io("write", &path))?;
             offset += n as u64;
         }
         if seen != len {
-            return Err(Error::LengthMismatch { kind, expected: len, actual: seen });
+            return Err(Error::LengthMismatch {
+                kind,
+                expected: len,
+                actual: seen,
+            });
         }
         let id = hasher.finalize();
         let h = Header::raw(kind, len, id).encode();
         let mut crc = crc32fast::Hasher::new();
         crc.update(&h);
         crc.combine(&crc_payload);
-        file.write_all_at(&h, 0).map_err(Error::io("write", &path))?;
-        file.write_all_at(&crc.finalize().to_le_bytes(), offset).map_err(Error::io("write", &path))?;
+        file.write_all_at(&h, 0)
+            .map_err(Error::io("write", &path))?;
+        file.write_all_at(&crc.finalize().to_le_bytes(), offset)
+            .map_err(Error::io("write", &path))?;
         if sync {
             file.sync_data().map_err(Error::sync(&path))?;
         }

@@ -1,0 +1,15 @@
+//! Integration tests for sydra-objects, one module per area of the crate.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+/// The batch writer: visibility, dedup, abort.
+mod batch;
+/// The arena tree builder: structural sharing, removal, abort, model check.
+mod builder;
+/// Shared helpers: temp stores and object counting.
+mod common;
+/// Canonical encodings: proptest round-trips, no panics, non-canonical rejected.
+mod encoding;
+/// Pins and GC sessions: protection of in-flight writes.
+mod pins;
+/// The loose store: write, read, dedup, corruption detection, streaming, prefixes.
+mod store;
