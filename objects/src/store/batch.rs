@@ -140,9 +140,8 @@ impl Batch {
     #[cfg(not(target_os = "linux"))]
     fn commit_batch(&self, staged: Vec<(ObjectId, TempFile)>) -> Result<()> {
         for (_, tmp) in &staged {
-            if let Some(f) = tmp.file.as_ref() {
-                f.sync_data().map_err(Error::sync(&tmp.path))?;
-            }
+            let f = std::fs::File::open(&tmp.path).map_err(Error::io("open", &tmp.path))?;
+            f.sync_data().map_err(Error::sync(&tmp.path))?;
         }
         let mut dirs: Vec<PathBuf> = Vec::new();
         for (id, mut tmp) in staged {

@@ -25,6 +25,7 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 #[derive(Debug)]
 pub(crate) struct TempFile {
     pub(crate) path: PathBuf,
+    /// Open only while being written.
     pub(crate) file: Option<File>,
     pub(crate) promoted: bool,
 }
@@ -127,6 +128,8 @@ impl Store {
         if sync {
             file.sync_data().map_err(Error::sync(&path))?;
         }
+        // Close now: a batch may stage far more files than the fd limit.
+        tmp.file = None;
         Ok(tmp)
     }
 
@@ -147,7 +150,7 @@ impl Store {
             .ok_or_else(|| Error::io("write", &path)(io::ErrorKind::Other.into()))?;
         let mut hasher = IdHasher::new(kind, len);
         let mut crc_payload = crc32fast::Hasher::new();
-        let mut buf = vec![0u8; 256 * 1024];
+        let mut buf = vec![0u8; len.saturating_add(1).min(256 * 1024) as usize];
         let mut seen: u64 = 0;
         let mut limited = reader.take(len.saturating_add(1));
         let mut offset = HEADER_LEN as u64;
@@ -187,6 +190,7 @@ impl Store {
         if sync {
             file.sync_data().map_err(Error::sync(&path))?;
         }
+        tmp.file = None;
         Ok((id, tmp))
     }
 
