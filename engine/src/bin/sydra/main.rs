@@ -1,1 +1,114 @@
-fn main() {}
+//! `sydra`: the admin command for a Sydra data directory.
+//!
+//! Exit status: 0 success; 1 a failed check (fsck problems, an invalid ref
+//! name, a missing object for `cat-file -e`) or an operation that failed;
+//! 2 a usage error. Errors are one sentence on stderr.
+
+mod demo;
+mod engine_cmds;
+mod plumbing;
+mod util;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::util::Usage;
+
+/// Sydra: a content-addressed, versioned storage engine for time series.
+#[derive(Debug, Parser)]
+#[command(name = "sydra", version, about, propagate_version = true)]
+struct Cli {
+    /// The data directory [default: $SYDRA_DIR, else ./sydra-data; for
+    /// `demo`, ./sydra-demo].
+    #[arg(long, global = true, env = "SYDRA_DIR", hide_env_values = true)]
+    dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a data directory (idempotent).
+    Init,
+    /// Compute object ids, and with -w store the objects.
+    HashObject(plumbing::HashObject),
+    /// Show an object's kind, size or content, or test that it exists.
+    CatFile(plumbing::CatFile),
+    /// List a tree (given as a tree, commit or ref).
+    LsTree(plumbing::LsTree),
+    /// Set or delete a ref, optionally only if it has an expected value.
+    UpdateRef(plumbing::UpdateRef),
+    /// List refs as "<id> <refname>".
+    ShowRef,
+    /// Check that a name is a valid full ref name (exit 0) or not (exit 1).
+    CheckRefFormat(plumbing::CheckRefFormat),
+    /// Write-ahead log commands.
+    #[command(subcommand)]
+    Wal(engine_cmds::WalCommand),
+    /// Commit the WAL's durable ranges to refs/heads/main; print the commit id.
+    Checkpoint(engine_cmds::CheckpointArgs),
+    /// Point refs/snapshots/NAME at the head (default NAME: the UTC time).
+    Snapshot {
+        /// Snapshot name.
+        name: Option<String>,
+    },
+    /// Create refs/heads/NAME at FROM (default: refs/heads/main).
+    Branch {
+        /// Branch name.
+        name: String,
+        /// A ref or commit.
+        from: Option<String>,
+    },
+    /// Show the first-parent history of a ref or commit.
+    Log(engine_cmds::LogArgs),
+    /// Stream WAL records not yet applied, in seq order.
+    Replay(engine_cmds::ReplayArgs),
+    /// The main job: an embedded time-series workload, end to end.
+    Demo(demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            if util::is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("sydra: {}", util::sentence(&e));
+            ExitCode::from(if e.is::<Usage>() { 2 } else { 1 })
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<u8> {
+    if let Command::Demo(a) = cli.command {
+        return demo::demo(&cli.dir.unwrap_or_else(|| PathBuf::from("sydra-demo")), a);
+    }
+    let dir = cli.dir.unwrap_or_else(|| PathBuf::from("sydra-data"));
+    match cli.command {
+        Command::Init => plumbing::init(&dir),
+        Command::HashObject(a) => plumbing::hash_object(&dir, a),
+        Command::CatFile(a) => plumbing::cat_file(&dir, a),
+        Command::LsTree(a) => plumbing::ls_tree(&dir, a),
+        Command::UpdateRef(a) => plumbing::update_ref(&dir, a),
+        Command::ShowRef => plumbing::show_ref(&dir),
+        Command::CheckRefFormat(a) => plumbing::check_ref_format(a),
+        Command::Wal(c) => engine_cmds::wal(&dir, c),
+        Command::Checkpoint(a) => engine_cmds::checkpoint(&dir, a),
+        Command::Snapshot { name } => engine_cmds::snapshot(&dir, name),
+        Command::Branch { name, from } => engine_cmds::branch(&dir, name, from),
+        Command::Log(a) => engine_cmds::log(&dir, a),
+        Command::Replay(a) => engine_cmds::replay(&dir, a),
+        Command::Demo(_) => Ok(0),
+    }
+}

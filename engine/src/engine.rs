@@ -1,0 +1,465 @@
+//! The engine: one writer process per data directory, the WAL, checkpoint
+//! commits on `refs/heads/main`, snapshots, branches and replay.
+//!
+//! Guarantees:
+//! - Only one process opens a directory as an engine (`LOCK`, held with
+//!   `File::lock`); a second gets [`Error::Locked`] naming the holder's pid.
+//! - Open removes temp files left by dead processes and stale ref locks,
+//!   repairs a torn WAL tail, and says what it did in [`OpenReport`].
+//! - A checkpoint's objects (chunk blobs, trees, the commit) are durable
+//!   (one batch) before `refs/heads/main` moves, by compare-and-swap.
+//! - A failed sync anywhere poisons the engine: later writes fail with
+//!   [`Error::Poisoned`] until the directory is reopened, because after a
+//!   failed fsync the kernel may have dropped the data it was asked to
+//!   write, and retrying would report success for lost bytes.
+//! - Readers (replay, revisions, snapshots of a commit) never take the
+//!   writer's locks, except a brief one to learn where the live WAL ends.
+
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use sydra_objects::{Bump, Commit, Durability, Kind, ObjectId, TreeBuilder};
+use sydra_refs::{PreviousValue, RefName};
+
+use crate::error::{Error, Result};
+use crate::index;
+use crate::replay::{Replay, Tail};
+use crate::repo::Repository;
+use crate::wal::{RecoveryReport, Wal, WalOptions, list_segments};
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// WAL settings (sync mode, segment size, record limit).
+    pub wal: WalOptions,
+    /// Object store settings.
+    pub objects: sydra_objects::Options,
+    /// Author recorded in commits.
+    pub author: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            wal: WalOptions::default(),
+            objects: sydra_objects::Options::default(),
+            author: "sydra".into(),
+        }
+    }
+}
+
+/// What open found and repaired.
+#[derive(Debug, Clone, Default)]
+pub struct OpenReport {
+    /// Whether the directory was created by this open.
+    pub created: bool,
+    /// WAL repairs.
+    pub wal: RecoveryReport,
+    /// Temp files of dead writers removed from `objects/tmp/`.
+    pub temp_files_removed: Vec<PathBuf>,
+    /// Stale `.lock` files removed from refs.
+    pub stale_locks_removed: Vec<PathBuf>,
+}
+
+impl OpenReport {
+    /// Whether open had to repair anything.
+    pub fn repaired(&self) -> bool {
+        self.wal.repaired()
+            || !self.temp_files_removed.is_empty()
+            || !self.stale_locks_removed.is_empty()
+    }
+}
+
+/// The result of a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The new commit on `refs/heads/main`.
+    pub commit: ObjectId,
+    /// Records up to this seq are reflected in segments.
+    pub applied_seq: u64,
+    /// Records up to this seq are covered by chunks.
+    pub last_seq: u64,
+    /// Chunks added by this checkpoint.
+    pub chunks: usize,
+}
+
+/// The engine. `Send + Sync`.
+#[derive(Debug)]
+pub struct Engine {
+    repo: Repository,
+    wal: Wal,
+    lock: File,
+    options: Options,
+    commit_lock: Mutex<()>,
+    poisoned: Mutex<Option<String>>,
+    report: OpenReport,
+}
+
+/// The ref checkpoints advance.
+pub fn main_ref() -> RefName {
+    RefName::main_branch()
+}
+
+impl Engine {
+    /// Open `dir` as the one writer, creating it if needed.
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Engine> {
+        let dir = dir.as_ref();
+        let (_, created) = Repository::init(dir)?;
+        let repo = Repository::open_with(dir, options.objects)?;
+        let lock = take_lock(&repo.layout().lock_file(), dir)?;
+        let mut report = OpenReport {
+            created,
+            ..OpenReport::default()
+        };
+        report.temp_files_removed = remove_dead_temp_files(repo.objects().tmp_dir())?;
+        report.stale_locks_removed = repo.refs().remove_stale_locks()?;
+        let chunked_through = match repo.refs().resolve(&main_ref())? {
+            Some(head) => repo
+                .objects()
+                .get(&head)?
+                .commit()?
+                .meta_u64("wal.last_seq")
+                .unwrap_or(0),
+            None => 0,
+        };
+        let (wal, wal_report) = Wal::open(&repo.layout().wal(), options.wal, chunked_through)?;
+        report.wal = wal_report;
+        Ok(Engine {
+            repo,
+            wal,
+            lock,
+            options,
+            commit_lock: Mutex::new(()),
+            poisoned: Mutex::new(None),
+            report,
+        })
+    }
+
+    /// What open repaired.
+    pub fn open_report(&self) -> &OpenReport {
+        &self.report
+    }
+
+    /// Objects and refs.
+    pub fn repo(&self) -> &Repository {
+        &self.repo
+    }
+
+    /// The WAL.
+    pub fn wal(&self) -> &Wal {
+        &self.wal
+    }
+
+    /// Settings.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Why the engine is poisoned, if it is.
+    pub fn poisoned(&self) -> Option<String> {
+        self.poisoned.lock().clone().or_else(|| self.wal.poisoned())
+    }
+
+    fn check_poison(&self) -> Result<()> {
+        match self.poisoned() {
+            Some(reason) => Err(Error::Poisoned { reason }),
+            None => Ok(()),
+        }
+    }
+
+    /// Record a sync failure; pass the error through.
+    fn note<T>(&self, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r
+            && e.is_sync_failure()
+        {
+            let mut p = self.poisoned.lock();
+            if p.is_none() {
+                *p = Some(e.to_string());
+            }
+        }
+        r
+    }
+
+    /// Append a record; returns its seq once acknowledged per the sync mode.
+    pub fn append(&self, payload: &[u8]) -> Result<u64> {
+        self.check_poison()?;
+        self.note(self.wal.append(payload).map_err(Error::from))
+    }
+
+    /// Append records with contiguous seqs.
+    pub fn append_batch<P: AsRef<[u8]>>(
+        &self,
+        payloads: &[P],
+    ) -> Result<std::ops::RangeInclusive<u64>> {
+        self.check_poison()?;
+        self.note(self.wal.append_batch(payloads).map_err(Error::from))
+    }
+
+    /// Make every appended record durable; returns the last durable seq.
+    pub fn sync(&self) -> Result<u64> {
+        self.check_poison()?;
+        self.note(self.wal.sync().map_err(Error::from))
+    }
+
+    /// The commit `refs/heads/main` points at.
+    pub fn head(&self) -> Result<Option<ObjectId>> {
+        Ok(self.repo.refs().resolve(&main_ref())?)
+    }
+
+    /// Commit the WAL's new durable ranges and the current tree to
+    /// `refs/heads/main`. `applied_seq` (default: unchanged) says which
+    /// records are reflected in segments; index entries of segments wholly
+    /// at or below it leave the new tree.
+    pub fn checkpoint(&self, applied_seq: Option<u64>, message: &str) -> Result<Checkpoint> {
+        self.check_poison()?;
+        let _one = self.commit_lock.lock();
+        let r = self.checkpoint_locked(applied_seq, message, |_| Ok(()));
+        self.note(r)
+    }
+
+    /// A checkpoint that also applies `edit` to the tree (used by compaction
+    /// commits). Callers hold no locks.
+    pub(crate) fn checkpoint_locked(
+        &self,
+        applied_seq: Option<u64>,
+        message: &str,
+        edit: impl FnOnce(&mut TreeBuilder<'_>) -> Result<()>,
+    ) -> Result<Checkpoint> {
+        let store = self.repo.objects();
+        let head = self.head()?;
+        let (base_tree, prev_applied, parent_ts) = match head {
+            Some(h) => {
+                let obj = store.get(&h)?;
+                let c = obj.commit()?;
+                (
+                    Some(c.tree),
+                    c.meta_u64("wal.applied_seq").unwrap_or(0),
+                    c.timestamp,
+                )
+            }
+            None => (None, 0, i64::MIN),
+        };
+        let (chunks, durable) = self.wal.cut_chunks()?;
+        let applied = applied_seq.unwrap_or(prev_applied);
+        let result = (|| {
+            if applied < prev_applied {
+                return Err(Error::AppliedSeq {
+                    applied,
+                    reason: format!("the head already applied through seq {prev_applied}"),
+                });
+            }
+            if applied > durable {
+                return Err(Error::AppliedSeq {
+                    applied,
+                    reason: format!("the WAL is durable only through seq {durable}"),
+                });
+            }
+            let arena = Bump::new();
+            let mut builder = TreeBuilder::new(store, &arena, base_tree)?;
+            let mut batch = store.batch(Durability::Batch);
+            for c in &chunks {
+                let id = batch.put(Kind::Blob, &c.encode())?;
+                builder.upsert(&index::chunk_path(c.segment, c.first_seq), Kind::Blob, id)?;
+            }
+            // A segment is wholly applied when its successor starts at or
+            // below applied + 1. The newest segment is never dropped.
+            let mut segs = match base_tree {
+                Some(t) => index::segments(store, t)?,
+                None => Vec::new(),
+            };
+            segs.extend(chunks.iter().map(|c| c.segment));
+            segs.extend(list_segments(&self.repo.layout().wal())?);
+            segs.sort_unstable();
+            segs.dedup();
+            for w in segs.windows(2) {
+                if w[1] <= applied.saturating_add(1) {
+                    builder.remove(&index::segment_path(w[0]))?;
+                }
+            }
+            edit(&mut builder)?;
+            let tree = builder.write(&mut batch)?;
+            let mut commit = Commit {
+                tree,
+                parents: head.into_iter().collect(),
+                timestamp: now_ns().max(parent_ts),
+                author: self.options.author.clone(),
+                message: message.to_owned(),
+                branch: "main".into(),
+                ..Commit::default()
+            };
+            commit.set_meta("wal.applied_seq", applied);
+            commit.set_meta("wal.last_seq", durable);
+            let id = batch.put(
+                Kind::Commit,
+                &commit.encode().map_err(sydra_objects::Error::from)?,
+            )?;
+            let (pins, _) = batch.commit()?;
+            let prev = head.map_or(
+                PreviousValue::MustNotExist,
+                PreviousValue::MustExistAndMatch,
+            );
+            self.repo
+                .refs()
+                .update(&main_ref(), id, prev, &format!("checkpoint: {message}"))?;
+            drop(pins);
+            Ok(Checkpoint {
+                commit: id,
+                applied_seq: applied,
+                last_seq: durable,
+                chunks: chunks.len(),
+            })
+        })();
+        if result.is_err() {
+            self.wal.restore_chunks(chunks);
+        }
+        result
+    }
+
+    /// Point `refs/snapshots/<name>` at the head commit. The default name is
+    /// the UTC time, e.g. `2026-11-21T10-30-00.123456789Z`.
+    pub fn snapshot(&self, name: Option<&str>) -> Result<(RefName, ObjectId)> {
+        self.check_poison()?;
+        let head = self
+            .head()?
+            .ok_or(Error::NoHead("cannot take a snapshot"))?;
+        let name = match name {
+            Some(n) => n.to_owned(),
+            None => snapshot_name(now_ns()),
+        };
+        let full =
+            RefName::new(&format!("refs/snapshots/{name}")).map_err(sydra_refs::Error::from)?;
+        let r = self
+            .repo
+            .refs()
+            .update(&full, head, PreviousValue::MustNotExist, "snapshot")
+            .map_err(Error::from);
+        self.note(r)?;
+        Ok((full, head))
+    }
+
+    /// Create `refs/heads/<name>` at the commit `from` resolves to.
+    pub fn branch(&self, name: &str, from: &str) -> Result<(RefName, ObjectId)> {
+        self.check_poison()?;
+        let id = self.repo.resolve(from)?;
+        self.repo.expect_commit(id)?;
+        let full = RefName::new(&format!("refs/heads/{name}")).map_err(sydra_refs::Error::from)?;
+        let r = self.repo.refs().update(
+            &full,
+            id,
+            PreviousValue::MustNotExist,
+            &format!("branch: from {from}"),
+        );
+        self.note(r.map_err(Error::from))?;
+        Ok((full, id))
+    }
+
+    /// Replay from the head: every record after the head's applied seq,
+    /// through its chunks and then the live tail, including records still
+    /// buffered (they are written to the OS first).
+    pub fn replay_head(&self) -> Result<Replay> {
+        let until = self.wal.flush()?;
+        Replay::new(
+            self.repo.objects(),
+            self.repo.layout().wal(),
+            self.head()?,
+            Tail::UpTo(until),
+        )
+    }
+
+    /// Replay exactly what the commit `rev` resolves to had committed.
+    pub fn replay(&self, rev: &str) -> Result<Replay> {
+        let id = self.repo.resolve(rev)?;
+        self.repo.expect_commit(id)?;
+        Replay::new(
+            self.repo.objects(),
+            self.repo.layout().wal(),
+            Some(id),
+            Tail::None,
+        )
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // The OS releases the lock when the file closes; unlocking first
+        // makes the release explicit for readers of this code.
+        let _ = self.lock.unlock();
+    }
+}
+
+/// Nanoseconds since the Unix epoch.
+pub fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// A valid ref-name component for a time: `YYYY-MM-DDTHH-MM-SS.nnnnnnnnnZ`.
+pub fn snapshot_name(ns: i64) -> String {
+    crate::time::format_rfc3339(ns).replace(':', "-")
+}
+
+fn take_lock(path: &Path, dir: &Path) -> Result<File> {
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(Error::io("open", path))?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut s = String::new();
+            let _ = f.read_to_string(&mut s);
+            return Err(Error::Locked {
+                dir: dir.to_path_buf(),
+                pid: s.trim().parse().ok(),
+            });
+        }
+        Err(TryLockError::Error(e)) => return Err(Error::io("lock", path)(e)),
+    }
+    // The pid is informational (for the error above); the lock is the flock.
+    f.set_len(0).map_err(Error::io("write", path))?;
+    f.rewind().map_err(Error::io("write", path))?;
+    writeln!(f, "{}", std::process::id()).map_err(Error::io("write", path))?;
+    Ok(f)
+}
+
+/// Remove temp files whose writer process is gone. Names are
+/// `obj-<pid>-<n>.tmp`; a file of a live process is left alone.
+fn remove_dead_temp_files(tmp: &Path) -> Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    let rd = match fs::read_dir(tmp) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
+        Err(e) => return Err(Error::io("list", tmp)(e)),
+    };
+    let me = std::process::id();
+    for entry in rd {
+        let entry = entry.map_err(Error::io("list", tmp))?;
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("obj-"))
+            .and_then(|n| n.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok());
+        let alive = match pid {
+            Some(p) if p == me => false,
+            Some(p) => Path::new(&format!("/proc/{p}")).exists(),
+            None => false,
+        };
+        if !alive {
+            let path = entry.path();
+            match fs::remove_file(&path) {
+                Ok(()) => removed.push(path),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove", &path)(e)),
+            }
+        }
+    }
+    Ok(removed)
+}

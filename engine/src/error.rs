@@ -1,0 +1,118 @@
+//! The engine's error type.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything the engine and repository layer can fail with. Messages name
+/// the directory, file, object or revision concerned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// From the object layer.
+    #[error(transparent)]
+    Objects(#[from] sydra_objects::Error),
+    /// From the ref layer.
+    #[error(transparent)]
+    Refs(#[from] sydra_refs::Error),
+    /// The directory has no `FORMAT` file.
+    #[error("{} is not a sydra data directory (no FORMAT file; run `sydra init`)", .0.display())]
+    NotARepository(PathBuf),
+    /// The `FORMAT` file names a format this build does not read.
+    #[error("{} holds {found:?}; this build reads \"sydra 1\"", path.display())]
+    UnsupportedFormat {
+        /// The FORMAT file.
+        path: PathBuf,
+        /// Its first line.
+        found: String,
+    },
+    /// A filesystem operation failed.
+    #[error("cannot {op} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// From the WAL.
+    #[error(transparent)]
+    Wal(#[from] crate::wal::WalError),
+    /// Another process holds the directory lock.
+    #[error("{} is locked by another process{}; only one writer may open it", dir.display(), pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Locked {
+        /// The data directory.
+        dir: PathBuf,
+        /// The pid recorded in `LOCK`, if readable.
+        pid: Option<u32>,
+    },
+    /// An earlier sync failure: the engine refuses writes until reopened.
+    #[error("the engine is poisoned by an earlier failure ({reason}); reopen it to recover")]
+    Poisoned {
+        /// The first failure.
+        reason: String,
+    },
+    /// An operation that needs a checkpoint before any exists.
+    #[error("{0}: there is no checkpoint on refs/heads/main yet")]
+    NoHead(&'static str),
+    /// A checkpoint argument out of range.
+    #[error("cannot checkpoint with applied seq {applied}: {reason}")]
+    AppliedSeq {
+        /// The requested applied seq.
+        applied: u64,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A WAL chunk named by a commit does not match the segment bytes.
+    #[error("WAL chunk {chunk} does not match {}: {reason}", path.display())]
+    ChunkMismatch {
+        /// The chunk blob.
+        chunk: sydra_objects::ObjectId,
+        /// The segment file.
+        path: PathBuf,
+        /// What differs.
+        reason: String,
+    },
+    /// A revision that does not parse or does not resolve.
+    #[error("bad revision {rev:?}: {reason}")]
+    Revision {
+        /// The revision as given.
+        rev: String,
+        /// Why it failed.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Whether this failure means earlier writes may not be durable (a failed
+    /// fsync anywhere), so the engine must poison itself.
+    pub fn is_sync_failure(&self) -> bool {
+        match self {
+            Error::Objects(e) => e.is_sync_failure(),
+            Error::Refs(e) => e.is_sync_failure(),
+            Error::Wal(
+                crate::wal::WalError::Sync { .. } | crate::wal::WalError::Poisoned { .. },
+            ) => true,
+            _ => false,
+        }
+    }
+
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { op, path, source }
+    }
+
+    pub(crate) fn revision(rev: &str, reason: impl Into<String>) -> Error {
+        Error::Revision {
+            rev: rev.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Result alias for the engine.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,102 @@
+//! The data directory layout (DESIGN.md §5) and its creation.
+//!
+//! ```text
+//! <dir>/LOCK           held by the one writer process
+//! <dir>/FORMAT         "sydra 1\n"
+//! <dir>/HEAD           "ref: refs/heads/main\n"
+//! <dir>/objects/       loose objects, objects/tmp/
+//! <dir>/refs/          refs/heads/main, refs/snapshots/<name>, ...
+//! <dir>/logs/          reflogs
+//! <dir>/wal/           WAL segments
+//! ```
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The first line of `FORMAT`.
+pub const FORMAT_LINE: &str = "sydra 1\n";
+
+/// Paths inside a data directory.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    /// The layout rooted at `dir` (nothing is checked).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Layout { root: dir.into() }
+    }
+
+    /// The data directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    /// `objects/`.
+    pub fn objects(&self) -> PathBuf {
+        self.root.join("objects")
+    }
+    /// `wal/`.
+    pub fn wal(&self) -> PathBuf {
+        self.root.join("wal")
+    }
+    /// `FORMAT`.
+    pub fn format_file(&self) -> PathBuf {
+        self.root.join("FORMAT")
+    }
+    /// `LOCK`.
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join("LOCK")
+    }
+
+    /// Fail unless the directory holds a `FORMAT` file this build reads.
+    pub fn check(&self) -> Result<()> {
+        let path = self.format_file();
+        match fs::read(&path) {
+            Ok(b) if b == FORMAT_LINE.as_bytes() => Ok(()),
+            Ok(b) => Err(Error::UnsupportedFormat {
+                path,
+                found: String::from_utf8_lossy(&b)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_owned(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(Error::NotARepository(self.root.clone()))
+            }
+            Err(e) => Err(Error::io("read", path)(e)),
+        }
+    }
+
+    /// Create the directories and `FORMAT` if missing. Returns whether the
+    /// directory was newly initialised. `FORMAT` is written last (temp file,
+    /// fsync, rename, directory fsync), so a crash part-way leaves a
+    /// directory that is simply initialised again.
+    pub fn create(&self) -> Result<bool> {
+        if self.check().is_ok() {
+            return Ok(false);
+        }
+        for d in [self.root.clone(), self.wal(), self.root.join("refs/heads")] {
+            fs::create_dir_all(&d).map_err(Error::io("create directory", &d))?;
+        }
+        let tmp = self.root.join("FORMAT.tmp");
+        let mut f = fs::File::create(&tmp).map_err(Error::io("create", &tmp))?;
+        f.write_all(FORMAT_LINE.as_bytes())
+            .map_err(Error::io("write", &tmp))?;
+        f.sync_all().map_err(Error::io("sync", &tmp))?;
+        fs::rename(&tmp, self.format_file()).map_err(Error::io("rename", self.format_file()))?;
+        sync_dir(&self.root)?;
+        Ok(true)
+    }
+}
+
+/// fsync a directory.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(Error::io("sync directory", dir))
+}

@@ -1,0 +1,503 @@
+//! The appending side: record assignment under a mutex, I/O by one holder
+//! at a time, group commit by waiting on a condition variable.
+//!
+//! Appenders only encode records into in-memory *pieces* (one per target
+//! segment) under the lock. Whoever needs I/O (an `Always` appender whose
+//! record is not yet durable, a full buffer, `sync`, a checkpoint) becomes
+//! the I/O holder: it takes the pieces and the active segment out of the
+//! state, writes and fdatasyncs without the lock, then publishes the new
+//! written/durable positions and wakes the waiters. Records appended while
+//! it works wait for the next round, which is what makes group commit.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use super::chunk::{Chunk, ChunkHasher};
+use super::record::{
+    SEGMENT_HEADER_LEN, encode_record, framed_len, segment_file_name, segment_header,
+};
+use super::recovery::{RecoveryReport, recover};
+use super::{SyncMode, WalError, WalOptions};
+
+/// Where the written log ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Position {
+    /// First seq of the segment holding the last written record (0: none).
+    pub segment: u64,
+    /// End offset of the written bytes in that segment.
+    pub offset: u64,
+    /// Last written seq (0: none).
+    pub last_seq: u64,
+}
+
+/// Counters, for tests and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WalStats {
+    /// Records appended since open.
+    pub appends: u64,
+    /// write(2) rounds.
+    pub writes: u64,
+    /// fdatasync calls on segment files.
+    pub syncs: u64,
+}
+
+pub(crate) struct Active {
+    pub(crate) first_seq: u64,
+    pub(crate) path: PathBuf,
+    pub(crate) file: File,
+    pub(crate) len: u64,
+    pub(crate) hasher: ChunkHasher,
+}
+
+struct Piece {
+    segment: u64,
+    first_seq: u64,
+    last_seq: u64,
+    bytes: Vec<u8>,
+}
+
+pub(crate) struct State {
+    pub(crate) next_seq: u64,
+    pieces: Vec<Piece>,
+    pending_bytes: usize,
+    /// Segment that new records go to (0 before the first) and its logical
+    /// length including pending bytes.
+    pub(crate) seg_first: u64,
+    pub(crate) seg_len: u64,
+    io_busy: bool,
+    pub(crate) active: Option<Active>,
+    pub(crate) written: Position,
+    pub(crate) durable_seq: u64,
+    pub(crate) sealed: Vec<Chunk>,
+    poisoned: Option<String>,
+}
+
+impl State {
+    pub(crate) fn new(next_seq: u64) -> Self {
+        State {
+            next_seq,
+            pieces: Vec::new(),
+            pending_bytes: 0,
+            seg_first: 0,
+            seg_len: 0,
+            io_busy: false,
+            active: None,
+            written: Position {
+                segment: 0,
+                offset: 0,
+                last_seq: next_seq - 1,
+            },
+            durable_seq: next_seq - 1,
+            sealed: Vec::new(),
+            poisoned: None,
+        }
+    }
+}
+
+struct Inner {
+    dir: PathBuf,
+    opts: WalOptions,
+    state: Mutex<State>,
+    cond: Condvar,
+    appends: AtomicU64,
+    writes: AtomicU64,
+    syncs: AtomicU64,
+    stop: AtomicBool,
+}
+
+/// The write-ahead log. `Send + Sync`: share it by reference or `Arc`.
+pub struct Wal {
+    inner: Arc<Inner>,
+    ticker: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Wal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal")
+            .field("dir", &self.inner.dir)
+            .field("opts", &self.inner.opts)
+            .finish()
+    }
+}
+
+struct IoOut {
+    sealed: Vec<Chunk>,
+    written: Option<Position>,
+    synced: bool,
+}
+
+impl Wal {
+    /// Open (or create) the log in `dir`, repairing a torn tail. Records
+    /// through `chunked_through` are already covered by committed chunks;
+    /// hashing for the next chunk resumes after it.
+    pub fn open(
+        dir: &Path,
+        opts: WalOptions,
+        chunked_through: u64,
+    ) -> Result<(Wal, RecoveryReport), WalError> {
+        let overhead = (SEGMENT_HEADER_LEN + framed_len(0)) as u64;
+        if opts.segment_size <= overhead || opts.max_record as u64 > opts.segment_size - overhead {
+            return Err(WalError::Config(format!(
+                "max_record ({}) must fit in a segment ({} bytes, of which {overhead} are headers)",
+                opts.max_record, opts.segment_size
+            )));
+        }
+        std::fs::create_dir_all(dir).map_err(WalError::io("create directory", dir))?;
+        let (state, report) = recover(dir, chunked_through)?;
+        let inner = Arc::new(Inner {
+            dir: dir.to_path_buf(),
+            opts,
+            state: Mutex::new(state),
+            cond: Condvar::new(),
+            appends: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        });
+        let ticker = match opts.sync {
+            SyncMode::Interval(every) => {
+                let weak: Weak<Inner> = Arc::downgrade(&inner);
+                Some(
+                    std::thread::Builder::new()
+                        .name("sydra-wal-sync".into())
+                        .spawn(move || {
+                            loop {
+                                std::thread::park_timeout(every);
+                                let Some(inner) = weak.upgrade() else { return };
+                                if inner.stop.load(Ordering::Acquire) {
+                                    return;
+                                }
+                                // A failure poisons the log; appenders see it.
+                                let _ = inner.sync();
+                            }
+                        })
+                        .map_err(WalError::io("start sync thread for", dir))?,
+                )
+            }
+            _ => None,
+        };
+        Ok((Wal { inner, ticker }, report))
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Settings.
+    pub fn options(&self) -> WalOptions {
+        self.inner.opts
+    }
+
+    /// Append one record; returns its seq once acknowledged per the sync mode.
+    pub fn append(&self, payload: &[u8]) -> Result<u64, WalError> {
+        let r = self.append_batch(&[payload])?;
+        Ok(*r.start())
+    }
+
+    /// Append records with contiguous seqs; acknowledged together.
+    pub fn append_batch<P: AsRef<[u8]>>(
+        &self,
+        payloads: &[P],
+    ) -> Result<std::ops::RangeInclusive<u64>, WalError> {
+        let max = self.inner.opts.max_record;
+        if let Some(p) = payloads.iter().find(|p| p.as_ref().len() > max) {
+            return Err(WalError::RecordTooLarge {
+                len: p.as_ref().len(),
+                max,
+            });
+        }
+        let inner = &self.inner;
+        let mut st = inner.state.lock();
+        inner.check_poison(&st)?;
+        let first = st.next_seq;
+        for p in payloads {
+            inner.push(&mut st, p.as_ref());
+        }
+        let last = st.next_seq - 1;
+        if payloads.is_empty() {
+            return Ok(first..=last);
+        }
+        inner
+            .appends
+            .fetch_add(payloads.len() as u64, Ordering::Relaxed);
+        match inner.opts.sync {
+            SyncMode::Always => inner.wait_durable(st, last)?,
+            SyncMode::Interval(_) | SyncMode::Never => {
+                if st.pending_bytes >= inner.opts.buffer_size && !st.io_busy {
+                    drop(inner.run_io(st, false)?);
+                }
+            }
+        }
+        Ok(first..=last)
+    }
+
+    /// Make every appended record durable; returns the last durable seq.
+    pub fn sync(&self) -> Result<u64, WalError> {
+        self.inner.sync()
+    }
+
+    /// Write every buffered record to the OS (no fdatasync); returns where
+    /// the written log ends.
+    pub fn flush(&self) -> Result<Position, WalError> {
+        let inner = &self.inner;
+        let mut st = inner.wait_idle()?;
+        if !st.pieces.is_empty() {
+            st = inner.run_io(st, false)?;
+        }
+        Ok(st.written)
+    }
+
+    /// Sync everything, then take the chunks describing every durable range
+    /// not handed out before. Returns them with the last durable seq. If the
+    /// caller fails to commit them it must hand them back with
+    /// [`Wal::restore_chunks`].
+    pub fn cut_chunks(&self) -> Result<(Vec<Chunk>, u64), WalError> {
+        let inner = &self.inner;
+        let mut st = inner.wait_idle()?;
+        st = inner.run_io(st, true)?;
+        let mut chunks = std::mem::take(&mut st.sealed);
+        if let Some(c) = st.active.as_mut().and_then(|a| a.hasher.cut()) {
+            chunks.push(c);
+        }
+        Ok((chunks, st.durable_seq))
+    }
+
+    /// Give back chunks from [`Wal::cut_chunks`] that were not committed.
+    pub fn restore_chunks(&self, mut chunks: Vec<Chunk>) {
+        let mut st = self.inner.state.lock();
+        chunks.append(&mut st.sealed);
+        st.sealed = chunks;
+    }
+
+    /// The next seq to be assigned.
+    pub fn next_seq(&self) -> u64 {
+        self.inner.state.lock().next_seq
+    }
+
+    /// The last durable seq.
+    pub fn durable_seq(&self) -> u64 {
+        self.inner.state.lock().durable_seq
+    }
+
+    /// Where the written log ends (records buffered in memory excluded).
+    pub fn written(&self) -> Position {
+        self.inner.state.lock().written
+    }
+
+    /// Whether an earlier failure poisoned the log, and why.
+    pub fn poisoned(&self) -> Option<String> {
+        self.inner.state.lock().poisoned.clone()
+    }
+
+    /// Counters since open.
+    pub fn stats(&self) -> WalStats {
+        WalStats {
+            appends: self.inner.appends.load(Ordering::Relaxed),
+            writes: self.inner.writes.load(Ordering::Relaxed),
+            syncs: self.inner.syncs.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The first seq of the segment currently being appended to (0: none).
+    pub fn active_segment(&self) -> u64 {
+        self.inner.state.lock().seg_first
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        self.inner.stop.store(true, Ordering::Release);
+        if let Some(t) = self.ticker.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+        // Hand buffered records to the OS (not synced: see SyncMode::Never).
+        let _ = self.flush();
+    }
+}
+
+impl Inner {
+    fn check_poison(&self, st: &State) -> Result<(), WalError> {
+        match &st.poisoned {
+            Some(reason) => Err(WalError::Poisoned {
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn push(&self, st: &mut State, payload: &[u8]) {
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        let framed = framed_len(payload.len()) as u64;
+        let header = SEGMENT_HEADER_LEN as u64;
+        if st.seg_first == 0
+            || (st.seg_len + framed > self.opts.segment_size && st.seg_len > header)
+        {
+            st.seg_first = seq;
+            st.seg_len = header;
+        }
+        let seg = st.seg_first;
+        let piece = match st.pieces.last_mut() {
+            Some(p) if p.segment == seg => p,
+            _ => {
+                st.pieces.push(Piece {
+                    segment: seg,
+                    first_seq: seq,
+                    last_seq: seq,
+                    bytes: Vec::new(),
+                });
+                let n = st.pieces.len() - 1;
+                &mut st.pieces[n]
+            }
+        };
+        encode_record(&mut piece.bytes, seq, payload);
+        piece.last_seq = seq;
+        st.seg_len += framed;
+        st.pending_bytes += framed as usize;
+    }
+
+    fn wait_idle(&self) -> Result<MutexGuard<'_, State>, WalError> {
+        let mut st = self.state.lock();
+        loop {
+            self.check_poison(&st)?;
+            if !st.io_busy {
+                return Ok(st);
+            }
+            self.cond.wait(&mut st);
+        }
+    }
+
+    fn wait_durable<'a>(&'a self, mut st: MutexGuard<'a, State>, seq: u64) -> Result<(), WalError> {
+        loop {
+            if st.durable_seq >= seq {
+                return Ok(());
+            }
+            self.check_poison(&st)?;
+            if st.io_busy {
+                self.cond.wait(&mut st);
+                continue;
+            }
+            st = self.run_io(st, true)?;
+        }
+    }
+
+    fn sync(&self) -> Result<u64, WalError> {
+        let st = self.wait_idle()?;
+        let st = self.run_io(st, true)?;
+        Ok(st.durable_seq)
+    }
+
+    /// Become the I/O holder: write every pending piece (and fdatasync if
+    /// `sync`) without the lock, then publish the result.
+    fn run_io<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        sync: bool,
+    ) -> Result<MutexGuard<'a, State>, WalError> {
+        debug_assert!(!st.io_busy);
+        let pieces = std::mem::take(&mut st.pieces);
+        let needs_sync = sync && (st.written.last_seq > st.durable_seq || !pieces.is_empty());
+        if pieces.is_empty() && !needs_sync {
+            return Ok(st);
+        }
+        st.pending_bytes = 0;
+        st.io_busy = true;
+        let mut active = st.active.take();
+        let result = MutexGuard::unlocked(&mut st, || self.do_io(&mut active, pieces, needs_sync));
+        st.active = active;
+        st.io_busy = false;
+        let out = match result {
+            Ok(out) => out,
+            Err(e) => {
+                st.poisoned = Some(e.to_string());
+                self.cond.notify_all();
+                return Err(e);
+            }
+        };
+        st.sealed.extend(out.sealed);
+        if let Some(w) = out.written {
+            st.written = w;
+        }
+        if out.synced {
+            st.durable_seq = st.written.last_seq;
+        }
+        self.cond.notify_all();
+        Ok(st)
+    }
+
+    fn do_io(
+        &self,
+        active: &mut Option<Active>,
+        pieces: Vec<Piece>,
+        sync: bool,
+    ) -> Result<IoOut, WalError> {
+        let mut out = IoOut {
+            sealed: Vec::new(),
+            written: None,
+            synced: false,
+        };
+        for p in pieces {
+            if active.as_ref().map(|a| a.first_seq) != Some(p.segment) {
+                if let Some(mut old) = active.take() {
+                    // The old segment must be complete on disk before a newer
+                    // one exists: only the last segment may ever be torn.
+                    old.file.sync_data().map_err(WalError::sync(&old.path))?;
+                    self.syncs.fetch_add(1, Ordering::Relaxed);
+                    out.sealed.extend(old.hasher.cut());
+                }
+                *active = Some(create_segment(&self.dir, p.segment)?);
+            }
+            let Some(a) = active.as_mut() else { continue };
+            a.file
+                .write_all(&p.bytes)
+                .map_err(WalError::io("write", &a.path))?;
+            self.writes.fetch_add(1, Ordering::Relaxed);
+            a.hasher.update(&p.bytes, p.first_seq, p.last_seq);
+            a.len += p.bytes.len() as u64;
+            out.written = Some(Position {
+                segment: a.first_seq,
+                offset: a.len,
+                last_seq: p.last_seq,
+            });
+        }
+        if sync && let Some(a) = active.as_ref() {
+            a.file.sync_data().map_err(WalError::sync(&a.path))?;
+            self.syncs.fetch_add(1, Ordering::Relaxed);
+            out.synced = true;
+        }
+        Ok(out)
+    }
+}
+
+/// Create a segment file durably: header written and synced, directory
+/// entry synced. A crash part-way leaves an empty or header-only last
+/// segment, which recovery removes.
+fn create_segment(dir: &Path, first_seq: u64) -> Result<Active, WalError> {
+    let path = dir.join(segment_file_name(first_seq));
+    let mut file = OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(&path)
+        .map_err(WalError::io("create segment", &path))?;
+    file.write_all(&segment_header(first_seq))
+        .map_err(WalError::io("write", &path))?;
+    file.sync_all().map_err(WalError::sync(&path))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(WalError::sync(dir))?;
+    Ok(Active {
+        first_seq,
+        path,
+        file,
+        len: SEGMENT_HEADER_LEN as u64,
+        hasher: ChunkHasher::new(first_seq, SEGMENT_HEADER_LEN as u64),
+    })
+}

@@ -1,0 +1,15 @@
+//! Integration tests for sydra-engine, one module per scenario family.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+/// Shared helpers: engines in temp dirs, replay collection.
+mod common;
+/// Crash test: a child appends with SyncMode::Always and is SIGKILLed.
+mod crash;
+/// Group commit: concurrent durable appends share syncs.
+mod group_commit;
+/// The directory lock and poisoning.
+mod lock;
+/// Checkpoints, snapshots, branches and replay from any commit.
+mod replay;
+/// WAL open-time repair: torn tails truncated, earlier damage reported.
+mod wal_recovery;
