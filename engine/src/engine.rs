@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
-use sydra_objects::{Bump, Commit, Durability, Kind, ObjectId, TreeBuilder};
+use sydra_objects::{Batch, Bump, Commit, Durability, Kind, ObjectId, TreeBuilder};
 use sydra_refs::{PreviousValue, RefName};
 
 use crate::error::{Error, Result};
@@ -93,7 +93,7 @@ pub struct Engine {
     wal: Wal,
     lock: File,
     options: Options,
-    commit_lock: Mutex<()>,
+    pub(crate) commit_lock: Mutex<()>,
     poisoned: Mutex<Option<String>>,
     report: OpenReport,
 }
@@ -163,7 +163,7 @@ impl Engine {
         self.poisoned.lock().clone().or_else(|| self.wal.poisoned())
     }
 
-    fn check_poison(&self) -> Result<()> {
+    pub(crate) fn check_poison(&self) -> Result<()> {
         match self.poisoned() {
             Some(reason) => Err(Error::Poisoned { reason }),
             None => Ok(()),
@@ -171,7 +171,7 @@ impl Engine {
     }
 
     /// Record a sync failure; pass the error through.
-    fn note<T>(&self, r: Result<T>) -> Result<T> {
+    pub(crate) fn note<T>(&self, r: Result<T>) -> Result<T> {
         if let Err(e) = &r
             && e.is_sync_failure()
         {
@@ -216,17 +216,18 @@ impl Engine {
     pub fn checkpoint(&self, applied_seq: Option<u64>, message: &str) -> Result<Checkpoint> {
         self.check_poison()?;
         let _one = self.commit_lock.lock();
-        let r = self.checkpoint_locked(applied_seq, message, |_| Ok(()));
+        let r = self.checkpoint_locked(applied_seq, message, |_, _| Ok(()));
         self.note(r)
     }
 
-    /// A checkpoint that also applies `edit` to the tree (used by compaction
-    /// commits). Callers hold no locks.
+    /// A checkpoint that also applies `edit` to the tree, writing any new
+    /// objects through the same batch (used by compaction commits). The
+    /// caller holds `commit_lock`.
     pub(crate) fn checkpoint_locked(
         &self,
         applied_seq: Option<u64>,
         message: &str,
-        edit: impl FnOnce(&mut TreeBuilder<'_>) -> Result<()>,
+        edit: impl FnOnce(&mut TreeBuilder<'_>, &mut Batch) -> Result<()>,
     ) -> Result<Checkpoint> {
         let store = self.repo.objects();
         let head = self.head()?;
@@ -279,7 +280,7 @@ impl Engine {
                     builder.remove(&index::segment_path(w[0]))?;
                 }
             }
-            edit(&mut builder)?;
+            edit(&mut builder, &mut batch)?;
             let tree = builder.write(&mut batch)?;
             let mut commit = Commit {
                 tree,
@@ -354,6 +355,11 @@ impl Engine {
         );
         self.note(r.map_err(Error::from))?;
         Ok((full, id))
+    }
+
+    /// The key/value section `name` on `refs/sections/<name>`.
+    pub fn section(&self, name: &str) -> Result<crate::section::Section> {
+        crate::section::Section::open(self.repo.clone(), name)
     }
 
     /// Replay from the head: every record after the head's applied seq,

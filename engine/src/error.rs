@@ -74,6 +74,29 @@ pub enum Error {
         /// What differs.
         reason: String,
     },
+    /// A change set touches a path that changed since its base commit.
+    #[error("conflict at {path}: it changed since the change set's base commit (head is now {})", head.map(|h| h.to_hex()).unwrap_or_else(|| "empty".into()))]
+    Conflict {
+        /// The conflicting segment path.
+        path: String,
+        /// The head the set could not be applied to.
+        head: Option<sydra_objects::ObjectId>,
+    },
+    /// An add of a segment that already exists.
+    #[error("segment {path} already exists (use a replace)")]
+    SegmentExists {
+        /// Its path.
+        path: String,
+    },
+    /// A replace or remove of a segment that does not exist.
+    #[error("segment {path} does not exist")]
+    MissingSegment {
+        /// Its path.
+        path: String,
+    },
+    /// A change set that is malformed.
+    #[error("invalid change set: {0}")]
+    InvalidChange(String),
     /// A revision that does not parse or does not resolve.
     #[error("bad revision {rev:?}: {reason}")]
     Revision {

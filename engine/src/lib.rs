@@ -5,13 +5,18 @@
 //! checkpoints, replay and history. The `sydra` admin command lives in
 //! `src/bin/sydra` behind the default `cli` feature.
 
+pub mod compaction;
+pub mod diff;
 mod engine;
 mod error;
+pub mod history;
 pub mod index;
 pub mod layout;
+pub mod manifest;
 pub mod replay;
 mod repo;
 pub mod revision;
+pub mod section;
 pub mod time;
 pub mod wal;
 

@@ -157,6 +157,9 @@ pub struct LogArgs {
     /// At most this many commits.
     #[arg(short = 'n', long)]
     max_count: Option<usize>,
+    /// Only commits where the object at this path changed (after `--`).
+    #[arg(last = true)]
+    path: Option<String>,
 }
 
 pub fn log(dir: &Path, a: LogArgs) -> anyhow::Result<u8> {
@@ -173,6 +176,9 @@ pub fn log(dir: &Path, a: LogArgs) -> anyhow::Result<u8> {
         },
     };
     let mut out = BufWriter::new(io::stdout().lock());
+    if let Some(path) = &a.path {
+        return log_path(&repo, start, path, &a, &mut out);
+    }
     let mut next = Some(start);
     let mut shown = 0usize;
     while let Some(id) = next {
@@ -224,12 +230,113 @@ pub fn log(dir: &Path, a: LogArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+fn log_path(
+    repo: &Repository,
+    start: ObjectId,
+    path: &str,
+    a: &LogArgs,
+    out: &mut impl Write,
+) -> anyhow::Result<u8> {
+    let changes = sydra_engine::diff::path_history(repo.objects(), start, path)?;
+    for ch in changes.iter().take(a.max_count.unwrap_or(usize::MAX)) {
+        let obj = repo.objects().get(&ch.commit)?;
+        let c = obj.commit()?;
+        let what = match (ch.old, ch.new) {
+            (None, Some(_)) => "added",
+            (Some(_), None) => "removed",
+            _ => "modified",
+        };
+        if a.json {
+            let v = serde_json::json!({
+                "commit": ch.commit.to_hex(),
+                "time": format_rfc3339(c.timestamp),
+                "timestamp_ns": c.timestamp,
+                "change": what,
+                "old": ch.old.map(|i| i.to_hex()),
+                "new": ch.new.map(|i| i.to_hex()),
+                "message": c.message,
+            });
+            writeln!(out, "{v}")?;
+        } else {
+            let first = c.message.lines().next().unwrap_or("");
+            writeln!(
+                out,
+                "{} {what:8} {} {first}",
+                ch.commit,
+                format_rfc3339(c.timestamp)
+            )?;
+        }
+    }
+    out.flush()?;
+    Ok(0)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// Old side: a commit or tree (any revision).
+    a: String,
+    /// New side.
+    b: String,
+    /// Print a JSON object with the list of changes.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn diff(dir: &Path, a: DiffArgs) -> anyhow::Result<u8> {
+    let repo = Repository::open(dir)?;
+    let ta = repo.peel_to_tree(repo.resolve(&a.a)?)?;
+    let tb = repo.peel_to_tree(repo.resolve(&a.b)?)?;
+    let changes = sydra_engine::diff::diff_trees(repo.objects(), Some(ta), Some(tb))?;
+    let mut out = BufWriter::new(io::stdout().lock());
+    let hex = |i: Option<ObjectId>| i.map(|i| i.to_hex());
+    if a.json {
+        let list: Vec<_> = changes
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "path": c.path,
+                    "change": match c.kind {
+                        sydra_engine::diff::ChangeKind::Added => "added",
+                        sydra_engine::diff::ChangeKind::Removed => "removed",
+                        sydra_engine::diff::ChangeKind::Modified => "modified",
+                    },
+                    "old": hex(c.old),
+                    "new": hex(c.new),
+                })
+            })
+            .collect();
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({ "a": ta.to_hex(), "b": tb.to_hex(), "changes": list })
+        )?;
+    } else {
+        for c in &changes {
+            let id = |i: Option<ObjectId>| i.map_or_else(|| "-".to_owned(), |i| i.short(16));
+            writeln!(
+                out,
+                "{} {} {}\t{}",
+                c.kind.code(),
+                id(c.old),
+                id(c.new),
+                c.path
+            )?;
+        }
+    }
+    out.flush()?;
+    Ok(0)
+}
+
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
     /// Replay exactly what this ref or commit committed (default: the head,
     /// followed by the live tail of the WAL).
     #[arg(long)]
     from: Option<String>,
+    /// Replay the commit that was current at this time (RFC 3339 or Unix
+    /// seconds) on the --from ref (default refs/heads/main).
+    #[arg(long)]
+    at: Option<String>,
     /// One JSON object per record: {"seq":N,"len":L,"data":"<base64>"}.
     #[arg(long)]
     json: bool,
@@ -237,7 +344,12 @@ pub struct ReplayArgs {
 
 pub fn replay(dir: &Path, a: ReplayArgs) -> anyhow::Result<u8> {
     let repo = Repository::open(dir)?;
-    let mut replay = match &a.from {
+    let from = match (&a.from, &a.at) {
+        (Some(f), Some(t)) => Some(format!("{f}@{{{t}}}")),
+        (None, Some(t)) => Some(format!("refs/heads/main@{{{t}}}")),
+        (f, None) => f.clone(),
+    };
+    let mut replay = match &from {
         Some(rev) => {
             let id = repo.resolve(rev)?;
             repo.expect_commit(id)?;

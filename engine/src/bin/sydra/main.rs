@@ -65,6 +65,8 @@ enum Command {
     Log(engine_cmds::LogArgs),
     /// Stream WAL records not yet applied, in seq order.
     Replay(engine_cmds::ReplayArgs),
+    /// Show the blob paths added, removed and modified between two trees.
+    Diff(engine_cmds::DiffArgs),
     /// The main job: an embedded time-series workload, end to end.
     Demo(demo::DemoArgs),
 }
@@ -109,6 +111,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Branch { name, from } => engine_cmds::branch(&dir, name, from),
         Command::Log(a) => engine_cmds::log(&dir, a),
         Command::Replay(a) => engine_cmds::replay(&dir, a),
+        Command::Diff(a) => engine_cmds::diff(&dir, a),
         Command::Demo(_) => Ok(0),
     }
 }

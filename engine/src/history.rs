@@ -1,0 +1,405 @@
+//! The history index: a derived, disposable file per ref listing its
+//! first-parent chain (timestamp, commit id), memory-mapped and
+//! binary-searched, so `REF@{TIME}` costs O(log R) instead of a walk.
+//!
+//! File `<dir>/index/history/<refname>` (e.g. `index/history/refs/heads/main`):
+//! ```text
+//! offset size field
+//!      0    4 magic "SYHI"
+//!      4    1 version = 1
+//!      5    1 flags: bit 0 = timestamps non-decreasing from root to tip
+//!      6    2 reserved, 0
+//!      8    8 entry count n, u64 LE
+//!     16   32 tip commit id (the last entry)
+//!     48    4 CRC32 of all entry bytes, u32 LE
+//!     52    8 reserved, 0
+//!     60    4 CRC32 of header bytes [0, 60), u32 LE
+//!     64  40n entries, root first: i64 LE timestamp (ns), 32-byte commit id
+//! ```
+//!
+//! Trust: the index is never trusted over the objects. A missing, short or
+//! header-corrupt file is rebuilt by walking the chain. A stale one (the ref
+//! moved on) is extended by walking from the new tip back to the indexed tip,
+//! or rebuilt when the indexed tip is no longer on the chain. Every answer is
+//! checked against the commit objects (its timestamp, and the next entry's
+//! parent link and timestamp); on a mismatch the index is rebuilt from the
+//! objects and the lookup repeated. The file is written without fsync: a
+//! crash can only make it stale or corrupt, which the checks above catch.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use sydra_objects::ObjectId;
+use sydra_objects::map::map_file;
+use sydra_refs::RefName;
+
+use crate::error::{Error, Result};
+use crate::repo::Repository;
+
+const MAGIC: [u8; 4] = *b"SYHI";
+const VERSION: u8 = 1;
+const FLAG_MONOTONIC: u8 = 1;
+const HEADER_LEN: usize = 64;
+const ENTRY_LEN: usize = 8 + ObjectId::LEN;
+
+/// One point of a first-parent chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    /// Commit timestamp, ns.
+    pub timestamp: i64,
+    /// The commit.
+    pub id: ObjectId,
+}
+
+struct Header {
+    monotonic: bool,
+    count: u64,
+    tip: ObjectId,
+    entries_crc: u32,
+}
+
+fn encode_header(h: &Header) -> [u8; HEADER_LEN] {
+    let mut b = [0u8; HEADER_LEN];
+    b[0..4].copy_from_slice(&MAGIC);
+    b[4] = VERSION;
+    b[5] = if h.monotonic { FLAG_MONOTONIC } else { 0 };
+    b[8..16].copy_from_slice(&h.count.to_le_bytes());
+    b[16..48].copy_from_slice(h.tip.as_bytes());
+    b[48..52].copy_from_slice(&h.entries_crc.to_le_bytes());
+    let crc = crc32fast::hash(&b[..60]);
+    b[60..64].copy_from_slice(&crc.to_le_bytes());
+    b
+}
+
+fn decode_header(b: &[u8], file_len: u64) -> Option<Header> {
+    let b = b.get(..HEADER_LEN)?;
+    if b[0..4] != MAGIC || b[4] != VERSION || b[5] & !FLAG_MONOTONIC != 0 {
+        return None;
+    }
+    if crc32fast::hash(&b[..60]).to_le_bytes() != b[60..64] {
+        return None;
+    }
+    let count = u64::from_le_bytes(b[8..16].try_into().ok()?);
+    if count
+        .checked_mul(ENTRY_LEN as u64)?
+        .checked_add(HEADER_LEN as u64)?
+        != file_len
+        || count == 0
+    {
+        return None;
+    }
+    Some(Header {
+        monotonic: b[5] & FLAG_MONOTONIC != 0,
+        count,
+        tip: ObjectId::from_slice(&b[16..48])?,
+        entries_crc: u32::from_le_bytes(b[48..52].try_into().ok()?),
+    })
+}
+
+fn encode_entries(entries: &[Entry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * ENTRY_LEN);
+    for e in entries {
+        out.extend_from_slice(&e.timestamp.to_le_bytes());
+        out.extend_from_slice(e.id.as_bytes());
+    }
+    out
+}
+
+fn entry_at(map: &[u8], i: u64) -> Option<Entry> {
+    let off = HEADER_LEN + usize::try_from(i).ok()? * ENTRY_LEN;
+    let b = map.get(off..off + ENTRY_LEN)?;
+    Some(Entry {
+        timestamp: i64::from_le_bytes(b[..8].try_into().ok()?),
+        id: ObjectId::from_slice(&b[8..])?,
+    })
+}
+
+fn is_monotonic(entries: &[Entry]) -> bool {
+    entries.windows(2).all(|w| w[0].timestamp <= w[1].timestamp)
+}
+
+/// The index file of `name`.
+pub fn index_path(repo: &Repository, name: &RefName) -> PathBuf {
+    repo.layout()
+        .root()
+        .join("index/history")
+        .join(name.as_str())
+}
+
+/// Walk the first-parent chain from `tip` back, stopping after `stop` (not
+/// included) or at the root. Returns the entries newest first and whether
+/// `stop` was reached.
+fn walk_back(
+    repo: &Repository,
+    tip: ObjectId,
+    stop: Option<ObjectId>,
+) -> Result<(Vec<Entry>, bool)> {
+    let mut out = Vec::new();
+    let mut cur = Some(tip);
+    while let Some(id) = cur {
+        if Some(id) == stop {
+            return Ok((out, true));
+        }
+        let obj = repo.objects().get(&id)?;
+        let c = obj.commit()?;
+        out.push(Entry {
+            timestamp: c.timestamp,
+            id,
+        });
+        cur = c.first_parent();
+    }
+    Ok((out, false))
+}
+
+/// A usable index for `name` at its current tip: brought up to date or
+/// rebuilt as needed. `None` when the ref does not exist.
+pub struct Index {
+    map: Option<sydra_objects::map::Mmap>,
+    header: Header,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("count", &self.header.count)
+            .field("tip", &self.header.tip)
+            .finish()
+    }
+}
+
+impl Index {
+    /// Number of commits on the chain.
+    pub fn len(&self) -> u64 {
+        self.header.count
+    }
+
+    /// Whether the chain is empty (never: an index has at least the tip).
+    pub fn is_empty(&self) -> bool {
+        self.header.count == 0
+    }
+
+    /// Entry `i` (0 = root).
+    pub fn get(&self, i: u64) -> Option<Entry> {
+        entry_at(self.map.as_deref()?, i)
+    }
+
+    /// Position of the newest entry with timestamp <= `t`.
+    pub fn position_at(&self, t: i64) -> Option<u64> {
+        let n = self.header.count;
+        if self.header.monotonic {
+            // First index whose timestamp is > t; the answer is just before it.
+            let (mut lo, mut hi) = (0u64, n);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if self.get(mid)?.timestamp <= t {
+                    lo = mid + 1
+                } else {
+                    hi = mid
+                }
+            }
+            lo.checked_sub(1)
+        } else {
+            (0..n)
+                .rev()
+                .find(|&i| self.get(i).is_some_and(|e| e.timestamp <= t))
+        }
+    }
+}
+
+/// Open the index of `name`, extending or rebuilding it from the objects.
+pub fn open(repo: &Repository, name: &RefName) -> Result<Option<Index>> {
+    let Some(tip) = repo.refs().resolve(name)? else {
+        return Ok(None);
+    };
+    let path = index_path(repo, name);
+    if let Some(existing) = read(&path)? {
+        if existing.header.tip == tip {
+            return Ok(Some(existing));
+        }
+        let (newer, found) = walk_back(repo, tip, Some(existing.header.tip))?;
+        if found {
+            return append(&path, existing, newer).map(Some);
+        }
+        let mut all = newer;
+        all.reverse();
+        return write_new(&path, &all).map(Some);
+    }
+    rebuild(repo, &path, tip).map(Some)
+}
+
+fn rebuild(repo: &Repository, path: &Path, tip: ObjectId) -> Result<Index> {
+    let (mut all, _) = walk_back(repo, tip, None)?;
+    all.reverse();
+    write_new(path, &all)
+}
+
+fn read(path: &Path) -> Result<Option<Index>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("open", path)(e)),
+    };
+    let len = file.metadata().map_err(Error::io("stat", path))?.len();
+    let map = map_file(&file).map_err(Error::io("map", path))?;
+    Ok(decode_header(&map, len).map(|header| Index {
+        map: Some(map),
+        header,
+    }))
+}
+
+fn write_new(path: &Path, entries: &[Entry]) -> Result<Index> {
+    let Some(last) = entries.last() else {
+        return Err(Error::revision(
+            &path.display().to_string(),
+            "empty history",
+        ));
+    };
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(Error::io("create directory", parent))?;
+    }
+    let body = encode_entries(entries);
+    let header = Header {
+        monotonic: is_monotonic(entries),
+        count: entries.len() as u64,
+        tip: last.id,
+        entries_crc: crc32fast::hash(&body),
+    };
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = File::create(&tmp).map_err(Error::io("create", &tmp))?;
+        f.write_all(&encode_header(&header))
+            .map_err(Error::io("write", &tmp))?;
+        f.write_all(&body).map_err(Error::io("write", &tmp))?;
+    }
+    fs::rename(&tmp, path).map_err(Error::io("rename", path))?;
+    read(path)?.ok_or_else(|| {
+        Error::revision(
+            &path.display().to_string(),
+            "history index unreadable after writing",
+        )
+    })
+}
+
+/// Append `newer` (newest first) to an index whose tip is `newer`'s stop.
+fn append(path: &Path, old: Index, mut newer: Vec<Entry>) -> Result<Index> {
+    newer.reverse();
+    let last_old = old.get(old.header.count - 1);
+    let mut chain = Vec::with_capacity(newer.len() + 1);
+    chain.extend(last_old);
+    chain.extend_from_slice(&newer);
+    let body = encode_entries(&newer);
+    let mut crc = crc32fast::Hasher::new_with_initial_len(
+        old.header.entries_crc,
+        old.header.count * ENTRY_LEN as u64,
+    );
+    let mut add = crc32fast::Hasher::new();
+    add.update(&body);
+    crc.combine(&add);
+    let header = Header {
+        monotonic: old.header.monotonic && is_monotonic(&chain),
+        count: old.header.count + newer.len() as u64,
+        tip: newer.last().map_or(old.header.tip, |e| e.id),
+        entries_crc: crc.finalize(),
+    };
+    let offset = HEADER_LEN as u64 + old.header.count * ENTRY_LEN as u64;
+    drop(old);
+    let f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(Error::io("open", path))?;
+    // Entries first, header last: a crash in between leaves a header whose
+    // count disagrees with the file length, which is rebuilt on next use.
+    f.write_all_at(&body, offset)
+        .map_err(Error::io("write", path))?;
+    f.write_all_at(&encode_header(&header), 0)
+        .map_err(Error::io("write", path))?;
+    drop(f);
+    read(path)?.ok_or_else(|| {
+        Error::revision(
+            &path.display().to_string(),
+            "history index unreadable after appending",
+        )
+    })
+}
+
+/// Check an answer against the objects: the commit has the indexed
+/// timestamp, and the next entry (if any) is its child with a later time.
+fn verify(repo: &Repository, idx: &Index, pos: u64, t: i64) -> Result<bool> {
+    let Some(e) = idx.get(pos) else {
+        return Ok(false);
+    };
+    let obj = match repo.objects().get(&e.id) {
+        Ok(o) => o,
+        Err(err) if err.is_not_found() => return Ok(false),
+        Err(err) => return Err(err.into()),
+    };
+    if obj.commit()?.timestamp != e.timestamp || e.timestamp > t {
+        return Ok(false);
+    }
+    if let Some(next) = idx.get(pos + 1) {
+        let nobj = match repo.objects().get(&next.id) {
+            Ok(o) => o,
+            Err(err) if err.is_not_found() => return Ok(false),
+            Err(err) => return Err(err.into()),
+        };
+        let nc = nobj.commit()?;
+        if nc.first_parent() != Some(e.id)
+            || nc.timestamp != next.timestamp
+            || (idx.header.monotonic && nc.timestamp <= t)
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The newest commit on `name`'s first-parent chain with timestamp <= `t`.
+pub fn at(repo: &Repository, name: &RefName, t: i64) -> Result<Option<ObjectId>> {
+    for attempt in 0..2 {
+        let Some(idx) = open(repo, name)? else {
+            return Ok(None);
+        };
+        let Some(pos) = idx.position_at(t) else {
+            // Before the first commit: check the root really is later.
+            let root_ok = match idx.get(0) {
+                Some(root) => repo.objects().get(&root.id)?.commit()?.timestamp > t,
+                None => false,
+            };
+            if root_ok || attempt == 1 {
+                return Ok(None);
+            }
+            fs::remove_file(index_path(repo, name)).ok();
+            continue;
+        };
+        if verify(repo, &idx, pos, t)? {
+            return Ok(idx.get(pos).map(|e| e.id));
+        }
+        let tip = idx.header.tip;
+        drop(idx);
+        rebuild(repo, &index_path(repo, name), tip)?;
+    }
+    Err(Error::revision(
+        name.as_str(),
+        "the history index disagrees with the objects even after a rebuild",
+    ))
+}
+
+/// Brute force: walk the first-parent chain from `tip` (for commits that
+/// are not ref tips, and as the reference the tests compare against).
+pub fn at_by_walk(repo: &Repository, tip: ObjectId, t: i64) -> Result<Option<ObjectId>> {
+    let mut cur = Some(tip);
+    let mut best = None;
+    while let Some(id) = cur {
+        let obj = repo.objects().get(&id)?;
+        let c = obj.commit()?;
+        if c.timestamp <= t {
+            // Newest (closest to the tip) wins: the first one found.
+            best = Some(id);
+            break;
+        }
+        cur = c.first_parent();
+    }
+    Ok(best)
+}
