@@ -5,6 +5,7 @@
 //! checkpoints, replay and history. The `sydra` admin command lives in
 //! `src/bin/sydra` behind the default `cli` feature.
 
+pub mod codec;
 pub mod compaction;
 pub mod diff;
 mod engine;

@@ -2,6 +2,8 @@
 //! time travel, diff, path history and key/value sections.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// Column codecs: round-trips and canonical decoding.
+mod codec;
 /// Segment manifests and change sets, shared builders.
 mod common;
 /// Compaction commits: re-apply on a moved head, conflicts, structural sharing.
