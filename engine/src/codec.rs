@@ -283,7 +283,7 @@ pub fn decode_f64(b: &[u8]) -> Result<Vec<f64>, CodecError> {
     if used != body.len() {
         return Err(err(&br, "trailing bytes"));
     }
-    if br.bit % 8 != 0 && br.get((8 - br.bit % 8) as u32) != Some(0) {
+    if !br.bit.is_multiple_of(8) && br.get((8 - br.bit % 8) as u32) != Some(0) {
         return Err(err(&br, "non-zero padding"));
     }
     Ok(out)
