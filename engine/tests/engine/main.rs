@@ -5,6 +5,8 @@
 mod common;
 /// Crash test: a child appends with SyncMode::Always and is SIGKILLed.
 mod crash;
+/// `sydra demo` end to end.
+mod demo;
 /// Group commit: concurrent durable appends share syncs.
 mod group_commit;
 /// The directory lock and poisoning.
