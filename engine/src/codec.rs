@@ -260,6 +260,9 @@ pub fn decode_f64(b: &[u8]) -> Result<Vec<f64>, CodecError> {
             let m = br
                 .get(64 - lead - trail)
                 .ok_or_else(|| err(&br, "truncated bits"))?;
+            if m == 0 {
+                return Err(err(&br, "a zero XOR must be written as a single 0 bit"));
+            }
             prev ^ (m << trail)
         } else {
             let l = br.get(6).ok_or_else(|| err(&br, "truncated"))? as u32;
@@ -271,6 +274,12 @@ pub fn decode_f64(b: &[u8]) -> Result<Vec<f64>, CodecError> {
             let m = br.get(len).ok_or_else(|| err(&br, "truncated bits"))?;
             if m >> (len - 1) != 1 || m & 1 != 1 {
                 return Err(err(&br, "window is not tight (non-canonical)"));
+            }
+            if lead != u32::MAX && l >= lead && t >= trail {
+                return Err(err(
+                    &br,
+                    "a new window where the previous one fits (non-canonical)",
+                ));
             }
             lead = l;
             trail = t;

@@ -94,8 +94,39 @@ pub struct Engine {
     lock: File,
     options: Options,
     pub(crate) commit_lock: Mutex<()>,
-    poisoned: Mutex<Option<String>>,
+    poisoned: Poison,
     report: OpenReport,
+}
+
+/// The engine's poison flag, shared with the sections it hands out: the
+/// first sync failure anywhere is recorded, and every later write checks it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Poison(std::sync::Arc<Mutex<Option<String>>>);
+
+impl Poison {
+    pub(crate) fn get(&self) -> Option<String> {
+        self.0.lock().clone()
+    }
+
+    pub(crate) fn check(&self) -> Result<()> {
+        match self.get() {
+            Some(reason) => Err(Error::Poisoned { reason }),
+            None => Ok(()),
+        }
+    }
+
+    /// Record a sync failure; pass the result through.
+    pub(crate) fn note<T>(&self, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r
+            && e.is_sync_failure()
+        {
+            let mut p = self.0.lock();
+            if p.is_none() {
+                *p = Some(e.to_string());
+            }
+        }
+        r
+    }
 }
 
 /// The ref checkpoints advance.
@@ -133,7 +164,7 @@ impl Engine {
             lock,
             options,
             commit_lock: Mutex::new(()),
-            poisoned: Mutex::new(None),
+            poisoned: Poison::default(),
             report,
         })
     }
@@ -160,7 +191,7 @@ impl Engine {
 
     /// Why the engine is poisoned, if it is.
     pub fn poisoned(&self) -> Option<String> {
-        self.poisoned.lock().clone().or_else(|| self.wal.poisoned())
+        self.poisoned.get().or_else(|| self.wal.poisoned())
     }
 
     pub(crate) fn check_poison(&self) -> Result<()> {
@@ -172,15 +203,7 @@ impl Engine {
 
     /// Record a sync failure; pass the error through.
     pub(crate) fn note<T>(&self, r: Result<T>) -> Result<T> {
-        if let Err(e) = &r
-            && e.is_sync_failure()
-        {
-            let mut p = self.poisoned.lock();
-            if p.is_none() {
-                *p = Some(e.to_string());
-            }
-        }
-        r
+        self.poisoned.note(r)
     }
 
     /// Append a record; returns its seq once acknowledged per the sync mode.
@@ -359,7 +382,7 @@ impl Engine {
 
     /// The key/value section `name` on `refs/sections/<name>`.
     pub fn section(&self, name: &str) -> Result<crate::section::Section> {
-        crate::section::Section::open(self.repo.clone(), name)
+        crate::section::Section::open_with_poison(self.repo.clone(), name, self.poisoned.clone())
     }
 
     /// Replay from the head: every record after the head's applied seq,
@@ -429,7 +452,9 @@ fn take_lock(path: &Path, dir: &Path) -> Result<File> {
         Err(TryLockError::Error(e)) => return Err(Error::io("lock", path)(e)),
     }
     // The pid is informational (for the error above); the lock is the flock.
-    f.set_len(0).map_err(Error::io("write", path))?;
+    sydra_objects::fault::point("lock.write")
+        .and_then(|()| f.set_len(0))
+        .map_err(Error::io("write", path))?;
     f.rewind().map_err(Error::io("write", path))?;
     writeln!(f, "{}", std::process::id()).map_err(Error::io("write", path))?;
     Ok(f)
@@ -460,7 +485,7 @@ fn remove_dead_temp_files(tmp: &Path) -> Result<Vec<PathBuf>> {
         };
         if !alive {
             let path = entry.path();
-            match fs::remove_file(&path) {
+            match sydra_objects::fault::point("tmp.cleanup").and_then(|()| fs::remove_file(&path)) {
                 Ok(()) => removed.push(path),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io("remove", &path)(e)),

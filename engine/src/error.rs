@@ -14,6 +14,9 @@ pub enum Error {
     /// From the ref layer.
     #[error(transparent)]
     Refs(#[from] sydra_refs::Error),
+    /// From garbage collection, retention, fsck or stats.
+    #[error(transparent)]
+    Gc(#[from] sydra_gc::Error),
     /// The directory has no `FORMAT` file.
     #[error("{} is not a sydra data directory (no FORMAT file; run `sydra init`)", .0.display())]
     NotARepository(PathBuf),
@@ -97,6 +100,9 @@ pub enum Error {
     /// A change set that is malformed.
     #[error("invalid change set: {0}")]
     InvalidChange(String),
+    /// A symbolic link where the data directory must hold real files.
+    #[error("{} is a symbolic link; a sydra data directory must not contain links (remove it, or copy the real file in its place)", .0.display())]
+    Symlink(PathBuf),
     /// A revision that does not parse or does not resolve.
     #[error("bad revision {rev:?}: {reason}")]
     Revision {
@@ -114,6 +120,7 @@ impl Error {
         match self {
             Error::Objects(e) => e.is_sync_failure(),
             Error::Refs(e) => e.is_sync_failure(),
+            Error::Gc(e) => e.is_sync_failure(),
             Error::Wal(
                 crate::wal::WalError::Sync { .. } | crate::wal::WalError::Poisoned { .. },
             ) => true,

@@ -242,7 +242,9 @@ fn read(path: &Path) -> Result<Option<Index>> {
         Err(e) => return Err(Error::io("open", path)(e)),
     };
     let len = file.metadata().map_err(Error::io("stat", path))?.len();
-    let map = map_file(&file).map_err(Error::io("map", path))?;
+    let map = sydra_objects::fault::point("history.map")
+        .and_then(|()| map_file(&file))
+        .map_err(Error::io("map", path))?;
     Ok(decode_header(&map, len).map(|header| Index {
         map: Some(map),
         header,
@@ -269,11 +271,14 @@ fn write_new(path: &Path, entries: &[Entry]) -> Result<Index> {
     let tmp = path.with_extension("tmp");
     {
         let mut f = File::create(&tmp).map_err(Error::io("create", &tmp))?;
-        f.write_all(&encode_header(&header))
+        sydra_objects::fault::point("history.write")
+            .and_then(|()| f.write_all(&encode_header(&header)))
             .map_err(Error::io("write", &tmp))?;
         f.write_all(&body).map_err(Error::io("write", &tmp))?;
     }
-    fs::rename(&tmp, path).map_err(Error::io("rename", path))?;
+    sydra_objects::fault::point("history.rename")
+        .and_then(|()| fs::rename(&tmp, path))
+        .map_err(Error::io("rename", path))?;
     read(path)?.ok_or_else(|| {
         Error::revision(
             &path.display().to_string(),
@@ -311,7 +316,8 @@ fn append(path: &Path, old: Index, mut newer: Vec<Entry>) -> Result<Index> {
         .map_err(Error::io("open", path))?;
     // Entries first, header last: a crash in between leaves a header whose
     // count disagrees with the file length, which is rebuilt on next use.
-    f.write_all_at(&body, offset)
+    sydra_objects::fault::point("history.write")
+        .and_then(|()| f.write_all_at(&body, offset))
         .map_err(Error::io("write", path))?;
     f.write_all_at(&encode_header(&header), 0)
         .map_err(Error::io("write", path))?;

@@ -81,22 +81,68 @@ impl Layout {
             return Ok(false);
         }
         for d in [self.root.clone(), self.wal(), self.root.join("refs/heads")] {
-            fs::create_dir_all(&d).map_err(Error::io("create directory", &d))?;
+            sydra_objects::fault::point("layout.mkdir")
+                .and_then(|()| fs::create_dir_all(&d))
+                .map_err(Error::io("create directory", &d))?;
         }
         let tmp = self.root.join("FORMAT.tmp");
         let mut f = fs::File::create(&tmp).map_err(Error::io("create", &tmp))?;
-        f.write_all(FORMAT_LINE.as_bytes())
+        sydra_objects::fault::point("layout.format.write")
+            .and_then(|()| f.write_all(FORMAT_LINE.as_bytes()))
             .map_err(Error::io("write", &tmp))?;
-        f.sync_all().map_err(Error::io("sync", &tmp))?;
-        fs::rename(&tmp, self.format_file()).map_err(Error::io("rename", self.format_file()))?;
+        sydra_objects::fault::point("layout.format.sync")
+            .and_then(|()| f.sync_all())
+            .map_err(Error::io("sync", &tmp))?;
+        sydra_objects::fault::point("layout.format.rename")
+            .and_then(|()| fs::rename(&tmp, self.format_file()))
+            .map_err(Error::io("rename", self.format_file()))?;
         sync_dir(&self.root)?;
         Ok(true)
     }
 }
 
+impl Layout {
+    /// Refuse a data directory with symbolic links where Sydra keeps its
+    /// files: the top level, `objects/` and its shard directories, every
+    /// level of `refs/`, `logs/` and `index/`, and `wal/`. A link planted
+    /// there could make reads or writes leave the directory. Object files
+    /// themselves are opened without following links (checked per read,
+    /// not listed here, so opening does not cost a walk of every object).
+    pub fn refuse_symlinks(&self) -> Result<()> {
+        let root = &self.root;
+        check_entries(root, false)?;
+        check_entries(&self.objects(), false)?;
+        check_entries(&self.wal(), false)?;
+        for tree in ["refs", "logs", "index"] {
+            check_entries(&root.join(tree), true)?;
+        }
+        Ok(())
+    }
+}
+
+fn check_entries(dir: &Path, recursive: bool) -> Result<()> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("list", dir)(e)),
+    };
+    for entry in rd {
+        let entry = entry.map_err(Error::io("list", dir))?;
+        let ty = entry.file_type().map_err(Error::io("stat", entry.path()))?;
+        if ty.is_symlink() {
+            return Err(Error::Symlink(entry.path()));
+        }
+        if recursive && ty.is_dir() {
+            check_entries(&entry.path(), true)?;
+        }
+    }
+    Ok(())
+}
+
 /// fsync a directory.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    fs::File::open(dir)
+    sydra_objects::fault::point("layout.dir.sync")
+        .and_then(|()| fs::File::open(dir))
         .and_then(|f| f.sync_all())
         .map_err(Error::io("sync directory", dir))
 }

@@ -13,6 +13,7 @@ mod error;
 pub mod history;
 pub mod index;
 pub mod layout;
+pub mod maintenance;
 pub mod manifest;
 pub mod replay;
 mod repo;
@@ -26,5 +27,32 @@ pub use error::{Error, Result};
 pub use layout::Layout;
 pub use replay::{Record, Replay, Tail};
 pub use repo::Repository;
+pub use sydra_gc as gc;
 pub use sydra_objects as objects;
 pub use sydra_refs as refs;
+
+/// The fault points of this crate (see `sydra_objects::fault`).
+pub const FAULT_POINTS: &[&str] = &[
+    "history.map",
+    "history.rename",
+    "history.write",
+    "layout.dir.sync",
+    "layout.format.rename",
+    "layout.format.sync",
+    "layout.format.write",
+    "layout.mkdir",
+    "lock.write",
+    "tmp.cleanup",
+    "wal.dir.sync",
+    "wal.map",
+    "wal.mkdir",
+    "wal.recovery.remove",
+    "wal.recovery.sync",
+    "wal.recovery.truncate",
+    "wal.segment.create",
+    "wal.segment.remove",
+    "wal.segment.sync",
+    "wal.segment.write",
+    "wal.sync",
+    "wal.write",
+];

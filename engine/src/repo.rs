@@ -47,6 +47,7 @@ impl Repository {
     pub fn open_with(dir: impl AsRef<Path>, options: Options) -> Result<Repository> {
         let layout = Layout::new(dir.as_ref());
         layout.check()?;
+        layout.refuse_symlinks()?;
         let objects = Store::open(layout.objects(), options)?;
         let refs = RefStore::open(layout.root(), objects.clone())?;
         Ok(Repository {

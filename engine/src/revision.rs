@@ -68,6 +68,12 @@ pub fn parse(rev: &str) -> Result<Revision<'_>> {
             "missing a ref or object id before the first step",
         ));
     }
+    if base.contains('^') {
+        return Err(Error::revision(
+            rev,
+            "\"^\" is not supported; use ~N for the N-th first parent",
+        ));
+    }
     let mut steps = Vec::new();
     let mut rest = &head[cut..];
     while !rest.is_empty() {

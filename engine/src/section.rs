@@ -12,7 +12,7 @@ use sydra_objects::{Batch, Bump, Commit, Durability, Kind, ObjectId, TreeBuilder
 use sydra_refs::{PreviousValue, RefName};
 
 use crate::diff::path_history;
-use crate::engine::now_ns;
+use crate::engine::{Poison, now_ns};
 use crate::error::{Error, Result};
 use crate::index::tree_at;
 use crate::repo::Repository;
@@ -36,6 +36,7 @@ pub trait KvSection {
 pub struct Section {
     repo: Repository,
     name: RefName,
+    poison: Poison,
 }
 
 /// How often a write retries when another process moved the ref.
@@ -59,7 +60,23 @@ impl Section {
     pub fn open(repo: Repository, name: &str) -> Result<Section> {
         let name =
             RefName::new(&format!("refs/sections/{name}")).map_err(sydra_refs::Error::from)?;
-        Ok(Section { repo, name })
+        Ok(Section {
+            repo,
+            name,
+            poison: Poison::default(),
+        })
+    }
+
+    /// A section of a live engine: a sync failure here poisons the engine,
+    /// and a poisoned engine refuses section writes.
+    pub(crate) fn open_with_poison(
+        repo: Repository,
+        name: &str,
+        poison: Poison,
+    ) -> Result<Section> {
+        let mut s = Section::open(repo, name)?;
+        s.poison = poison;
+        Ok(s)
     }
 
     /// The ref holding the section.
@@ -79,6 +96,15 @@ impl Section {
     /// Apply `edit` to the latest tree and commit it; retried when another
     /// writer moved the ref in between. `Ok(None)` when `edit` made no change.
     fn write(
+        &self,
+        message: &str,
+        edit: impl Fn(&mut TreeBuilder<'_>, &mut Batch) -> Result<bool>,
+    ) -> Result<Option<ObjectId>> {
+        self.poison.check()?;
+        self.poison.note(self.write_unchecked(message, edit))
+    }
+
+    fn write_unchecked(
         &self,
         message: &str,
         edit: impl Fn(&mut TreeBuilder<'_>, &mut Batch) -> Result<bool>,

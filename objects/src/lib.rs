@@ -12,6 +12,7 @@ pub mod builder;
 pub mod commit;
 pub mod decode;
 mod error;
+pub mod fault;
 pub mod id;
 mod kind;
 #[allow(unsafe_code)]

@@ -14,13 +14,15 @@ use crate::target::{MAX_REF_FILE_LEN, Target, parse_ref_file};
 /// durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     let f = File::open(dir).map_err(Error::io("open directory", dir))?;
-    f.sync_all().map_err(Error::sync(dir))
+    sydra_objects::fault::point("refs.dir.sync")
+        .and_then(|()| f.sync_all())
+        .map_err(Error::sync(dir))
 }
 
 /// Create `dir` if missing; when created, fsync its parent so the new entry
 /// is durable. Returns whether it was created.
 pub(crate) fn create_dir_synced(dir: &Path) -> Result<bool> {
-    match fs::create_dir(dir) {
+    match sydra_objects::fault::point("refs.mkdir").and_then(|()| fs::create_dir(dir)) {
         Ok(()) => {
             if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
                 sync_dir(parent)?;
@@ -42,7 +44,7 @@ pub(crate) fn create_dir_synced(dir: &Path) -> Result<bool> {
 pub(crate) fn ensure_parent_dirs(root: &Path, name: &RefName) -> Result<()> {
     for ancestor in name.ancestors() {
         let dir = root.join(ancestor);
-        match fs::create_dir(&dir) {
+        match sydra_objects::fault::point("refs.mkdir").and_then(|()| fs::create_dir(&dir)) {
             Ok(()) => {
                 if let Some(parent) = dir.parent() {
                     sync_dir(parent)?;
@@ -200,7 +202,7 @@ pub(crate) fn prune_empty_parents(root: &Path, name: &RefName, keep_depth: usize
 /// Read and parse the ref file at `path`. A missing file, a directory (a
 /// namespace of other refs) or a path through a file is `None`.
 pub(crate) fn read_ref_file(path: &Path) -> Result<Option<Target>> {
-    let file = match File::open(path) {
+    let file = match sydra_objects::map::open_nofollow(path) {
         Ok(f) => f,
         Err(e) if absent(&e) => return Ok(None),
         Err(e) => return Err(Error::io("open ref", path)(e)),

@@ -38,3 +38,17 @@ pub use reflog::{ParseReflogError, ReflogEntry};
 pub use store::{LOGS_DIR, MAX_SYMBOLIC_DEPTH, REFS_DIR, RefStore};
 pub use target::{MAX_REF_FILE_LEN, ParseRefError, Target, parse_ref_file};
 pub use transaction::{PreviousValue, Transaction};
+
+/// The fault points of this crate (see `sydra_objects::fault`).
+pub const FAULT_POINTS: &[&str] = &[
+    "refs.dir.sync",
+    "refs.mkdir",
+    "refs.lock.create",
+    "refs.lock.write",
+    "refs.lock.sync",
+    "refs.rename",
+    "refs.lock.remove",
+    "refs.reflog.write",
+    "refs.reflog.sync",
+    "refs.delete",
+];

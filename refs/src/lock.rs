@@ -48,7 +48,9 @@ impl LockFile {
         let path = lock_path(&root.join(name.as_str()));
         let mut last_err = None;
         for _ in 0..CREATE_ATTEMPTS {
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
+            let opened = sydra_objects::fault::point("refs.lock.create")
+                .and_then(|()| OpenOptions::new().write(true).create_new(true).open(&path));
+            match opened {
                 Ok(file) => {
                     return Ok(LockFile {
                         name: name.clone(),
@@ -104,16 +106,21 @@ impl LockFile {
                 io::ErrorKind::BrokenPipe.into(),
             ));
         };
-        file.write_all(content)
+        sydra_objects::fault::point("refs.lock.write")
+            .and_then(|()| file.write_all(content))
             .map_err(Error::io("write lock file", &self.path))?;
-        file.sync_all().map_err(Error::sync(&self.path))
+        sydra_objects::fault::point("refs.lock.sync")
+            .and_then(|()| file.sync_all())
+            .map_err(Error::sync(&self.path))
     }
 
     /// Rename the lock file over `target`: the new value becomes visible
     /// atomically and the lock is gone. The caller fsyncs the directory.
     pub(crate) fn commit(mut self, target: &Path) -> Result<()> {
         self.file = None;
-        fs::rename(&self.path, target).map_err(Error::io("rename lock file over", target))?;
+        sydra_objects::fault::point("refs.rename")
+            .and_then(|()| fs::rename(&self.path, target))
+            .map_err(Error::io("rename lock file over", target))?;
         self.armed = false;
         Ok(())
     }
@@ -123,7 +130,9 @@ impl LockFile {
     pub(crate) fn release(mut self) -> Result<()> {
         self.file = None;
         self.armed = false;
-        match fs::remove_file(&self.path) {
+        match sydra_objects::fault::point("refs.lock.remove")
+            .and_then(|()| fs::remove_file(&self.path))
+        {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io("remove lock file", &self.path)(e)),

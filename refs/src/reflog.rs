@@ -202,9 +202,12 @@ pub(crate) fn append(path: &Path, entry: &ReflogEntry) -> Result<()> {
     line.push('\n');
     // One write call: with O_APPEND the line lands whole at the end or, on a
     // crash, as a prefix without LF that readers ignore.
-    file.write_all(line.as_bytes())
+    sydra_objects::fault::point("refs.reflog.write")
+        .and_then(|()| file.write_all(line.as_bytes()))
         .map_err(Error::io("append to reflog", path))?;
-    file.sync_data().map_err(Error::sync(path))?;
+    sydra_objects::fault::point("refs.reflog.sync")
+        .and_then(|()| file.sync_data())
+        .map_err(Error::sync(path))?;
     if !existed && let Some(dir) = path.parent() {
         crate::fs::sync_dir(dir)?;
     }

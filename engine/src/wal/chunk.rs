@@ -99,7 +99,11 @@ impl Chunk {
         if start >= end {
             return Err(err(format!("empty or inverted range {start}..{end}")));
         }
-        if first_seq > last_seq || first_seq < segment || last_seq - first_seq + 1 != count {
+        // Checked: `last - first + 1` overflows for first 0, last u64::MAX.
+        let span = last_seq
+            .checked_sub(first_seq)
+            .and_then(|d| d.checked_add(1));
+        if first_seq < segment || span != Some(count) {
             return Err(err(format!(
                 "inconsistent seqs: segment {segment}, first {first_seq}, last {last_seq}, count {count}"
             )));

@@ -1,6 +1,6 @@
 //! Reading segments: listing, mapping, and walking records.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -43,7 +43,7 @@ impl SegmentView {
     /// Map `wal/<first_seq>.wal` and check its header.
     pub fn open(dir: &Path, first_seq: u64) -> Result<SegmentView, WalError> {
         let path = dir.join(segment_file_name(first_seq));
-        let file = match File::open(&path) {
+        let file = match sydra_objects::map::open_nofollow(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(WalError::Missing {
@@ -53,7 +53,9 @@ impl SegmentView {
             }
             Err(e) => return Err(WalError::io("open", &path)(e)),
         };
-        let map = map_file(&file).map_err(WalError::io("map", &path))?;
+        let map = sydra_objects::fault::point("wal.map")
+            .and_then(|()| map_file(&file))
+            .map_err(WalError::io("map", &path))?;
         let found = parse_segment_header(&map).map_err(|reason| WalError::Corrupt {
             path: path.clone(),
             offset: 0,

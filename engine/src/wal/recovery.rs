@@ -55,7 +55,9 @@ pub(crate) fn recover(
         if !is_torn_creation(&path, last)? {
             break;
         }
-        fs::remove_file(&path).map_err(WalError::io("remove", &path))?;
+        sydra_objects::fault::point("wal.recovery.remove")
+            .and_then(|()| fs::remove_file(&path))
+            .map_err(WalError::io("remove", &path))?;
         sync_dir(dir)?;
         report.removed.push(path);
         segs.pop();
@@ -94,8 +96,19 @@ pub(crate) fn recover(
                 ),
             ));
         }
-        let file = File::open(&path).map_err(WalError::io("open", &path))?;
-        let map = map_file(&file).map_err(WalError::io("map", &path))?;
+        // Seqs start at 1; a segment named 0 is not one Sydra wrote (and
+        // `expect - 1` below relies on it).
+        if seg == 0 {
+            return Err(corrupt(
+                &path,
+                0,
+                "the file name says first seq 0, but seqs start at 1",
+            ));
+        }
+        let file = sydra_objects::map::open_nofollow(&path).map_err(WalError::io("open", &path))?;
+        let map = sydra_objects::fault::point("wal.map")
+            .and_then(|()| map_file(&file))
+            .map_err(WalError::io("map", &path))?;
         let found = parse_segment_header(&map).map_err(|r| corrupt(&path, 0, r))?;
         if found != seg {
             return Err(corrupt(
@@ -156,9 +169,12 @@ pub(crate) fn recover(
                 .write(true)
                 .open(&path)
                 .map_err(WalError::io("open", &path))?;
-            f.set_len(off as u64)
+            sydra_objects::fault::point("wal.recovery.truncate")
+                .and_then(|()| f.set_len(off as u64))
                 .map_err(WalError::io("truncate", &path))?;
-            f.sync_all().map_err(WalError::sync(&path))?;
+            sydra_objects::fault::point("wal.recovery.sync")
+                .and_then(|()| f.sync_all())
+                .map_err(WalError::sync(&path))?;
             report
                 .truncated
                 .push((path.clone(), off as u64, dropped, reason));
@@ -192,7 +208,7 @@ pub(crate) fn recover(
 ///
 /// [`create_segment`]: super::writer
 fn is_torn_creation(path: &Path, first_seq: u64) -> Result<bool, WalError> {
-    let mut f = File::open(path).map_err(WalError::io("open", path))?;
+    let mut f = sydra_objects::map::open_nofollow(path).map_err(WalError::io("open", path))?;
     let len = f.metadata().map_err(WalError::io("stat", path))?.len();
     let mut head = Vec::with_capacity(SEGMENT_HEADER_LEN);
     (&mut f)
@@ -210,7 +226,8 @@ fn is_torn_creation(path: &Path, first_seq: u64) -> Result<bool, WalError> {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), WalError> {
-    File::open(dir)
+    sydra_objects::fault::point("wal.dir.sync")
+        .and_then(|()| File::open(dir))
         .and_then(|d| d.sync_all())
         .map_err(WalError::sync(dir))
 }

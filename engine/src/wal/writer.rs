@@ -148,7 +148,9 @@ impl Wal {
                 opts.max_record, opts.segment_size
             )));
         }
-        std::fs::create_dir_all(dir).map_err(WalError::io("create directory", dir))?;
+        sydra_objects::fault::point("wal.mkdir")
+            .and_then(|()| std::fs::create_dir_all(dir))
+            .map_err(WalError::io("create directory", dir))?;
         let (state, report) = recover(dir, chunked_through)?;
         let inner = Arc::new(Inner {
             dir: dir.to_path_buf(),
@@ -449,15 +451,17 @@ impl Inner {
                 if let Some(mut old) = active.take() {
                     // The old segment must be complete on disk before a newer
                     // one exists: only the last segment may ever be torn.
-                    old.file.sync_data().map_err(WalError::sync(&old.path))?;
+                    sydra_objects::fault::point("wal.sync")
+                        .and_then(|()| old.file.sync_data())
+                        .map_err(WalError::sync(&old.path))?;
                     self.syncs.fetch_add(1, Ordering::Relaxed);
                     out.sealed.extend(old.hasher.cut());
                 }
                 *active = Some(create_segment(&self.dir, p.segment)?);
             }
             let Some(a) = active.as_mut() else { continue };
-            a.file
-                .write_all(&p.bytes)
+            sydra_objects::fault::point("wal.write")
+                .and_then(|()| a.file.write_all(&p.bytes))
                 .map_err(WalError::io("write", &a.path))?;
             self.writes.fetch_add(1, Ordering::Relaxed);
             a.hasher.update(&p.bytes, p.first_seq, p.last_seq);
@@ -469,7 +473,9 @@ impl Inner {
             });
         }
         if sync && let Some(a) = active.as_ref() {
-            a.file.sync_data().map_err(WalError::sync(&a.path))?;
+            sydra_objects::fault::point("wal.sync")
+                .and_then(|()| a.file.sync_data())
+                .map_err(WalError::sync(&a.path))?;
             self.syncs.fetch_add(1, Ordering::Relaxed);
             out.synced = true;
         }
@@ -482,15 +488,17 @@ impl Inner {
 /// segment, which recovery removes.
 fn create_segment(dir: &Path, first_seq: u64) -> Result<Active, WalError> {
     let path = dir.join(segment_file_name(first_seq));
-    let mut file = OpenOptions::new()
-        .create_new(true)
-        .append(true)
-        .open(&path)
+    let mut file = sydra_objects::fault::point("wal.segment.create")
+        .and_then(|()| OpenOptions::new().create_new(true).append(true).open(&path))
         .map_err(WalError::io("create segment", &path))?;
-    file.write_all(&segment_header(first_seq))
+    sydra_objects::fault::point("wal.segment.write")
+        .and_then(|()| file.write_all(&segment_header(first_seq)))
         .map_err(WalError::io("write", &path))?;
-    file.sync_all().map_err(WalError::sync(&path))?;
-    File::open(dir)
+    sydra_objects::fault::point("wal.segment.sync")
+        .and_then(|()| file.sync_all())
+        .map_err(WalError::sync(&path))?;
+    sydra_objects::fault::point("wal.dir.sync")
+        .and_then(|()| File::open(dir))
         .and_then(|d| d.sync_all())
         .map_err(WalError::sync(dir))?;
     Ok(Active {

@@ -160,8 +160,10 @@ impl Batch {
 #[cfg(target_os = "linux")]
 pub(crate) fn syncfs(path: &std::path::Path) -> Result<()> {
     let f = std::fs::File::open(path).map_err(Error::io("open directory", path))?;
-    rustix::fs::syncfs(&f).map_err(|e| Error::Sync {
-        path: PathBuf::from(path),
-        source: e.into(),
-    })
+    crate::fault::point("objects.syncfs")
+        .and_then(|()| rustix::fs::syncfs(&f).map_err(std::io::Error::from))
+        .map_err(|e| Error::Sync {
+            path: PathBuf::from(path),
+            source: e,
+        })
 }

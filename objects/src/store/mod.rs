@@ -84,7 +84,9 @@ impl Store {
         let dir = dir.as_ref();
         let tmp = dir.join(TMP_DIR);
         let created = !dir.exists();
-        fs::create_dir_all(&tmp).map_err(Error::io("create directory", &tmp))?;
+        crate::fault::point("objects.create.mkdir")
+            .and_then(|()| fs::create_dir_all(&tmp))
+            .map_err(Error::io("create directory", &tmp))?;
         write::sync_dir(dir)?;
         if created && let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             write::sync_dir(parent)?;

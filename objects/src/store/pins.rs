@@ -185,7 +185,7 @@ impl GcGuard {
         if mtime >= cutoff {
             return Ok(SweepOutcome::Recent);
         }
-        match fs::remove_file(&path) {
+        match crate::fault::point("objects.delete").and_then(|()| fs::remove_file(&path)) {
             Ok(()) => Ok(SweepOutcome::Deleted(meta.len())),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(SweepOutcome::Missing),
             Err(e) => Err(Error::io("delete", &path)(e)),

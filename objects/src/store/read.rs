@@ -116,9 +116,15 @@ impl Store {
 
     fn open_object(&self, id: &ObjectId) -> Result<(File, PathBuf, u64)> {
         let path = self.path_of(id);
-        let file = match File::open(&path) {
+        let file = match crate::map::open_nofollow(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::NotFound(*id)),
+            Err(e) if crate::map::is_symlink_error(&e) => {
+                return Err(self.corrupt(
+                    id,
+                    "is a symbolic link, not an object file (refusing to follow it)",
+                ));
+            }
             Err(e) => return Err(Error::io("open", &path)(e)),
         };
         let meta = file.metadata().map_err(Error::io("stat", &path))?;
@@ -154,7 +160,9 @@ impl Store {
             let (h, range) = header::parse_file(&buf, Some(id)).map_err(|r| self.corrupt(id, r))?;
             (Repr::Owned(Arc::new(buf)), range, h.kind)
         } else {
-            let map = map_file(&file).map_err(Error::io("map", &path))?;
+            let map = crate::fault::point("objects.map")
+                .and_then(|()| map_file(&file))
+                .map_err(Error::io("map", &path))?;
             let (h, range) = header::parse_file(&map, Some(id)).map_err(|r| self.corrupt(id, r))?;
             (Repr::Mapped(Arc::new(map)), range, h.kind)
         };
@@ -273,7 +281,7 @@ impl Store {
     /// live writer use [`GcGuard::delete_if_unprotected`](super::GcGuard).
     pub fn delete(&self, id: &ObjectId) -> Result<bool> {
         let path = self.path_of(id);
-        match fs::remove_file(&path) {
+        match crate::fault::point("objects.delete").and_then(|()| fs::remove_file(&path)) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(Error::io("delete", &path)(e)),

@@ -11,13 +11,16 @@ use std::time::SystemTime;
 use super::header::{self, HEADER_LEN, Header};
 use super::{Durability, Store};
 use crate::error::{Error, Result};
+use crate::fault;
 use crate::id::IdHasher;
 use crate::{Kind, ObjectId};
 
 /// fsync a directory so entries created or renamed in it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     let f = File::open(dir).map_err(Error::io("open directory", dir))?;
-    f.sync_all().map_err(Error::sync(dir))
+    fault::point("objects.dir.sync")
+        .and_then(|()| f.sync_all())
+        .map_err(Error::sync(dir))
 }
 
 /// A temp file under `objects/tmp/` that is removed on drop unless it was
@@ -56,7 +59,9 @@ impl Store {
         loop {
             let n = self.inner.tmp_counter.fetch_add(1, Ordering::Relaxed);
             let path = self.inner.tmp.join(format!("obj-{pid}-{n}.tmp"));
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
+            let opened = fault::point("objects.tmp.create")
+                .and_then(|()| OpenOptions::new().write(true).create_new(true).open(&path));
+            match opened {
                 Ok(file) => {
                     return Ok(TempFile {
                         path,
@@ -78,9 +83,12 @@ impl Store {
         let _shard = pins.shard_lock(id);
         pins.register(*id, hold);
         let path = self.path_of(id);
-        let mut file = match File::open(&path) {
+        let mut file = match crate::map::open_nofollow(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Existing::Absent),
+            // A symlink under an object's name is replaced: rename swaps
+            // the link itself, never its target.
+            Err(e) if crate::map::is_symlink_error(&e) => return Ok(Existing::Invalid),
             Err(e) => return Err(Error::io("open", &path)(e)),
         };
         let len = file.metadata().map_err(Error::io("stat", &path))?.len();
@@ -90,7 +98,8 @@ impl Store {
         }
         match Header::decode(&h).and_then(|hd| hd.check(id, len)) {
             Ok(()) => {
-                file.set_modified(SystemTime::now())
+                fault::point("objects.freshen")
+                    .and_then(|()| file.set_modified(SystemTime::now()))
                     .map_err(Error::io("freshen", &path))?;
                 Ok(Existing::Valid)
             }
@@ -112,6 +121,7 @@ impl Store {
             .file
             .as_mut()
             .ok_or_else(|| Error::io("write", &path)(io::ErrorKind::Other.into()))?;
+        fault::point("objects.tmp.write").map_err(Error::io("write", &path))?;
         if payload.len() < 64 * 1024 {
             file.write_all(&header::encode_file(kind, id, payload))
                 .map_err(Error::io("write", &path))?;
@@ -126,7 +136,9 @@ impl Store {
                 .map_err(Error::io("write", &path))?;
         }
         if sync {
-            file.sync_data().map_err(Error::sync(&path))?;
+            fault::point("objects.tmp.sync")
+                .and_then(|()| file.sync_data())
+                .map_err(Error::sync(&path))?;
         }
         // Close now: a batch may stage far more files than the fd limit.
         tmp.file = None;
@@ -167,7 +179,8 @@ impl Store {
             }
             hasher.update(&buf[..n]);
             crc_payload.update(&buf[..n]);
-            file.write_all_at(&buf[..n], offset)
+            fault::point("objects.tmp.write")
+                .and_then(|()| file.write_all_at(&buf[..n], offset))
                 .map_err(Error::io("write", &path))?;
             offset += n as u64;
         }
@@ -188,7 +201,9 @@ impl Store {
         file.write_all_at(&crc.finalize().to_le_bytes(), offset)
             .map_err(Error::io("write", &path))?;
         if sync {
-            file.sync_data().map_err(Error::sync(&path))?;
+            fault::point("objects.tmp.sync")
+                .and_then(|()| file.sync_data())
+                .map_err(Error::sync(&path))?;
         }
         tmp.file = None;
         Ok((id, tmp))
@@ -201,11 +216,12 @@ impl Store {
         let dst = self.path_of(id);
         let shard = self.shard_dir(id);
         tmp.file = None;
-        match fs::rename(&tmp.path, &dst) {
+        let rename = || fault::point("objects.rename").and_then(|()| fs::rename(&tmp.path, &dst));
+        match rename() {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound && !shard.exists() => {
                 self.ensure_shard(&shard, sync)?;
-                fs::rename(&tmp.path, &dst).map_err(Error::io("rename into", &dst))?;
+                rename().map_err(Error::io("rename into", &dst))?;
             }
             Err(e) => return Err(Error::io("rename into", &dst)(e)),
         }
@@ -217,7 +233,7 @@ impl Store {
     }
 
     fn ensure_shard(&self, shard: &Path, sync: bool) -> Result<()> {
-        match fs::create_dir(shard) {
+        match fault::point("objects.shard.mkdir").and_then(|()| fs::create_dir(shard)) {
             Ok(()) => {
                 if sync {
                     sync_dir(self.dir())?;

@@ -59,7 +59,9 @@ pub(super) fn commit(store: &RefStore, prepared: Vec<Prepared>) -> Result<()> {
             Change::Update(_) | Change::Symbolic(_) => lock.commit(&ref_path)?,
             Change::Delete => {
                 // The lock stays held until the reflog line is written.
-                match fs::remove_file(&ref_path) {
+                match sydra_objects::fault::point("refs.delete")
+                    .and_then(|()| fs::remove_file(&ref_path))
+                {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                     Err(e) => return Err(Error::io("remove ref", &ref_path)(e)),

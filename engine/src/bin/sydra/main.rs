@@ -4,6 +4,7 @@
 //! name, a missing object for `cat-file -e`) or an operation that failed;
 //! 2 a usage error. Errors are one sentence on stderr.
 
+mod admin;
 mod demo;
 mod engine_cmds;
 mod plumbing;
@@ -67,6 +68,14 @@ enum Command {
     Replay(engine_cmds::ReplayArgs),
     /// Show the blob paths added, removed and modified between two trees.
     Diff(engine_cmds::DiffArgs),
+    /// Delete unreachable objects and WAL segments (optionally setting a
+    /// retention horizon first).
+    Gc(admin::GcArgs),
+    /// Verify every object, ref, reflog, reachable WAL chunk and
+    /// connectivity; exit 1 when problems exist.
+    Fsck(admin::FsckArgs),
+    /// Objects by kind, refs, WAL, reachable vs unreachable.
+    Stats(admin::StatsArgs),
     /// The main job: an embedded time-series workload, end to end.
     Demo(demo::DemoArgs),
 }
@@ -112,6 +121,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Log(a) => engine_cmds::log(&dir, a),
         Command::Replay(a) => engine_cmds::replay(&dir, a),
         Command::Diff(a) => engine_cmds::diff(&dir, a),
+        Command::Gc(a) => admin::gc(&dir, a),
+        Command::Fsck(a) => admin::fsck(&dir, a),
+        Command::Stats(a) => admin::stats(&dir, a),
         Command::Demo(_) => Ok(0),
     }
 }

@@ -1,0 +1,236 @@
+//! A full disk: a small tmpfs, mounted inside a private mount namespace
+//! (`unshare --mount`), filled to 100+ levels of free space; at each level
+//! a workload runs until the disk is full. Every failing operation must
+//! return a clear error, the store must stay readable, and once space is
+//! freed it must reopen clean (every acknowledged item intact, every object
+//! valid, temp files collected) and accept writes again.
+//!
+//! `SYDRA_ENOSPC_LEVELS=N` (default 120). Needs root and `unshare`; prints
+//! why it is skipped otherwise.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+
+use sydra_engine::objects::ObjectId;
+use sydra_engine::section::KvSection;
+use sydra_engine::wal::{SyncMode, WalOptions};
+use sydra_engine::{Engine, Error, Options};
+
+const CHILD_ENV: &str = "SYDRA_ENOSPC_CHILD";
+const PAGE: u64 = 4096;
+
+fn opts() -> Options {
+    Options {
+        wal: WalOptions {
+            sync: SyncMode::Always,
+            segment_size: 64 << 10,
+            max_record: 4096,
+            ..WalOptions::default()
+        },
+        ..Options::default()
+    }
+}
+
+#[test]
+fn writes_fail_cleanly_on_a_full_disk_and_resume_after() {
+    if std::env::var(CHILD_ENV).is_ok() {
+        return;
+    }
+    let uid = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    if uid.ok().as_deref() != Some("0")
+        || Command::new("unshare").arg("--version").output().is_err()
+    {
+        eprintln!(
+            "SKIPPED writes_fail_cleanly_on_a_full_disk_and_resume_after: needs root and unshare(1) for a private tmpfs"
+        );
+        return;
+    }
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", "enospc_child", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the ENOSPC child failed:\n{stdout}\n{stderr}"
+    );
+    let summary = stdout
+        .lines()
+        .chain(stderr.lines())
+        .find_map(|l| l.find("enospc:").map(|i| &l[i..]))
+        .unwrap_or("no summary");
+    eprintln!("{summary}");
+    assert!(
+        summary.contains("levels"),
+        "the child did not run: {stdout}"
+    );
+}
+
+#[test]
+fn enospc_child() {
+    if std::env::var(CHILD_ENV).is_err() {
+        return;
+    }
+    let levels: u64 = std::env::var("SYDRA_ENOSPC_LEVELS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(120);
+    let mnt = tempfile::tempdir().unwrap();
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"])
+        .arg(mnt.path())
+        .status()
+        .unwrap();
+    assert!(ok.success(), "mount tmpfs failed");
+    let (mut failures, mut acked_total) = (0u64, 0u64);
+    for level in 0..levels {
+        let (f, a) = one_level(mnt.path(), level * PAGE);
+        failures += f;
+        acked_total += a;
+    }
+    let _ = Command::new("umount").arg(mnt.path()).status();
+    println!(
+        "enospc: {levels} levels of free space (0 to {} KiB), {failures} operations failed with ENOSPC, {acked_total} acknowledged items verified after freeing space",
+        levels * PAGE / 1024
+    );
+    assert!(
+        failures >= levels,
+        "the disk was never full: {failures} failures in {levels} levels"
+    );
+}
+
+fn fill(path: &Path, leave_free: u64) {
+    let mut f = std::fs::File::create(path).unwrap();
+    let chunk = vec![0xEEu8; 64 << 10];
+    let mut written = 0u64;
+    loop {
+        match f.write(&chunk) {
+            Ok(0) => break,
+            Ok(n) => written += n as u64,
+            Err(_) => break,
+        }
+    }
+    f.sync_all().ok();
+    f.set_len(written.saturating_sub(leave_free)).unwrap();
+}
+
+fn check_err(level: u64, what: &str, e: &Error) {
+    let msg = e.to_string();
+    assert!(
+        msg.contains("No space left") || msg.contains("poisoned"),
+        "level {level}: {what} failed without naming the cause: {msg}"
+    );
+}
+
+/// Returns (failed operations, acknowledged items verified).
+fn one_level(mnt: &Path, free: u64) -> (u64, u64) {
+    let dir = mnt.join("store");
+    let filler = mnt.join("filler");
+    let mut records = BTreeMap::new();
+    let mut values: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut main: Option<ObjectId>;
+    {
+        let e = Engine::open(&dir, opts()).unwrap();
+        for i in 0..20u64 {
+            let p = format!("base-{i}").into_bytes();
+            records.insert(e.append(&p).unwrap(), p);
+        }
+        main = Some(e.checkpoint(None, "base").unwrap().commit);
+        e.section("kv").unwrap().put("base", b"v").unwrap();
+        values.insert("base".into(), b"v".to_vec());
+    }
+    fill(&filler, free);
+    let mut failures = 0u64;
+    match Engine::open(&dir, opts()) {
+        Err(err) => {
+            check_err(free, "open", &err);
+            failures += 1;
+        }
+        Ok(e) => {
+            let kv = e.section("kv").unwrap();
+            'work: for round in 0..200u64 {
+                for i in 0..8u64 {
+                    let p = vec![b'a' + (i as u8); 300 + (round % 50) as usize];
+                    match e.append(&p) {
+                        Ok(seq) => {
+                            records.insert(seq, p);
+                        }
+                        Err(err) => {
+                            check_err(free, "append", &err);
+                            failures += 1;
+                            break 'work;
+                        }
+                    }
+                }
+                match e.checkpoint(None, "full-disk round") {
+                    Ok(c) => main = Some(c.commit),
+                    Err(err) => {
+                        check_err(free, "checkpoint", &err);
+                        failures += 1;
+                        break;
+                    }
+                }
+                let key = format!("k{}", round % 7);
+                let value = vec![round as u8; 2000];
+                match kv.put(&key, &value) {
+                    Ok(_) => {
+                        values.insert(key, value);
+                    }
+                    Err(err) => {
+                        check_err(free, "section put", &err);
+                        failures += 1;
+                        break;
+                    }
+                }
+            }
+            // Still readable while full.
+            support::replay_all(&e)
+                .unwrap_or_else(|err| panic!("level {free}: unreadable while full: {err}"));
+        }
+    }
+    std::fs::remove_file(&filler).unwrap();
+    // Space is back: reopen clean, everything acknowledged intact, writes resume.
+    let e = Engine::open(&dir, opts())
+        .unwrap_or_else(|err| panic!("free {free}: reopen after freeing space failed: {err}"));
+    let replayed = support::replay_all(&e).unwrap();
+    for (seq, p) in &records {
+        assert_eq!(
+            replayed.get(seq),
+            Some(p),
+            "free {free}: acknowledged record {seq} lost"
+        );
+    }
+    assert!(
+        support::on_main(&e, main.unwrap()).unwrap(),
+        "free {free}: acknowledged commit lost"
+    );
+    let kv = e.section("kv").unwrap();
+    for (k, v) in &values {
+        assert_eq!(
+            kv.get(k, None).unwrap().as_ref(),
+            Some(v),
+            "free {free}: section value {k} lost"
+        );
+    }
+    support::check_objects(&e).unwrap_or_else(|err| panic!("free {free}: {err}"));
+    let leftovers = std::fs::read_dir(dir.join("objects/tmp")).unwrap().count();
+    assert_eq!(leftovers, 0, "free {free}: temp files left after reopen");
+    e.append(b"resumed").unwrap();
+    e.checkpoint(None, "resumed").unwrap();
+    drop(e);
+    std::fs::remove_dir_all(&dir).unwrap();
+    (failures, (records.len() + values.len()) as u64 + 1)
+}

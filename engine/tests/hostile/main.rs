@@ -1,0 +1,195 @@
+//! Hostile input: names that try to escape, trees with forbidden entries,
+//! objects claiming huge lengths, symbolic links planted in the data
+//! directory. Each is refused or handled without leaving the directory and
+//! without allocating what the input claims.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::os::unix::fs::symlink;
+use std::process::Command;
+
+use sydra_engine::objects::store::header::{Header, encode_file};
+use sydra_engine::objects::{CommitRef, Kind, ObjectId, TreeRef};
+use sydra_engine::refs::RefName;
+use sydra_engine::{Engine, Error, Options, Repository};
+
+fn sydra(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sydra"))
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn ref_names_that_try_to_escape_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d");
+    let (repo, _) = Repository::init(&data).unwrap();
+    let blob = repo.objects().put(Kind::Blob, b"x").unwrap();
+    let long = format!("refs/heads/{}", "a".repeat(5000));
+    for bad in [
+        "refs/../../etc/passwd",
+        "refs/heads/../../../outside",
+        "/etc/passwd",
+        "refs/heads/a\u{1}b",
+        "refs/heads/tab\there",
+        "refs/heads/x.lock",
+        "refs/heads/.hidden",
+        "refs/heads/a//b",
+        "refs/heads/",
+        long.as_str(),
+        "refs/heads/nul\0byte",
+    ] {
+        assert!(RefName::new(bad).is_err(), "{bad:?} accepted");
+        if bad.contains('\0') {
+            continue; // cannot be an argv string
+        }
+        let out = sydra(&data, &["update-ref", bad, &blob.to_hex()]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{bad:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!String::from_utf8_lossy(&out.stderr).is_empty());
+    }
+    assert!(!dir.path().join("outside").exists() && !dir.path().join("etc").exists());
+    // Nothing but the normal layout appeared.
+    let mut names: Vec<String> = std::fs::read_dir(data.join("refs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["heads"]);
+}
+
+#[test]
+fn trees_with_forbidden_entries_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d");
+    Repository::init(&data).unwrap();
+    for name in [&b".."[..], b".", b"a/b", b"", b"nul\0"] {
+        let mut t = 1u32.to_le_bytes().to_vec();
+        t.push(1);
+        t.push(name.len() as u8);
+        t.extend_from_slice(name);
+        t.extend_from_slice(&[0; 32]);
+        assert!(TreeRef::decode(&t).is_err(), "{name:?}");
+        let f = dir.path().join("tree.bin");
+        std::fs::write(&f, &t).unwrap();
+        let out = sydra(
+            &data,
+            &["hash-object", "-w", "-t", "tree", f.to_str().unwrap()],
+        );
+        assert_eq!(out.status.code(), Some(1), "{name:?} accepted");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("not a valid tree"));
+    }
+}
+
+#[test]
+fn huge_claimed_lengths_are_errors_not_allocations() {
+    // Payload counts.
+    let mut t = u32::MAX.to_le_bytes().to_vec();
+    t.extend_from_slice(&[1, 1, b'a']);
+    assert!(TreeRef::decode(&t).is_err());
+    let mut c = vec![0u8; 32];
+    c.extend_from_slice(&u32::MAX.to_le_bytes());
+    assert!(CommitRef::decode(&c).is_err());
+    // A loose object whose header claims an exabyte.
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, _) = Repository::init(dir.path().join("d")).unwrap();
+    let id = ObjectId::compute(Kind::Blob, b"tiny");
+    let mut bytes = encode_file(Kind::Blob, id, b"tiny");
+    let huge = Header::raw(Kind::Blob, 1 << 60, id).encode();
+    bytes[..huge.len()].copy_from_slice(&huge);
+    let path = repo.objects().path_of(&id);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    let err = repo.objects().get(&id).unwrap_err().to_string();
+    assert!(err.contains(&id.to_hex()), "{err}");
+    assert!(repo.objects().stat(&id).is_err());
+    // A WAL record claiming 4 GiB.
+    let mut seg = sydra_engine::wal::record::segment_header(1).to_vec();
+    seg.extend_from_slice(&u32::MAX.to_le_bytes());
+    seg.extend_from_slice(&[0; 12]);
+    assert!(matches!(
+        sydra_engine::wal::record::parse_record(&seg, 16, Some(1), true),
+        sydra_engine::wal::record::Step::Bad(_)
+    ));
+}
+
+fn engine_err(dir: &std::path::Path) -> String {
+    match Engine::open(dir, Options::default()) {
+        Ok(_) => panic!("opened a directory with a planted symlink"),
+        Err(e) => {
+            assert!(matches!(e, Error::Symlink(_)), "{e}");
+            e.to_string()
+        }
+    }
+}
+
+#[test]
+fn symlinks_planted_in_the_data_directory_are_refused_or_not_followed() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), b"do not read me").unwrap();
+    let make = || {
+        let d = tempfile::tempdir().unwrap();
+        let e = Engine::open(d.path(), Options::default()).unwrap();
+        e.append(b"r").unwrap();
+        e.checkpoint(None, "c").unwrap();
+        drop(e);
+        d
+    };
+    // A shard directory pointing outside.
+    let d = make();
+    symlink(outside.path(), d.path().join("objects/zz")).unwrap();
+    assert!(engine_err(d.path()).contains("objects/zz"));
+    // A ref that is a link.
+    let d = make();
+    symlink(
+        outside.path().join("secret"),
+        d.path().join("refs/heads/evil"),
+    )
+    .unwrap();
+    assert!(engine_err(d.path()).contains("refs/heads/evil"));
+    // A refs subdirectory that is a link.
+    let d = make();
+    symlink(outside.path(), d.path().join("refs/snapshots")).unwrap();
+    assert!(engine_err(d.path()).contains("refs/snapshots"));
+    // A WAL segment that is a link.
+    let d = make();
+    symlink(
+        outside.path().join("secret"),
+        d.path().join("wal/00000000000000000099.wal"),
+    )
+    .unwrap();
+    assert!(engine_err(d.path()).contains(".wal"));
+    // The wal directory itself.
+    let d = make();
+    std::fs::rename(d.path().join("wal"), d.path().join("wal.real")).unwrap();
+    symlink(d.path().join("wal.real"), d.path().join("wal")).unwrap();
+    assert!(engine_err(d.path()).contains("wal"));
+    // An object file replaced by a link: reads refuse to follow it, and a
+    // re-put replaces the link itself, leaving the target untouched.
+    let d = make();
+    let repo = Repository::open(d.path()).unwrap();
+    let id = repo.objects().put(Kind::Blob, b"victim").unwrap();
+    let path = repo.objects().path_of(&id);
+    std::fs::remove_file(&path).unwrap();
+    symlink(outside.path().join("secret"), &path).unwrap();
+    let err = repo.objects().get(&id).unwrap_err().to_string();
+    assert!(err.contains("symbolic link"), "{err}");
+    assert_eq!(repo.objects().put(Kind::Blob, b"victim").unwrap(), id);
+    assert!(
+        !std::fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read(outside.path().join("secret")).unwrap(),
+        b"do not read me"
+    );
+    assert_eq!(&*repo.objects().get(&id).unwrap().data, b"victim");
+}

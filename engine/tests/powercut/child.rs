@@ -1,0 +1,163 @@
+//! The child: acknowledges writes on stdout, one line each, only after the
+//! operation returned success.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+
+use sydra_engine::compaction::{ChangeSet, SegmentChange, SegmentData};
+use sydra_engine::manifest::{Codec, ColumnStats, ColumnType, SegmentManifest};
+use sydra_engine::objects::ObjectId;
+use sydra_engine::wal::{SyncMode, WalOptions};
+use sydra_engine::{Engine, Options};
+
+pub const CHILD_ENV: &str = "SYDRA_POWERCUT_DIR";
+
+/// One acknowledgment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ack {
+    /// A WAL record: seq, writer thread, counter (the payload is derived).
+    Record(u64, u64, u64),
+    /// A commit now on refs/heads/main.
+    Commit(ObjectId),
+    /// A snapshot ref and its commit.
+    Snapshot(String, ObjectId),
+    /// Between operations.
+    Idle,
+}
+
+impl Ack {
+    pub fn parse(line: &str) -> Option<Ack> {
+        let f: Vec<&str> = line.split(' ').collect();
+        match f.as_slice() {
+            ["R", s, t, c] => Some(Ack::Record(
+                s.parse().ok()?,
+                t.parse().ok()?,
+                c.parse().ok()?,
+            )),
+            ["C", id] => Some(Ack::Commit(id.parse().ok()?)),
+            ["S", name, id] => Some(Ack::Snapshot((*name).to_owned(), id.parse().ok()?)),
+            ["I"] => Some(Ack::Idle),
+            _ => None,
+        }
+    }
+}
+
+pub fn payload(thread: u64, counter: u64) -> Vec<u8> {
+    format!(
+        "t{thread}c{counter}:{}",
+        "w".repeat((counter * 7 % 300) as usize)
+    )
+    .into_bytes()
+}
+
+pub fn options() -> Options {
+    Options {
+        wal: WalOptions {
+            sync: SyncMode::Always,
+            segment_size: 256 << 10,
+            max_record: 4096,
+            ..WalOptions::default()
+        },
+        ..Options::default()
+    }
+}
+
+fn segment(series: u64, version: u64) -> SegmentData {
+    let col = |name: &str, n: usize| ColumnStats {
+        name: name.into(),
+        ty: ColumnType::Bytes,
+        codec: Codec::Raw,
+        value_count: 1,
+        null_count: 0,
+        min: vec![],
+        max: vec![],
+        stored_bytes: n as u64,
+    };
+    let bytes = format!("series {series} version {version}").into_bytes();
+    SegmentData {
+        manifest: SegmentManifest {
+            series: format!("s{series}"),
+            rollup: "raw".into(),
+            segment: "h0".into(),
+            min_ts: 0,
+            max_ts: 0,
+            row_count: 1,
+            columns: vec![col("ts", bytes.len()), col("value", bytes.len())],
+            meta: BTreeMap::new(),
+        },
+        columns: vec![("ts".into(), bytes.clone()), ("value".into(), bytes)],
+    }
+}
+
+fn say(line: String) {
+    let mut out = std::io::stdout().lock();
+    // If the parent is gone there is nobody to acknowledge to.
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+pub fn run_if_child() {
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let seed: u64 = std::env::var("SYDRA_POWERCUT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let engine = Arc::new(Engine::open(&dir, options()).unwrap());
+    let writers: Vec<_> = (0..2u64)
+        .map(|t| {
+            let e = Arc::clone(&engine);
+            std::thread::spawn(move || {
+                for c in 0.. {
+                    let p = payload(t, c + seed * 1_000_000);
+                    let Ok(seq) = e.append(&p) else { return };
+                    say(format!("R {seq} {t} {}", c + seed * 1_000_000));
+                }
+            })
+        })
+        .collect();
+    let mut version = 0u64;
+    for round in 0.. {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let r = if round % 3 == 2 {
+            version += 1;
+            let series = version % 5;
+            let exists = engine
+                .repo()
+                .resolve(&format!("main:series/s{series}/raw/h0"))
+                .is_ok();
+            let ch = if exists {
+                SegmentChange::Replace(segment(series, version))
+            } else {
+                SegmentChange::Add(segment(series, version))
+            };
+            let set = ChangeSet {
+                changes: vec![ch],
+                applied_seq: None,
+                message: format!("compaction {version}"),
+            };
+            engine
+                .head()
+                .and_then(|h| engine.commit_compaction(h, &set))
+                .map(|c| c.checkpoint.commit)
+        } else {
+            engine
+                .checkpoint(None, "powercut checkpoint")
+                .map(|c| c.commit)
+        };
+        let Ok(id) = r else { break };
+        say(format!("C {id}"));
+        if round % 4 == 3 {
+            let Ok((name, id)) = engine.snapshot(Some(&format!("c{seed}-r{round}"))) else {
+                break;
+            };
+            say(format!("S {name} {id}"));
+        }
+        say("I".into());
+    }
+    for w in writers {
+        let _ = w.join();
+    }
+}

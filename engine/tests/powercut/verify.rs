@@ -1,0 +1,107 @@
+//! After the power comes back: every acknowledged item must be there.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use sydra_engine::Engine;
+use sydra_engine::objects::ObjectId;
+use sydra_engine::refs::RefName;
+
+use super::child::{Ack, options, payload};
+
+#[derive(Debug, Default)]
+pub struct Acked {
+    records: BTreeMap<u64, Vec<u8>>,
+    acked_in: BTreeMap<u64, u32>,
+    pub cycle: u32,
+    last_commit: Option<ObjectId>,
+    commits: u64,
+    snapshots: BTreeMap<String, ObjectId>,
+}
+
+impl Acked {
+    pub fn absorb(&mut self, acks: Vec<Ack>) {
+        for a in acks {
+            match a {
+                Ack::Record(seq, t, c) => {
+                    self.records.insert(seq, payload(t, c));
+                    self.acked_in.insert(seq, self.cycle);
+                }
+                Ack::Commit(id) => {
+                    self.last_commit = Some(id);
+                    self.commits += 1;
+                }
+                Ack::Snapshot(name, id) => {
+                    self.snapshots.insert(name, id);
+                }
+                Ack::Idle => {}
+            }
+        }
+    }
+}
+
+/// Check everything acknowledged so far; returns (records, commits, snapshots).
+pub fn verify(dir: &Path, acked: &Acked) -> Result<(u64, u64, u64), String> {
+    let e = Engine::open(dir, options()).map_err(|e| format!("reopen failed: {e}"))?;
+    let replayed = super::support::replay_all(&e)?;
+    for (seq, data) in &acked.records {
+        if replayed.get(seq) != Some(data) {
+            let segs = sydra_engine::wal::list_segments(&dir.join("wal")).unwrap_or_default();
+            let sizes: Vec<String> = segs
+                .iter()
+                .map(|s| {
+                    let p = dir
+                        .join("wal")
+                        .join(sydra_engine::wal::record::segment_file_name(*s));
+                    format!("{s}:{}", std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+                })
+                .collect();
+            return Err(format!(
+                "acknowledged record {seq} (acked in cycle {:?}; last acked {:?}) lost or changed ({} records replayed; recovery: {:?}; segments {sizes:?}; head {:?})",
+                acked.acked_in.get(seq),
+                acked.records.keys().next_back(),
+                replayed.len(),
+                e.open_report().wal,
+                e.head()
+                    .ok()
+                    .flatten()
+                    .and_then(|h| e.repo().objects().get(&h).ok())
+                    .map(|o| o
+                        .commit()
+                        .map(|c| (c.meta_u64("wal.applied_seq"), c.meta_u64("wal.last_seq")))
+                        .ok()),
+            ));
+        }
+    }
+    let seqs: Vec<u64> = replayed.keys().copied().collect();
+    if let (Some(f), Some(l)) = (seqs.first(), seqs.last())
+        && (l - f + 1) as usize != seqs.len()
+    {
+        return Err("replayed seqs are not contiguous".into());
+    }
+    if let Some(want) = acked.last_commit
+        && !super::support::on_main(&e, want)?
+    {
+        return Err(format!(
+            "acknowledged commit {want} is not on refs/heads/main"
+        ));
+    }
+    for (name, id) in &acked.snapshots {
+        let got = e
+            .repo()
+            .refs()
+            .resolve(&RefName::new(name).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+        if got != Some(*id) {
+            return Err(format!(
+                "acknowledged snapshot {name} is {got:?}, expected {id}"
+            ));
+        }
+    }
+    super::support::check_objects(&e).map_err(|e| format!("after the power cut: {e}"))?;
+    Ok((
+        acked.records.len() as u64,
+        acked.commits,
+        acked.snapshots.len() as u64,
+    ))
+}

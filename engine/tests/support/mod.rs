@@ -1,0 +1,78 @@
+//! Checks shared by the durability test binaries (included with `#[path]`).
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sydra_engine::Engine;
+use sydra_engine::objects::{Kind, ObjectId};
+
+/// Every record the head replays, by seq.
+pub fn replay_all(e: &Engine) -> Result<BTreeMap<u64, Vec<u8>>, String> {
+    let mut out = BTreeMap::new();
+    let mut r = e.replay_head().map_err(|e| format!("replay failed: {e}"))?;
+    while let Some(x) = r.next_record() {
+        let (seq, data) = x.map_err(|e| format!("replay failed: {e}"))?;
+        out.insert(seq, data.to_vec());
+    }
+    Ok(out)
+}
+
+/// Every object verifies (BLAKE3 recomputed) and every object reachable
+/// from a ref exists.
+pub fn check_objects(e: &Engine) -> Result<usize, String> {
+    let store = e.repo().objects();
+    let mut n = 0;
+    for id in store.iter().map_err(|e| e.to_string())? {
+        let id = id.map_err(|e| e.to_string())?;
+        store
+            .get_verified(&id)
+            .map_err(|e| format!("corrupt object: {e}"))?;
+        n += 1;
+    }
+    let refs = e.repo().refs().list("refs/").map_err(|e| e.to_string())?;
+    let mut stack: Vec<ObjectId> = refs.into_iter().filter_map(|(_, t)| t.object()).collect();
+    let mut seen = BTreeSet::new();
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        let obj = store
+            .get(&id)
+            .map_err(|e| format!("reachable object missing: {e}"))?;
+        match obj.kind {
+            Kind::Commit => {
+                let c = obj.commit().map_err(|e| e.to_string())?;
+                stack.push(c.tree);
+                stack.extend(c.parents.iter().copied());
+            }
+            Kind::Tree => stack.extend(
+                obj.tree()
+                    .map_err(|e| e.to_string())?
+                    .entries
+                    .iter()
+                    .map(|x| x.id),
+            ),
+            Kind::Blob => {}
+        }
+    }
+    Ok(n)
+}
+
+/// Whether `want` is on the first-parent chain of refs/heads/main.
+pub fn on_main(e: &Engine, want: ObjectId) -> Result<bool, String> {
+    let mut cur = e.head().map_err(|e| e.to_string())?;
+    while let Some(id) = cur {
+        if id == want {
+            return Ok(true);
+        }
+        cur = e
+            .repo()
+            .objects()
+            .get(&id)
+            .map_err(|e| e.to_string())?
+            .commit()
+            .map_err(|e| e.to_string())?
+            .first_parent();
+    }
+    Ok(false)
+}

@@ -1,0 +1,368 @@
+//! Writes the seed corpora `fuzz/seeds/<target>/gen-*` from a real store
+//! built with the sydra API: object files, tree/commit/chunk payloads, ref
+//! files, reflog lines, WAL segments, revisions and operation scripts.
+//!
+//! ```text
+//! cd fuzz && cargo run --release --example gen_corpus
+//! ```
+//!
+//! Files not named `gen-*` (kept findings, `crash-*`) are left alone; stale
+//! `gen-*` files are removed. Commit timestamps come from the clock, so
+//! object ids differ from run to run; the revision seeds use the fixed
+//! repository of `sydra_fuzz::revision`, whose ids never change.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use sydra_engine::objects::{Kind, ObjectId};
+use sydra_engine::wal::record::{encode_record, segment_header};
+use sydra_engine::wal::{SyncMode, WalOptions, list_segments, record::segment_file_name};
+use sydra_engine::{Engine, Options};
+use sydra_fuzz::ops::{Applied, Op};
+
+/// Seeds per target, by file name.
+#[derive(Default)]
+struct Seeds(BTreeMap<&'static str, BTreeMap<String, Vec<u8>>>);
+
+impl Seeds {
+    fn add(&mut self, target: &'static str, label: &str, bytes: impl Into<Vec<u8>>) {
+        let bytes = bytes.into();
+        let hash = blake3::hash(&bytes).to_hex();
+        let name = format!("gen-{label}-{}", &hash[..12]);
+        self.0.entry(target).or_default().insert(name, bytes);
+    }
+
+    fn write(&self, root: &Path) {
+        for (target, files) in &self.0 {
+            let dir = root.join(target);
+            std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+            for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{e}")) {
+                let entry = entry.unwrap_or_else(|e| panic!("{e}"));
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with("gen-") && !files.contains_key(&name) {
+                    std::fs::remove_file(entry.path()).unwrap_or_else(|e| panic!("{e}"));
+                }
+            }
+            for (name, bytes) in files {
+                std::fs::write(dir.join(name), bytes).unwrap_or_else(|e| panic!("{e}"));
+            }
+            let total: usize = files.values().map(Vec::len).sum();
+            println!("{target:>14}: {:3} files, {total:6} bytes", files.len());
+        }
+    }
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in rd.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tmp.path().join("store");
+    let mut seeds = Seeds::default();
+
+    // A small store: records in 512-byte segments, three checkpoints (the
+    // last one applying past a whole segment), a snapshot and a branch.
+    let options = Options {
+        wal: WalOptions {
+            sync: SyncMode::Never,
+            segment_size: 512,
+            max_record: 256,
+            ..WalOptions::default()
+        },
+        ..Options::default()
+    };
+    let e = Engine::open(&dir, options).unwrap_or_else(|e| panic!("{e}"));
+    let rec = |i: u64| {
+        format!(
+            "cpu,host=h{} value={}.5 {}",
+            i % 3,
+            i * 7,
+            1_700_000_000 + i
+        )
+    };
+    for i in 1..=12 {
+        e.append(rec(i).as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    e.checkpoint(None, "first")
+        .unwrap_or_else(|e| panic!("{e}"));
+    e.snapshot(Some("before-apply"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let batch: Vec<Vec<u8>> = (13..=20).map(|i| rec(i).into_bytes()).collect();
+    e.append_batch(&batch).unwrap_or_else(|e| panic!("{e}"));
+    e.checkpoint(Some(9), "apply through 9")
+        .unwrap_or_else(|e| panic!("{e}"));
+    e.branch("experiment", "before-apply")
+        .unwrap_or_else(|e| panic!("{e}"));
+    e.append(b"").unwrap_or_else(|e| panic!("{e}"));
+    e.append(&[0u8, 255, 10, 13])
+        .unwrap_or_else(|e| panic!("{e}"));
+    e.checkpoint(Some(20), "apply through 20")
+        .unwrap_or_else(|e| panic!("{e}"));
+    e.append(b"tail record").unwrap_or_else(|e| panic!("{e}"));
+    e.sync().unwrap_or_else(|e| panic!("{e}"));
+    let store = e.repo().objects().clone();
+    drop(e);
+
+    // Objects: whole files, and payloads by kind.
+    let mut ids = Vec::new();
+    for path in files_under(&dir.join("objects")) {
+        let Some(id) = sydra_engine::objects::store::id_from_path(&path) else {
+            continue;
+        };
+        let file = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+        let obj = store.get(&id).unwrap_or_else(|e| panic!("{e}"));
+        let kind = obj.kind;
+        let payload = obj.data.to_vec();
+        let label = kind.to_string();
+        seeds.add("loose_object", &label, file.clone());
+        match kind {
+            Kind::Tree => seeds.add("tree", "tree", payload),
+            Kind::Commit => seeds.add("commit", "commit", payload),
+            Kind::Blob => {
+                if payload.starts_with(b"SYCK") {
+                    seeds.add("chunk", "chunk", payload.clone());
+                }
+                seeds.add("blob", "blob", payload);
+            }
+        }
+        if ids.len() < 6 {
+            ids.push(id);
+        }
+    }
+    for id in ids {
+        let hex = id.to_hex();
+        seeds.add("object_id", "full", hex.clone());
+        seeds.add("object_id", "short", hex[..7].to_owned());
+        seeds.add("object_id", "upper", hex[..12].to_uppercase());
+    }
+    for i in [1, 12, 20] {
+        seeds.add("blob", "record", rec(i));
+    }
+    seeds.add("blob", "empty", Vec::new());
+    for (label, text) in [("min", "abcd"), ("long", &"0".repeat(65)), ("bad", "abcg")] {
+        seeds.add("object_id", label, text.to_owned());
+    }
+    // Damaged object files: torn, flipped, trailing byte.
+    if let Some(path) = files_under(&dir.join("objects"))
+        .into_iter()
+        .find(|p| sydra_engine::objects::store::id_from_path(p).is_some())
+    {
+        let file = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+        seeds.add("loose_object", "torn", file[..file.len() - 3].to_vec());
+        let mut flipped = file.clone();
+        flipped[60.min(file.len() - 1)] ^= 1;
+        seeds.add("loose_object", "flipped", flipped);
+        let mut trailing = file;
+        trailing.push(0);
+        seeds.add("loose_object", "trailing", trailing);
+    }
+
+    // Refs and reflogs.
+    for path in files_under(&dir.join("refs")) {
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+        seeds.add("ref_file", "ref", bytes);
+        let rel = path.strip_prefix(&dir).unwrap_or_else(|e| panic!("{e}"));
+        seeds.add("ref_name", "name", rel.to_string_lossy().into_owned());
+    }
+    let head = std::fs::read(dir.join("HEAD")).unwrap_or_else(|e| panic!("{e}"));
+    seeds.add("ref_file", "head", head);
+    for name in [
+        "HEAD",
+        "refs/heads/a.lock",
+        "refs/heads/..",
+        "refs/x@{1}",
+        "@",
+    ] {
+        seeds.add("ref_name", "edge", name);
+    }
+    for path in files_under(&dir.join("logs")) {
+        let log = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+        seeds.add("reflog_line", "file", log.clone());
+        for line in log.split_inclusive(|&b| b == b'\n').take(3) {
+            seeds.add("reflog_line", "line", line.to_vec());
+        }
+    }
+
+    // WAL segments. wal_segment: a flag byte, then the segment (flag 0:
+    // as is; 7: header, seqs and CRCs rewritten to be valid).
+    let wal = dir.join("wal");
+    let segs = list_segments(&wal).unwrap_or_else(|e| panic!("{e}"));
+    for (i, seg) in segs.iter().enumerate() {
+        let bytes =
+            std::fs::read(wal.join(segment_file_name(*seg))).unwrap_or_else(|e| panic!("{e}"));
+        if i < 4 || i + 1 == segs.len() {
+            let mut s = vec![0u8];
+            s.extend_from_slice(&bytes);
+            seeds.add("wal_segment", "segment", s.clone());
+            s[0] = 7;
+            seeds.add("wal_segment", "segment-fixed", s);
+        }
+        if *seg == 1 {
+            // wal_recovery, template A (fresh directory): segment 1 as the
+            // only segment; whole, torn in a record, torn in the header.
+            for (label, cut) in [
+                ("whole", bytes.len()),
+                ("torn", bytes.len() - 5),
+                ("header", 9),
+            ] {
+                let mut s = vec![0u8];
+                s.extend_from_slice(&bytes[..cut]);
+                seeds.add("wal_recovery", label, s);
+            }
+        }
+    }
+    // wal_recovery, templates B and C (records 1..=5 present): a segment
+    // starting at 6, whole and torn, and with fix-up flags.
+    let mut seg6 = segment_header(6).to_vec();
+    for seq in 6..=9 {
+        encode_record(&mut seg6, seq, format!("recovered record {seq}").as_bytes());
+    }
+    for (template, fix) in [(1u8, 0u8), (2, 0), (1, 7), (2, 7), (3, 0)] {
+        for cut in [seg6.len(), seg6.len() - 7] {
+            let mut s = vec![template | (fix << 5)];
+            s.extend_from_slice(&seg6[..cut]);
+            seeds.add("wal_recovery", "seg6", s);
+        }
+    }
+
+    // Revisions over the fixed repository.
+    let f = sydra_fuzz::revision::fixture();
+    let mut revs: Vec<String> = [
+        "HEAD",
+        "main",
+        "dev",
+        "alias",
+        "unborn",
+        "snap1",
+        "sec",
+        "tags/v1",
+        "v1",
+        "heads/main",
+        "refs/heads/main",
+        "refs/heads",
+        "main~1",
+        "main^",
+        "main@{0}",
+        "main:a",
+        "",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    for id in f.objects.iter().take(6) {
+        let hex = id.to_hex();
+        revs.push(hex.clone());
+        revs.push(hex[..4].to_owned());
+        revs.push(hex[..9].to_uppercase());
+    }
+    for name in f.refs.keys() {
+        revs.push(name.clone());
+    }
+    for rev in revs {
+        seeds.add("revision", "rev", rev);
+    }
+
+    // Operation scripts for engine_ops (first byte: segment size choice).
+    let scripts: Vec<(u8, Vec<Op>)> = vec![
+        (
+            0,
+            vec![
+                Op::Append { len: 40, fill: 1 },
+                Op::AppendBatch {
+                    n: 5,
+                    len: 100,
+                    fill: 2,
+                },
+                Op::Checkpoint(Applied::Between(3)),
+                Op::Snapshot,
+                Op::Append { len: 200, fill: 3 },
+                Op::Reopen,
+                Op::Checkpoint(Applied::All),
+                Op::Branch { from: 1 },
+                Op::Check,
+            ],
+        ),
+        (
+            1,
+            vec![
+                Op::AppendBatch {
+                    n: 11,
+                    len: 60,
+                    fill: 4,
+                },
+                Op::Sync,
+                Op::Checkpoint(Applied::Keep),
+                Op::AppendBatch {
+                    n: 7,
+                    len: 30,
+                    fill: 5,
+                },
+                Op::TornReopen { cut: 20 },
+                Op::Checkpoint(Applied::TooHigh(3)),
+                Op::Checkpoint(Applied::BelowHead),
+                Op::Snapshot,
+                Op::Reopen,
+            ],
+        ),
+        (
+            0,
+            vec![
+                Op::Snapshot,
+                Op::Branch { from: 0 },
+                Op::Append { len: 300, fill: 6 },
+                Op::Checkpoint(Applied::Keep),
+                Op::Append { len: 0, fill: 0 },
+                Op::TornReopen { cut: 3 },
+                Op::Check,
+            ],
+        ),
+        (
+            2,
+            vec![
+                Op::AppendBatch {
+                    n: 3,
+                    len: 250,
+                    fill: 7,
+                },
+                Op::Checkpoint(Applied::All),
+                Op::Snapshot,
+                Op::AppendBatch {
+                    n: 3,
+                    len: 250,
+                    fill: 8,
+                },
+                Op::Checkpoint(Applied::Between(200)),
+                Op::Snapshot,
+                Op::Branch { from: 2 },
+                Op::Reopen,
+            ],
+        ),
+    ];
+    for (size, ops) in scripts {
+        let mut bytes = vec![size];
+        for op in &ops {
+            op.encode(&mut bytes);
+        }
+        seeds.add("engine_ops", "script", bytes);
+    }
+
+    // A few ids for object_id that a store never holds.
+    seeds.add("object_id", "zero", ObjectId::from_bytes([0; 32]).to_hex());
+    seeds.write(&root);
+}

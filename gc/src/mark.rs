@@ -1,0 +1,555 @@
+//! The mark: every object reachable from the roots, found iteratively (an
+//! explicit stack of commits and, per commit, of trees; no recursion, so no
+//! depth limit), recorded in a compact [`IdSet`].
+//!
+//! Reachability is structural: commits name their tree and parents, trees
+//! name their entries; blobs are never parsed. A commit on the retention
+//! [`Horizon`] is treated as parentless.
+//!
+//! A reachable object that is missing, unreadable, corrupt or of the wrong
+//! kind is a [`Problem`], named with the path by which it was reached
+//! (`refs/heads/main -> commit X -> tree wal/index/… -> blob Y`). It is never
+//! treated as garbage: it stays in the set, and when a tree or commit cannot
+//! be read, nothing below it is known, so a GC refuses to sweep at all
+//! (see [`crate::Session::sweep`]).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs;
+use std::io;
+
+use sydra_objects::store::header::MIN_FILE_LEN;
+use sydra_objects::{CommitRef, Error as ObjectError, Kind, Object, ObjectId, Store};
+
+use crate::error::Result;
+use crate::horizon::Horizon;
+use crate::idset::IdSet;
+use crate::progress::Progress;
+use crate::roots::{Origin, Roots};
+
+/// What the mark checks beyond reachability.
+#[derive(Debug, Clone, Default)]
+pub struct MarkOptions<'a> {
+    /// Recompute BLAKE3 of the trees and commits it reads (their CRC and
+    /// framing are always checked).
+    pub verify_hash: bool,
+    /// Read each blob's header (and check its kind) rather than only its
+    /// file metadata.
+    pub blob_headers: bool,
+    /// Objects already known to be corrupt (id and reason), reported as
+    /// problems with their path when reached (fsck's object pass fills it).
+    pub known_bad: Option<&'a HashMap<ObjectId, String>>,
+    /// Expected number of reachable objects: sizes the visited set up front.
+    pub size_hint: usize,
+}
+
+/// How a commit was reached: from which root, how many parent steps below
+/// it.
+#[derive(Debug, Clone, Copy)]
+pub struct Via<'a> {
+    /// The root.
+    pub origin: &'a Origin,
+    /// Parent steps from the root's commit (0: the root itself).
+    pub depth: u32,
+}
+
+impl fmt::Display for Via<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.depth == 0 {
+            write!(f, "{}", self.origin)
+        } else {
+            write!(f, "{}~{}", self.origin, self.depth)
+        }
+    }
+}
+
+/// Sees every reachable commit once, as the mark decodes it (the engine
+/// uses it to find the WAL index of each reachable commit).
+pub trait Visitor {
+    /// A reachable commit.
+    fn commit(&mut self, id: &ObjectId, commit: &CommitRef<'_>, via: Via<'_>);
+}
+
+/// A visitor that does nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoVisitor;
+
+impl Visitor for NoVisitor {
+    fn commit(&mut self, _id: &ObjectId, _commit: &CommitRef<'_>, _via: Via<'_>) {}
+}
+
+/// What is wrong with a reachable object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Defect {
+    /// No file.
+    Missing,
+    /// The file fails a check (framing, CRC, BLAKE3, decoding).
+    Corrupt(String),
+    /// The file cannot be read (an I/O error).
+    Unreadable(String),
+    /// The object is of another kind than the one that names it expects.
+    WrongKind {
+        /// What the referrer expects.
+        expected: Kind,
+        /// What the object is.
+        actual: Kind,
+    },
+}
+
+impl fmt::Display for Defect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Defect::Missing => f.write_str("is missing"),
+            Defect::Corrupt(r) => write!(f, "is corrupt ({r})"),
+            Defect::Unreadable(r) => write!(f, "cannot be read ({r})"),
+            Defect::WrongKind { expected, actual } => {
+                write!(f, "is a {actual} where a {expected} is expected")
+            }
+        }
+    }
+}
+
+/// A reachable object that is not sound, and how it is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The object.
+    pub id: ObjectId,
+    /// Its kind as named by what reaches it (`None` for a root of unknown
+    /// kind).
+    pub kind: Option<Kind>,
+    /// What is wrong.
+    pub defect: Defect,
+    /// The path by which it is reached, ending with the object itself:
+    /// `refs/heads/main~2 -> commit X -> tree wal/index/… -> blob Y`.
+    pub chain: String,
+    /// Its path inside the tree of the commit (or tree) that reaches it;
+    /// `Some("")` for that root tree itself, `None` for commits.
+    pub tree_path: Option<String>,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = self.kind.map_or("object", Kind::as_str);
+        write!(f, "{kind} {} {}: {}", self.id, self.defect, self.chain)
+    }
+}
+
+/// Counts of reachable objects that exist.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reached {
+    /// Commits.
+    pub commits: u64,
+    /// Trees.
+    pub trees: u64,
+    /// Blobs.
+    pub blobs: u64,
+    /// File bytes of all of them.
+    pub bytes: u64,
+}
+
+impl Reached {
+    /// Objects of every kind.
+    pub fn objects(&self) -> u64 {
+        self.commits + self.trees + self.blobs
+    }
+}
+
+/// The result of a mark.
+#[derive(Debug, Clone)]
+pub struct Mark {
+    set: IdSet,
+    /// Reachable objects that exist, by kind, and their bytes.
+    pub reached: Reached,
+    /// Boundary commits reached (their parents were not followed).
+    pub boundaries_reached: u64,
+    /// Damage found on the way.
+    pub problems: Vec<Problem>,
+}
+
+impl Mark {
+    /// Whether `id` was reached (damaged objects included).
+    pub fn contains(&self, id: &ObjectId) -> bool {
+        self.set.contains(id)
+    }
+
+    /// Every id reached (damaged ones included), in visiting order.
+    pub fn ids(&self) -> impl Iterator<Item = &ObjectId> {
+        self.set.iter()
+    }
+
+    /// Heap bytes of the visited set.
+    pub fn set_bytes(&self) -> usize {
+        self.set.heap_bytes()
+    }
+}
+
+/// Mark everything reachable from `roots`.
+pub fn mark(
+    store: &Store,
+    roots: &Roots,
+    horizon: &Horizon,
+    options: &MarkOptions<'_>,
+    visitor: &mut dyn Visitor,
+    progress: &dyn Progress,
+) -> Result<Mark> {
+    progress.phase("marking", "objects", None);
+    let mut m = Marker {
+        store,
+        horizon,
+        options,
+        progress,
+        visitor,
+        set: IdSet::with_capacity(options.size_hint),
+        reached: Reached::default(),
+        boundaries: 0,
+        problems: Vec::new(),
+        commits: Vec::new(),
+    };
+    let origins = roots.origins();
+    for &(id, o) in roots.entries() {
+        let Some(origin) = origins.get(o) else {
+            continue;
+        };
+        if !m.set.insert(id)? {
+            continue;
+        }
+        m.root(id, o, origin)?;
+        while let Some(p) = m.commits.pop() {
+            let origin = origins.get(p.origin).unwrap_or(origin);
+            m.commit(p, origin)?;
+        }
+    }
+    progress.finish();
+    Ok(Mark {
+        set: m.set,
+        reached: m.reached,
+        boundaries_reached: m.boundaries,
+        problems: m.problems,
+    })
+}
+
+/// A commit waiting on the stack.
+struct Pending {
+    id: ObjectId,
+    origin: usize,
+    depth: u32,
+}
+
+/// Where a tree walk started, for naming paths.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    origin: &'a Origin,
+    depth: u32,
+    commit: Option<ObjectId>,
+}
+
+impl Ctx<'_> {
+    fn prefix(&self) -> String {
+        let via = Via {
+            origin: self.origin,
+            depth: self.depth,
+        };
+        match self.commit {
+            Some(c) => format!("{via} -> commit {c}"),
+            None => via.to_string(),
+        }
+    }
+}
+
+struct Marker<'a, 'o> {
+    store: &'a Store,
+    horizon: &'a Horizon,
+    options: &'a MarkOptions<'o>,
+    progress: &'a dyn Progress,
+    visitor: &'a mut dyn Visitor,
+    set: IdSet,
+    reached: Reached,
+    boundaries: u64,
+    problems: Vec<Problem>,
+    commits: Vec<Pending>,
+}
+
+fn defect_of(e: ObjectError) -> Defect {
+    match e {
+        ObjectError::NotFound(_) => Defect::Missing,
+        ObjectError::Corrupt { reason, .. } => Defect::Corrupt(reason),
+        ObjectError::Decode { source, .. } => Defect::Corrupt(source.to_string()),
+        ObjectError::WrongKind {
+            expected, actual, ..
+        } => Defect::WrongKind { expected, actual },
+        other => Defect::Unreadable(other.to_string()),
+    }
+}
+
+impl Marker<'_, '_> {
+    fn report(
+        &mut self,
+        origin: &Origin,
+        id: ObjectId,
+        kind: Option<Kind>,
+        defect: Defect,
+        chain: impl FnOnce() -> String,
+        tree_path: Option<String>,
+    ) {
+        // An in-flight write may not have promoted every object yet; its
+        // other objects are pinned or protected, so nothing is lost by not
+        // knowing what a missing one would reference.
+        if *origin == Origin::Pinned && defect == Defect::Missing {
+            return;
+        }
+        self.problems.push(Problem {
+            id,
+            kind,
+            defect,
+            chain: chain(),
+            tree_path,
+        });
+    }
+
+    fn known_bad(&self, id: &ObjectId) -> Option<String> {
+        self.options.known_bad.and_then(|m| m.get(id).cloned())
+    }
+
+    fn read(&self, id: &ObjectId) -> std::result::Result<Object, Defect> {
+        let r = if self.options.verify_hash {
+            self.store.get_verified(id)
+        } else {
+            self.store.get(id)
+        };
+        r.map_err(defect_of)
+    }
+
+    fn root(&mut self, id: ObjectId, origin_index: usize, origin: &Origin) -> Result<()> {
+        self.progress.advance(1);
+        let stat = match self.store.stat(&id) {
+            Ok(s) => s,
+            Err(e) => {
+                let defect = defect_of(e);
+                self.report(
+                    origin,
+                    id,
+                    None,
+                    defect,
+                    || format!("{origin} -> object {id}"),
+                    None,
+                );
+                return Ok(());
+            }
+        };
+        match stat.kind {
+            Kind::Commit => {
+                // Its own `root` call counted it already.
+                self.commits.push(Pending {
+                    id,
+                    origin: origin_index,
+                    depth: 0,
+                });
+            }
+            Kind::Tree => {
+                let ctx = Ctx {
+                    origin,
+                    depth: 0,
+                    commit: None,
+                };
+                self.walk_tree(id, ctx)?;
+            }
+            Kind::Blob => {
+                self.reached.blobs += 1;
+                self.reached.bytes += stat.file_len;
+                if let Some(r) = self.known_bad(&id) {
+                    self.report(
+                        origin,
+                        id,
+                        Some(Kind::Blob),
+                        Defect::Corrupt(r),
+                        || format!("{origin} -> blob {id}"),
+                        None,
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self, p: Pending, origin: &Origin) -> Result<()> {
+        let id = p.id;
+        let via = Via {
+            origin,
+            depth: p.depth,
+        };
+        if p.depth > 0 {
+            self.progress.advance(1);
+        }
+        let chain = || format!("{via} -> commit {id}");
+        let obj = match self.read(&id) {
+            Ok(o) => o,
+            Err(d) => {
+                self.report(origin, id, Some(Kind::Commit), d, chain, None);
+                return Ok(());
+            }
+        };
+        let c = match obj.commit() {
+            Ok(c) => c,
+            Err(e) => {
+                self.report(origin, id, Some(Kind::Commit), defect_of(e), chain, None);
+                return Ok(());
+            }
+        };
+        self.reached.commits += 1;
+        self.reached.bytes += (obj.data.len() + MIN_FILE_LEN) as u64;
+        if let Some(r) = self.known_bad(&id) {
+            self.report(
+                origin,
+                id,
+                Some(Kind::Commit),
+                Defect::Corrupt(r),
+                chain,
+                None,
+            );
+        }
+        self.visitor.commit(&id, &c, via);
+        if self.set.insert(c.tree)? {
+            let ctx = Ctx {
+                origin,
+                depth: p.depth,
+                commit: Some(id),
+            };
+            self.walk_tree(c.tree, ctx)?;
+        }
+        if self.horizon.is_boundary(&id) {
+            self.boundaries += 1;
+            return Ok(());
+        }
+        // Reverse, so the first parent is popped (and its chain walked)
+        // first.
+        for parent in c.parents.iter().rev() {
+            if self.set.insert(*parent)? {
+                self.commits.push(Pending {
+                    id: *parent,
+                    origin: p.origin,
+                    depth: p.depth.saturating_add(1),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Walk the tree `root` (already in the set) and everything below it.
+    fn walk_tree(&mut self, root: ObjectId, ctx: Ctx<'_>) -> Result<()> {
+        let mut stack: Vec<(ObjectId, String)> = vec![(root, String::new())];
+        while let Some((tid, path)) = stack.pop() {
+            self.progress.advance(1);
+            let chain = || tree_chain(&ctx, &path, Kind::Tree, &tid);
+            let obj = match self.read(&tid) {
+                Ok(o) => o,
+                Err(d) => {
+                    self.report(
+                        ctx.origin,
+                        tid,
+                        Some(Kind::Tree),
+                        d,
+                        chain,
+                        Some(path.clone()),
+                    );
+                    continue;
+                }
+            };
+            let tree = match obj.tree() {
+                Ok(t) => t,
+                Err(e) => {
+                    let d = defect_of(e);
+                    self.report(
+                        ctx.origin,
+                        tid,
+                        Some(Kind::Tree),
+                        d,
+                        chain,
+                        Some(path.clone()),
+                    );
+                    continue;
+                }
+            };
+            self.reached.trees += 1;
+            self.reached.bytes += (obj.data.len() + MIN_FILE_LEN) as u64;
+            if let Some(r) = self.known_bad(&tid) {
+                let d = Defect::Corrupt(r);
+                self.report(
+                    ctx.origin,
+                    tid,
+                    Some(Kind::Tree),
+                    d,
+                    chain,
+                    Some(path.clone()),
+                );
+            }
+            for e in &tree.entries {
+                if !self.set.insert(e.id)? {
+                    continue;
+                }
+                let child = if path.is_empty() {
+                    e.name.to_owned()
+                } else {
+                    format!("{path}/{}", e.name)
+                };
+                match e.kind {
+                    Kind::Tree => stack.push((e.id, child)),
+                    _ => self.blob(e.id, &ctx, child),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn blob(&mut self, id: ObjectId, ctx: &Ctx<'_>, path: String) {
+        self.progress.advance(1);
+        let found = if self.options.blob_headers {
+            match self.store.stat(&id) {
+                Ok(st) if st.kind == Kind::Blob => Ok(st.file_len),
+                Ok(st) => Err(Defect::WrongKind {
+                    expected: Kind::Blob,
+                    actual: st.kind,
+                }),
+                Err(e) => Err(defect_of(e)),
+            }
+        } else {
+            let file = self.store.path_of(&id);
+            match fs::symlink_metadata(&file) {
+                Ok(m) if m.is_file() => Ok(m.len()),
+                Ok(_) => Err(Defect::Corrupt("not a regular file".into())),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Defect::Missing),
+                Err(e) => Err(Defect::Unreadable(format!("{}: {e}", file.display()))),
+            }
+        };
+        let defect = match found {
+            Ok(len) => {
+                self.reached.blobs += 1;
+                self.reached.bytes += len;
+                self.known_bad(&id).map(Defect::Corrupt)
+            }
+            Err(d) => Some(d),
+        };
+        if let Some(d) = defect {
+            let chain = || tree_chain(ctx, &path, Kind::Blob, &id);
+            self.report(
+                ctx.origin,
+                id,
+                Some(Kind::Blob),
+                d,
+                chain,
+                Some(path.clone()),
+            );
+        }
+    }
+}
+
+/// `prefix -> tree <dir> -> <kind> <id>`, or `prefix -> tree <id>` for the
+/// walk's root tree.
+fn tree_chain(ctx: &Ctx<'_>, path: &str, kind: Kind, id: &ObjectId) -> String {
+    let prefix = ctx.prefix();
+    if path.is_empty() {
+        return format!("{prefix} -> tree {id}");
+    }
+    let dir = path.rsplit_once('/').map_or("/", |(d, _)| d);
+    format!("{prefix} -> tree {dir} -> {kind} {id}")
+}
