@@ -185,11 +185,27 @@ pub struct PathChange {
 /// The commits on the first-parent chain from `start` where the object at
 /// `path` appeared, changed id or disappeared, newest first.
 pub fn path_history(store: &Store, start: ObjectId, path: &str) -> Result<Vec<PathChange>> {
+    path_history_until(store, start, path, &|_| false)
+}
+
+/// [`path_history`], treating commits for which `is_boundary` holds as
+/// having no parent (a retention horizon).
+pub fn path_history_until(
+    store: &Store,
+    start: ObjectId,
+    path: &str,
+    is_boundary: &dyn Fn(&ObjectId) -> bool,
+) -> Result<Vec<PathChange>> {
     let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
     let mut out = Vec::new();
     let obj = store.get(&start)?;
     let c = obj.commit()?;
-    let mut cur = (start, trail(store, c.tree, &comps, None)?, c.first_parent());
+    let parent_of = |id: ObjectId, p: Option<ObjectId>| if is_boundary(&id) { None } else { p };
+    let mut cur = (
+        start,
+        trail(store, c.tree, &comps, None)?,
+        parent_of(start, c.first_parent()),
+    );
     loop {
         let (id, t, parent) = cur;
         let now = leaf(&t, comps.len());
@@ -214,6 +230,6 @@ pub fn path_history(store: &Store, start: ObjectId, path: &str) -> Result<Vec<Pa
                 new: now,
             });
         }
-        cur = (p, pt, pc.first_parent());
+        cur = (p, pt, parent_of(p, pc.first_parent()));
     }
 }

@@ -136,6 +136,7 @@ fn walk_back(
     tip: ObjectId,
     stop: Option<ObjectId>,
 ) -> Result<(Vec<Entry>, bool)> {
+    let horizon = repo.history_horizon()?;
     let mut out = Vec::new();
     let mut cur = Some(tip);
     while let Some(id) = cur {
@@ -148,7 +149,8 @@ fn walk_back(
             timestamp: c.timestamp,
             id,
         });
-        cur = c.first_parent();
+        // History before a retention boundary is gone: the chain ends here.
+        cur = c.first_parent().filter(|_| !horizon.is_boundary(&id));
     }
     Ok((out, false))
 }
@@ -395,6 +397,7 @@ pub fn at(repo: &Repository, name: &RefName, t: i64) -> Result<Option<ObjectId>>
 /// Brute force: walk the first-parent chain from `tip` (for commits that
 /// are not ref tips, and as the reference the tests compare against).
 pub fn at_by_walk(repo: &Repository, tip: ObjectId, t: i64) -> Result<Option<ObjectId>> {
+    let horizon = repo.history_horizon()?;
     let mut cur = Some(tip);
     let mut best = None;
     while let Some(id) = cur {
@@ -405,7 +408,7 @@ pub fn at_by_walk(repo: &Repository, tip: ObjectId, t: i64) -> Result<Option<Obj
             best = Some(id);
             break;
         }
-        cur = c.first_parent();
+        cur = c.first_parent().filter(|_| !horizon.is_boundary(&id));
     }
     Ok(best)
 }

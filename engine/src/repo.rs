@@ -83,6 +83,13 @@ impl Repository {
         crate::revision::find_ref(self, name)
     }
 
+    /// The retention horizon: commits it names are treated as having no
+    /// parents (their history was, or may be, collected by GC). First-parent
+    /// walks stop there instead of failing on a deleted parent.
+    pub fn history_horizon(&self) -> Result<sydra_gc::Horizon> {
+        Ok(sydra_gc::Horizon::read(self.layout.root())?)
+    }
+
     /// The tree of a commit, or the tree itself.
     pub fn peel_to_tree(&self, id: ObjectId) -> Result<ObjectId> {
         let obj = self.objects.get(&id)?;

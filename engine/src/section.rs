@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use sydra_objects::{Batch, Bump, Commit, Durability, Kind, ObjectId, TreeBuilder};
 use sydra_refs::{PreviousValue, RefName};
 
-use crate::diff::path_history;
+use crate::diff::path_history_until;
 use crate::engine::{Poison, now_ns};
 use crate::error::{Error, Result};
 use crate::index::tree_at;
@@ -228,10 +228,13 @@ impl KvSection for Section {
         let Some(h) = self.head()? else {
             return Ok(Vec::new());
         };
-        Ok(path_history(self.repo.objects(), h, key)?
-            .into_iter()
-            .map(|c| c.commit)
-            .collect())
+        let horizon = self.repo.history_horizon()?;
+        Ok(
+            path_history_until(self.repo.objects(), h, key, &|id| horizon.is_boundary(id))?
+                .into_iter()
+                .map(|c| c.commit)
+                .collect(),
+        )
     }
 }
 

@@ -179,6 +179,7 @@ pub fn log(dir: &Path, a: LogArgs) -> anyhow::Result<u8> {
     if let Some(path) = &a.path {
         return log_path(&repo, start, path, &a, &mut out);
     }
+    let horizon = repo.history_horizon()?;
     let mut next = Some(start);
     let mut shown = 0usize;
     while let Some(id) = next {
@@ -225,6 +226,12 @@ pub fn log(dir: &Path, a: LogArgs) -> anyhow::Result<u8> {
         }
         shown += 1;
         next = c.first_parent();
+        if next.is_some() && horizon.is_boundary(&id) {
+            if !a.json {
+                writeln!(out, "(older history was removed by retention)")?;
+            }
+            break;
+        }
     }
     out.flush()?;
     Ok(0)
@@ -237,7 +244,10 @@ fn log_path(
     a: &LogArgs,
     out: &mut impl Write,
 ) -> anyhow::Result<u8> {
-    let changes = sydra_engine::diff::path_history(repo.objects(), start, path)?;
+    let horizon = repo.history_horizon()?;
+    let changes = sydra_engine::diff::path_history_until(repo.objects(), start, path, &|id| {
+        horizon.is_boundary(id)
+    })?;
     for ch in changes.iter().take(a.max_count.unwrap_or(usize::MAX)) {
         let obj = repo.objects().get(&ch.commit)?;
         let c = obj.commit()?;
