@@ -45,6 +45,7 @@ use sydra_objects::{CommitRef, Kind, ObjectId, Store};
 use crate::engine::{Engine, main_ref};
 use crate::error::{Error, Result};
 use crate::index::{INDEX_DIR, tree_at};
+use crate::replay::{Replay, Tail};
 use crate::repo::Repository;
 use crate::wal::record::{parse_segment_file_name, segment_file_name};
 use crate::wal::{Chunk, SegmentView, WalError, list_segments};
@@ -368,6 +369,7 @@ pub fn fsck(
         ..Commits::default()
     };
     let mut report = sydra_gc::fsck(repo.refs(), options, &mut commits, progress)?;
+    check_head(repo, &mut report)?;
     check_wal(repo, &commits, &mut report, progress)?;
     Ok(report)
 }
@@ -492,7 +494,56 @@ fn check_wal(
         progress.advance(1);
     }
     progress.finish();
+    check_tail(repo, report)?;
     wal_strays(&wal_dir, report)?;
+    Ok(())
+}
+
+/// HEAD is symbolic to `refs/heads/main` (which may not exist yet); a HEAD
+/// naming any other ref that does not exist has been damaged.
+fn check_head(repo: &Repository, report: &mut FsckReport) -> Result<()> {
+    let head = sydra_refs::RefName::head();
+    match repo.refs().read(&head) {
+        Ok(Some(sydra_refs::Target::Symbolic(to))) if to != crate::main_ref() => {
+            if repo.refs().read(&to)?.is_none() {
+                report.problems.push(Finding::new(
+                    "refs",
+                    None,
+                    Some("HEAD".into()),
+                    format!("HEAD points at {to}, which does not exist (sydra keeps HEAD at ref: refs/heads/main)"),
+                ));
+            }
+        }
+        // Other damage to HEAD is reported by the ref checks.
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Every record past the head's last chunk: CRC, framing and contiguous
+/// seqs. A damaged or torn tail is a problem: the next open of the engine
+/// truncates the log at the first bad record.
+fn check_tail(repo: &Repository, report: &mut FsckReport) -> Result<()> {
+    let head = repo.refs().resolve(&crate::main_ref())?;
+    let Ok(replay) = Replay::new(repo.objects(), repo.layout().wal(), head, Tail::ToEndStrict)
+    else {
+        // An unreadable head commit or index was reported by connectivity.
+        return Ok(());
+    };
+    let mut tail = replay.tail_only();
+    while let Some(r) = tail.next_record() {
+        if let Err(e) = r {
+            report.problems.push(Finding::new(
+                "wal",
+                None,
+                None,
+                format!(
+                    "the WAL past the last checkpoint is damaged: {e}; the next open of the engine truncates the log there, dropping the records after it"
+                ),
+            ));
+            break;
+        }
+    }
     Ok(())
 }
 

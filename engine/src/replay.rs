@@ -27,6 +27,10 @@ pub enum Tail {
     /// To the end of the files; an invalid record in the last segment ends
     /// the tail (a writer may be mid-append there).
     ToEnd,
+    /// To the end of the files, and any invalid record, in the last segment
+    /// too, is an error naming the file and offset (fsck's view: a torn or
+    /// damaged tail is something to report).
+    ToEndStrict,
 }
 
 struct Cur {
@@ -101,6 +105,14 @@ impl Replay {
             records: 0,
             bytes: 0,
         })
+    }
+
+    /// Skip the commit's chunks: start with the first record they do not
+    /// cover (for checking the live tail alone).
+    pub fn tail_only(mut self) -> Replay {
+        self.chunks.clear();
+        self.expect = self.applied.max(self.committed_through) + 1;
+        self
     }
 
     /// The commit's applied seq: replay yields records after it.
@@ -277,6 +289,7 @@ impl Replay {
                 false,
             ),
             Tail::ToEnd => (len, is_last),
+            Tail::ToEndStrict => (len, false),
             _ => (len, false),
         };
         let off = view.data_start();
