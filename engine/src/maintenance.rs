@@ -503,20 +503,18 @@ fn check_wal(
 /// naming any other ref that does not exist has been damaged.
 fn check_head(repo: &Repository, report: &mut FsckReport) -> Result<()> {
     let head = sydra_refs::RefName::head();
-    match repo.refs().read(&head) {
-        Ok(Some(sydra_refs::Target::Symbolic(to))) if to != crate::main_ref() => {
-            if repo.refs().read(&to)?.is_none() {
-                report.problems.push(Finding::new(
-                    "refs",
-                    None,
-                    Some("HEAD".into()),
-                    format!("HEAD points at {to}, which does not exist (sydra keeps HEAD at ref: refs/heads/main)"),
-                ));
-            }
-        }
-        // Other damage to HEAD is reported by the ref checks.
-        _ => {}
+    if let Ok(Some(sydra_refs::Target::Symbolic(to))) = repo.refs().read(&head)
+        && to != crate::main_ref()
+        && repo.refs().read(&to)?.is_none()
+    {
+        report.problems.push(Finding::new(
+            "refs",
+            None,
+            Some("HEAD".into()),
+            format!("HEAD points at {to}, which does not exist (sydra keeps HEAD at ref: refs/heads/main)"),
+        ));
     }
+    // Other damage to HEAD is reported by the ref checks.
     Ok(())
 }
 
