@@ -251,7 +251,7 @@ fn every_meaningful_byte_flip_is_detected_and_nothing_panics() {
             }
             if let Some(msg) = read {
                 read_errors += 1;
-                let named = id_from_path(file).map_or(false, |id| msg.contains(&id.to_hex()))
+                let named = id_from_path(file).is_some_and(|id| msg.contains(&id.to_hex()))
                     || msg.contains(file.file_name().unwrap().to_str().unwrap())
                     || msg.contains(&rel);
                 assert!(
