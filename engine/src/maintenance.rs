@@ -370,6 +370,7 @@ pub fn fsck(
     };
     let mut report = sydra_gc::fsck(repo.refs(), options, &mut commits, progress)?;
     check_head(repo, &mut report)?;
+    check_reflog_ends(repo, &mut report)?;
     check_wal(repo, &commits, &mut report, progress)?;
     Ok(report)
 }
@@ -515,6 +516,36 @@ fn check_head(repo: &Repository, report: &mut FsckReport) -> Result<()> {
         ));
     }
     // Other damage to HEAD is reported by the ref checks.
+    Ok(())
+}
+
+/// Each ref's reflog ends at the ref's value. A mismatch means a reflog
+/// line was lost or merged into another (damage), or a crash fell between
+/// a ref update and its reflog line; either way the log no longer tells the
+/// ref's history.
+fn check_reflog_ends(repo: &Repository, report: &mut FsckReport) -> Result<()> {
+    for (name, target) in repo.refs().list("refs/")? {
+        let Some(value) = target.object() else {
+            continue;
+        };
+        // Unreadable reflogs are reported by the ref checks.
+        let Ok(log) = repo.refs().reflog(&name) else {
+            continue;
+        };
+        if let Some(last) = log.last()
+            && last.new != Some(value)
+        {
+            report.problems.push(Finding::new(
+                "refs",
+                Some(value),
+                Some(format!("logs/{name}")),
+                format!(
+                    "the reflog of {name} ends at {} but {name} points at {value}: a reflog line was lost or damaged",
+                    last.new.map_or_else(|| "a deletion".to_owned(), |id| id.to_hex())
+                ),
+            ));
+        }
+    }
     Ok(())
 }
 
