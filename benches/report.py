@@ -86,7 +86,8 @@ def fmt_ratio(x):
 
 
 def fmt_interval(r):
-    return f"[{fmt_time(r['lo_ns'])} – {fmt_time(r['hi_ns'])}]"
+    noisy = r["hi_ns"] - r["lo_ns"] > 0.5 * r["mean_ns"]
+    return f"[{fmt_time(r['lo_ns'])} – {fmt_time(r['hi_ns'])}]" + (" noisy" if noisy else "")
 
 
 def sh(*cmd):
@@ -273,7 +274,7 @@ class Report:
           "`syncfs`, renames, `syncfs`) beside the same sequence done raw, and "
           "one-by-one `Durability::Each` puts beside the raw per-file fsync "
           "sequence. The one-by-one rows time 250 puts per iteration (10,000 "
-          "would take minutes); a `Each` put costs the same whatever the count, "
+          "would take minutes); an `Each` put costs the same whatever the count, "
           "so per-object figures compare directly. Fresh store per iteration.")
         w()
         spec = [("sydra_batch", "10k_1KiB", 10_000, "Sydra batch (`Batch`)"),
@@ -593,7 +594,11 @@ def main():
     repo_root = Path(__file__).resolve().parent.parent
     commit = sh("git", "-C", str(repo_root), "rev-parse", "--short", "HEAD")
     dirty = sh("git", "-C", str(repo_root), "status", "--porcelain")
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    # When the benches finished (run.sh stamps it), else now.
+    end_stamp = target / "sydra-bench-results" / "loadavg_end.txt"
+    when = (datetime.datetime.fromtimestamp(end_stamp.stat().st_mtime, datetime.timezone.utc)
+            if end_stamp.exists() else datetime.datetime.now(datetime.timezone.utc))
+    now = when.strftime("%Y-%m-%d %H:%M UTC")
 
     w = rep.w
     w("# Benchmarks")
@@ -605,7 +610,8 @@ def main():
       "peer (libgit2 through `git2` 0.21 with vendored libgit2, gitoxide through "
       "`gix` 0.90, and the `git` command). \"time vs X\" is this row's mean time "
       "divided by X's: below 1 is faster. Means are criterion's, with the 95% "
-      "confidence interval of the mean. Durable rows fsync for real on the "
+      "confidence interval of the mean (marked *noisy* when it is wider than half the "
+      "mean: read such ratios as rough). Durable rows fsync for real on the "
       "filesystem below; other people's I/O on the same machine adds noise to "
       "them.")
     w()
@@ -626,7 +632,8 @@ def main():
         end_src = end_file if end_file.exists() else Path("/proc/loadavg")
         end = " ".join(end_src.read_text().split()[:3])
         w(f"- load average (1, 5, 15 min) at start: {start}; at end: {end} "
-          "(anything above 0 is other work competing for the 2 cores and the disk)")
+          "(the benches account for about 1; the rest is other work competing for the "
+          "cores and the disk)")
     except OSError:
         pass
     w()
