@@ -101,11 +101,21 @@ pub struct Engine {
 /// The engine's poison flag, shared with the sections it hands out: the
 /// first sync failure anywhere is recorded, and every later write checks it.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Poison(std::sync::Arc<Mutex<Option<String>>>);
+pub(crate) struct Poison(std::sync::Arc<PoisonState>);
+
+#[derive(Debug, Default)]
+pub(crate) struct PoisonState {
+    /// Set once `reason` is; lets every write check without a lock.
+    flag: std::sync::atomic::AtomicBool,
+    reason: Mutex<Option<String>>,
+}
 
 impl Poison {
     pub(crate) fn get(&self) -> Option<String> {
-        self.0.lock().clone()
+        if !self.0.flag.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
+        self.0.reason.lock().clone()
     }
 
     pub(crate) fn check(&self) -> Result<()> {
@@ -120,9 +130,12 @@ impl Poison {
         if let Err(e) = &r
             && e.is_sync_failure()
         {
-            let mut p = self.0.lock();
+            let mut p = self.0.reason.lock();
             if p.is_none() {
                 *p = Some(e.to_string());
+                self.0
+                    .flag
+                    .store(true, std::sync::atomic::Ordering::Release);
             }
         }
         r

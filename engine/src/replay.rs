@@ -51,6 +51,9 @@ pub struct Replay {
     chunks: VecDeque<(ObjectId, Chunk)>,
     tail: Tail,
     tail_segments: Option<VecDeque<u64>>,
+    /// Where the last verified chunk ended: the tail resumes there rather
+    /// than re-reading the segment from its start.
+    last_chunk_end: Option<(u64, usize)>,
     cur: Option<Cur>,
     expect: u64,
     done: bool,
@@ -99,6 +102,7 @@ impl Replay {
             chunks,
             tail,
             tail_segments: None,
+            last_chunk_end: None,
             cur: None,
             expect: applied + 1,
             done: false,
@@ -253,6 +257,7 @@ impl Replay {
                 path: view.path.clone(),
                 reason,
             })?;
+        self.last_chunk_end = Some((chunk.segment, end));
         // Verified as a whole: per-record CRCs add nothing.
         self.cur = Some(Cur {
             view,
@@ -292,7 +297,10 @@ impl Replay {
             Tail::ToEndStrict => (len, false),
             _ => (len, false),
         };
-        let off = view.data_start();
+        let off = match self.last_chunk_end {
+            Some((s, end)) if s == seg && end <= len => end,
+            _ => view.data_start(),
+        };
         self.cur = Some(Cur {
             view,
             off,

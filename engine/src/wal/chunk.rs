@@ -131,14 +131,21 @@ impl Chunk {
                 bytes.len()
             ));
         }
-        let crc = crc32fast::hash(bytes);
+        // One pass over the bytes, block by block, feeding both hashes while
+        // the block is in cache.
+        let (mut crc, mut b3) = (crc32fast::Hasher::new(), blake3::Hasher::new());
+        for block in bytes.chunks(256 * 1024) {
+            crc.update(block);
+            b3.update(block);
+        }
+        let crc = crc.finalize();
         if crc != self.crc32 {
             return Err(format!(
                 "CRC32 mismatch over {}..{} (stored {:08x}, computed {crc:08x})",
                 self.start, self.end, self.crc32
             ));
         }
-        let b3 = blake3::hash(bytes);
+        let b3 = b3.finalize();
         if *b3.as_bytes() != self.blake3 {
             return Err(format!("BLAKE3 mismatch over {}..{}", self.start, self.end));
         }

@@ -12,9 +12,10 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
@@ -70,6 +71,8 @@ pub(crate) struct State {
     /// length including pending bytes.
     pub(crate) seg_first: u64,
     pub(crate) seg_len: u64,
+    /// Records in `pieces`.
+    pending_records: usize,
     io_busy: bool,
     pub(crate) active: Option<Active>,
     pub(crate) written: Position,
@@ -84,6 +87,7 @@ impl State {
             next_seq,
             pieces: Vec::new(),
             pending_bytes: 0,
+            pending_records: 0,
             seg_first: 0,
             seg_len: 0,
             io_busy: false,
@@ -105,6 +109,12 @@ struct Inner {
     opts: WalOptions,
     state: Mutex<State>,
     cond: Condvar,
+    /// Wakes an I/O holder that is gathering records (see `wait_durable`).
+    gather: Condvar,
+    /// Threads inside a durable (`Always`) append, pushed or about to push.
+    appenders: AtomicUsize,
+    /// Set with `State::poisoned`, so appenders can check without the lock.
+    poisoned: AtomicBool,
     appends: AtomicU64,
     writes: AtomicU64,
     syncs: AtomicU64,
@@ -157,6 +167,9 @@ impl Wal {
             opts,
             state: Mutex::new(state),
             cond: Condvar::new(),
+            gather: Condvar::new(),
+            appenders: AtomicUsize::new(0),
+            poisoned: AtomicBool::new(false),
             appends: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
@@ -216,6 +229,8 @@ impl Wal {
             });
         }
         let inner = &self.inner;
+        let durable = inner.opts.sync == SyncMode::Always && !payloads.is_empty();
+        let _turn = durable.then(|| Appender::enter(inner));
         let mut st = inner.state.lock();
         inner.check_poison(&st)?;
         let first = st.next_seq;
@@ -229,6 +244,10 @@ impl Wal {
         inner
             .appends
             .fetch_add(payloads.len() as u64, Ordering::Relaxed);
+        st.pending_records += payloads.len();
+        if durable {
+            inner.gather.notify_one();
+        }
         match inner.opts.sync {
             SyncMode::Always => inner.wait_durable(st, last)?,
             SyncMode::Interval(_) | SyncMode::Never => {
@@ -295,6 +314,9 @@ impl Wal {
 
     /// Whether an earlier failure poisoned the log, and why.
     pub fn poisoned(&self) -> Option<String> {
+        if !self.inner.poisoned.load(Ordering::Acquire) {
+            return None;
+        }
         self.inner.state.lock().poisoned.clone()
     }
 
@@ -387,6 +409,22 @@ impl Inner {
                 self.cond.wait(&mut st);
                 continue;
             }
+            // About to start a round. Appenders already inside `append`
+            // (typically the ones the previous round just released, about
+            // to append again) would otherwise miss it and wait a whole
+            // round: wait briefly for them to push, so one fdatasync covers
+            // them too. A lone appender never waits.
+            let deadline = Instant::now() + GATHER_WAIT;
+            while st.pending_records < self.appenders.load(Ordering::Acquire)
+                && !st.io_busy
+                && !self.gather.wait_until(&mut st, deadline).timed_out()
+            {}
+            if st.durable_seq >= seq {
+                return Ok(());
+            }
+            if st.io_busy {
+                continue;
+            }
             st = self.run_io(st, true)?;
         }
     }
@@ -406,6 +444,7 @@ impl Inner {
     ) -> Result<MutexGuard<'a, State>, WalError> {
         debug_assert!(!st.io_busy);
         let pieces = std::mem::take(&mut st.pieces);
+        st.pending_records = 0;
         let needs_sync = sync && (st.written.last_seq > st.durable_seq || !pieces.is_empty());
         if pieces.is_empty() && !needs_sync {
             return Ok(st);
@@ -420,6 +459,7 @@ impl Inner {
             Ok(out) => out,
             Err(e) => {
                 st.poisoned = Some(e.to_string());
+                self.poisoned.store(true, Ordering::Release);
                 self.cond.notify_all();
                 return Err(e);
             }
@@ -480,6 +520,27 @@ impl Inner {
             out.synced = true;
         }
         Ok(out)
+    }
+}
+
+/// How long an I/O holder waits for appenders already inside `append` to
+/// push their records before it starts a round (a fraction of one fdatasync).
+const GATHER_WAIT: Duration = Duration::from_micros(200);
+
+/// Counts a thread as inside a durable append for as long as it lives.
+struct Appender<'a>(&'a Inner);
+
+impl<'a> Appender<'a> {
+    fn enter(inner: &'a Inner) -> Self {
+        inner.appenders.fetch_add(1, Ordering::AcqRel);
+        Appender(inner)
+    }
+}
+
+impl Drop for Appender<'_> {
+    fn drop(&mut self) {
+        self.0.appenders.fetch_sub(1, Ordering::AcqRel);
+        self.0.gather.notify_one();
     }
 }
 

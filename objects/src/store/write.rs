@@ -267,9 +267,17 @@ impl Store {
     /// bytes; memory use does not depend on `len`.
     pub fn put_reader(&self, kind: Kind, len: u64, mut reader: impl Read) -> Result<ObjectId> {
         let sync = self.inner.options.durability != Durability::None;
-        let (id, mut tmp) = self.write_temp_stream(kind, len, &mut reader, sync)?;
+        // The id is known only once the stream is read: write unsynced, and
+        // pay for the fsync only if the object is not there already.
+        let (id, mut tmp) = self.write_temp_stream(kind, len, &mut reader, false)?;
         if let Existing::Valid = self.check_existing(&id, false)? {
             return Ok(id);
+        }
+        if sync {
+            let f = File::open(&tmp.path).map_err(Error::io("open", &tmp.path))?;
+            fault::point("objects.tmp.sync")
+                .and_then(|()| f.sync_data())
+                .map_err(Error::sync(&tmp.path))?;
         }
         self.promote(&mut tmp, &id, sync)?;
         Ok(id)
