@@ -1,0 +1,249 @@
+//! Multi-process safety: while this process writes (appends, checkpoints,
+//! compaction commits, snapshots) and collects garbage with zero grace and
+//! retention, a reader process opens the same directory without the lock,
+//! resolves `main`, verifies every object of the commit's tree and replays
+//! it. Each attempt must either see a whole, consistent commit or fail with
+//! a clean not-found for collected history — never a torn or corrupt
+//! object. A second writer process is refused with a clear error.
+//!
+//! `SYDRA_MP_SECONDS=N` runs the writer longer (default 4).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::num::NonZeroU64;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sydra_engine::compaction::{ChangeSet, SegmentChange, SegmentData};
+use sydra_engine::gc::{GcOptions, Keep};
+use sydra_engine::manifest::{Codec, ColumnStats, ColumnType, SegmentManifest};
+use sydra_engine::objects::{Kind, ObjectId};
+use sydra_engine::wal::{SyncMode, WalOptions};
+use sydra_engine::{Engine, Error, Options, Replay, Repository, Tail};
+
+const READER_ENV: &str = "SYDRA_MP_READER_DIR";
+
+fn segment(series: u32, v: u32) -> SegmentData {
+    let col = |n: &str| ColumnStats {
+        name: n.into(),
+        ty: ColumnType::Bytes,
+        codec: Codec::Raw,
+        value_count: 1,
+        null_count: 0,
+        min: vec![],
+        max: vec![],
+        stored_bytes: 8,
+    };
+    let bytes = format!("{series:04}{v:04}").into_bytes();
+    SegmentData {
+        manifest: SegmentManifest {
+            series: format!("s{series}"),
+            rollup: "raw".into(),
+            segment: "h0".into(),
+            min_ts: 0,
+            max_ts: 0,
+            row_count: 1,
+            columns: vec![col("ts"), col("value")],
+            meta: BTreeMap::new(),
+        },
+        columns: vec![("ts".into(), bytes.clone()), ("value".into(), bytes)],
+    }
+}
+
+/// What one read attempt saw.
+enum Seen {
+    Whole,
+    Collected,
+}
+
+fn is_not_found(e: &Error) -> bool {
+    match e {
+        Error::Objects(o) => o.is_not_found(),
+        Error::Wal(sydra_engine::wal::WalError::Missing { .. }) => true,
+        Error::Revision { reason, .. } => {
+            reason.contains("no such object") || reason.contains("does not point")
+        }
+        _ => false,
+    }
+}
+
+fn read_once(dir: &std::path::Path, n: u64) -> Result<Seen, String> {
+    let repo = Repository::open(dir).map_err(|e| e.to_string())?;
+    // Alternate between the head and an older commit that retention and
+    // GC keep collecting underneath the reader.
+    let rev = if n % 2 == 0 { "main" } else { "main~4" };
+    let attempt = || -> Result<(), Error> {
+        let head = match repo.resolve(rev) {
+            Ok(h) => h,
+            Err(Error::Revision { reason, .. }) if reason.contains("ancestor") => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let mut stack: Vec<ObjectId> = vec![head];
+        while let Some(id) = stack.pop() {
+            let obj = repo.objects().get_verified(&id)?;
+            match obj.kind {
+                Kind::Commit => stack.push(obj.commit()?.tree),
+                Kind::Tree => stack.extend(obj.tree()?.entries.iter().map(|e| e.id)),
+                Kind::Blob => {}
+            }
+        }
+        let mut r = Replay::new(repo.objects(), repo.layout().wal(), Some(head), Tail::None)?;
+        while let Some(x) = r.next_record() {
+            x?;
+        }
+        Ok(())
+    };
+    match attempt() {
+        Ok(()) => Ok(Seen::Whole),
+        Err(e) if is_not_found(&e) => Ok(Seen::Collected),
+        Err(e) => Err(format!("torn or inconsistent read: {e}")),
+    }
+}
+
+#[test]
+fn reader_process() {
+    let Ok(dir) = std::env::var(READER_ENV) else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    // A second writer is refused, clearly.
+    match Engine::open(&dir, Options::default()) {
+        Err(Error::Locked { .. }) => println!("LOCKED-OK"),
+        Err(e) => panic!("second writer failed with the wrong error: {e}"),
+        Ok(_) => panic!("a second writer opened a locked directory"),
+    }
+    let (mut whole, mut collected) = (0u64, 0u64);
+    let stop = dir.join("STOP-READER");
+    while !stop.exists() {
+        match read_once(&dir, whole + collected) {
+            Ok(Seen::Whole) => whole += 1,
+            Ok(Seen::Collected) => collected += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    println!("READS {whole} {collected}");
+}
+
+#[test]
+fn a_reader_process_never_sees_a_torn_commit_while_the_writer_commits_and_collects() {
+    if std::env::var(READER_ENV).is_ok() {
+        return;
+    }
+    let seconds: u64 = std::env::var("SYDRA_MP_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let opts = Options {
+        wal: WalOptions {
+            sync: SyncMode::Never,
+            segment_size: 4096,
+            max_record: 1024,
+            ..WalOptions::default()
+        },
+        ..Options::default()
+    };
+    let e = Engine::open(&dir, opts).unwrap();
+    e.append(b"first").unwrap();
+    e.checkpoint(None, "first").unwrap();
+    let mut reader = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "reader_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(READER_ENV, &dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let (mut commits, mut gcs, mut deleted) = (0u64, 0u64, 0u64);
+    let mut v = 0u32;
+    while start.elapsed() < Duration::from_secs(seconds) {
+        for i in 0..20 {
+            e.append(format!("rec {v} {i} {}", "z".repeat(i * 5)).as_bytes())
+                .unwrap();
+        }
+        v += 1;
+        let durable = e.sync().unwrap();
+        let series = v % 7;
+        let exists = e
+            .repo()
+            .resolve(&format!("main:series/s{series}/raw/h0"))
+            .is_ok();
+        let change = if exists {
+            SegmentChange::Replace(segment(series, v))
+        } else {
+            SegmentChange::Add(segment(series, v))
+        };
+        let set = ChangeSet {
+            changes: vec![change],
+            applied_seq: Some(durable.saturating_sub(10)),
+            message: format!("v{v}"),
+        };
+        e.commit_compaction(e.head().unwrap(), &set).unwrap();
+        commits += 1;
+        if v % 5 == 0 {
+            e.snapshot(Some(&format!("s{v}"))).unwrap();
+        }
+        if v % 3 == 0 {
+            let keep = Keep::Commits(NonZeroU64::new(3).unwrap());
+            let g = e
+                .gc(&GcOptions {
+                    grace: Duration::ZERO,
+                    reflog_expiry: Duration::ZERO,
+                    retain: Some(keep),
+                    ..GcOptions::default()
+                })
+                .unwrap();
+            deleted += g.objects.swept.deleted + g.wal.deleted.len() as u64;
+            gcs += 1;
+        }
+    }
+    std::fs::write(dir.join("STOP-READER"), b"").unwrap();
+    let status = reader.wait().unwrap();
+    let mut out = String::new();
+    reader
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let mut err = String::new();
+    reader
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "the reader failed:\n{out}\n{err}");
+    assert!(
+        out.contains("LOCKED-OK"),
+        "the second writer check did not run: {out}"
+    );
+    let reads = out
+        .lines()
+        .find_map(|l| l.find("READS ").map(|i| l[i + 6..].to_owned()))
+        .unwrap_or_default();
+    let nums: Vec<u64> = reads
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    eprintln!(
+        "multi-process: {commits} commits, {gcs} zero-grace GCs deleting {deleted} objects/segments; reader: {} whole reads, {} clean not-found",
+        nums.first().unwrap_or(&0),
+        nums.get(1).unwrap_or(&0)
+    );
+    assert!(
+        nums.first().is_some_and(|&w| w > 0),
+        "the reader never completed a read: {out}"
+    );
+    assert!(
+        gcs > 0 && deleted > 0,
+        "the writer never collected anything"
+    );
+}
