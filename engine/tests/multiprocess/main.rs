@@ -72,7 +72,11 @@ fn read_once(dir: &std::path::Path, n: u64) -> Result<Seen, String> {
     let repo = Repository::open(dir).map_err(|e| e.to_string())?;
     // Alternate between the head and an older commit that retention and
     // GC keep collecting underneath the reader.
-    let rev = if n % 2 == 0 { "main" } else { "main~4" };
+    let rev = if n.is_multiple_of(2) {
+        "main"
+    } else {
+        "main~4"
+    };
     let attempt = || -> Result<(), Error> {
         let head = match repo.resolve(rev) {
             Ok(h) => h,
@@ -187,10 +191,10 @@ fn a_reader_process_never_sees_a_torn_commit_while_the_writer_commits_and_collec
         };
         e.commit_compaction(e.head().unwrap(), &set).unwrap();
         commits += 1;
-        if v % 5 == 0 {
+        if v.is_multiple_of(5) {
             e.snapshot(Some(&format!("s{v}"))).unwrap();
         }
-        if v % 3 == 0 {
+        if v.is_multiple_of(3) {
             let keep = Keep::Commits(NonZeroU64::new(3).unwrap());
             let g = e
                 .gc(&GcOptions {
