@@ -1,5 +1,7 @@
-//! Stateful check: an arbitrary sequence of engine operations on a temp
-//! directory, compared with an in-memory model after every reopen.
+//! Stateful check: an arbitrary sequence of engine operations (appends,
+//! checkpoints, compaction commits, snapshots, branches, gc, reopens, torn
+//! reopens) on a temp directory, compared with an in-memory model after
+//! every reopen.
 //!
 //! Shared by the `engine_ops` fuzz target and by
 //! `engine/tests/fuzz_regressions.rs` (included there with `#[path]`, with
@@ -17,6 +19,12 @@
 //! their meaning), and an arm in [`Run::apply`] that performs it and
 //! updates the model.
 
+use std::num::NonZeroU64;
+use std::time::Duration;
+
+use sydra_engine::compaction::{ChangeSet, SegmentChange, SegmentData, SegmentKey};
+use sydra_engine::gc::{GcOptions, Keep};
+use sydra_engine::manifest::{Codec, ColumnStats, ColumnType, SegmentManifest};
 use sydra_engine::objects::{Durability, ObjectId};
 use sydra_engine::wal::record::{SEGMENT_HEADER_LEN, Step, parse_record};
 use sydra_engine::wal::{SyncMode, WalOptions, list_segments, record::segment_file_name};
@@ -81,6 +89,23 @@ pub enum Op {
     },
     /// Check the model without reopening.
     Check,
+    /// A compaction commit on series `series % 4`: version 0 removes the
+    /// segment (refused if absent), another version adds or replaces it;
+    /// optionally advancing the applied seq to everything appended.
+    Compact {
+        /// Which series.
+        series: u8,
+        /// Column bytes of the new segment (0: remove).
+        version: u8,
+        /// Advance `wal.applied_seq` to the last appended seq.
+        apply_all: bool,
+    },
+    /// Garbage collection with zero grace and zero reflog expiry; `retain`
+    /// odd sets a horizon of `retain / 2 % 4 + 1` commits per ref.
+    Gc {
+        /// Retention choice.
+        retain: u8,
+    },
 }
 
 /// Bytes consumed from the front of the input.
@@ -110,7 +135,7 @@ impl Op {
     /// The next operation, or `None` at the end of the input.
     pub fn decode(input: &mut Input<'_>) -> Option<Op> {
         let tag = input.u8()?;
-        Some(match tag % 9 {
+        Some(match tag % 11 {
             0 => Op::Append {
                 len: input.u16()?,
                 fill: input.u8()?,
@@ -135,7 +160,15 @@ impl Op {
             5 => Op::Branch { from: input.u8()? },
             6 => Op::Reopen,
             7 => Op::TornReopen { cut: input.u16()? },
-            _ => Op::Check,
+            8 => Op::Check,
+            9 => Op::Compact {
+                series: input.u8()?,
+                version: input.u8()?,
+                apply_all: input.u8()? % 2 == 1,
+            },
+            _ => Op::Gc {
+                retain: input.u8()?,
+            },
         })
     }
 
@@ -172,6 +205,12 @@ impl Op {
                 out.extend_from_slice(&cut.to_le_bytes());
             }
             Op::Check => out.push(8),
+            Op::Compact {
+                series,
+                version,
+                apply_all,
+            } => out.extend_from_slice(&[9, series, version, u8::from(apply_all)]),
+            Op::Gc { retain } => out.extend_from_slice(&[10, retain]),
         }
     }
 }
@@ -195,6 +234,36 @@ fn options(segment_size: u64) -> Options {
             ..Default::default()
         },
         ..Options::default()
+    }
+}
+
+/// A segment whose column bytes are `version`.
+fn segment(series: u8, version: u8) -> SegmentData {
+    let col = |name: &str| ColumnStats {
+        name: name.into(),
+        ty: ColumnType::Bytes,
+        codec: Codec::Raw,
+        value_count: 1,
+        null_count: 0,
+        min: vec![],
+        max: vec![],
+        stored_bytes: 4,
+    };
+    SegmentData {
+        manifest: SegmentManifest {
+            series: format!("s{series}"),
+            rollup: "raw".into(),
+            segment: "h0".into(),
+            min_ts: 0,
+            max_ts: 0,
+            row_count: 1,
+            columns: vec![col("ts"), col("value")],
+            meta: Default::default(),
+        },
+        columns: vec![
+            ("ts".into(), vec![version; 4]),
+            ("value".into(), vec![version; 4]),
+        ],
     }
 }
 
@@ -228,6 +297,8 @@ struct Run {
     named: Vec<(String, Head)>,
     snapshots: usize,
     branches: usize,
+    /// Segments on main: series -> version.
+    segments: std::collections::BTreeMap<u8, u8>,
 }
 
 fn drain(mut r: Replay) -> Result<Vec<(u64, Vec<u8>)>, Error> {
@@ -261,6 +332,19 @@ impl Run {
     /// Compare the engine with the model.
     fn check(&self) {
         let e = self.engine();
+        for (series, version) in &self.segments {
+            let rev = format!("main:series/s{series}/raw/h0/columns/ts");
+            let id = e
+                .repo()
+                .resolve(&rev)
+                .unwrap_or_else(|err| panic!("{rev}: {err}"));
+            let blob = e
+                .repo()
+                .objects()
+                .get(&id)
+                .unwrap_or_else(|err| panic!("{rev}: {err}"));
+            assert_eq!(&*blob.data, &[*version; 4][..], "{rev}");
+        }
         let n = self.records.len() as u64;
         assert_eq!(e.wal().next_seq(), n + 1, "next seq");
         let head = e.head().unwrap_or_else(|err| panic!("head: {err}"));
@@ -405,6 +489,66 @@ impl Run {
                 self.check();
             }
             Op::Check => self.check(),
+            Op::Compact {
+                series,
+                version,
+                apply_all,
+            } => self.compact(series % 4, version, apply_all),
+            Op::Gc { retain } => {
+                let keep = (retain % 2 == 1).then(|| {
+                    Keep::Commits(NonZeroU64::MIN.saturating_add(u64::from(retain / 2 % 4)))
+                });
+                let opts = GcOptions {
+                    grace: Duration::ZERO,
+                    reflog_expiry: Duration::ZERO,
+                    retain: keep,
+                    ..GcOptions::default()
+                };
+                self.engine()
+                    .gc(&opts)
+                    .unwrap_or_else(|e| panic!("gc: {e}"));
+                // Snapshots, branches and the head still replay exactly.
+                self.check();
+            }
+        }
+    }
+
+    fn compact(&mut self, series: u8, version: u8, apply_all: bool) {
+        let n = self.records.len() as u64;
+        let exists = self.segments.contains_key(&series);
+        let change = match (version, exists) {
+            (0, _) => SegmentChange::Remove(SegmentKey::new(&format!("s{series}"), "raw", "h0")),
+            (_, true) => SegmentChange::Replace(segment(series, version)),
+            (_, false) => SegmentChange::Add(segment(series, version)),
+        };
+        let set = ChangeSet {
+            changes: vec![change],
+            applied_seq: apply_all.then_some(n),
+            message: "fuzz compaction".into(),
+        };
+        let base = self.head.map(|h| h.commit);
+        match self.engine().commit_compaction(base, &set) {
+            Ok(c) => {
+                assert!(
+                    version != 0 || exists,
+                    "removing an absent segment was accepted"
+                );
+                assert!(!c.reapplied, "nothing moved the head underneath");
+                let prev = self.head.map_or(0, |h| h.applied);
+                assert_eq!(c.checkpoint.applied_seq, if apply_all { n } else { prev });
+                self.head = Some(Head {
+                    commit: c.checkpoint.commit,
+                    applied: c.checkpoint.applied_seq,
+                    last: c.checkpoint.last_seq,
+                });
+                if version == 0 {
+                    self.segments.remove(&series);
+                } else {
+                    self.segments.insert(series, version);
+                }
+            }
+            Err(Error::MissingSegment { .. }) if version == 0 && !exists => {}
+            Err(e) => panic!("compaction of s{series} v{version}: {e}"),
         }
     }
 
@@ -469,6 +613,7 @@ pub fn engine_ops(data: &[u8]) {
         named: Vec::new(),
         snapshots: 0,
         branches: 0,
+        segments: std::collections::BTreeMap::new(),
     };
     run.open();
     let mut ops = 0;
