@@ -30,6 +30,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sydra_objects::ObjectId;
 use sydra_objects::map::map_file;
@@ -210,25 +211,62 @@ impl Index {
     }
 }
 
+type Cache = parking_lot::Mutex<std::collections::HashMap<PathBuf, Arc<Index>>>;
+
+/// Mapped indexes of this process, by file. An entry is used only while its
+/// tip is still the ref's value; appends never change the bytes an entry
+/// has mapped, and rebuilds replace the file by rename.
+fn cache() -> &'static Cache {
+    static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+/// Most indexes kept mapped at once.
+const CACHE_ENTRIES: usize = 64;
+
+fn forget(path: &Path) {
+    cache().lock().remove(path);
+}
+
+/// Drop every index this process has mapped, so the next lookup reads the
+/// files again (for tests and tools that rewrite or damage index files).
+pub fn clear_cache() {
+    cache().lock().clear();
+}
+
 /// Open the index of `name`, extending or rebuilding it from the objects.
-pub fn open(repo: &Repository, name: &RefName) -> Result<Option<Index>> {
+pub fn open(repo: &Repository, name: &RefName) -> Result<Option<Arc<Index>>> {
     let Some(tip) = repo.refs().resolve(name)? else {
         return Ok(None);
     };
     let path = index_path(repo, name);
+    if let Some(hit) = cache().lock().get(&path).filter(|i| i.header.tip == tip) {
+        return Ok(Some(Arc::clone(hit)));
+    }
+    let idx = Arc::new(open_file(repo, &path, tip)?);
+    let mut c = cache().lock();
+    if c.len() >= CACHE_ENTRIES {
+        c.clear();
+    }
+    c.insert(path, Arc::clone(&idx));
+    Ok(Some(idx))
+}
+
+fn open_file(repo: &Repository, path: &Path, tip: ObjectId) -> Result<Index> {
+    let path = path.to_path_buf();
     if let Some(existing) = read(&path)? {
         if existing.header.tip == tip {
-            return Ok(Some(existing));
+            return Ok(existing);
         }
         let (newer, found) = walk_back(repo, tip, Some(existing.header.tip))?;
         if found {
-            return append(&path, existing, newer).map(Some);
+            return append(&path, existing, newer);
         }
         let mut all = newer;
         all.reverse();
-        return write_new(&path, &all).map(Some);
+        return write_new(&path, &all);
     }
-    rebuild(repo, &path, tip).map(Some)
+    rebuild(repo, &path, tip)
 }
 
 fn rebuild(repo: &Repository, path: &Path, tip: ObjectId) -> Result<Index> {
@@ -378,6 +416,7 @@ pub fn at(repo: &Repository, name: &RefName, t: i64) -> Result<Option<ObjectId>>
             if root_ok || attempt == 1 {
                 return Ok(None);
             }
+            forget(&index_path(repo, name));
             fs::remove_file(index_path(repo, name)).ok();
             continue;
         };
@@ -386,6 +425,7 @@ pub fn at(repo: &Repository, name: &RefName, t: i64) -> Result<Option<ObjectId>>
         }
         let tip = idx.header.tip;
         drop(idx);
+        forget(&index_path(repo, name));
         rebuild(repo, &index_path(repo, name), tip)?;
     }
     Err(Error::revision(
