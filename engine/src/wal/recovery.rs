@@ -105,6 +105,13 @@ pub(crate) fn recover(
                 "the file name says first seq 0, but seqs start at 1",
             ));
         }
+        if seg >= u64::MAX / 2 {
+            return Err(corrupt(
+                &path,
+                0,
+                "the file name claims an impossible first seq",
+            ));
+        }
         let file = sydra_objects::map::open_nofollow(&path).map_err(WalError::io("open", &path))?;
         let map = sydra_objects::fault::point("wal.map")
             .and_then(|()| map_file(&file))

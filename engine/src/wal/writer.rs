@@ -161,6 +161,17 @@ impl Wal {
         sydra_objects::fault::point("wal.mkdir")
             .and_then(|()| std::fs::create_dir_all(dir))
             .map_err(WalError::io("create directory", dir))?;
+        // Seqs are counted up from 1 and never near the top of u64; a head
+        // claiming otherwise was tampered with (and seq arithmetic would
+        // overflow).
+        if chunked_through >= u64::MAX / 2 {
+            return Err(WalError::Missing {
+                seq: chunked_through,
+                reason:
+                    "the head checkpoint claims an impossible WAL seq (wal.last_seq is corrupt)"
+                        .into(),
+            });
+        }
         let (state, report) = recover(dir, chunked_through)?;
         let inner = Arc::new(Inner {
             dir: dir.to_path_buf(),

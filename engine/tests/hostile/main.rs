@@ -193,3 +193,26 @@ fn symlinks_planted_in_the_data_directory_are_refused_or_not_followed() {
     );
     assert_eq!(&*repo.objects().get(&id).unwrap().data, b"victim");
 }
+
+#[test]
+fn impossible_seqs_are_refused_not_overflowed() {
+    let d = tempfile::tempdir().unwrap();
+    drop(Engine::open(d.path(), Options::default()).unwrap());
+    let seg = u64::MAX - 1;
+    let mut bytes = sydra_engine::wal::record::segment_header(seg).to_vec();
+    sydra_engine::wal::record::encode_record(&mut bytes, seg, b"x");
+    std::fs::write(
+        d.path()
+            .join("wal")
+            .join(sydra_engine::wal::record::segment_file_name(seg)),
+        bytes,
+    )
+    .unwrap();
+    let err = Engine::open(d.path(), Options::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&sydra_engine::wal::record::segment_file_name(seg)),
+        "{err}"
+    );
+}
