@@ -15,5 +15,6 @@ pub mod ops;
 pub mod refs;
 pub mod revision;
 pub mod scratch;
+pub mod seeds;
 pub mod series;
 pub mod wal;

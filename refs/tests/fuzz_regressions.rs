@@ -4,8 +4,6 @@
 //! `fuzz/src/refs.rs`; see docs/RELIABILITY.md, "Fuzzing".
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
-
 /// Scratch directories for checks that touch the filesystem.
 #[allow(dead_code)]
 #[path = "../../fuzz/src/scratch.rs"]
@@ -16,23 +14,12 @@ mod scratch;
 #[path = "../../fuzz/src/refs.rs"]
 mod checks;
 
-/// Run `check` on every file in `fuzz/seeds/<target>/`.
+/// Seed replay, shared with the other crates' regression tests.
+#[path = "../../fuzz/src/seeds.rs"]
+mod seeds;
+
 fn replay_seeds(target: &str, check: fn(&[u8])) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/seeds")
-        .join(target);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no seeds in {}", dir.display());
-    for path in files {
-        let bytes = std::fs::read(&path).unwrap();
-        if std::panic::catch_unwind(|| check(&bytes)).is_err() {
-            panic!("seed {} fails the {target} check", path.display());
-        }
-    }
+    seeds::replay_seeds(env!("CARGO_MANIFEST_DIR"), target, check);
 }
 
 #[test]
