@@ -12,18 +12,19 @@
 //! (default 24; every byte if larger than the file).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
-use sydra_engine::compaction::{ChangeSet, SegmentChange, SegmentData};
+use sydra_engine::compaction::{ChangeSet, SegmentChange};
 use sydra_engine::gc::{FsckOptions, NoProgress};
-use sydra_engine::manifest::{Codec, ColumnStats, ColumnType, SegmentManifest};
 use sydra_engine::objects::store::id_from_path;
 use sydra_engine::refs::ReflogEntry;
 use sydra_engine::section::KvSection;
 use sydra_engine::wal::{SyncMode, WalOptions};
 use sydra_engine::{Engine, Options, Replay, Repository, Tail, maintenance};
+
+#[path = "../support/mod.rs"]
+mod support;
 
 fn opts() -> Options {
     Options {
@@ -37,35 +38,6 @@ fn opts() -> Options {
     }
 }
 
-fn segment(name: &str) -> SegmentData {
-    let col = |n: &str| ColumnStats {
-        name: n.into(),
-        ty: ColumnType::Bytes,
-        codec: Codec::Raw,
-        value_count: 1,
-        null_count: 0,
-        min: vec![],
-        max: vec![],
-        stored_bytes: 4,
-    };
-    SegmentData {
-        manifest: SegmentManifest {
-            series: "cpu".into(),
-            rollup: "raw".into(),
-            segment: name.into(),
-            min_ts: 0,
-            max_ts: 1,
-            row_count: 1,
-            columns: vec![col("ts"), col("value")],
-            meta: BTreeMap::new(),
-        },
-        columns: vec![
-            ("ts".into(), name.as_bytes().to_vec()),
-            ("value".into(), b"vvvv".to_vec()),
-        ],
-    }
-}
-
 fn build(dir: &Path) {
     let e = Engine::open(dir, opts()).unwrap();
     for i in 0..40u32 {
@@ -75,8 +47,8 @@ fn build(dir: &Path) {
     e.checkpoint(Some(5), "first").unwrap();
     let set = ChangeSet {
         changes: vec![
-            SegmentChange::Add(segment("h0")),
-            SegmentChange::Add(segment("h1")),
+            SegmentChange::Add(support::segment("cpu", "h0", b"h0")),
+            SegmentChange::Add(support::segment("cpu", "h1", b"h1")),
         ],
         applied_seq: Some(20),
         message: "compact".into(),

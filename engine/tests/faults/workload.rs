@@ -4,8 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use std::num::NonZeroU64;
-use sydra_engine::compaction::{ChangeSet, SegmentChange, SegmentData};
-use sydra_engine::manifest::{Codec, ColumnStats, ColumnType, SegmentManifest};
+use sydra_engine::compaction::{ChangeSet, SegmentChange};
 use sydra_engine::objects::fault::{self, Fault};
 use sydra_engine::objects::{Kind, ObjectId};
 use sydra_engine::refs::{PreviousValue, RefName};
@@ -58,32 +57,6 @@ fn scratch() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
-fn segment(v: u8) -> SegmentData {
-    let col = |name: &str| ColumnStats {
-        name: name.into(),
-        ty: ColumnType::Bytes,
-        codec: Codec::Raw,
-        value_count: 1,
-        null_count: 0,
-        min: vec![],
-        max: vec![],
-        stored_bytes: 1,
-    };
-    SegmentData {
-        manifest: SegmentManifest {
-            series: "cpu".into(),
-            rollup: "raw".into(),
-            segment: "h0".into(),
-            min_ts: 0,
-            max_ts: 0,
-            row_count: 1,
-            columns: vec![col("ts"), col("value")],
-            meta: BTreeMap::new(),
-        },
-        columns: vec![("ts".into(), vec![v]), ("value".into(), vec![v, 1])],
-    }
-}
-
 fn record(i: u64) -> Vec<u8> {
     format!("rec-{i}-{}", "r".repeat((i % 40) as usize)).into_bytes()
 }
@@ -132,7 +105,11 @@ pub fn run(point: &'static str, fault: Fault) -> Report {
         let (name, id) = e.snapshot(Some("p1")).unwrap();
         m.snapshots.insert(name.as_str().into(), id);
         let set = ChangeSet {
-            changes: vec![SegmentChange::Add(segment(1))],
+            changes: vec![SegmentChange::Add(super::support::segment(
+                "cpu",
+                "h0",
+                &[1],
+            ))],
             applied_seq: None,
             message: "add".into(),
         };
@@ -210,7 +187,11 @@ pub fn run(point: &'static str, fault: Fault) -> Report {
             Err(err) => check_err(point, "branch", &err, Some(e)),
         }
         let set = ChangeSet {
-            changes: vec![SegmentChange::Replace(segment(2))],
+            changes: vec![SegmentChange::Replace(super::support::segment(
+                "cpu",
+                "h0",
+                &[2],
+            ))],
             applied_seq: None,
             message: "replace".into(),
         };

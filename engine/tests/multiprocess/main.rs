@@ -9,7 +9,6 @@
 //! `SYDRA_MP_SECONDS=N` runs the writer longer (default 4).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::num::NonZeroU64;
 use std::process::{Command, Stdio};
@@ -17,38 +16,21 @@ use std::time::{Duration, Instant};
 
 use sydra_engine::compaction::{ChangeSet, SegmentChange, SegmentData};
 use sydra_engine::gc::{GcOptions, Keep};
-use sydra_engine::manifest::{Codec, ColumnStats, ColumnType, SegmentManifest};
 use sydra_engine::objects::{Kind, ObjectId};
 use sydra_engine::wal::{SyncMode, WalOptions};
 use sydra_engine::{Engine, Error, Options, Replay, Repository, Tail};
 
+#[path = "../support/mod.rs"]
+mod support;
+
 const READER_ENV: &str = "SYDRA_MP_READER_DIR";
 
-fn segment(series: u32, v: u32) -> SegmentData {
-    let col = |n: &str| ColumnStats {
-        name: n.into(),
-        ty: ColumnType::Bytes,
-        codec: Codec::Raw,
-        value_count: 1,
-        null_count: 0,
-        min: vec![],
-        max: vec![],
-        stored_bytes: 8,
-    };
-    let bytes = format!("{series:04}{v:04}").into_bytes();
-    SegmentData {
-        manifest: SegmentManifest {
-            series: format!("s{series}"),
-            rollup: "raw".into(),
-            segment: "h0".into(),
-            min_ts: 0,
-            max_ts: 0,
-            row_count: 1,
-            columns: vec![col("ts"), col("value")],
-            meta: BTreeMap::new(),
-        },
-        columns: vec![("ts".into(), bytes.clone()), ("value".into(), bytes)],
-    }
+fn seg(series: u32, v: u32) -> SegmentData {
+    support::segment(
+        &format!("s{series}"),
+        "h0",
+        format!("{series:04}{v:04}").as_bytes(),
+    )
 }
 
 /// What one read attempt saw.
@@ -180,9 +162,9 @@ fn a_reader_process_never_sees_a_torn_commit_while_the_writer_commits_and_collec
             .resolve(&format!("main:series/s{series}/raw/h0"))
             .is_ok();
         let change = if exists {
-            SegmentChange::Replace(segment(series, v))
+            SegmentChange::Replace(seg(series, v))
         } else {
-            SegmentChange::Add(segment(series, v))
+            SegmentChange::Add(seg(series, v))
         };
         let set = ChangeSet {
             changes: vec![change],

@@ -1,12 +1,10 @@
 //! The child: acknowledges writes on stdout, one line each, only after the
 //! operation returned success.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
 
 use sydra_engine::compaction::{ChangeSet, SegmentChange, SegmentData};
-use sydra_engine::manifest::{Codec, ColumnStats, ColumnType, SegmentManifest};
 use sydra_engine::objects::ObjectId;
 use sydra_engine::wal::{SyncMode, WalOptions};
 use sydra_engine::{Engine, Options};
@@ -63,31 +61,9 @@ pub fn options() -> Options {
     }
 }
 
-fn segment(series: u64, version: u64) -> SegmentData {
-    let col = |name: &str, n: usize| ColumnStats {
-        name: name.into(),
-        ty: ColumnType::Bytes,
-        codec: Codec::Raw,
-        value_count: 1,
-        null_count: 0,
-        min: vec![],
-        max: vec![],
-        stored_bytes: n as u64,
-    };
+fn seg(series: u64, version: u64) -> SegmentData {
     let bytes = format!("series {series} version {version}").into_bytes();
-    SegmentData {
-        manifest: SegmentManifest {
-            series: format!("s{series}"),
-            rollup: "raw".into(),
-            segment: "h0".into(),
-            min_ts: 0,
-            max_ts: 0,
-            row_count: 1,
-            columns: vec![col("ts", bytes.len()), col("value", bytes.len())],
-            meta: BTreeMap::new(),
-        },
-        columns: vec![("ts".into(), bytes.clone()), ("value".into(), bytes)],
-    }
+    super::support::segment(&format!("s{series}"), "h0", &bytes)
 }
 
 fn say(line: String) {
@@ -129,9 +105,9 @@ pub fn run_if_child() {
                 .resolve(&format!("main:series/s{series}/raw/h0"))
                 .is_ok();
             let ch = if exists {
-                SegmentChange::Replace(segment(series, version))
+                SegmentChange::Replace(seg(series, version))
             } else {
-                SegmentChange::Add(segment(series, version))
+                SegmentChange::Add(seg(series, version))
             };
             let set = ChangeSet {
                 changes: vec![ch],

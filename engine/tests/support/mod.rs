@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use sydra_engine::Engine;
+use sydra_engine::compaction::SegmentData;
+use sydra_engine::manifest::{Codec, ColumnStats, ColumnType, SegmentManifest};
 use sydra_engine::objects::{Kind, ObjectId};
 
 /// Every record the head replays, by seq.
@@ -75,4 +77,35 @@ pub fn on_main(e: &Engine, want: ObjectId) -> Result<bool, String> {
             .first_parent();
     }
     Ok(false)
+}
+
+/// A one-row segment `series/<series>/raw/<name>` whose `ts` and `value`
+/// columns both hold `bytes`.
+pub fn segment(series: &str, name: &str, bytes: &[u8]) -> SegmentData {
+    let col = |n: &str| ColumnStats {
+        name: n.into(),
+        ty: ColumnType::Bytes,
+        codec: Codec::Raw,
+        value_count: 1,
+        null_count: 0,
+        min: vec![],
+        max: vec![],
+        stored_bytes: bytes.len() as u64,
+    };
+    SegmentData {
+        manifest: SegmentManifest {
+            series: series.into(),
+            rollup: "raw".into(),
+            segment: name.into(),
+            min_ts: 0,
+            max_ts: 0,
+            row_count: 1,
+            columns: vec![col("ts"), col("value")],
+            meta: BTreeMap::new(),
+        },
+        columns: vec![
+            ("ts".into(), bytes.to_vec()),
+            ("value".into(), bytes.to_vec()),
+        ],
+    }
 }
