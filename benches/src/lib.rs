@@ -1,6 +1,7 @@
 //! Shared helpers for the Sydra benches: run settings (quick mode, sizes),
 //! where scratch directories live, deterministic payloads, peak-RSS probes,
-//! and the raw-syscall baselines that Sydra is measured against.
+//! the raw-syscall baselines that Sydra is measured against ([`raw`]), and
+//! the git-shaped history the GC benches mark ([`gitlike`]).
 //!
 //! The baselines do the same I/O as Sydra with nothing else: no header, no
 //! CRC, no dedup check, no pins. The ratio Sydra / baseline is therefore the
@@ -18,6 +19,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod gitlike;
 pub mod raw;
 
 /// Whether `SYDRA_BENCH_QUICK` asks for a smoke run (short measurement).
@@ -61,6 +63,31 @@ pub fn replay_record_len() -> usize {
         .and_then(|v| v.trim().parse().ok())
         .filter(|&n| n > 0)
         .unwrap_or(100)
+}
+
+/// Objects in the history the `gc/mark` bench and `mark_rss` build:
+/// `SYDRA_BENCH_GC_OBJECTS`, default 1,000,000 (100,000 in quick mode).
+pub fn gc_objects() -> usize {
+    std::env::var("SYDRA_BENCH_GC_OBJECTS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(if quick() { 100_000 } else { 1_000_000 })
+}
+
+/// A fresh directory on tmpfs (`/dev/shm`) when there is one, else a
+/// [`scratch`] directory; removed on drop. For benches of lookups and tree
+/// work, where building a million loose files on disk would cost minutes
+/// of setup and the disk's noise would drown what is measured.
+pub fn memory_scratch(prefix: &str) -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        return tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(shm)
+            .unwrap();
+    }
+    scratch(prefix)
 }
 
 /// The cargo target directory: `$CARGO_TARGET_DIR`, else the ancestor of
