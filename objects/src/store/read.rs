@@ -154,9 +154,17 @@ impl Store {
             ));
         }
         let (repr, range, kind) = if len - (MIN_FILE_LEN as u64) < MMAP_THRESHOLD {
-            let mut buf = Vec::with_capacity(len as usize);
-            file.read_to_end(&mut buf)
-                .map_err(Error::io("read", &path))?;
+            // Exactly the length fstat reported: no size probe, no EOF read.
+            let mut buf = vec![0u8; len as usize];
+            if let Err(e) = file.read_exact(&mut buf) {
+                if e.kind() == io::ErrorKind::UnexpectedEof {
+                    return Err(self.corrupt(
+                        id,
+                        format!("file shrank below its {len} bytes while being read"),
+                    ));
+                }
+                return Err(Error::io("read", &path)(e));
+            }
             let (h, range) = header::parse_file(&buf, Some(id)).map_err(|r| self.corrupt(id, r))?;
             (Repr::Owned(Arc::new(buf)), range, h.kind)
         } else {
