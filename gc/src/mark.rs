@@ -440,41 +440,11 @@ impl Marker<'_, '_> {
         let mut stack: Vec<(ObjectId, String)> = vec![(root, String::new())];
         while let Some((tid, path)) = stack.pop() {
             self.progress.advance(1);
-            let chain = || tree_chain(&ctx, &path, Kind::Tree, &tid);
-            let obj = match self.read(&tid) {
-                Ok(o) => o,
-                Err(d) => {
-                    self.report(
-                        ctx.origin,
-                        tid,
-                        Some(Kind::Tree),
-                        d,
-                        chain,
-                        Some(path.clone()),
-                    );
-                    continue;
-                }
-            };
-            let tree = match obj.tree() {
-                Ok(t) => t,
-                Err(e) => {
-                    let d = defect_of(e);
-                    self.report(
-                        ctx.origin,
-                        tid,
-                        Some(Kind::Tree),
-                        d,
-                        chain,
-                        Some(path.clone()),
-                    );
-                    continue;
-                }
-            };
-            self.reached.trees += 1;
-            self.reached.bytes += (obj.data.len() + MIN_FILE_LEN) as u64;
-            if let Some(r) = self.known_bad(&tid) {
-                let d = Defect::Corrupt(r);
-                self.report(
+            // Every defect of this tree is reported the same way: by the
+            // path that reaches it.
+            let flag = |me: &mut Self, d: Defect| {
+                let chain = || tree_chain(&ctx, &path, Kind::Tree, &tid);
+                me.report(
                     ctx.origin,
                     tid,
                     Some(Kind::Tree),
@@ -482,6 +452,25 @@ impl Marker<'_, '_> {
                     chain,
                     Some(path.clone()),
                 );
+            };
+            let obj = match self.read(&tid) {
+                Ok(o) => o,
+                Err(d) => {
+                    flag(self, d);
+                    continue;
+                }
+            };
+            let tree = match obj.tree() {
+                Ok(t) => t,
+                Err(e) => {
+                    flag(self, defect_of(e));
+                    continue;
+                }
+            };
+            self.reached.trees += 1;
+            self.reached.bytes += (obj.data.len() + MIN_FILE_LEN) as u64;
+            if let Some(r) = self.known_bad(&tid) {
+                flag(self, Defect::Corrupt(r));
             }
             for e in &tree.entries {
                 if !self.set.insert(e.id)? {
