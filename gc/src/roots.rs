@@ -108,6 +108,10 @@ impl Roots {
         now_ns: i64,
         reflog_expiry_ns: i64,
     ) -> Result<Roots> {
+        // No ref commit may fall between reading the refs and reading the
+        // reflogs: it renames first and logs after, and a snapshot taken in
+        // between would hold neither the value it replaced nor its log line.
+        let _snapshot = refs.consistent_read();
         let mut roots = Roots::new();
         for (name, target) in refs.list("")? {
             roots.push(Origin::Ref(name), target.object());

@@ -292,6 +292,15 @@ impl RefStore {
         Ok(removed)
     }
 
+    /// Hold off ref commits of this store (in this process) while the guard
+    /// lives: every ref and reflog read under it sees each commit either
+    /// wholly (renamed and its reflog line written) or not at all. A GC
+    /// takes it to read its roots, so the value a concurrent update
+    /// replaces is always in the snapshot: as the ref, or in the reflog.
+    pub fn consistent_read(&self) -> MutexGuard<'_, ()> {
+        self.commit_guard()
+    }
+
     pub(crate) fn commit_guard(&self) -> MutexGuard<'_, ()> {
         // The guarded data is (); a panic while holding it leaves nothing
         // inconsistent, so a poisoned mutex is used as is.
