@@ -217,13 +217,19 @@ impl Store {
         let shard = self.shard_dir(id);
         tmp.file = None;
         let rename = || fault::point("objects.rename").and_then(|()| fs::rename(&tmp.path, &dst));
-        match rename() {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound && !shard.exists() => {
-                self.ensure_shard(&shard, sync)?;
-                rename().map_err(Error::io("rename into", &dst))?;
+        // A missing shard directory (never made, or removed by a GC while
+        // empty, possibly again between our mkdir and rename) is recreated
+        // and the rename retried; a missing temp file fails after a few tries.
+        let mut tries = 0;
+        loop {
+            match rename() {
+                Ok(()) => break,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 8 => {
+                    tries += 1;
+                    self.ensure_shard(&shard, sync)?;
+                }
+                Err(e) => return Err(Error::io("rename into", &dst)(e)),
             }
-            Err(e) => return Err(Error::io("rename into", &dst)(e)),
         }
         tmp.promoted = true;
         if sync {
