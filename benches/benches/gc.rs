@@ -281,6 +281,32 @@ fn raw_sweep(root: &Path) -> u64 {
     n
 }
 
+/// [`raw_sweep`] with the shards handed out to `threads` threads, as the
+/// sweep hands them out to its workers.
+fn raw_sweep_threads(root: &Path, threads: usize) -> u64 {
+    let next = std::sync::atomic::AtomicU32::new(0);
+    let total = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let shard = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if shard >= 256 {
+                        break;
+                    }
+                    let mut n = 0;
+                    for e in fs::read_dir(root.join(format!("{shard:02x}"))).unwrap() {
+                        fs::remove_file(e.unwrap().path()).unwrap();
+                        n += 1;
+                    }
+                    total.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    total.into_inner()
+}
+
 /// A pack of `n` blobs (the sweep's payloads), built once with `git
 /// fast-import`, to be unpacked into loose objects per iteration.
 fn garbage_pack(n: usize) -> (tempfile::TempDir, PathBuf) {
@@ -363,6 +389,19 @@ fn bench_sweep(c: &mut Criterion) {
             )
         })
     });
+    let threads = sydra_engine::gc::sweep::default_threads();
+    g.bench_function(
+        BenchmarkId::new(format!("raw_unlink_{threads}_threads"), &value),
+        |b| {
+            b.iter_custom(|iters| {
+                fresh_each(
+                    iters,
+                    || garbage_raw(n, file_len),
+                    |(_, root)| assert_eq!(raw_sweep_threads(root, threads), n as u64),
+                )
+            })
+        },
+    );
     if git_available() {
         let (_pack_dir, pack) = garbage_pack(n);
         g.bench_function(BenchmarkId::new("git_prune", &value), |b| {

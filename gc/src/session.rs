@@ -216,6 +216,8 @@ impl Session {
                 cutoff,
                 dir_cutoff,
                 dry_run: options.dry_run,
+                verify_hash: true,
+                threads: sweep::default_threads(),
             },
             progress,
         )

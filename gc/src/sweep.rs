@@ -1,15 +1,14 @@
 //! The sweep: delete unreachable objects older than the grace period, then
 //! stale temp files and empty shard directories.
 //!
-//! Per unreachable object, in this order:
-//! 1. protected (written or freshened since the GC began in this process)
-//!    or modified after the cutoff: kept;
-//! 2. read back in full (framing, CRC, BLAKE3): a corrupt file is kept and
-//!    reported, never deleted — it is evidence, and fsck names it;
-//! 3. [`GcGuard::delete_if_unprotected`] re-checks protection and mtime and
-//!    unlinks under the shard lock writers take for their dedup check, so a
-//!    writer either finds the file gone (and writes it again) or the sweep
-//!    sees its registration.
+//! Each unreachable object goes through
+//! [`ShardSweep::sweep`](sydra_objects::store::ShardSweep): kept when
+//! protected (written or freshened since the GC began in this process) or
+//! modified after the cutoff; read back and verified, and kept and reported
+//! when corrupt — it is evidence, and fsck names it; otherwise unlinked
+//! under the shard lock writers take for their dedup check, so a writer
+//! either finds the file gone (and writes it again) or the sweep sees its
+//! registration.
 //!
 //! A shard directory is removed only when empty and unmodified for longer
 //! than both the grace period and [`DIR_MARGIN`]: `rmdir` fails on a
@@ -20,9 +19,11 @@
 use std::fs;
 use std::io;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
-use sydra_objects::{GcGuard, ObjectId, Store, SweepOutcome};
+use sydra_objects::{GcGuard, ObjectId, Store, SweepCheck, SweepOutcome};
 
 use crate::error::{Error, Result};
 use crate::leftovers::{self, process_alive, temp_file_pid};
@@ -42,6 +43,18 @@ pub struct SweepOptions {
     pub dir_cutoff: SystemTime,
     /// Count what would be deleted, delete nothing.
     pub dry_run: bool,
+    /// Recompute each candidate's BLAKE3 before deleting it (CRC32, framing
+    /// and the header id are always checked).
+    pub verify_hash: bool,
+    /// Worker threads (at least one is used).
+    pub threads: usize,
+}
+
+/// The default number of sweep threads: the CPUs available, at most 4 (the
+/// work is system calls on independent directories; more threads than
+/// that mostly contend in the kernel).
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
 /// An unreachable object the sweep kept because it failed verification.
@@ -111,6 +124,11 @@ fn mtime(path: &std::path::Path) -> Result<Option<(SystemTime, u64)>> {
 }
 
 /// Sweep `store` of everything `mark` did not reach.
+///
+/// Shards are handed out one at a time to `options.threads` workers (shard
+/// directories are independent: each has its own directory lock in the
+/// kernel and its own shard lock here). Counts do not depend on the number
+/// of threads; corrupt objects are listed sorted by id.
 pub fn sweep(
     store: &Store,
     guard: &GcGuard,
@@ -118,78 +136,121 @@ pub fn sweep(
     options: &SweepOptions,
     progress: &dyn Progress,
 ) -> Result<Swept> {
-    let mut out = Swept::default();
     let shards = shard_names(store)?;
     progress.phase("sweeping", "shards", Some(shards.len() as u64));
-    for shard in &shards {
-        for id in store.list_shard(shard)? {
-            if mark.contains(&id) {
-                continue;
+    let threads = options.threads.clamp(1, shards.len().max(1));
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let mut out = Swept::default();
+    let mut first_error = None;
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel::<Result<Swept>>();
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let (shards, next, stop) = (&shards, &next, &stop);
+            scope.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let Some(shard) = shards.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                        break;
+                    };
+                    let result = sweep_shard(store, guard, mark, options, shard);
+                    if result.is_err() {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    if tx.send(result).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        for result in rx {
+            match result {
+                Ok(part) => out.merge(part),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
-            sweep_one(store, guard, &id, options, &mut out)?;
+            progress.advance(1);
         }
-        if !options.dry_run {
-            remove_empty_shard(store, shard, options, &mut out)?;
-        }
-        progress.advance(1);
-    }
+    });
     progress.finish();
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    out.kept_corrupt.sort_by_key(|c| c.id);
     sweep_temp_files(store, options, &mut out)?;
     Ok(out)
 }
 
-fn sweep_one(
+fn sweep_shard(
     store: &Store,
     guard: &GcGuard,
-    id: &ObjectId,
+    mark: &Mark,
     options: &SweepOptions,
-    out: &mut Swept,
-) -> Result<()> {
-    let path = store.path_of(id);
-    let Some((modified, len)) = mtime(&path)? else {
-        return Ok(());
+    shard: &str,
+) -> Result<Swept> {
+    let mut out = Swept::default();
+    let check = SweepCheck {
+        cutoff: options.cutoff,
+        verify_hash: options.verify_hash,
+        dry_run: options.dry_run,
     };
-    out.unreachable += 1;
-    out.unreachable_bytes += len;
-    if guard.is_protected(id) {
-        out.kept_protected += 1;
-        return Ok(());
+    if let Some(mut dir) = guard.open_shard(shard)? {
+        for id in store.list_shard(shard)? {
+            if mark.contains(&id) {
+                continue;
+            }
+            let outcome = dir.sweep(&id, &check)?;
+            out.count(id, outcome, dir.path());
+        }
     }
-    if modified >= options.cutoff {
-        out.kept_recent += 1;
-        return Ok(());
+    if !options.dry_run {
+        remove_empty_shard(store, shard, options, &mut out)?;
     }
-    match store.get_verified(id) {
-        Ok(_) => {}
-        Err(e) if e.is_not_found() => return Ok(()),
-        Err(e) => {
-            let reason = match e {
-                sydra_objects::Error::Corrupt { reason, .. } => reason,
-                other => other.to_string(),
-            };
-            out.kept_corrupt.push(CorruptObject {
-                id: *id,
-                path,
+    Ok(out)
+}
+
+impl Swept {
+    fn merge(&mut self, other: Swept) {
+        self.unreachable += other.unreachable;
+        self.unreachable_bytes += other.unreachable_bytes;
+        self.deleted += other.deleted;
+        self.bytes_freed += other.bytes_freed;
+        self.kept_recent += other.kept_recent;
+        self.kept_protected += other.kept_protected;
+        self.kept_corrupt.extend(other.kept_corrupt);
+        self.temp_files_removed += other.temp_files_removed;
+        self.temp_bytes_freed += other.temp_bytes_freed;
+        self.shard_dirs_removed += other.shard_dirs_removed;
+    }
+
+    fn count(&mut self, id: ObjectId, outcome: SweepOutcome, shard_dir: &std::path::Path) {
+        let len = match &outcome {
+            SweepOutcome::Missing => return,
+            SweepOutcome::Deleted(n)
+            | SweepOutcome::WouldDelete(n)
+            | SweepOutcome::Protected(n)
+            | SweepOutcome::Recent(n) => *n,
+            SweepOutcome::Corrupt { len, .. } => *len,
+        };
+        self.unreachable += 1;
+        self.unreachable_bytes += len;
+        match outcome {
+            SweepOutcome::Deleted(n) | SweepOutcome::WouldDelete(n) => {
+                self.deleted += 1;
+                self.bytes_freed += n;
+            }
+            SweepOutcome::Protected(_) => self.kept_protected += 1,
+            SweepOutcome::Recent(_) => self.kept_recent += 1,
+            SweepOutcome::Corrupt { reason, .. } => self.kept_corrupt.push(CorruptObject {
+                id,
+                path: shard_dir.join(&id.to_hex()[2..]),
                 reason,
-            });
-            return Ok(());
+            }),
+            SweepOutcome::Missing => {}
         }
     }
-    if options.dry_run {
-        out.deleted += 1;
-        out.bytes_freed += len;
-        return Ok(());
-    }
-    match guard.delete_if_unprotected(id, options.cutoff)? {
-        SweepOutcome::Deleted(n) => {
-            out.deleted += 1;
-            out.bytes_freed += n;
-        }
-        SweepOutcome::Protected => out.kept_protected += 1,
-        SweepOutcome::Recent => out.kept_recent += 1,
-        SweepOutcome::Missing => {}
-    }
-    Ok(())
 }
 
 fn remove_empty_shard(

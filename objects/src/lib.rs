@@ -30,6 +30,7 @@ pub use id::{IdHasher, ObjectId, ParseIdError, Prefix};
 pub use kind::{Kind, ParseKindError};
 pub use name::{MAX_NAME_LEN, NameError, validate_name};
 pub use store::{
-    Batch, BatchStats, Durability, GcGuard, Object, Options, Pinned, Stat, Store, SweepOutcome,
+    Batch, BatchStats, Durability, GcGuard, Object, Options, Pinned, Stat, Store, SweepCheck,
+    SweepOutcome,
 };
 pub use tree::{Entry, EntryRef, Tree, TreeRef};

@@ -14,6 +14,7 @@ mod batch;
 pub mod header;
 mod pins;
 mod read;
+mod sweep;
 mod write;
 
 use std::fs;
@@ -22,8 +23,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 pub use batch::{Batch, BatchStats};
-pub use pins::{GcGuard, Pinned, SweepOutcome};
+pub use pins::{GcGuard, Pinned};
 pub use read::{Data, Iter, Object, Stat, id_from_path};
+pub use sweep::{ShardSweep, SweepCheck, SweepOutcome};
 
 use crate::ObjectId;
 use crate::error::{Error, Result};

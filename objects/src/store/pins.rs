@@ -12,10 +12,7 @@
 //!   (and writes it again) or the sweep sees the registration (and skips).
 
 use std::collections::{HashMap, HashSet};
-use std::fs;
-use std::io;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use parking_lot::{Mutex, MutexGuard};
 
@@ -115,24 +112,11 @@ impl Drop for Pinned {
     }
 }
 
-/// What the sweep did with one candidate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SweepOutcome {
-    /// Unlinked; the file had this many bytes.
-    Deleted(u64),
-    /// Pinned or written since the GC began: kept.
-    Protected,
-    /// Modified within the grace period: kept.
-    Recent,
-    /// Already gone.
-    Missing,
-}
-
 /// An in-process garbage collection session. At most one exists per store
 /// at a time; while it lives, writes are recorded as protected.
 #[derive(Debug)]
 pub struct GcGuard {
-    store: Store,
+    pub(super) store: Store,
     pinned_at_start: Vec<ObjectId>,
 }
 
@@ -164,32 +148,6 @@ impl GcGuard {
     pub fn is_protected(&self, id: &ObjectId) -> bool {
         let st = self.store.inner.pins.0.state.lock();
         st.protect.as_ref().is_some_and(|p| p.contains(id))
-    }
-
-    /// Delete the object if it is unprotected and its file was last modified
-    /// before `cutoff`. The check and the unlink happen under the shard lock
-    /// that writers take for their dedup check.
-    pub fn delete_if_unprotected(&self, id: &ObjectId, cutoff: SystemTime) -> Result<SweepOutcome> {
-        let pins = &self.store.inner.pins;
-        let _shard = pins.shard_lock(id);
-        if self.is_protected(id) {
-            return Ok(SweepOutcome::Protected);
-        }
-        let path = self.store.path_of(id);
-        let meta = match fs::symlink_metadata(&path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(SweepOutcome::Missing),
-            Err(e) => return Err(Error::io("stat", &path)(e)),
-        };
-        let mtime = meta.modified().map_err(Error::io("read mtime of", &path))?;
-        if mtime >= cutoff {
-            return Ok(SweepOutcome::Recent);
-        }
-        match crate::fault::point("objects.delete").and_then(|()| fs::remove_file(&path)) {
-            Ok(()) => Ok(SweepOutcome::Deleted(meta.len())),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(SweepOutcome::Missing),
-            Err(e) => Err(Error::io("delete", &path)(e)),
-        }
     }
 }
 

@@ -286,7 +286,7 @@ impl Store {
     }
 
     /// Remove an object's file. Returns whether it existed. For GC; beside a
-    /// live writer use [`GcGuard::delete_if_unprotected`](super::GcGuard).
+    /// live writer use a [`ShardSweep`](super::ShardSweep).
     pub fn delete(&self, id: &ObjectId) -> Result<bool> {
         let path = self.path_of(id);
         match crate::fault::point("objects.delete").and_then(|()| fs::remove_file(&path)) {

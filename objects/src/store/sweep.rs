@@ -1,0 +1,243 @@
+//! Deleting unreachable objects, one shard directory at a time.
+//!
+//! A [`ShardSweep`] holds the shard directory open and works relative to
+//! that descriptor (`openat`, `unlinkat`), so a candidate costs one path
+//! lookup of a single component per system call instead of a walk from the
+//! root, and the `fstat` of the open file gives its length and mtime. Per
+//! candidate, in this order:
+//!
+//! 1. open without following a symlink, `fstat` (length, mtime);
+//! 2. protected (pinned, written or freshened since the GC began in this
+//!    process): kept; modified at or after the cutoff (the grace period):
+//!    kept;
+//! 3. read in full and verified (framing, lengths, header id against the
+//!    name, CRC32; BLAKE3 too when asked): a file that fails is kept and
+//!    reported — it is evidence, and fsck names it;
+//! 4. under the shard lock that writers take for their dedup check,
+//!    protection is checked again and the name unlinked, so an in-process
+//!    writer either finds the file gone (and writes it again) or the sweep
+//!    sees its registration.
+//!
+//! Another process's writer is protected by the grace period alone, as in
+//! git: its freshen (a new mtime) is seen unless it lands between step 1
+//! and the unlink, a window of one read of the file.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use rustix::fs::{AtFlags, Mode, OFlags};
+
+use super::header::{self, MIN_FILE_LEN};
+use super::{GcGuard, MMAP_THRESHOLD};
+use crate::ObjectId;
+use crate::error::{Error, Result};
+use crate::map::map_file;
+
+/// How a sweep judges a candidate.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepCheck {
+    /// Files modified at or after this are kept.
+    pub cutoff: SystemTime,
+    /// Recompute BLAKE3 as well as the CRC before deleting.
+    pub verify_hash: bool,
+    /// Judge, but unlink nothing.
+    pub dry_run: bool,
+}
+
+/// What the sweep did with one candidate. Lengths are the file's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SweepOutcome {
+    /// Unlinked.
+    Deleted(u64),
+    /// Would have been unlinked (dry run).
+    WouldDelete(u64),
+    /// Pinned, or written or reused since the GC began: kept.
+    Protected(u64),
+    /// Modified within the grace period: kept.
+    Recent(u64),
+    /// Failed verification: kept as evidence.
+    Corrupt {
+        /// The file's length.
+        len: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Not there (already gone).
+    Missing,
+}
+
+/// One shard directory (`objects/<2 hex>/`) opened for sweeping.
+#[derive(Debug)]
+pub struct ShardSweep<'g> {
+    guard: &'g GcGuard,
+    dir: OwnedFd,
+    path: PathBuf,
+    shard: [u8; 2],
+    buf: Vec<u8>,
+}
+
+impl GcGuard {
+    /// Open the shard directory named `shard` (two lowercase hex digits) for
+    /// sweeping; `None` if it does not exist.
+    pub fn open_shard(&self, shard: &str) -> Result<Option<ShardSweep<'_>>> {
+        let Ok(shard_bytes) = <[u8; 2]>::try_from(shard.as_bytes()) else {
+            return Err(Error::io(
+                "open shard directory",
+                self.store.dir().join(shard),
+            )(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a two-digit shard name",
+            )));
+        };
+        let path = self.store.dir().join(shard);
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        match rustix::fs::open(&path, flags, Mode::empty()) {
+            Ok(dir) => Ok(Some(ShardSweep {
+                guard: self,
+                dir,
+                path,
+                shard: shard_bytes,
+                buf: Vec::new(),
+            })),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(Error::io("open shard directory", &path)(e.into())),
+        }
+    }
+
+    /// Judge one candidate and, unless it is kept, delete it. Opens its
+    /// shard for this one call; a sweep of many uses [`GcGuard::open_shard`].
+    pub fn sweep_one(&self, id: &ObjectId, check: &SweepCheck) -> Result<SweepOutcome> {
+        let hex = id.hex_bytes();
+        let shard = std::str::from_utf8(&hex[..2]).unwrap_or("00");
+        match self.open_shard(shard)? {
+            Some(mut s) => s.sweep(id, check),
+            None => Ok(SweepOutcome::Missing),
+        }
+    }
+}
+
+impl ShardSweep<'_> {
+    /// The shard directory.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Judge `id` (which must belong to this shard) and delete it unless it
+    /// is kept. See the module documentation for the order of the checks.
+    pub fn sweep(&mut self, id: &ObjectId, check: &SweepCheck) -> Result<SweepOutcome> {
+        let hex = id.hex_bytes();
+        if hex[..2] != self.shard {
+            return Err(Error::io("sweep", self.path.join(id.to_hex()))(
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "object id does not belong to this shard directory",
+                ),
+            ));
+        }
+        let name = &hex[2..];
+        let dir_path = &self.path;
+        let file_path = || file_path(dir_path, name);
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let mut file = match rustix::fs::openat(&self.dir, name, flags, Mode::empty()) {
+            Ok(fd) => File::from(fd),
+            Err(rustix::io::Errno::NOENT) => return Ok(SweepOutcome::Missing),
+            Err(rustix::io::Errno::LOOP) => {
+                return Ok(SweepOutcome::Corrupt {
+                    len: 0,
+                    reason: "is a symbolic link, not an object file (refusing to follow it)".into(),
+                });
+            }
+            Err(e) => return Err(Error::io("open", file_path())(e.into())),
+        };
+        let meta = file.metadata().map_err(Error::io("stat", file_path()))?;
+        let len = meta.len();
+        if !meta.is_file() {
+            return Ok(SweepOutcome::Corrupt {
+                len,
+                reason: "not a regular file".into(),
+            });
+        }
+        let modified = meta
+            .modified()
+            .map_err(Error::io("read mtime of", file_path()))?;
+        if self.guard.is_protected(id) {
+            return Ok(SweepOutcome::Protected(len));
+        }
+        if modified >= check.cutoff {
+            return Ok(SweepOutcome::Recent(len));
+        }
+        if let Some(reason) = verify(&mut self.buf, &mut file, id, len, check.verify_hash)
+            .map_err(|(what, e)| Error::io(what, file_path())(e))?
+        {
+            return Ok(SweepOutcome::Corrupt { len, reason });
+        }
+        drop(file);
+        if check.dry_run {
+            return Ok(SweepOutcome::WouldDelete(len));
+        }
+        let pins = &self.guard.store.inner.pins;
+        let _shard = pins.shard_lock(id);
+        if self.guard.is_protected(id) {
+            return Ok(SweepOutcome::Protected(len));
+        }
+        match crate::fault::point("objects.delete").and_then(|()| {
+            rustix::fs::unlinkat(&self.dir, name, AtFlags::empty()).map_err(io::Error::from)
+        }) {
+            Ok(()) => Ok(SweepOutcome::Deleted(len)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(SweepOutcome::Missing),
+            Err(e) => Err(Error::io("delete", file_path())(e)),
+        }
+    }
+}
+
+fn file_path(dir: &std::path::Path, name: &[u8]) -> PathBuf {
+    dir.join(String::from_utf8_lossy(name).as_ref())
+}
+
+/// `Some(reason)` when the open file is not a sound object named `id`; an
+/// I/O failure comes back with the operation it interrupted.
+fn verify(
+    buf: &mut Vec<u8>,
+    file: &mut File,
+    id: &ObjectId,
+    len: u64,
+    verify_hash: bool,
+) -> std::result::Result<Option<String>, (&'static str, io::Error)> {
+    if len < MIN_FILE_LEN as u64 {
+        return Ok(Some(format!(
+            "file is {len} bytes, shorter than the {MIN_FILE_LEN}-byte minimum"
+        )));
+    }
+    let map;
+    let bytes: &[u8] = if len - (MIN_FILE_LEN as u64) < MMAP_THRESHOLD {
+        buf.resize(len as usize, 0);
+        match file.read_exact(buf) {
+            Ok(()) => buf,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Ok(Some(format!(
+                    "file shrank below its {len} bytes while being read"
+                )));
+            }
+            Err(e) => return Err(("read", e)),
+        }
+    } else {
+        map = crate::fault::point("objects.map")
+            .and_then(|()| map_file(file))
+            .map_err(|e| ("map", e))?;
+        &map
+    };
+    let (h, range) = match header::parse_file(bytes, Some(id)) {
+        Ok(parsed) => parsed,
+        Err(reason) => return Ok(Some(reason)),
+    };
+    if verify_hash {
+        let actual = ObjectId::compute(h.kind, &bytes[range]);
+        if actual != *id {
+            return Ok(Some(format!("content hashes to {actual}")));
+        }
+    }
+    Ok(None)
+}
