@@ -15,11 +15,10 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::fs;
-use std::io;
 
 use sydra_objects::store::header::MIN_FILE_LEN;
-use sydra_objects::{CommitRef, Error as ObjectError, Kind, Object, ObjectId, Store};
+use sydra_objects::store::{Payload, Reader};
+use sydra_objects::{CommitRef, Error as ObjectError, Kind, ObjectId, Store};
 
 use crate::error::Result;
 use crate::horizon::Horizon;
@@ -200,6 +199,7 @@ pub fn mark(
         options,
         progress,
         visitor,
+        reader: store.reader(),
         set: IdSet::with_capacity(options.size_hint),
         reached: Reached::default(),
         boundaries: 0,
@@ -263,6 +263,7 @@ struct Marker<'a, 'o> {
     options: &'a MarkOptions<'o>,
     progress: &'a dyn Progress,
     visitor: &'a mut dyn Visitor,
+    reader: Reader,
     set: IdSet,
     reached: Reached,
     boundaries: u64,
@@ -311,13 +312,10 @@ impl Marker<'_, '_> {
         self.options.known_bad.and_then(|m| m.get(id).cloned())
     }
 
-    fn read(&self, id: &ObjectId) -> std::result::Result<Object, Defect> {
-        let r = if self.options.verify_hash {
-            self.store.get_verified(id)
-        } else {
-            self.store.get(id)
-        };
-        r.map_err(defect_of)
+    fn read(&mut self, id: &ObjectId) -> std::result::Result<Payload, Defect> {
+        self.reader
+            .read(id, self.options.verify_hash)
+            .map_err(defect_of)
     }
 
     fn root(&mut self, id: ObjectId, origin_index: usize, origin: &Origin) -> Result<()> {
@@ -397,7 +395,7 @@ impl Marker<'_, '_> {
             }
         };
         self.reached.commits += 1;
-        self.reached.bytes += (obj.data.len() + MIN_FILE_LEN) as u64;
+        self.reached.bytes += (obj.len() + MIN_FILE_LEN) as u64;
         if let Some(r) = self.known_bad(&id) {
             self.report(
                 origin,
@@ -432,6 +430,8 @@ impl Marker<'_, '_> {
                 });
             }
         }
+        drop(c);
+        self.reader.recycle(obj);
         Ok(())
     }
 
@@ -468,7 +468,7 @@ impl Marker<'_, '_> {
                 }
             };
             self.reached.trees += 1;
-            self.reached.bytes += (obj.data.len() + MIN_FILE_LEN) as u64;
+            self.reached.bytes += (obj.len() + MIN_FILE_LEN) as u64;
             if let Some(r) = self.known_bad(&tid) {
                 flag(self, Defect::Corrupt(r));
             }
@@ -476,21 +476,20 @@ impl Marker<'_, '_> {
                 if !self.set.insert(e.id)? {
                     continue;
                 }
-                let child = if path.is_empty() {
-                    e.name.to_owned()
-                } else {
-                    format!("{path}/{}", e.name)
-                };
                 match e.kind {
-                    Kind::Tree => stack.push((e.id, child)),
-                    _ => self.blob(e.id, &ctx, child),
+                    Kind::Tree => stack.push((e.id, join(&path, e.name))),
+                    _ => self.blob(e.id, &ctx, &path, e.name),
                 }
             }
+            drop(tree);
+            self.reader.recycle(obj);
         }
         Ok(())
     }
 
-    fn blob(&mut self, id: ObjectId, ctx: &Ctx<'_>, path: String) {
+    /// A blob named `name` in the tree at `dir`: its existence (and size)
+    /// checked; its path is only spelled out when something is wrong.
+    fn blob(&mut self, id: ObjectId, ctx: &Ctx<'_>, dir: &str, name: &str) {
         self.progress.advance(1);
         let found = if self.options.blob_headers {
             match self.store.stat(&id) {
@@ -502,13 +501,7 @@ impl Marker<'_, '_> {
                 Err(e) => Err(defect_of(e)),
             }
         } else {
-            let file = self.store.path_of(&id);
-            match fs::symlink_metadata(&file) {
-                Ok(m) if m.is_file() => Ok(m.len()),
-                Ok(_) => Err(Defect::Corrupt("not a regular file".into())),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Defect::Missing),
-                Err(e) => Err(Defect::Unreadable(format!("{}: {e}", file.display()))),
-            }
+            self.reader.file_len(&id).map_err(defect_of)
         };
         let defect = match found {
             Ok(len) => {
@@ -519,6 +512,7 @@ impl Marker<'_, '_> {
             Err(d) => Some(d),
         };
         if let Some(d) = defect {
+            let path = join(dir, name);
             let chain = || tree_chain(ctx, &path, Kind::Blob, &id);
             self.report(
                 ctx.origin,
@@ -529,6 +523,15 @@ impl Marker<'_, '_> {
                 Some(path.clone()),
             );
         }
+    }
+}
+
+/// `dir/name`, or `name` at the top.
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{dir}/{name}")
     }
 }
 

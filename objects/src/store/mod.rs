@@ -14,6 +14,7 @@ mod batch;
 pub mod header;
 mod pins;
 mod read;
+mod reader;
 mod sweep;
 mod write;
 
@@ -25,6 +26,7 @@ use std::sync::atomic::AtomicU64;
 pub use batch::{Batch, BatchStats};
 pub use pins::{GcGuard, Pinned};
 pub use read::{Data, Iter, Object, Stat, id_from_path};
+pub use reader::{Payload, Reader};
 pub use sweep::{ShardSweep, SweepCheck, SweepOutcome};
 
 use crate::ObjectId;

@@ -106,7 +106,7 @@ pub struct Stat {
 }
 
 impl Store {
-    fn corrupt(&self, id: &ObjectId, reason: impl Into<String>) -> Error {
+    pub(super) fn corrupt(&self, id: &ObjectId, reason: impl Into<String>) -> Error {
         Error::Corrupt {
             id: *id,
             path: self.path_of(id),
@@ -147,45 +147,79 @@ impl Store {
 
     fn read(&self, id: &ObjectId, verify_hash: bool) -> Result<Object> {
         let (mut file, path, len) = self.open_object(id)?;
+        self.check_len(id, len)?;
+        let (repr, range, kind) = if len - (MIN_FILE_LEN as u64) < MMAP_THRESHOLD {
+            let mut buf = Vec::new();
+            self.read_whole(id, &mut file, &path, len, &mut buf)?;
+            let (kind, range) = self.check_bytes(id, &buf, verify_hash)?;
+            (Repr::Owned(Arc::new(buf)), range, kind)
+        } else {
+            let map = self.map_object(&file, &path)?;
+            let (kind, range) = self.check_bytes(id, &map, verify_hash)?;
+            (Repr::Mapped(Arc::new(map)), range, kind)
+        };
+        Ok(Object {
+            id: *id,
+            kind,
+            data: Data { repr, range },
+        })
+    }
+
+    /// The shortest possible object file is refused before reading it.
+    pub(super) fn check_len(&self, id: &ObjectId, len: u64) -> Result<()> {
         if len < MIN_FILE_LEN as u64 {
             return Err(self.corrupt(
                 id,
                 format!("file is {len} bytes, shorter than the {MIN_FILE_LEN}-byte minimum"),
             ));
         }
-        let (repr, range, kind) = if len - (MIN_FILE_LEN as u64) < MMAP_THRESHOLD {
-            // Exactly the length fstat reported: no size probe, no EOF read.
-            let mut buf = vec![0u8; len as usize];
-            if let Err(e) = file.read_exact(&mut buf) {
-                if e.kind() == io::ErrorKind::UnexpectedEof {
-                    return Err(self.corrupt(
-                        id,
-                        format!("file shrank below its {len} bytes while being read"),
-                    ));
-                }
-                return Err(Error::io("read", &path)(e));
-            }
-            let (h, range) = header::parse_file(&buf, Some(id)).map_err(|r| self.corrupt(id, r))?;
-            (Repr::Owned(Arc::new(buf)), range, h.kind)
-        } else {
-            let map = crate::fault::point("objects.map")
-                .and_then(|()| map_file(&file))
-                .map_err(Error::io("map", &path))?;
-            let (h, range) = header::parse_file(&map, Some(id)).map_err(|r| self.corrupt(id, r))?;
-            (Repr::Mapped(Arc::new(map)), range, h.kind)
-        };
-        let data = Data { repr, range };
+        Ok(())
+    }
+
+    /// Read exactly the `len` bytes fstat reported into `buf` (no size
+    /// probe, no EOF read).
+    pub(super) fn read_whole(
+        &self,
+        id: &ObjectId,
+        file: &mut File,
+        path: &Path,
+        len: u64,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
+        buf.clear();
+        buf.resize(len as usize, 0);
+        match file.read_exact(buf) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(self.corrupt(
+                id,
+                format!("file shrank below its {len} bytes while being read"),
+            )),
+            Err(e) => Err(Error::io("read", path)(e)),
+        }
+    }
+
+    pub(super) fn map_object(&self, file: &File, path: &Path) -> Result<Mmap> {
+        crate::fault::point("objects.map")
+            .and_then(|()| map_file(file))
+            .map_err(Error::io("map", path))
+    }
+
+    /// Framing, lengths, header id and CRC of a whole object file in
+    /// memory, and BLAKE3 when asked: its kind and payload range.
+    pub(super) fn check_bytes(
+        &self,
+        id: &ObjectId,
+        bytes: &[u8],
+        verify_hash: bool,
+    ) -> Result<(Kind, Range<usize>)> {
+        let (h, range) = header::parse_file(bytes, Some(id)).map_err(|r| self.corrupt(id, r))?;
         if verify_hash {
-            let actual = ObjectId::compute(kind, &data);
+            let actual = ObjectId::compute(h.kind, &bytes[range.clone()]);
             if actual != *id {
                 return Err(self.corrupt(id, format!("content hashes to {actual}")));
             }
         }
-        Ok(Object {
-            id: *id,
-            kind,
-            data,
-        })
+        Ok((h.kind, range))
     }
 
     /// Kind and size from the header, without reading the payload. Checks

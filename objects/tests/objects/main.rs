@@ -11,5 +11,7 @@ mod common;
 mod encoding;
 /// Pins and GC sessions: protection of in-flight writes.
 mod pins;
+/// The many-object reader: same verdicts as `get`, stale shard directories.
+mod reader;
 /// The loose store: write, read, dedup, corruption detection, streaming, prefixes.
 mod store;

@@ -1,0 +1,233 @@
+//! A reader for passes that visit many objects (the GC's mark, fsck's
+//! connectivity walk): the same checks as [`Store::get`] and the same
+//! errors, at a lower cost per object.
+//!
+//! - Each shard directory is opened once and objects are opened relative
+//!   to it (`openat`, `statat`), so the kernel resolves one path component
+//!   per call instead of the whole path from the root, and no path is
+//!   built unless an error has to name it.
+//! - One buffer is reused for every object below the mmap threshold;
+//!   larger ones are mapped, as by `get`.
+//!
+//! A cached shard descriptor can go stale only if the directory is removed
+//! (a GC removes empty shards) and created again; an object not found
+//! through a cached descriptor is looked up once more through a freshly
+//! opened one before it is reported missing.
+
+use std::fs::File;
+use std::ops::{Deref, Range};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
+
+use super::header::MIN_FILE_LEN;
+use super::{MMAP_THRESHOLD, Store};
+use crate::error::{Error, Result};
+use crate::map::Mmap;
+use crate::commit::CommitRef;
+use crate::tree::TreeRef;
+use crate::{Kind, ObjectId};
+
+/// See the module documentation. Not shared between threads: each pass
+/// makes its own.
+#[derive(Debug)]
+pub struct Reader {
+    store: Store,
+    dirs: Vec<Option<OwnedFd>>,
+    buf: Vec<u8>,
+}
+
+impl Store {
+    /// A reader for visiting many objects (see [`Reader`]).
+    pub fn reader(&self) -> Reader {
+        Reader {
+            store: self.clone(),
+            dirs: (0..256).map(|_| None).collect(),
+            buf: Vec::new(),
+        }
+    }
+}
+
+/// A verified object's payload, read by a [`Reader`].
+#[derive(Debug)]
+pub struct Payload {
+    id: ObjectId,
+    kind: Kind,
+    bytes: Bytes,
+    range: Range<usize>,
+}
+
+#[derive(Debug)]
+enum Bytes {
+    Buf(Vec<u8>),
+    Map(Mmap),
+}
+
+impl Bytes {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Bytes::Buf(b) => b,
+            Bytes::Map(m) => m,
+        }
+    }
+}
+
+impl Deref for Payload {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes.as_slice()[self.range.clone()]
+    }
+}
+
+impl Payload {
+    /// The object's kind.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// Decode as a tree (errors name the object, as [`Object::tree`]).
+    ///
+    /// [`Object::tree`]: super::Object::tree
+    pub fn tree(&self) -> Result<TreeRef<'_>> {
+        self.expect(Kind::Tree)?;
+        TreeRef::decode(self).map_err(|source| Error::Decode {
+            id: self.id,
+            source,
+        })
+    }
+
+    /// Decode as a commit (errors name the object).
+    pub fn commit(&self) -> Result<CommitRef<'_>> {
+        self.expect(Kind::Commit)?;
+        CommitRef::decode(self).map_err(|source| Error::Decode {
+            id: self.id,
+            source,
+        })
+    }
+
+    fn expect(&self, kind: Kind) -> Result<()> {
+        if self.kind != kind {
+            return Err(Error::WrongKind {
+                id: self.id,
+                expected: kind,
+                actual: self.kind,
+            });
+        }
+        Ok(())
+    }
+}
+
+enum Lookup<T> {
+    Found(T),
+    NotFound,
+}
+
+impl Reader {
+    /// Read and verify an object, as [`Store::get`] does (BLAKE3 when
+    /// `verify_hash`). The payload owns the reader's buffer; hand it back
+    /// with [`Reader::recycle`] to reuse it.
+    pub fn read(&mut self, id: &ObjectId, verify_hash: bool) -> Result<Payload> {
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = match self.at(id, |dir, name| {
+            rustix::fs::openat(dir, name, flags, Mode::empty())
+        })? {
+            Lookup::Found(fd) => fd,
+            Lookup::NotFound => return Err(Error::NotFound(*id)),
+        };
+        let mut file = File::from(fd);
+        let store = &self.store;
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io("stat", store.path_of(id))(e))?;
+        if !meta.is_file() {
+            return Err(store.corrupt(id, "not a regular file"));
+        }
+        let len = meta.len();
+        store.check_len(id, len)?;
+        let bytes = if len - (MIN_FILE_LEN as u64) < MMAP_THRESHOLD {
+            let mut buf = std::mem::take(&mut self.buf);
+            store.read_whole(id, &mut file, &store.path_of(id), len, &mut buf)?;
+            Bytes::Buf(buf)
+        } else {
+            Bytes::Map(store.map_object(&file, &store.path_of(id))?)
+        };
+        let (kind, range) = store.check_bytes(id, bytes.as_slice(), verify_hash)?;
+        Ok(Payload {
+            id: *id,
+            kind,
+            bytes,
+            range,
+        })
+    }
+
+    /// Give a payload's buffer back for the next [`Reader::read`].
+    pub fn recycle(&mut self, payload: Payload) {
+        if let Bytes::Buf(buf) = payload.bytes
+            && buf.capacity() >= self.buf.capacity()
+        {
+            self.buf = buf;
+        }
+    }
+
+    /// The length of the object's file, without opening it (`lstat`): an
+    /// existence check. [`Error::NotFound`] when there is no file; a
+    /// symlink or anything else that is not a regular file is corrupt.
+    pub fn file_len(&mut self, id: &ObjectId) -> Result<u64> {
+        let st = match self.at(id, |dir, name| {
+            rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+        })? {
+            Lookup::Found(st) => st,
+            Lookup::NotFound => return Err(Error::NotFound(*id)),
+        };
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(self.store.corrupt(id, "not a regular file"));
+        }
+        Ok(st.st_size as u64)
+    }
+
+    /// Run `op` on the object's name relative to its shard directory,
+    /// retrying once through a freshly opened directory when the name is
+    /// not found; ELOOP (a symlink under `NOFOLLOW`) is corruption.
+    fn at<T>(
+        &mut self,
+        id: &ObjectId,
+        op: impl Fn(&OwnedFd, &[u8]) -> rustix::io::Result<T>,
+    ) -> Result<Lookup<T>> {
+        let hex = id.hex_bytes();
+        let name = &hex[2..];
+        let shard = usize::from(id.as_bytes()[0]);
+        for fresh in [false, true] {
+            if fresh || self.dirs[shard].is_none() {
+                self.dirs[shard] = self.open_shard(&hex[..2])?;
+            }
+            let Some(dir) = &self.dirs[shard] else {
+                return Ok(Lookup::NotFound);
+            };
+            match op(dir, name) {
+                Ok(v) => return Ok(Lookup::Found(v)),
+                Err(Errno::NOENT) if !fresh => {}
+                Err(Errno::NOENT) => return Ok(Lookup::NotFound),
+                Err(Errno::LOOP) => {
+                    return Err(self.store.corrupt(
+                        id,
+                        "is a symbolic link, not an object file (refusing to follow it)",
+                    ));
+                }
+                Err(e) => return Err(Error::io("open", self.store.path_of(id))(e.into())),
+            }
+        }
+        Ok(Lookup::NotFound)
+    }
+
+    fn open_shard(&self, shard: &[u8]) -> Result<Option<OwnedFd>> {
+        let path: PathBuf = self.store.dir().join(String::from_utf8_lossy(shard).as_ref());
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        match rustix::fs::open(&path, flags, Mode::empty()) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(Error::io("open shard directory", &path)(e.into())),
+        }
+    }
+}
