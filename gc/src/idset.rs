@@ -147,6 +147,41 @@ impl IdSet {
         Ok(true)
     }
 
+    /// Insert every id of `ids` in order, pushing onto `new` whether each
+    /// was new (as [`IdSet::insert`] would return it, duplicates within
+    /// `ids` included).
+    ///
+    /// Faster than one `insert` after another when most ids are already
+    /// present (the mark's case: most entries of a rewritten tree were seen
+    /// in its previous version). Ids are looked up in groups: first every
+    /// home slot of the group is loaded, then every id a slot points at is
+    /// compared, so the cache misses of a group overlap instead of coming
+    /// one after another. Only what a home slot does not settle goes through
+    /// `insert`.
+    pub fn insert_all(&mut self, ids: &[ObjectId], new: &mut Vec<bool>) -> Result<()> {
+        const GROUP: usize = 16;
+        new.reserve(ids.len());
+        for group in ids.chunks(GROUP) {
+            let mask = self.slots.len() - 1;
+            let mut home = [0u64; GROUP];
+            for (slot, id) in home.iter_mut().zip(group) {
+                *slot = self.slots[hash(id) as usize & mask];
+            }
+            let mut present = [false; GROUP];
+            for ((p, &s), id) in present.iter_mut().zip(&home).zip(group) {
+                *p = s != 0
+                    && s >> INDEX_BITS == tag(id)
+                    && self.id_at(((s & INDEX_MASK) - 1) as usize) == Some(id);
+            }
+            for (&p, id) in present.iter().zip(group) {
+                // Present stays present (growth only moves slots), so only
+                // the unsettled ones need the full insert.
+                new.push(!p && self.insert(*id)?);
+            }
+        }
+        Ok(())
+    }
+
     fn grow(&mut self) {
         let new_len = self.slots.len().saturating_mul(2);
         // The new table is rebuilt from the id blocks, so the old one can be
@@ -196,6 +231,27 @@ mod tests {
         }
         let listed: HashSet<ObjectId> = s.iter().copied().collect();
         assert_eq!(listed, model);
+    }
+
+    #[test]
+    fn insert_all_agrees_with_one_insert_after_another() {
+        let mut one = IdSet::new();
+        let mut all = IdSet::new();
+        let mut new = Vec::new();
+        // Overlapping groups, duplicates inside a group, growth mid-group.
+        for round in 0..60u64 {
+            let ids: Vec<ObjectId> = (0..37u64)
+                .map(|i| id((round * 23 + i * 7) % 1_500))
+                .collect();
+            new.clear();
+            all.insert_all(&ids, &mut new).unwrap();
+            let expected: Vec<bool> = ids.iter().map(|x| one.insert(*x).unwrap()).collect();
+            assert_eq!(new, expected, "round {round}");
+        }
+        assert_eq!(all.len(), one.len());
+        let a: HashSet<ObjectId> = all.iter().copied().collect();
+        let b: HashSet<ObjectId> = one.iter().copied().collect();
+        assert_eq!(a, b);
     }
 
     #[test]

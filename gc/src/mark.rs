@@ -201,6 +201,8 @@ pub fn mark(
         visitor,
         reader: store.reader(),
         set: IdSet::with_capacity(options.size_hint),
+        ids: Vec::new(),
+        fresh: Vec::new(),
         reached: Reached::default(),
         boundaries: 0,
         problems: Vec::new(),
@@ -265,6 +267,9 @@ struct Marker<'a, 'o> {
     visitor: &'a mut dyn Visitor,
     reader: Reader,
     set: IdSet,
+    /// Scratch for one tree's entry ids and whether each was new.
+    ids: Vec<ObjectId>,
+    fresh: Vec<bool>,
     reached: Reached,
     boundaries: u64,
     problems: Vec<Problem>,
@@ -472,8 +477,13 @@ impl Marker<'_, '_> {
             if let Some(r) = self.known_bad(&tid) {
                 flag(self, Defect::Corrupt(r));
             }
-            for e in &tree.entries {
-                if !self.set.insert(e.id)? {
+            self.ids.clear();
+            self.ids.extend(tree.entries.iter().map(|e| e.id));
+            let mut new = std::mem::take(&mut self.fresh);
+            new.clear();
+            self.set.insert_all(&self.ids, &mut new)?;
+            for (e, &fresh) in tree.entries.iter().zip(&new) {
+                if !fresh {
                     continue;
                 }
                 match e.kind {
@@ -481,6 +491,7 @@ impl Marker<'_, '_> {
                     _ => self.blob(e.id, &ctx, &path, e.name),
                 }
             }
+            self.fresh = new;
             drop(tree);
             self.reader.recycle(obj);
         }

@@ -24,9 +24,9 @@ use rustix::io::Errno;
 
 use super::header::MIN_FILE_LEN;
 use super::{MMAP_THRESHOLD, Store};
+use crate::commit::CommitRef;
 use crate::error::{Error, Result};
 use crate::map::Mmap;
-use crate::commit::CommitRef;
 use crate::tree::TreeRef;
 use crate::{Kind, ObjectId};
 
@@ -222,7 +222,10 @@ impl Reader {
     }
 
     fn open_shard(&self, shard: &[u8]) -> Result<Option<OwnedFd>> {
-        let path: PathBuf = self.store.dir().join(String::from_utf8_lossy(shard).as_ref());
+        let path: PathBuf = self
+            .store
+            .dir()
+            .join(String::from_utf8_lossy(shard).as_ref());
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         match rustix::fs::open(&path, flags, Mode::empty()) {
             Ok(fd) => Ok(Some(fd)),

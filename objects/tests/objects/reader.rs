@@ -48,8 +48,18 @@ fn a_reader_gives_the_same_verdicts_as_get() {
     assert!(matches!(r.read(&missing, false), Err(Error::NotFound(_))));
     assert!(matches!(r.file_len(&missing), Err(Error::NotFound(_))));
     // lstat semantics: the link itself is found, and it is no object file.
-    assert!(r.file_len(&linked).unwrap_err().to_string().contains("not a regular file"));
-    assert!(r.file_len(&dir_obj).unwrap_err().to_string().contains("not a regular file"));
+    assert!(
+        r.file_len(&linked)
+            .unwrap_err()
+            .to_string()
+            .contains("not a regular file")
+    );
+    assert!(
+        r.file_len(&dir_obj)
+            .unwrap_err()
+            .to_string()
+            .contains("not a regular file")
+    );
     assert_eq!(
         r.file_len(&small).unwrap(),
         fs::metadata(s.path_of(&small)).unwrap().len()
