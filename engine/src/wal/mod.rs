@@ -18,6 +18,7 @@
 //!   until it is reopened (a failed fsync is never retried).
 
 pub mod chunk;
+mod hashing;
 pub mod reader;
 pub mod record;
 mod recovery;

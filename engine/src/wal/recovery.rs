@@ -204,8 +204,8 @@ pub(crate) fn recover(
             path,
             file,
             len: off as u64,
-            hasher,
         });
+        state.resume = Some(hasher);
     }
     Ok((state, report))
 }

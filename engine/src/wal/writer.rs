@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::chunk::{Chunk, ChunkHasher};
+use super::hashing::{Hasher, Stopped};
 use super::record::{
     SEGMENT_HEADER_LEN, encode_record, framed_len, segment_file_name, segment_header,
 };
@@ -53,7 +54,6 @@ pub(crate) struct Active {
     pub(crate) path: PathBuf,
     pub(crate) file: File,
     pub(crate) len: u64,
-    pub(crate) hasher: ChunkHasher,
 }
 
 struct Piece {
@@ -65,6 +65,8 @@ struct Piece {
 
 pub(crate) struct State {
     pub(crate) next_seq: u64,
+    /// Records appended since open.
+    appends: u64,
     pieces: Vec<Piece>,
     pending_bytes: usize,
     /// Segment that new records go to (0 before the first) and its logical
@@ -78,6 +80,9 @@ pub(crate) struct State {
     pub(crate) written: Position,
     pub(crate) durable_seq: u64,
     pub(crate) sealed: Vec<Chunk>,
+    /// The active segment's hasher as recovery left it, until the hasher
+    /// thread adopts it.
+    pub(crate) resume: Option<ChunkHasher>,
     poisoned: Option<String>,
 }
 
@@ -85,6 +90,7 @@ impl State {
     pub(crate) fn new(next_seq: u64) -> Self {
         State {
             next_seq,
+            appends: 0,
             pieces: Vec::new(),
             pending_bytes: 0,
             pending_records: 0,
@@ -99,6 +105,7 @@ impl State {
             },
             durable_seq: next_seq - 1,
             sealed: Vec::new(),
+            resume: None,
             poisoned: None,
         }
     }
@@ -115,10 +122,11 @@ struct Inner {
     appenders: AtomicUsize,
     /// Set with `State::poisoned`, so appenders can check without the lock.
     poisoned: AtomicBool,
-    appends: AtomicU64,
     writes: AtomicU64,
     syncs: AtomicU64,
     stop: AtomicBool,
+    /// CRC32 and BLAKE3 of the written bytes, on a thread of its own.
+    hasher: Hasher,
 }
 
 /// The write-ahead log. `Send + Sync`: share it by reference or `Arc`.
@@ -137,7 +145,6 @@ impl std::fmt::Debug for Wal {
 }
 
 struct IoOut {
-    sealed: Vec<Chunk>,
     written: Option<Position>,
     synced: bool,
 }
@@ -172,7 +179,14 @@ impl Wal {
                         .into(),
             });
         }
-        let (state, report) = recover(dir, chunked_through)?;
+        let (mut state, report) = recover(dir, chunked_through)?;
+        let hasher = Hasher::start(opts.buffer_size.saturating_mul(4))
+            .map_err(WalError::io("start chunk hasher thread for", dir))?;
+        if let Some(h) = state.resume.take() {
+            hasher
+                .adopt(h)
+                .map_err(|_| WalError::io("start chunk hasher thread for", dir)(stopped_error()))?;
+        }
         let inner = Arc::new(Inner {
             dir: dir.to_path_buf(),
             opts,
@@ -181,10 +195,10 @@ impl Wal {
             gather: Condvar::new(),
             appenders: AtomicUsize::new(0),
             poisoned: AtomicBool::new(false),
-            appends: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
             stop: AtomicBool::new(false),
+            hasher,
         });
         let ticker = match opts.sync {
             SyncMode::Interval(every) => {
@@ -252,9 +266,9 @@ impl Wal {
         if payloads.is_empty() {
             return Ok(first..=last);
         }
-        inner
-            .appends
-            .fetch_add(payloads.len() as u64, Ordering::Relaxed);
+        // Counted under the lock the append holds anyway: an atomic here
+        // would be one more read-modify-write per record.
+        st.appends += payloads.len() as u64;
         st.pending_records += payloads.len();
         if durable {
             inner.gather.notify_one();
@@ -294,9 +308,17 @@ impl Wal {
         let inner = &self.inner;
         let mut st = inner.wait_idle()?;
         st = inner.run_io(st, true)?;
+        // Recovered or restored chunks first (older), then what the hasher
+        // sealed and the active range.
         let mut chunks = std::mem::take(&mut st.sealed);
-        if let Some(c) = st.active.as_mut().and_then(|a| a.hasher.cut()) {
-            chunks.push(c);
+        match inner.hasher.cut() {
+            Ok(more) => chunks.extend(more),
+            Err(Stopped) => {
+                let e = inner.hasher_stopped();
+                st.poisoned = Some(e.to_string());
+                inner.poisoned.store(true, Ordering::Release);
+                return Err(e);
+            }
         }
         Ok((chunks, st.durable_seq))
     }
@@ -334,7 +356,7 @@ impl Wal {
     /// Counters since open.
     pub fn stats(&self) -> WalStats {
         WalStats {
-            appends: self.inner.appends.load(Ordering::Relaxed),
+            appends: self.inner.state.lock().appends,
             writes: self.inner.writes.load(Ordering::Relaxed),
             syncs: self.inner.syncs.load(Ordering::Relaxed),
         }
@@ -358,7 +380,17 @@ impl Drop for Wal {
     }
 }
 
+fn stopped_error() -> std::io::Error {
+    std::io::Error::other("the chunk hasher thread stopped")
+}
+
 impl Inner {
+    /// The hasher thread is gone: chunks can no longer cover what is
+    /// written, so the log is poisoned.
+    fn hasher_stopped(&self) -> WalError {
+        WalError::io("hash chunks of", &self.dir)(stopped_error())
+    }
+
     fn check_poison(&self, st: &State) -> Result<(), WalError> {
         match &st.poisoned {
             Some(reason) => Err(WalError::Poisoned {
@@ -383,11 +415,12 @@ impl Inner {
         let piece = match st.pieces.last_mut() {
             Some(p) if p.segment == seg => p,
             _ => {
+                let bytes = self.hasher.spare().unwrap_or_default();
                 st.pieces.push(Piece {
                     segment: seg,
                     first_seq: seq,
                     last_seq: seq,
-                    bytes: Vec::new(),
+                    bytes,
                 });
                 let n = st.pieces.len() - 1;
                 &mut st.pieces[n]
@@ -475,7 +508,6 @@ impl Inner {
                 return Err(e);
             }
         };
-        st.sealed.extend(out.sealed);
         if let Some(w) = out.written {
             st.written = w;
         }
@@ -493,35 +525,39 @@ impl Inner {
         sync: bool,
     ) -> Result<IoOut, WalError> {
         let mut out = IoOut {
-            sealed: Vec::new(),
             written: None,
             synced: false,
         };
         for p in pieces {
             if active.as_ref().map(|a| a.first_seq) != Some(p.segment) {
-                if let Some(mut old) = active.take() {
+                if let Some(old) = active.take() {
                     // The old segment must be complete on disk before a newer
                     // one exists: only the last segment may ever be torn.
                     sydra_objects::fault::point("wal.sync")
                         .and_then(|()| old.file.sync_data())
                         .map_err(WalError::sync(&old.path))?;
                     self.syncs.fetch_add(1, Ordering::Relaxed);
-                    out.sealed.extend(old.hasher.cut());
                 }
                 *active = Some(create_segment(&self.dir, p.segment)?);
+                // Seals what the hasher holds of the old segment.
+                self.hasher
+                    .adopt(ChunkHasher::new(p.segment, SEGMENT_HEADER_LEN as u64))
+                    .map_err(|_| self.hasher_stopped())?;
             }
             let Some(a) = active.as_mut() else { continue };
             sydra_objects::fault::point("wal.write")
                 .and_then(|()| a.file.write_all(&p.bytes))
                 .map_err(WalError::io("write", &a.path))?;
             self.writes.fetch_add(1, Ordering::Relaxed);
-            a.hasher.update(&p.bytes, p.first_seq, p.last_seq);
             a.len += p.bytes.len() as u64;
             out.written = Some(Position {
                 segment: a.first_seq,
                 offset: a.len,
                 last_seq: p.last_seq,
             });
+            self.hasher
+                .bytes(p.bytes, p.first_seq, p.last_seq)
+                .map_err(|_| self.hasher_stopped())?;
         }
         if sync && let Some(a) = active.as_ref() {
             sydra_objects::fault::point("wal.sync")
@@ -578,6 +614,5 @@ fn create_segment(dir: &Path, first_seq: u64) -> Result<Active, WalError> {
         path,
         file,
         len: SEGMENT_HEADER_LEN as u64,
-        hasher: ChunkHasher::new(first_seq, SEGMENT_HEADER_LEN as u64),
     })
 }
