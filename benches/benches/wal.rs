@@ -178,19 +178,25 @@ fn bench_append_always(c: &mut Criterion) {
                     e.append(&rec).unwrap();
                     syncfs(dir.path());
                     let before = e.wal().stats();
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        std::thread::scope(|s| {
-                            for _ in 0..threads {
-                                s.spawn(|| {
-                                    for _ in 0..ALWAYS_PER_THREAD {
-                                        e.append(&rec).unwrap();
-                                    }
-                                });
-                            }
-                        });
-                    }
-                    let elapsed = start.elapsed();
+                    // The threads start once per sample and append
+                    // `iters` × ALWAYS_PER_THREAD records each: the steady
+                    // rate of `threads` appenders, without thread start-up
+                    // and the ramp of each iteration in it. The clock starts
+                    // when every thread is ready.
+                    let ready = std::sync::Barrier::new(threads + 1);
+                    let elapsed = std::thread::scope(|s| {
+                        for _ in 0..threads {
+                            s.spawn(|| {
+                                ready.wait();
+                                for _ in 0..iters * ALWAYS_PER_THREAD {
+                                    e.append(&rec).unwrap();
+                                }
+                            });
+                        }
+                        ready.wait();
+                        Instant::now()
+                    })
+                    .elapsed();
                     let after = e.wal().stats();
                     let mut gc = GROUP_COMMIT.lock().unwrap();
                     let slot = gc.entry(threads).or_default();

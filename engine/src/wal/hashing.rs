@@ -7,7 +7,9 @@
 //! reuse. Jobs are processed in the order they were sent, and only the I/O
 //! holder sends bytes, so the hasher sees exactly the bytes of the segment
 //! in file order. At most [`QUEUE`] jobs wait; a writer faster than the
-//! hasher blocks on the queue rather than buffering without bound.
+//! hasher blocks on the queue rather than buffering without bound. A small
+//! piece (a round of durable appends) is hashed by the holder itself when
+//! the thread has nothing queued: waking a thread would cost more.
 //!
 //! Hashing a MiB of records costs about as much as framing it, so on the
 //! appending thread it was most of the gap between `Wal::append` and a raw
@@ -15,6 +17,7 @@
 //! no longer delays appends.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use parking_lot::Mutex;
@@ -26,6 +29,10 @@ const QUEUE: usize = 4;
 
 /// Emptied buffers kept for reuse (a round usually fills one).
 const SPARE_BUFFERS: usize = 2;
+
+/// Pieces up to this size are hashed by the I/O holder itself when the
+/// thread is idle.
+const INLINE_MAX: usize = 64 * 1024;
 
 enum Job {
     /// From now on, hash into this (a new segment, or the one recovery
@@ -46,7 +53,56 @@ enum Job {
 /// drained.
 pub(crate) struct Hasher {
     jobs: SyncSender<Job>,
-    spare: Arc<Mutex<Vec<Vec<u8>>>>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<HashState>,
+    /// Jobs sent and not yet finished by the thread.
+    queued: AtomicUsize,
+    spare: Mutex<Vec<Vec<u8>>>,
+    max_spare: usize,
+}
+
+#[derive(Default)]
+struct HashState {
+    active: Option<ChunkHasher>,
+    sealed: Vec<Chunk>,
+}
+
+impl HashState {
+    fn apply(&mut self, job: Job, shared: &Shared) {
+        match job {
+            Job::Adopt(h) => {
+                if let Some(mut old) = self.active.replace(*h) {
+                    self.sealed.extend(old.cut());
+                }
+            }
+            Job::Bytes { bytes, first, last } => {
+                if let Some(h) = self.active.as_mut() {
+                    h.update(&bytes, first, last);
+                }
+                shared.recycle(bytes);
+            }
+            Job::Cut(reply) => {
+                let mut out = std::mem::take(&mut self.sealed);
+                out.extend(self.active.as_mut().and_then(ChunkHasher::cut));
+                // The caller waits for this reply; if it is gone, nothing
+                // it still wanted is lost.
+                let _ = reply.send(out);
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn recycle(&self, mut bytes: Vec<u8>) {
+        bytes.clear();
+        let mut pool = self.spare.lock();
+        if pool.len() < SPARE_BUFFERS && bytes.capacity() <= self.max_spare {
+            pool.push(bytes);
+        }
+    }
 }
 
 /// The hasher thread has stopped (it panicked): no further chunk can be
@@ -59,72 +115,61 @@ impl Hasher {
     /// reuse.
     pub(crate) fn start(max_spare: usize) -> std::io::Result<Hasher> {
         let (jobs, rx) = sync_channel(QUEUE);
-        let spare = Arc::new(Mutex::new(Vec::new()));
-        let pool = Arc::clone(&spare);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(HashState::default()),
+            queued: AtomicUsize::new(0),
+            spare: Mutex::new(Vec::new()),
+            max_spare,
+        });
+        let worker = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("sydra-wal-hash".into())
-            .spawn(move || run(&rx, &pool, max_spare))?;
-        Ok(Hasher { jobs, spare })
+            .spawn(move || run(&rx, &worker))?;
+        Ok(Hasher { jobs, shared })
+    }
+
+    /// Apply `job` here when the thread is idle and the job is small (a
+    /// round of durable appends: a thread hop would cost more than the
+    /// hashing), else queue it. Only the I/O holder sends jobs, so nothing
+    /// can be queued between the idle check and the update.
+    fn submit(&self, job: Job, small: bool) -> Result<(), Stopped> {
+        if small && self.shared.queued.load(Ordering::Acquire) == 0 {
+            self.shared.state.lock().apply(job, &self.shared);
+            return Ok(());
+        }
+        self.shared.queued.fetch_add(1, Ordering::AcqRel);
+        self.jobs.send(job).map_err(|_| Stopped)
     }
 
     /// Hash into `h` from now on.
     pub(crate) fn adopt(&self, h: ChunkHasher) -> Result<(), Stopped> {
-        self.jobs.send(Job::Adopt(Box::new(h))).map_err(|_| Stopped)
+        self.submit(Job::Adopt(Box::new(h)), true)
     }
 
     /// Hash `bytes` (records `first..=last`).
     pub(crate) fn bytes(&self, bytes: Vec<u8>, first: u64, last: u64) -> Result<(), Stopped> {
-        self.jobs
-            .send(Job::Bytes { bytes, first, last })
-            .map_err(|_| Stopped)
+        let small = bytes.len() <= INLINE_MAX;
+        self.submit(Job::Bytes { bytes, first, last }, small)
     }
 
     /// Wait for every job sent so far; return the chunks sealed since the
     /// last cut and the active range so far, oldest first.
     pub(crate) fn cut(&self) -> Result<Vec<Chunk>, Stopped> {
         let (tx, rx) = sync_channel(1);
-        self.jobs.send(Job::Cut(tx)).map_err(|_| Stopped)?;
+        self.submit(Job::Cut(tx), true)?;
         rx.recv().map_err(|_| Stopped)
     }
 
     /// An emptied buffer to encode records into, if one is waiting.
     pub(crate) fn spare(&self) -> Option<Vec<u8>> {
-        self.spare.lock().pop()
+        self.shared.spare.lock().pop()
     }
 }
 
-fn run(jobs: &Receiver<Job>, spare: &Mutex<Vec<Vec<u8>>>, max_spare: usize) {
-    let mut active: Option<ChunkHasher> = None;
-    let mut sealed: Vec<Chunk> = Vec::new();
+fn run(jobs: &Receiver<Job>, shared: &Shared) {
     for job in jobs {
-        match job {
-            Job::Adopt(h) => {
-                if let Some(mut old) = active.replace(*h) {
-                    sealed.extend(old.cut());
-                }
-            }
-            Job::Bytes {
-                mut bytes,
-                first,
-                last,
-            } => {
-                if let Some(h) = active.as_mut() {
-                    h.update(&bytes, first, last);
-                }
-                bytes.clear();
-                let mut pool = spare.lock();
-                if pool.len() < SPARE_BUFFERS && bytes.capacity() <= max_spare {
-                    pool.push(bytes);
-                }
-            }
-            Job::Cut(reply) => {
-                let mut out = std::mem::take(&mut sealed);
-                out.extend(active.as_mut().and_then(ChunkHasher::cut));
-                // The caller may have given up (it cannot: it waits); a
-                // failed send loses nothing it still wanted.
-                let _ = reply.send(out);
-            }
-        }
+        shared.state.lock().apply(job, shared);
+        shared.queued.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -161,5 +206,24 @@ mod tests {
         assert_eq!((next[0].start, next[0].end), (18, 20));
         assert!(h.cut().unwrap().is_empty());
         assert!(h.spare().is_some_and(|b| b.is_empty()));
+    }
+
+    #[test]
+    fn queued_and_inline_pieces_are_hashed_in_the_order_sent() {
+        let h = Hasher::start(1 << 20).unwrap();
+        h.adopt(ChunkHasher::new(1, 16)).unwrap();
+        let mut all = Vec::new();
+        // Large pieces go to the thread; small ones are hashed inline only
+        // when nothing is queued, so order must hold either way.
+        let lens = [100_000usize, 10, 70_000, 3, 5, 200_000, 1];
+        for (seq, (i, len)) in (1u64..).zip(lens.into_iter().enumerate()) {
+            let piece: Vec<u8> = (0..len).map(|j| (i * 31 + j) as u8).collect();
+            all.extend_from_slice(&piece);
+            h.bytes(piece, seq, seq).unwrap();
+        }
+        let chunks = h.cut().unwrap();
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0].count, 7);
+        assert!(chunks[0].verify(&all).is_ok());
     }
 }

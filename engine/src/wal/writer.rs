@@ -80,6 +80,10 @@ pub(crate) struct State {
     pub(crate) written: Position,
     pub(crate) durable_seq: u64,
     pub(crate) sealed: Vec<Chunk>,
+    /// Appenders parked until the round in flight ends.
+    waiters: Vec<std::thread::Thread>,
+    /// An appender is gathering records for the next round.
+    gathering: bool,
     /// The active segment's hasher as recovery left it, until the hasher
     /// thread adopts it.
     pub(crate) resume: Option<ChunkHasher>,
@@ -105,6 +109,8 @@ impl State {
             },
             durable_seq: next_seq - 1,
             sealed: Vec::new(),
+            waiters: Vec::new(),
+            gathering: false,
             resume: None,
             poisoned: None,
         }
@@ -120,6 +126,12 @@ struct Inner {
     gather: Condvar,
     /// Threads inside a durable (`Always`) append, pushed or about to push.
     appenders: AtomicUsize,
+    /// `State::pending_records`, readable without the lock.
+    pending: AtomicUsize,
+    /// An I/O holder is waiting on `gather`.
+    gathering: AtomicBool,
+    /// `State::durable_seq`, readable without the lock.
+    durable: AtomicU64,
     /// Set with `State::poisoned`, so appenders can check without the lock.
     poisoned: AtomicBool,
     writes: AtomicU64,
@@ -180,6 +192,7 @@ impl Wal {
             });
         }
         let (mut state, report) = recover(dir, chunked_through)?;
+        let durable_at_open = state.durable_seq;
         let hasher = Hasher::start(opts.buffer_size.saturating_mul(4))
             .map_err(WalError::io("start chunk hasher thread for", dir))?;
         if let Some(h) = state.resume.take() {
@@ -194,6 +207,9 @@ impl Wal {
             cond: Condvar::new(),
             gather: Condvar::new(),
             appenders: AtomicUsize::new(0),
+            pending: AtomicUsize::new(0),
+            gathering: AtomicBool::new(false),
+            durable: AtomicU64::new(durable_at_open),
             poisoned: AtomicBool::new(false),
             writes: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
@@ -270,7 +286,11 @@ impl Wal {
         // would be one more read-modify-write per record.
         st.appends += payloads.len() as u64;
         st.pending_records += payloads.len();
-        if durable {
+        inner.pending.store(st.pending_records, Ordering::Relaxed);
+        // Wake a gathering I/O holder only once everyone it waits for has
+        // pushed: waking it for each push costs a context switch per record
+        // and delays the round.
+        if durable && st.pending_records >= inner.appenders.load(Ordering::Acquire) {
             inner.gather.notify_one();
         }
         match inner.opts.sync {
@@ -449,8 +469,23 @@ impl Inner {
                 return Ok(());
             }
             self.check_poison(&st)?;
-            if st.io_busy {
-                self.cond.wait(&mut st);
+            if st.io_busy || st.gathering {
+                // Park until the round in flight (or being gathered) ends; its holder unparks
+                // every waiter directly, so they wake together instead of
+                // one after another through the state mutex, and a waiter
+                // the round made durable returns without taking the mutex.
+                st.waiters.push(std::thread::current());
+                drop(st);
+                loop {
+                    std::thread::park();
+                    if self.durable.load(Ordering::Acquire) >= seq {
+                        return Ok(());
+                    }
+                    if self.poisoned.load(Ordering::Acquire) || !self.waiting(seq) {
+                        break;
+                    }
+                }
+                st = self.state.lock();
                 continue;
             }
             // About to start a round. Appenders already inside `append`
@@ -458,11 +493,17 @@ impl Inner {
             // to append again) would otherwise miss it and wait a whole
             // round: wait briefly for them to push, so one fdatasync covers
             // them too. A lone appender never waits.
+            // One holder gathers; appenders arriving meanwhile park (above)
+            // and are woken when the round ends.
             let deadline = Instant::now() + GATHER_WAIT;
+            st.gathering = true;
+            self.gathering.store(true, Ordering::Release);
             while st.pending_records < self.appenders.load(Ordering::Acquire)
                 && !st.io_busy
                 && !self.gather.wait_until(&mut st, deadline).timed_out()
             {}
+            st.gathering = false;
+            self.gathering.store(false, Ordering::Release);
             if st.durable_seq >= seq {
                 return Ok(());
             }
@@ -473,10 +514,32 @@ impl Inner {
         }
     }
 
+    /// Whether a parked appender of `seq` should keep waiting: its record
+    /// is in the round in flight (a wakeup that finds that is spurious).
+    fn waiting(&self, seq: u64) -> bool {
+        let st = self.state.lock();
+        (st.io_busy || st.gathering)
+            && st.durable_seq < seq
+            && st
+                .waiters
+                .iter()
+                .any(|t| t.id() == std::thread::current().id())
+    }
+
     fn sync(&self) -> Result<u64, WalError> {
         let st = self.wait_idle()?;
         let st = self.run_io(st, true)?;
         Ok(st.durable_seq)
+    }
+
+    /// After a round: every parked appender wakes (those it made durable
+    /// return; the others re-check and one becomes the next holder), and
+    /// so does anyone waiting for the I/O to be idle.
+    fn wake(&self, st: &mut State) {
+        for t in st.waiters.drain(..) {
+            t.unpark();
+        }
+        self.cond.notify_all();
     }
 
     /// Become the I/O holder: write every pending piece (and fdatasync if
@@ -489,8 +552,10 @@ impl Inner {
         debug_assert!(!st.io_busy);
         let pieces = std::mem::take(&mut st.pieces);
         st.pending_records = 0;
+        self.pending.store(0, Ordering::Relaxed);
         let needs_sync = sync && (st.written.last_seq > st.durable_seq || !pieces.is_empty());
         if pieces.is_empty() && !needs_sync {
+            self.wake(&mut st);
             return Ok(st);
         }
         st.pending_bytes = 0;
@@ -504,7 +569,7 @@ impl Inner {
             Err(e) => {
                 st.poisoned = Some(e.to_string());
                 self.poisoned.store(true, Ordering::Release);
-                self.cond.notify_all();
+                self.wake(&mut st);
                 return Err(e);
             }
         };
@@ -513,8 +578,9 @@ impl Inner {
         }
         if out.synced {
             st.durable_seq = st.written.last_seq;
+            self.durable.store(st.durable_seq, Ordering::Release);
         }
-        self.cond.notify_all();
+        self.wake(&mut st);
         Ok(st)
     }
 
@@ -586,8 +652,16 @@ impl<'a> Appender<'a> {
 
 impl Drop for Appender<'_> {
     fn drop(&mut self) {
-        self.0.appenders.fetch_sub(1, Ordering::AcqRel);
-        self.0.gather.notify_one();
+        let inner = self.0;
+        let left = inner.appenders.fetch_sub(1, Ordering::AcqRel) - 1;
+        // A gathering holder waits for `pending >= appenders`; one fewer
+        // appender may complete that. Checked without the state lock, so a
+        // wakeup can be missed when the holder is between its check and its
+        // wait: it then starts the round at GATHER_WAIT, no later.
+        if inner.gathering.load(Ordering::Acquire) && inner.pending.load(Ordering::Relaxed) >= left
+        {
+            inner.gather.notify_one();
+        }
     }
 }
 
