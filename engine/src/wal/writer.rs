@@ -287,12 +287,6 @@ impl Wal {
         st.appends += payloads.len() as u64;
         st.pending_records += payloads.len();
         inner.pending.store(st.pending_records, Ordering::Relaxed);
-        // Wake a gathering I/O holder only once everyone it waits for has
-        // pushed: waking it for each push costs a context switch per record
-        // and delays the round.
-        if durable && st.pending_records >= inner.appenders.load(Ordering::Acquire) {
-            inner.gather.notify_one();
-        }
         match inner.opts.sync {
             SyncMode::Always => inner.wait_durable(st, last)?,
             SyncMode::Interval(_) | SyncMode::Never => {
@@ -469,11 +463,20 @@ impl Inner {
                 return Ok(());
             }
             self.check_poison(&st)?;
+            let complete = st.pending_records >= self.appenders.load(Ordering::Acquire);
+            if !st.io_busy && complete {
+                // Every thread inside a durable append has pushed: this one
+                // (typically the last to push) starts the round at once,
+                // rather than waking a gathering holder to do it.
+                st = self.run_io(st, true)?;
+                continue;
+            }
             if st.io_busy || st.gathering {
-                // Park until the round in flight (or being gathered) ends; its holder unparks
-                // every waiter directly, so they wake together instead of
-                // one after another through the state mutex, and a waiter
-                // the round made durable returns without taking the mutex.
+                // Park until the round in flight (or being gathered) ends.
+                // Its holder unparks every waiter directly, so they wake
+                // together instead of one after another through the state
+                // mutex, and a waiter the round made durable returns
+                // without taking the mutex.
                 st.waiters.push(std::thread::current());
                 drop(st);
                 loop {
@@ -488,27 +491,32 @@ impl Inner {
                 st = self.state.lock();
                 continue;
             }
-            // About to start a round. Appenders already inside `append`
+            // About to start a round, but appenders already inside `append`
             // (typically the ones the previous round just released, about
-            // to append again) would otherwise miss it and wait a whole
-            // round: wait briefly for them to push, so one fdatasync covers
-            // them too. A lone appender never waits.
-            // One holder gathers; appenders arriving meanwhile park (above)
-            // and are woken when the round ends.
+            // to append again) would miss it and wait a whole round. Gather:
+            // wait briefly for them; the last to push starts the round
+            // itself (above), and an appender leaving wakes this one if that
+            // completes the set. A lone appender never gets here.
             let deadline = Instant::now() + GATHER_WAIT;
             st.gathering = true;
             self.gathering.store(true, Ordering::Release);
             while st.pending_records < self.appenders.load(Ordering::Acquire)
                 && !st.io_busy
+                && st.durable_seq < seq
                 && !self.gather.wait_until(&mut st, deadline).timed_out()
             {}
             st.gathering = false;
             self.gathering.store(false, Ordering::Release);
-            if st.durable_seq >= seq {
-                return Ok(());
-            }
             if st.io_busy {
+                // Another appender started the round; wait for it (above).
                 continue;
+            }
+            if st.durable_seq >= seq {
+                // A round finished while gathering. Appenders that parked
+                // because this one was gathering must not wait for a round
+                // nobody will start.
+                self.wake(&mut st);
+                return Ok(());
             }
             st = self.run_io(st, true)?;
         }
@@ -534,12 +542,14 @@ impl Inner {
 
     /// After a round: every parked appender wakes (those it made durable
     /// return; the others re-check and one becomes the next holder), and
-    /// so does anyone waiting for the I/O to be idle.
+    /// so do a gatherer and anyone waiting for the I/O to be idle.
     fn wake(&self, st: &mut State) {
         for t in st.waiters.drain(..) {
             t.unpark();
         }
         self.cond.notify_all();
+        // A gatherer whose round another appender ran.
+        self.gather.notify_all();
     }
 
     /// Become the I/O holder: write every pending piece (and fdatasync if
