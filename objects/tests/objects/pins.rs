@@ -160,3 +160,29 @@ fn the_sweep_refuses_symlinks_and_ids_of_another_shard() {
     assert!(gc.open_shard("zz").unwrap().is_none());
     assert!(gc.open_shard("abc").is_err());
 }
+
+#[test]
+fn the_sweep_verifies_mapped_objects_too() {
+    // Objects of 64 KiB and more are mapped, not read into the buffer.
+    let (_d, s) = store();
+    let future = SystemTime::now() + Duration::from_secs(3600);
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    let sound = s.put(Kind::Blob, &big).unwrap();
+    let mut other = big.clone();
+    other[0] ^= 1;
+    let rotten = s.put(Kind::Blob, &other).unwrap();
+    let mut bytes = std::fs::read(s.path_of(&rotten)).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    std::fs::write(s.path_of(&rotten), bytes).unwrap();
+    let gc = s.begin_gc().unwrap();
+    match sweep(&gc, &rotten, future) {
+        SweepOutcome::Corrupt { len, reason } => {
+            assert!(reason.contains("CRC"), "{reason}");
+            assert!(len > 300_000);
+        }
+        other => panic!("corrupt mapped object swept as {other:?}"),
+    }
+    assert!(matches!(sweep(&gc, &sound, future), SweepOutcome::Deleted(n) if n > 300_000));
+    assert!(!s.path_of(&sound).exists() && s.path_of(&rotten).exists());
+}
