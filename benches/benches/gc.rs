@@ -36,6 +36,7 @@ use std::hint::black_box;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
@@ -47,12 +48,9 @@ use sydra_benches::gitlike::{self, Shape, git, git_available};
 use sydra_benches::raw::RawDir;
 use sydra_benches::{gc_objects, memory_scratch, payload, precreate_shards, stamp, syncfs};
 use sydra_engine::Repository;
-use sydra_engine::gc::{
-    DEFAULT_REFLOG_EXPIRY, FsckOptions, GcOptions, Horizon, MarkOptions, NoProgress, NoVisitor,
-    Roots, mark,
-};
+use sydra_engine::gc::{FsckOptions, GcOptions, NoProgress};
 use sydra_engine::maintenance;
-use sydra_engine::objects::{Commit, Durability, Entry, Kind, Options, Store, Tree};
+use sydra_engine::objects::{Commit, Durability, Entry, Kind, Tree};
 use sydra_engine::refs::{PreviousValue, RefName, RefStore};
 
 /// Payload bytes of each unreachable blob in the sweep bench.
@@ -100,24 +98,10 @@ fn fresh_each<S>(iters: u64, mut setup: impl FnMut() -> S, mut op: impl FnMut(&m
     total
 }
 
-fn expiry_ns() -> i64 {
-    i64::try_from(DEFAULT_REFLOG_EXPIRY.as_nanos()).unwrap_or(i64::MAX)
-}
-
 /// Roots from refs and reflogs, then the mark with GC's options; returns
 /// the objects reached.
 fn gc_mark(refs: &RefStore) -> u64 {
-    let roots =
-        Roots::from_refs(refs, &Horizon::none(), sydra_engine::now_ns(), expiry_ns()).unwrap();
-    let m = mark(
-        refs.objects(),
-        &roots,
-        &Horizon::none(),
-        &MarkOptions::default(),
-        &mut NoVisitor,
-        &NoProgress,
-    )
-    .unwrap();
+    let m = gitlike::gc_mark(refs);
     assert!(m.problems.is_empty());
     m.reached.objects()
 }
@@ -165,17 +149,7 @@ fn bench_mark(c: &mut Criterion) {
 
     // The raw walk: the files the mark opens, in the order it visits them.
     let order: Vec<(PathBuf, bool)> = {
-        let roots =
-            Roots::from_refs(&refs, &Horizon::none(), sydra_engine::now_ns(), expiry_ns()).unwrap();
-        let m = mark(
-            refs.objects(),
-            &roots,
-            &Horizon::none(),
-            &MarkOptions::default(),
-            &mut NoVisitor,
-            &NoProgress,
-        )
-        .unwrap();
+        let m = gitlike::gc_mark(&refs);
         m.ids()
             .map(|id| {
                 let blob = refs.objects().stat(id).unwrap().kind == Kind::Blob;
@@ -232,14 +206,7 @@ fn bench_mark(c: &mut Criterion) {
 /// present, synced).
 fn garbage_store(n: usize) -> (tempfile::TempDir, RefStore) {
     let dir = memory_scratch("sydra-gc-");
-    let store = Store::create(
-        dir.path().join("objects"),
-        Options {
-            durability: Durability::None,
-            ..Options::default()
-        },
-    )
-    .unwrap();
+    let store = sydra_benches::unsynced_store(&dir.path().join("objects"));
     precreate_shards(store.dir());
     let refs = RefStore::open(dir.path(), store.clone()).unwrap();
     let mut buf = payload(SWEEP_PAYLOAD, 0x5EE9);
@@ -269,37 +236,35 @@ fn garbage_raw(n: usize, len: usize) -> (tempfile::TempDir, PathBuf) {
     (dir, root)
 }
 
-/// List every shard directory and unlink what is in it.
-fn raw_sweep(root: &Path) -> u64 {
+/// List one shard directory and unlink what is in it.
+fn unlink_shard(root: &Path, shard: u32) -> u64 {
     let mut n = 0;
-    for shard in 0..256u32 {
-        for e in fs::read_dir(root.join(format!("{shard:02x}"))).unwrap() {
-            fs::remove_file(e.unwrap().path()).unwrap();
-            n += 1;
-        }
+    for e in fs::read_dir(root.join(format!("{shard:02x}"))).unwrap() {
+        fs::remove_file(e.unwrap().path()).unwrap();
+        n += 1;
     }
     n
+}
+
+/// Every shard directory, one after another.
+fn raw_sweep(root: &Path) -> u64 {
+    (0..256u32).map(|shard| unlink_shard(root, shard)).sum()
 }
 
 /// [`raw_sweep`] with the shards handed out to `threads` threads, as the
 /// sweep hands them out to its workers.
 fn raw_sweep_threads(root: &Path, threads: usize) -> u64 {
-    let next = std::sync::atomic::AtomicU32::new(0);
-    let total = std::sync::atomic::AtomicU64::new(0);
+    let next = AtomicU32::new(0);
+    let total = AtomicU64::new(0);
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
                 loop {
-                    let shard = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let shard = next.fetch_add(1, Ordering::Relaxed);
                     if shard >= 256 {
                         break;
                     }
-                    let mut n = 0;
-                    for e in fs::read_dir(root.join(format!("{shard:02x}"))).unwrap() {
-                        fs::remove_file(e.unwrap().path()).unwrap();
-                        n += 1;
-                    }
-                    total.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    total.fetch_add(unlink_shard(root, shard), Ordering::Relaxed);
                 }
             });
         }
@@ -423,14 +388,7 @@ fn bench_sweep(c: &mut Criterion) {
 fn fsck_store(count: usize, size: usize) -> (tempfile::TempDir, Repository, Vec<PathBuf>, u64) {
     let dir = memory_scratch("sydra-bench-fsck");
     let (repo, _) = Repository::init(dir.path()).unwrap();
-    let store = Store::open(
-        repo.layout().objects(),
-        Options {
-            durability: Durability::None,
-            ..Options::default()
-        },
-    )
-    .unwrap();
+    let store = sydra_benches::unsynced_store(&repo.layout().objects());
     let mut buf = payload(size, 0xF5C4);
     let mut ids = Vec::with_capacity(count + count / 1000 + 2);
     let mut dirs = Vec::new();

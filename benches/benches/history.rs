@@ -30,9 +30,7 @@ use sydra_engine::compaction::{ChangeSet, SegmentChange, SegmentData};
 use sydra_engine::diff::diff_trees;
 use sydra_engine::history;
 use sydra_engine::manifest::{Codec, ColumnStats, ColumnType, SegmentManifest};
-use sydra_engine::objects::{
-    Bump, Commit, Durability, Kind, ObjectId, Options, Store, TreeBuilder,
-};
+use sydra_engine::objects::{Bump, Commit, Durability, Kind, ObjectId, Store, TreeBuilder};
 use sydra_engine::refs::{PreviousValue, RefName};
 use sydra_engine::wal::SyncMode;
 use sydra_engine::{Engine, Repository};
@@ -77,14 +75,7 @@ fn time_travel(c: &mut Criterion) {
     let n = env_usize("SYDRA_BENCH_COMMITS", 1_000_000, 100_000);
     let dir = memory_scratch("sydra-bench-history");
     let (repo, _) = Repository::init(dir.path()).unwrap();
-    let store = Store::open(
-        repo.layout().objects(),
-        Options {
-            durability: Durability::None,
-            ..Options::default()
-        },
-    )
-    .unwrap();
+    let store = sydra_benches::unsynced_store(&repo.layout().objects());
     let tree = store.put(Kind::Tree, &0u32.to_le_bytes()).unwrap();
     let mut tip = None;
     for i in 0..n as i64 {
@@ -212,14 +203,7 @@ fn trees(c: &mut Criterion) {
         (id, staged)
     };
     let fresh = memory_scratch("sydra-bench-rebuild");
-    let rebuild_store = Store::create(
-        fresh.path().join("objects"),
-        Options {
-            durability: Durability::None,
-            ..Options::default()
-        },
-    )
-    .unwrap();
+    let rebuild_store = sydra_benches::unsynced_store(&fresh.path().join("objects"));
     let (_, rebuild_trees) = rebuild(&rebuild_store);
     let rebuild_objects = count(&rebuild_store);
     sydra_benches::write_result(
@@ -253,14 +237,9 @@ fn trees(c: &mut Criterion) {
     g.bench_function(format!("rebuild_all/{n}"), |b| {
         b.iter_batched(
             || {
-                Store::create(
-                    memory_scratch("sydra-bench-rb").keep().join("objects"),
-                    Options {
-                        durability: Durability::None,
-                        ..Options::default()
-                    },
+                sydra_benches::unsynced_store(
+                    &memory_scratch("sydra-bench-rb").keep().join("objects"),
                 )
-                .unwrap()
             },
             |s| {
                 let r = rebuild(&s);

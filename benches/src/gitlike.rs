@@ -17,6 +17,9 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use sydra_engine::gc::{
+    DEFAULT_REFLOG_EXPIRY, Horizon, Mark, MarkOptions, NoProgress, NoVisitor, Roots, mark,
+};
 use sydra_engine::objects::{Commit, Durability, Entry, Kind, ObjectId, Options, Store, Tree};
 use sydra_engine::refs::{PreviousValue, RefName, RefStore};
 
@@ -197,14 +200,7 @@ fn entry(kind: Kind, name: String, id: ObjectId) -> Entry {
 /// Write the history into a new data directory `dir` (created).
 pub fn build_sydra(dir: &Path, shape: Shape) -> SydraHistory {
     std::fs::create_dir_all(dir).unwrap();
-    let store = Store::create(
-        dir.join("objects"),
-        Options {
-            durability: Durability::None,
-            ..Options::default()
-        },
-    )
-    .unwrap();
+    let store = crate::unsynced_store(&dir.join("objects"));
     crate::precreate_shards(store.dir());
     let refs = RefStore::open(dir, store.clone()).unwrap();
     let f = shape.fanout;
@@ -415,6 +411,22 @@ pub fn build_git(git_dir: &Path, shape: Shape) {
         Some(&fast_import_stream(shape)),
     );
     git(git_dir, &["commit-graph", "write", "--reachable"], None);
+}
+
+/// What a GC marks: roots from refs and reflogs (default reflog expiry, no
+/// retention horizon), then the mark with GC's default options.
+pub fn gc_mark(refs: &RefStore) -> Mark {
+    let expiry = i64::try_from(DEFAULT_REFLOG_EXPIRY.as_nanos()).unwrap_or(i64::MAX);
+    let roots = Roots::from_refs(refs, &Horizon::none(), sydra_engine::now_ns(), expiry).unwrap();
+    mark(
+        refs.objects(),
+        &roots,
+        &Horizon::none(),
+        &MarkOptions::default(),
+        &mut NoVisitor,
+        &NoProgress,
+    )
+    .unwrap()
 }
 
 #[cfg(test)]

@@ -22,6 +22,20 @@ use std::time::Duration;
 pub mod gitlike;
 pub mod raw;
 
+/// An object store in `dir` (created if missing) that does not sync: for
+/// fixtures and for benches that measure lookups and tree work, not
+/// durability.
+pub fn unsynced_store(dir: &Path) -> sydra_objects::Store {
+    sydra_objects::Store::create(
+        dir,
+        sydra_objects::Options {
+            durability: sydra_objects::Durability::None,
+            ..sydra_objects::Options::default()
+        },
+    )
+    .unwrap()
+}
+
 /// Whether `SYDRA_BENCH_QUICK` asks for a smoke run (short measurement).
 pub fn quick() -> bool {
     std::env::var("SYDRA_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")

@@ -22,9 +22,6 @@ use std::time::Instant;
 
 use sydra_benches::gitlike::{self, Shape, git_available};
 use sydra_benches::{gc_objects, memory_scratch, proc_status_kib, reset_peak_rss, write_result};
-use sydra_engine::gc::{
-    DEFAULT_REFLOG_EXPIRY, Horizon, MarkOptions, NoProgress, NoVisitor, Roots, mark,
-};
 
 /// (peak RSS KiB, seconds, objects listed) of `git rev-list --objects
 /// --all`, if `/usr/bin/time` and git are there.
@@ -92,17 +89,7 @@ fn main() {
     let reset = reset_peak_rss();
     let rss_before = proc_status_kib("VmRSS").unwrap_or(0);
     let start = Instant::now();
-    let expiry = DEFAULT_REFLOG_EXPIRY.as_nanos() as i64;
-    let roots = Roots::from_refs(&refs, &Horizon::none(), sydra_engine::now_ns(), expiry).unwrap();
-    let m = mark(
-        refs.objects(),
-        &roots,
-        &Horizon::none(),
-        &MarkOptions::default(),
-        &mut NoVisitor,
-        &NoProgress,
-    )
-    .unwrap();
+    let m = gitlike::gc_mark(&refs);
     let seconds = start.elapsed().as_secs_f64();
     let peak_mark = proc_status_kib("VmHWM").unwrap_or(0);
     let reached = m.reached.objects();

@@ -286,7 +286,11 @@ impl Wal {
         // would be one more read-modify-write per record.
         st.appends += payloads.len() as u64;
         st.pending_records += payloads.len();
-        inner.pending.store(st.pending_records, Ordering::Relaxed);
+        if durable {
+            // Read by a leaving appender to decide whether to wake the
+            // gatherer (only durable appends gather).
+            inner.pending.store(st.pending_records, Ordering::Relaxed);
+        }
         match inner.opts.sync {
             SyncMode::Always => inner.wait_durable(st, last)?,
             SyncMode::Interval(_) | SyncMode::Never => {
@@ -327,12 +331,7 @@ impl Wal {
         let mut chunks = std::mem::take(&mut st.sealed);
         match inner.hasher.cut() {
             Ok(more) => chunks.extend(more),
-            Err(Stopped) => {
-                let e = inner.hasher_stopped();
-                st.poisoned = Some(e.to_string());
-                inner.poisoned.store(true, Ordering::Release);
-                return Err(e);
-            }
+            Err(Stopped) => return Err(inner.poison(&mut st, inner.hasher_stopped())),
         }
         Ok((chunks, st.durable_seq))
     }
@@ -403,6 +402,15 @@ impl Inner {
     /// written, so the log is poisoned.
     fn hasher_stopped(&self) -> WalError {
         WalError::io("hash chunks of", &self.dir)(stopped_error())
+    }
+
+    /// Refuse every later write because of `e` (until reopen), wake
+    /// everyone waiting so they see it, and hand `e` back.
+    fn poison(&self, st: &mut State, e: WalError) -> WalError {
+        st.poisoned = Some(e.to_string());
+        self.poisoned.store(true, Ordering::Release);
+        self.wake(st);
+        e
     }
 
     fn check_poison(&self, st: &State) -> Result<(), WalError> {
@@ -576,12 +584,7 @@ impl Inner {
         st.io_busy = false;
         let out = match result {
             Ok(out) => out,
-            Err(e) => {
-                st.poisoned = Some(e.to_string());
-                self.poisoned.store(true, Ordering::Release);
-                self.wake(&mut st);
-                return Err(e);
-            }
+            Err(e) => return Err(self.poison(&mut st, e)),
         };
         if let Some(w) = out.written {
             st.written = w;

@@ -3,8 +3,11 @@
 use std::fs::{self, File, ReadDir};
 use std::io::{self, Read};
 use std::ops::{Deref, Range};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use rustix::fs::{Mode, OFlags};
 
 use super::header::{self, HEADER_LEN, Header, MIN_FILE_LEN};
 use super::{MMAP_THRESHOLD, Store, TMP_DIR};
@@ -14,6 +17,11 @@ use crate::id::Prefix;
 use crate::map::{Mmap, map_file};
 use crate::tree::TreeRef;
 use crate::{Kind, ObjectId};
+
+/// Why a symlink under an object's name is refused.
+pub(super) const SYMLINK: &str = "is a symbolic link, not an object file (refusing to follow it)";
+/// Why a directory (or anything else) under an object's name is refused.
+pub(super) const NOT_A_FILE: &str = "not a regular file";
 
 /// An object's payload: in a buffer for small objects, mapped for large ones.
 #[derive(Debug, Clone)]
@@ -65,33 +73,46 @@ pub struct Object {
 impl Object {
     /// Decode as a tree (errors name the object).
     pub fn tree(&self) -> Result<TreeRef<'_>> {
-        self.expect(Kind::Tree)?;
-        TreeRef::decode(&self.data).map_err(|source| Error::Decode {
-            id: self.id,
-            source,
-        })
+        decode_tree(&self.id, self.kind, &self.data)
     }
 
     /// Decode as a commit (errors name the object).
     pub fn commit(&self) -> Result<CommitRef<'_>> {
-        self.expect(Kind::Commit)?;
-        CommitRef::decode(&self.data).map_err(|source| Error::Decode {
-            id: self.id,
-            source,
-        })
+        decode_commit(&self.id, self.kind, &self.data)
     }
 
     /// Fail with [`Error::WrongKind`] unless the object is of `kind`.
     pub fn expect(&self, kind: Kind) -> Result<()> {
-        if self.kind != kind {
-            return Err(Error::WrongKind {
-                id: self.id,
-                expected: kind,
-                actual: self.kind,
-            });
-        }
-        Ok(())
+        expect_kind(&self.id, self.kind, kind)
     }
+}
+
+/// [`Error::WrongKind`] unless `actual` is `expected`.
+pub(super) fn expect_kind(id: &ObjectId, actual: Kind, expected: Kind) -> Result<()> {
+    if actual != expected {
+        return Err(Error::WrongKind {
+            id: *id,
+            expected,
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// Decode the payload of object `id` (of `kind`) as a tree.
+pub(super) fn decode_tree<'a>(id: &ObjectId, kind: Kind, payload: &'a [u8]) -> Result<TreeRef<'a>> {
+    expect_kind(id, kind, Kind::Tree)?;
+    TreeRef::decode(payload).map_err(|source| Error::Decode { id: *id, source })
+}
+
+/// Decode the payload of object `id` (of `kind`) as a commit.
+pub(super) fn decode_commit<'a>(
+    id: &ObjectId,
+    kind: Kind,
+    payload: &'a [u8],
+) -> Result<CommitRef<'a>> {
+    expect_kind(id, kind, Kind::Commit)?;
+    CommitRef::decode(payload).map_err(|source| Error::Decode { id: *id, source })
 }
 
 /// Kind and size, from the header alone.
@@ -114,22 +135,31 @@ impl Store {
         }
     }
 
+    /// Open the shard directory `objects/<shard>/` (for `*at` calls);
+    /// `None` if it does not exist. Refuses a symlink in its place.
+    pub(super) fn open_shard_dir(&self, shard: &str) -> Result<Option<OwnedFd>> {
+        let path = self.dir().join(shard);
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        match rustix::fs::open(&path, flags, Mode::empty()) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(Error::io("open shard directory", &path)(e.into())),
+        }
+    }
+
     fn open_object(&self, id: &ObjectId) -> Result<(File, PathBuf, u64)> {
         let path = self.path_of(id);
         let file = match crate::map::open_nofollow(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::NotFound(*id)),
             Err(e) if crate::map::is_symlink_error(&e) => {
-                return Err(self.corrupt(
-                    id,
-                    "is a symbolic link, not an object file (refusing to follow it)",
-                ));
+                return Err(self.corrupt(id, SYMLINK));
             }
             Err(e) => return Err(Error::io("open", &path)(e)),
         };
         let meta = file.metadata().map_err(Error::io("stat", &path))?;
         if !meta.is_file() {
-            return Err(self.corrupt(id, "not a regular file"));
+            return Err(self.corrupt(id, NOT_A_FILE));
         }
         Ok((file, path, meta.len()))
     }
@@ -146,17 +176,12 @@ impl Store {
     }
 
     fn read(&self, id: &ObjectId, verify_hash: bool) -> Result<Object> {
-        let (mut file, path, len) = self.open_object(id)?;
-        self.check_len(id, len)?;
-        let (repr, range, kind) = if len - (MIN_FILE_LEN as u64) < MMAP_THRESHOLD {
-            let mut buf = Vec::new();
-            self.read_whole(id, &mut file, &path, len, &mut buf)?;
-            let (kind, range) = self.check_bytes(id, &buf, verify_hash)?;
-            (Repr::Owned(Arc::new(buf)), range, kind)
-        } else {
-            let map = self.map_object(&file, &path)?;
-            let (kind, range) = self.check_bytes(id, &map, verify_hash)?;
-            (Repr::Mapped(Arc::new(map)), range, kind)
+        let (file, _, len) = self.open_object(id)?;
+        let mut buf = Vec::new();
+        let (map, kind, range) = self.load(id, &file, len, &mut buf, verify_hash)?;
+        let repr = match map {
+            Some(map) => Repr::Mapped(Arc::new(map)),
+            None => Repr::Owned(Arc::new(buf)),
         };
         Ok(Object {
             id: *id,
@@ -165,53 +190,47 @@ impl Store {
         })
     }
 
-    /// The shortest possible object file is refused before reading it.
-    pub(super) fn check_len(&self, id: &ObjectId, len: u64) -> Result<()> {
+    /// Read and verify the open file of object `id`, `len` bytes long (as
+    /// fstat reported): below the mmap threshold into `buf` (exactly `len`
+    /// bytes, no size probe, no EOF read), else mapped, and then framing,
+    /// lengths, header id and CRC checked, BLAKE3 too when asked. Returns
+    /// the mapping if there is one, the kind and the payload's range in the
+    /// bytes. Every reader of object files goes through here (`get`, the
+    /// many-object [`Reader`](super::Reader), the sweep).
+    pub(super) fn load(
+        &self,
+        id: &ObjectId,
+        mut file: &File,
+        len: u64,
+        buf: &mut Vec<u8>,
+        verify_hash: bool,
+    ) -> Result<(Option<Mmap>, Kind, Range<usize>)> {
         if len < MIN_FILE_LEN as u64 {
             return Err(self.corrupt(
                 id,
                 format!("file is {len} bytes, shorter than the {MIN_FILE_LEN}-byte minimum"),
             ));
         }
-        Ok(())
-    }
-
-    /// Read exactly the `len` bytes fstat reported into `buf` (no size
-    /// probe, no EOF read).
-    pub(super) fn read_whole(
-        &self,
-        id: &ObjectId,
-        file: &mut File,
-        path: &Path,
-        len: u64,
-        buf: &mut Vec<u8>,
-    ) -> Result<()> {
-        buf.clear();
-        buf.resize(len as usize, 0);
-        match file.read_exact(buf) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(self.corrupt(
-                id,
-                format!("file shrank below its {len} bytes while being read"),
-            )),
-            Err(e) => Err(Error::io("read", path)(e)),
-        }
-    }
-
-    pub(super) fn map_object(&self, file: &File, path: &Path) -> Result<Mmap> {
-        crate::fault::point("objects.map")
-            .and_then(|()| map_file(file))
-            .map_err(Error::io("map", path))
-    }
-
-    /// Framing, lengths, header id and CRC of a whole object file in
-    /// memory, and BLAKE3 when asked: its kind and payload range.
-    pub(super) fn check_bytes(
-        &self,
-        id: &ObjectId,
-        bytes: &[u8],
-        verify_hash: bool,
-    ) -> Result<(Kind, Range<usize>)> {
+        let map = if len - (MIN_FILE_LEN as u64) < MMAP_THRESHOLD {
+            buf.clear();
+            buf.resize(len as usize, 0);
+            match file.read_exact(buf) {
+                Ok(()) => None,
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return Err(self.corrupt(
+                        id,
+                        format!("file shrank below its {len} bytes while being read"),
+                    ));
+                }
+                Err(e) => return Err(Error::io("read", self.path_of(id))(e)),
+            }
+        } else {
+            let map = crate::fault::point("objects.map")
+                .and_then(|()| map_file(file))
+                .map_err(Error::io("map", self.path_of(id)))?;
+            Some(map)
+        };
+        let bytes: &[u8] = map.as_deref().unwrap_or(buf);
         let (h, range) = header::parse_file(bytes, Some(id)).map_err(|r| self.corrupt(id, r))?;
         if verify_hash {
             let actual = ObjectId::compute(h.kind, &bytes[range.clone()]);
@@ -219,7 +238,7 @@ impl Store {
                 return Err(self.corrupt(id, format!("content hashes to {actual}")));
             }
         }
-        Ok((h.kind, range))
+        Ok((map, h.kind, range))
     }
 
     /// Kind and size from the header, without reading the payload. Checks

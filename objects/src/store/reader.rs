@@ -17,13 +17,12 @@
 use std::fs::File;
 use std::ops::{Deref, Range};
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
-use super::header::MIN_FILE_LEN;
-use super::{MMAP_THRESHOLD, Store};
+use super::Store;
+use super::read::{NOT_A_FILE, SYMLINK, decode_commit, decode_tree};
 use crate::commit::CommitRef;
 use crate::error::{Error, Result};
 use crate::map::Mmap;
@@ -91,37 +90,13 @@ impl Payload {
     ///
     /// [`Object::tree`]: super::Object::tree
     pub fn tree(&self) -> Result<TreeRef<'_>> {
-        self.expect(Kind::Tree)?;
-        TreeRef::decode(self).map_err(|source| Error::Decode {
-            id: self.id,
-            source,
-        })
+        decode_tree(&self.id, self.kind, self)
     }
 
     /// Decode as a commit (errors name the object).
     pub fn commit(&self) -> Result<CommitRef<'_>> {
-        self.expect(Kind::Commit)?;
-        CommitRef::decode(self).map_err(|source| Error::Decode {
-            id: self.id,
-            source,
-        })
+        decode_commit(&self.id, self.kind, self)
     }
-
-    fn expect(&self, kind: Kind) -> Result<()> {
-        if self.kind != kind {
-            return Err(Error::WrongKind {
-                id: self.id,
-                expected: kind,
-                actual: self.kind,
-            });
-        }
-        Ok(())
-    }
-}
-
-enum Lookup<T> {
-    Found(T),
-    NotFound,
 }
 
 impl Reader {
@@ -130,30 +105,29 @@ impl Reader {
     /// with [`Reader::recycle`] to reuse it.
     pub fn read(&mut self, id: &ObjectId, verify_hash: bool) -> Result<Payload> {
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = match self.at(id, |dir, name| {
+        let Some(fd) = self.at(id, "open", |dir, name| {
             rustix::fs::openat(dir, name, flags, Mode::empty())
-        })? {
-            Lookup::Found(fd) => fd,
-            Lookup::NotFound => return Err(Error::NotFound(*id)),
+        })?
+        else {
+            return Err(Error::NotFound(*id));
         };
-        let mut file = File::from(fd);
+        let file = File::from(fd);
         let store = &self.store;
         let meta = file
             .metadata()
             .map_err(|e| Error::io("stat", store.path_of(id))(e))?;
         if !meta.is_file() {
-            return Err(store.corrupt(id, "not a regular file"));
+            return Err(store.corrupt(id, NOT_A_FILE));
         }
-        let len = meta.len();
-        store.check_len(id, len)?;
-        let bytes = if len - (MIN_FILE_LEN as u64) < MMAP_THRESHOLD {
-            let mut buf = std::mem::take(&mut self.buf);
-            store.read_whole(id, &mut file, &store.path_of(id), len, &mut buf)?;
-            Bytes::Buf(buf)
-        } else {
-            Bytes::Map(store.map_object(&file, &store.path_of(id))?)
+        let mut buf = std::mem::take(&mut self.buf);
+        let (map, kind, range) = store.load(id, &file, meta.len(), &mut buf, verify_hash)?;
+        let bytes = match map {
+            Some(map) => {
+                self.buf = buf;
+                Bytes::Map(map)
+            }
+            None => Bytes::Buf(buf),
         };
-        let (kind, range) = store.check_bytes(id, bytes.as_slice(), verify_hash)?;
         Ok(Payload {
             id: *id,
             kind,
@@ -175,62 +149,47 @@ impl Reader {
     /// existence check. [`Error::NotFound`] when there is no file; a
     /// symlink or anything else that is not a regular file is corrupt.
     pub fn file_len(&mut self, id: &ObjectId) -> Result<u64> {
-        let st = match self.at(id, |dir, name| {
+        let Some(st) = self.at(id, "stat", |dir, name| {
             rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
-        })? {
-            Lookup::Found(st) => st,
-            Lookup::NotFound => return Err(Error::NotFound(*id)),
+        })?
+        else {
+            return Err(Error::NotFound(*id));
         };
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-            return Err(self.store.corrupt(id, "not a regular file"));
+            return Err(self.store.corrupt(id, NOT_A_FILE));
         }
         Ok(st.st_size as u64)
     }
 
-    /// Run `op` on the object's name relative to its shard directory,
-    /// retrying once through a freshly opened directory when the name is
-    /// not found; ELOOP (a symlink under `NOFOLLOW`) is corruption.
+    /// Run `op` (named `what` in errors) on the object's name relative to
+    /// its shard directory, retrying once through a freshly opened
+    /// directory when the name is not found; `None` when it is not there.
+    /// ELOOP (a symlink under `NOFOLLOW`) is corruption.
     fn at<T>(
         &mut self,
         id: &ObjectId,
+        what: &'static str,
         op: impl Fn(&OwnedFd, &[u8]) -> rustix::io::Result<T>,
-    ) -> Result<Lookup<T>> {
+    ) -> Result<Option<T>> {
         let hex = id.hex_bytes();
-        let name = &hex[2..];
+        let (shard_name, name) = hex.split_at(2);
         let shard = usize::from(id.as_bytes()[0]);
         for fresh in [false, true] {
             if fresh || self.dirs[shard].is_none() {
-                self.dirs[shard] = self.open_shard(&hex[..2])?;
+                let shard_name = std::str::from_utf8(shard_name).unwrap_or_default();
+                self.dirs[shard] = self.store.open_shard_dir(shard_name)?;
             }
             let Some(dir) = &self.dirs[shard] else {
-                return Ok(Lookup::NotFound);
+                return Ok(None);
             };
             match op(dir, name) {
-                Ok(v) => return Ok(Lookup::Found(v)),
+                Ok(v) => return Ok(Some(v)),
                 Err(Errno::NOENT) if !fresh => {}
-                Err(Errno::NOENT) => return Ok(Lookup::NotFound),
-                Err(Errno::LOOP) => {
-                    return Err(self.store.corrupt(
-                        id,
-                        "is a symbolic link, not an object file (refusing to follow it)",
-                    ));
-                }
-                Err(e) => return Err(Error::io("open", self.store.path_of(id))(e.into())),
+                Err(Errno::NOENT) => return Ok(None),
+                Err(Errno::LOOP) => return Err(self.store.corrupt(id, SYMLINK)),
+                Err(e) => return Err(Error::io(what, self.store.path_of(id))(e.into())),
             }
         }
-        Ok(Lookup::NotFound)
-    }
-
-    fn open_shard(&self, shard: &[u8]) -> Result<Option<OwnedFd>> {
-        let path: PathBuf = self
-            .store
-            .dir()
-            .join(String::from_utf8_lossy(shard).as_ref());
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        match rustix::fs::open(&path, flags, Mode::empty()) {
-            Ok(fd) => Ok(Some(fd)),
-            Err(Errno::NOENT) => Ok(None),
-            Err(e) => Err(Error::io("open shard directory", &path)(e.into())),
-        }
+        Ok(None)
     }
 }

@@ -23,18 +23,17 @@
 //! and the unlink, a window of one read of the file.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
 use rustix::fs::{AtFlags, Mode, OFlags};
 
-use super::header::{self, MIN_FILE_LEN};
-use super::{GcGuard, MMAP_THRESHOLD};
+use super::GcGuard;
+use super::read::{NOT_A_FILE, SYMLINK};
 use crate::ObjectId;
 use crate::error::{Error, Result};
-use crate::map::map_file;
 
 /// How a sweep judges a candidate.
 #[derive(Debug, Clone, Copy)]
@@ -83,28 +82,20 @@ impl GcGuard {
     /// Open the shard directory named `shard` (two lowercase hex digits) for
     /// sweeping; `None` if it does not exist.
     pub fn open_shard(&self, shard: &str) -> Result<Option<ShardSweep<'_>>> {
+        let path = self.store.dir().join(shard);
         let Ok(shard_bytes) = <[u8; 2]>::try_from(shard.as_bytes()) else {
-            return Err(Error::io(
-                "open shard directory",
-                self.store.dir().join(shard),
-            )(io::Error::new(
+            return Err(Error::io("open shard directory", path)(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "not a two-digit shard name",
             )));
         };
-        let path = self.store.dir().join(shard);
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        match rustix::fs::open(&path, flags, Mode::empty()) {
-            Ok(dir) => Ok(Some(ShardSweep {
-                guard: self,
-                dir,
-                path,
-                shard: shard_bytes,
-                buf: Vec::new(),
-            })),
-            Err(rustix::io::Errno::NOENT) => Ok(None),
-            Err(e) => Err(Error::io("open shard directory", &path)(e.into())),
-        }
+        Ok(self.store.open_shard_dir(shard)?.map(|dir| ShardSweep {
+            guard: self,
+            dir,
+            path,
+            shard: shard_bytes,
+            buf: Vec::new(),
+        }))
     }
 
     /// Judge one candidate and, unless it is kept, delete it. Opens its
@@ -127,59 +118,58 @@ impl ShardSweep<'_> {
 
     /// Judge `id` (which must belong to this shard) and delete it unless it
     /// is kept. See the module documentation for the order of the checks.
+    /// Errors name the object's file.
     pub fn sweep(&mut self, id: &ObjectId, check: &SweepCheck) -> Result<SweepOutcome> {
+        let store = &self.guard.store;
         let hex = id.hex_bytes();
         if hex[..2] != self.shard {
-            return Err(Error::io("sweep", self.path.join(id.to_hex()))(
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "object id does not belong to this shard directory",
-                ),
-            ));
+            return Err(Error::io("sweep", store.path_of(id))(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "object id does not belong to this shard directory",
+            )));
         }
         let name = &hex[2..];
-        let dir_path = &self.path;
-        let file_path = || file_path(dir_path, name);
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let mut file = match rustix::fs::openat(&self.dir, name, flags, Mode::empty()) {
+        let file = match rustix::fs::openat(&self.dir, name, flags, Mode::empty()) {
             Ok(fd) => File::from(fd),
             Err(rustix::io::Errno::NOENT) => return Ok(SweepOutcome::Missing),
             Err(rustix::io::Errno::LOOP) => {
                 return Ok(SweepOutcome::Corrupt {
                     len: 0,
-                    reason: "is a symbolic link, not an object file (refusing to follow it)".into(),
+                    reason: SYMLINK.into(),
                 });
             }
-            Err(e) => return Err(Error::io("open", file_path())(e.into())),
+            Err(e) => return Err(Error::io("open", store.path_of(id))(e.into())),
         };
-        let meta = file.metadata().map_err(Error::io("stat", file_path()))?;
+        let meta = file
+            .metadata()
+            .map_err(Error::io("stat", store.path_of(id)))?;
         let len = meta.len();
         if !meta.is_file() {
             return Ok(SweepOutcome::Corrupt {
                 len,
-                reason: "not a regular file".into(),
+                reason: NOT_A_FILE.into(),
             });
         }
         let modified = meta
             .modified()
-            .map_err(Error::io("read mtime of", file_path()))?;
+            .map_err(Error::io("read mtime of", store.path_of(id)))?;
         if self.guard.is_protected(id) {
             return Ok(SweepOutcome::Protected(len));
         }
         if modified >= check.cutoff {
             return Ok(SweepOutcome::Recent(len));
         }
-        if let Some(reason) = verify(&mut self.buf, &mut file, id, len, check.verify_hash)
-            .map_err(|(what, e)| Error::io(what, file_path())(e))?
-        {
-            return Ok(SweepOutcome::Corrupt { len, reason });
+        match store.load(id, &file, len, &mut self.buf, check.verify_hash) {
+            Ok(_) => {}
+            Err(Error::Corrupt { reason, .. }) => return Ok(SweepOutcome::Corrupt { len, reason }),
+            Err(e) => return Err(e),
         }
         drop(file);
         if check.dry_run {
             return Ok(SweepOutcome::WouldDelete(len));
         }
-        let pins = &self.guard.store.inner.pins;
-        let _shard = pins.shard_lock(id);
+        let _shard = store.inner.pins.shard_lock(id);
         if self.guard.is_protected(id) {
             return Ok(SweepOutcome::Protected(len));
         }
@@ -188,56 +178,7 @@ impl ShardSweep<'_> {
         }) {
             Ok(()) => Ok(SweepOutcome::Deleted(len)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(SweepOutcome::Missing),
-            Err(e) => Err(Error::io("delete", file_path())(e)),
+            Err(e) => Err(Error::io("delete", store.path_of(id))(e)),
         }
     }
-}
-
-fn file_path(dir: &std::path::Path, name: &[u8]) -> PathBuf {
-    dir.join(String::from_utf8_lossy(name).as_ref())
-}
-
-/// `Some(reason)` when the open file is not a sound object named `id`; an
-/// I/O failure comes back with the operation it interrupted.
-fn verify(
-    buf: &mut Vec<u8>,
-    file: &mut File,
-    id: &ObjectId,
-    len: u64,
-    verify_hash: bool,
-) -> std::result::Result<Option<String>, (&'static str, io::Error)> {
-    if len < MIN_FILE_LEN as u64 {
-        return Ok(Some(format!(
-            "file is {len} bytes, shorter than the {MIN_FILE_LEN}-byte minimum"
-        )));
-    }
-    let map;
-    let bytes: &[u8] = if len - (MIN_FILE_LEN as u64) < MMAP_THRESHOLD {
-        buf.resize(len as usize, 0);
-        match file.read_exact(buf) {
-            Ok(()) => buf,
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                return Ok(Some(format!(
-                    "file shrank below its {len} bytes while being read"
-                )));
-            }
-            Err(e) => return Err(("read", e)),
-        }
-    } else {
-        map = crate::fault::point("objects.map")
-            .and_then(|()| map_file(file))
-            .map_err(|e| ("map", e))?;
-        &map
-    };
-    let (h, range) = match header::parse_file(bytes, Some(id)) {
-        Ok(parsed) => parsed,
-        Err(reason) => return Ok(Some(reason)),
-    };
-    if verify_hash {
-        let actual = ObjectId::compute(h.kind, &bytes[range]);
-        if actual != *id {
-            return Ok(Some(format!("content hashes to {actual}")));
-        }
-    }
-    Ok(None)
 }
