@@ -249,14 +249,18 @@ pub fn run(point: &'static str, fault: Fault) -> Report {
             Err(err) => check_err(point, "checkpoint (apply)", &err, Some(e)),
         }
         std::fs::write(dir.join("objects/tmp/obj-4000000001-9.tmp"), b"stale").unwrap();
-        let shard = dir.join("objects/ee");
-        if std::fs::create_dir(&shard).is_ok() {
-            let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
-            std::fs::File::open(&shard)
-                .unwrap()
-                .set_modified(old)
-                .unwrap();
-        }
+        // A shard no object of this run landed in (ids depend on commit
+        // times, so a fixed name would sometimes be taken and recent).
+        let shard = (0..=255u8)
+            .map(|b| dir.join(format!("objects/{b:02x}")))
+            .find(|p| !p.exists())
+            .expect("a free shard name among 256");
+        std::fs::create_dir(&shard).unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        std::fs::File::open(&shard)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         if let Err(err) = e.retain(Keep::Commits(NonZeroU64::new(1000).unwrap())) {
             check_err(point, "retain", &err, Some(e));
         }
