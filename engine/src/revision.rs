@@ -196,7 +196,26 @@ fn commit_of(repo: &Repository, rev: &str, id: ObjectId) -> Result<ObjectId> {
 
 /// Resolve `rev` to an object id.
 pub fn resolve(repo: &Repository, rev: &str) -> Result<ObjectId> {
-    let parsed = parse(rev)?;
+    resolve_parsed(repo, rev, parse(rev)?)
+}
+
+/// Resolve `rev` followed by the step `@{t}` (`t` in ns since the epoch),
+/// for a time given apart from the revision (`replay --at`). `rev` must
+/// name a commit, so it cannot end in `:PATH`.
+pub fn resolve_at(repo: &Repository, rev: &str, t: i64) -> Result<ObjectId> {
+    let mut parsed = parse(rev)?;
+    if parsed.path.is_some() {
+        return Err(Error::revision(
+            rev,
+            "a time applies to a commit, not to a path in its tree",
+        ));
+    }
+    parsed.steps.push(Step::At(t));
+    resolve_parsed(repo, rev, parsed)
+}
+
+/// Resolve an already parsed revision; `rev` is its text, for errors.
+fn resolve_parsed(repo: &Repository, rev: &str, parsed: Revision<'_>) -> Result<ObjectId> {
     let (mut id, mut via_ref) = resolve_base(repo, rev, parsed.base)?;
     for step in &parsed.steps {
         id = commit_of(repo, rev, id)?;

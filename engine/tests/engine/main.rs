@@ -1,6 +1,8 @@
 //! Integration tests for sydra-engine, one module per scenario family.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// The `sydra` command: exit status classes and how names are printed.
+mod cli;
 /// Shared helpers: engines in temp dirs, replay collection.
 mod common;
 /// Crash test: a child appends with SyncMode::Always and is SIGKILLed.

@@ -3,7 +3,11 @@
 use std::fmt;
 use std::io;
 
-/// A usage error (exit status 2).
+/// A usage error (exit status 2): the command line itself is wrong (a
+/// missing or contradictory argument, a value that does not parse), as
+/// opposed to a well-formed request that failed (exit status 1). Argument
+/// values are validated by clap's value parsers where possible, which exit 2
+/// on their own; this type covers the checks clap cannot express.
 #[derive(Debug)]
 pub struct Usage(pub String);
 
@@ -18,6 +22,17 @@ impl std::error::Error for Usage {}
 /// Build a usage error.
 pub fn usage(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Usage(msg.into()))
+}
+
+/// The exit status for an error: 2 when a [`Usage`] error is anywhere in the
+/// chain (a context added on the way up must not turn it into a failure),
+/// else 1.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.chain().any(|c| c.is::<Usage>()) {
+        2
+    } else {
+        1
+    }
 }
 
 /// The error and its causes as one sentence, without repeating a cause the

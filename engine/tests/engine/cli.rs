@@ -1,0 +1,101 @@
+//! The `sydra` command's contract: exit status (0 success, 1 a failed check
+//! or operation, 2 a usage error) and how it prints what it is given.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn sydra(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sydra"))
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}: {}",
+        o.status.code(),
+        stderr(o)
+    );
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+/// A store with one checkpoint of three records.
+fn store_with_a_checkpoint(dir: &Path) {
+    ok(&sydra(dir, &["init"]));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sydra"))
+        .arg("--dir")
+        .arg(dir)
+        .args(["wal", "append"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"a\nb\nc\n").unwrap();
+    ok(&child.wait_with_output().unwrap());
+    ok(&sydra(dir, &["checkpoint"]));
+}
+
+#[test]
+fn log_of_an_empty_store_is_a_failed_operation_not_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(&sydra(dir.path(), &["init"]));
+    let out = sydra(dir.path(), &["log"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no commits yet"), "{}", stderr(&out));
+}
+
+#[test]
+fn demo_arguments_out_of_range_are_usage_errors_and_touch_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    for args in [
+        ["--hours", "1"],
+        ["--hours", "0"],
+        ["--series", "0"],
+        ["--writers", "0"],
+    ] {
+        let mut all = vec!["demo"];
+        all.extend(args);
+        let out = sydra(&demo, &all);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(args[0]), "{args:?}: {}", stderr(&out));
+        assert!(!demo.exists(), "{args:?} created the demo directory");
+    }
+}
+
+#[test]
+fn replay_at_a_bad_time_is_a_usage_error_naming_what_was_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_a_checkpoint(dir.path());
+    for bad in ["notatime", "2026-11-21"] {
+        let out = sydra(dir.path(), &["replay", "--at", bad]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
+        assert!(err.contains(bad), "{bad}: {err}");
+        assert!(
+            !err.contains("@{"),
+            "{bad}: names a revision never typed: {err}"
+        );
+    }
+    // A well-formed time before the first commit is a failed operation that
+    // names the ref, not a made-up `ref@{time}`.
+    let out = sydra(dir.path(), &["replay", "--at", "1000"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("refs/heads/main"), "{err}");
+    assert!(!err.contains("@{"), "{err}");
+    // And a time after it replays that checkpoint: it applied nothing, so
+    // all three records.
+    let out = ok(&sydra(dir.path(), &["replay", "--at", "4000000000"]));
+    assert_eq!(out, "1\ta\n2\tb\n3\tc\n");
+}
