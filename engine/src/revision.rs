@@ -93,9 +93,7 @@ pub fn parse(rev: &str) -> Result<Revision<'_>> {
                 return Err(Error::revision(rev, "\"@{\" without a closing \"}\""));
             };
             let text = &after[..end];
-            let t = parse_time(text).ok_or_else(|| {
-                Error::revision(rev, format!("{text:?} is not a time (use RFC 3339, e.g. 2026-11-21T10:30:00Z, or Unix seconds)"))
-            })?;
+            let t = parse_time(text).map_err(|e| Error::revision(rev, e.to_string()))?;
             steps.push(Step::At(t));
             rest = &after[end + 1..];
         } else {
@@ -296,6 +294,9 @@ mod tests {
             "@{1}",
             "main@{",
             "main@{yesterday}",
+            "main@{2026-02-31T00:00:00Z}",
+            "main@{2026-11-21T10:30:00+99:99}",
+            "main@{9999-01-01T00:00:00Z}",
             "main~x",
             "main^",
             "main~99999999999999999999999",

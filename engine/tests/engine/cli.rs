@@ -77,7 +77,13 @@ fn demo_arguments_out_of_range_are_usage_errors_and_touch_nothing() {
 fn replay_at_a_bad_time_is_a_usage_error_naming_what_was_typed() {
     let dir = tempfile::tempdir().unwrap();
     store_with_a_checkpoint(dir.path());
-    for bad in ["notatime", "2026-11-21"] {
+    for bad in [
+        "notatime",
+        "2026-11-21",
+        "2026-02-31T00:00:00Z",
+        "2026-11-21T10:30:00+99:99",
+        "9999-01-01T00:00:00Z",
+    ] {
         let out = sydra(dir.path(), &["replay", "--at", bad]);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{bad}: {err}");

@@ -337,9 +337,7 @@ pub fn diff(dir: &Path, a: DiffArgs) -> anyhow::Result<u8> {
 
 /// A time argument (clap value parser: a bad one is a usage error, exit 2).
 fn time_arg(s: &str) -> Result<i64, String> {
-    sydra_engine::time::parse_time(s).ok_or_else(|| {
-        format!("{s:?} is not a time (use RFC 3339, e.g. 2026-11-21T10:30:00Z, or Unix seconds)")
-    })
+    sydra_engine::time::parse_time(s).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, clap::Args)]
