@@ -105,3 +105,57 @@ fn replay_at_a_bad_time_is_a_usage_error_naming_what_was_typed() {
     let out = ok(&sydra(dir.path(), &["replay", "--at", "4000000000"]));
     assert_eq!(out, "1\ta\n2\tb\n3\tc\n");
 }
+
+#[test]
+fn names_with_control_characters_are_quoted_as_git_quotes_them() {
+    use sydra_engine::Repository;
+    use sydra_engine::objects::{Entry, Kind, Tree};
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, _) = Repository::init(dir.path()).unwrap();
+    let blob = repo.objects().put(Kind::Blob, b"x").unwrap();
+    let blob2 = repo.objects().put(Kind::Blob, b"y").unwrap();
+    let entry = |name: &str, id| Entry {
+        kind: Kind::Blob,
+        name: name.into(),
+        id,
+    };
+    let tree = |entries| {
+        let t = Tree::from_entries(entries).unwrap();
+        repo.objects().put(Kind::Tree, &t.encode()).unwrap()
+    };
+    // A name with a newline could otherwise pass for two entries.
+    let forged =
+        "evil\nblob 0000000000000000000000000000000000000000000000000000000000000000\tfake";
+    let inner = tree(vec![entry("a\tb", blob), entry("q\"\\", blob)]);
+    let old = tree(vec![
+        entry(forged, blob),
+        entry("plain", blob),
+        Entry {
+            kind: Kind::Tree,
+            name: "dir\u{1}".into(),
+            id: inner,
+        },
+    ]);
+    let new = tree(vec![entry(forged, blob2), entry("plain", blob)]);
+    let quoted_forged =
+        "\"evil\\nblob 0000000000000000000000000000000000000000000000000000000000000000\\tfake\"";
+
+    let top = ok(&sydra(dir.path(), &["ls-tree", &old.to_hex()]));
+    assert_eq!(top.lines().count(), 3, "{top}");
+    assert!(top.contains(&format!("\t{quoted_forged}\n")), "{top}");
+    assert!(top.contains("\tplain\n"), "{top}");
+    assert!(top.contains("\t\"dir\\001\"\n"), "{top}");
+
+    let all = ok(&sydra(dir.path(), &["ls-tree", "-r", &old.to_hex()]));
+    assert_eq!(all.lines().count(), 4, "{all}");
+    assert!(all.contains("\t\"dir\\001/a\\tb\"\n"), "{all}");
+    assert!(all.contains("\t\"dir\\001/q\\\"\\\\\"\n"), "{all}");
+
+    let cat = ok(&sydra(dir.path(), &["cat-file", "-p", &old.to_hex()]));
+    assert_eq!(cat, top);
+
+    let diff = ok(&sydra(dir.path(), &["diff", &old.to_hex(), &new.to_hex()]));
+    assert_eq!(diff.lines().count(), 3, "{diff}");
+    assert!(diff.contains(&format!("\t{quoted_forged}\n")), "{diff}");
+    assert!(diff.contains("\t\"dir\\001/a\\tb\"\n"), "{diff}");
+}

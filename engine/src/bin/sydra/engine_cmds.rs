@@ -9,6 +9,8 @@ use sydra_engine::time::format_rfc3339;
 use sydra_engine::wal::{SyncMode, WalOptions};
 use sydra_engine::{Engine, Options, Replay, Repository, Tail, main_ref};
 
+use crate::util::quote_path;
+
 fn open_engine(dir: &Path, sync: SyncMode) -> anyhow::Result<Engine> {
     let opts = Options {
         wal: WalOptions {
@@ -327,7 +329,7 @@ pub fn diff(dir: &Path, a: DiffArgs) -> anyhow::Result<u8> {
                 c.kind.code(),
                 id(c.old),
                 id(c.new),
-                c.path
+                quote_path(&c.path)
             )?;
         }
     }
