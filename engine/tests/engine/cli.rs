@@ -159,3 +159,45 @@ fn names_with_control_characters_are_quoted_as_git_quotes_them() {
     assert!(diff.contains(&format!("\t{quoted_forged}\n")), "{diff}");
     assert!(diff.contains("\t\"dir\\001/a\\tb\"\n"), "{diff}");
 }
+
+#[test]
+fn fsck_summarises_thousands_of_leftovers_and_json_lists_them_all() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_a_checkpoint(dir.path());
+    // What an interrupted bulk write leaves: temp files of a process that is
+    // gone (pid_max is at most 2^22, so this pid cannot be running).
+    let tmp = dir.path().join("objects").join("tmp");
+    for n in 0..2000 {
+        std::fs::write(tmp.join(format!("obj-4194305-{n}.tmp")), b"partial").unwrap();
+    }
+    let out = sydra(dir.path(), &["fsck"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "leftovers are notes: {}",
+        stderr(&out)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let leftover_lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("note: leftover:"))
+        .collect();
+    assert_eq!(leftover_lines.len(), 4, "{text}");
+    assert!(
+        leftover_lines[3].contains("1997 more")
+            && leftover_lines[3].contains("2000 leftover notes in all"),
+        "{text}"
+    );
+    assert!(
+        text.lines().last().unwrap().starts_with("checked "),
+        "{text}"
+    );
+
+    let out = sydra(dir.path(), &["fsck", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let notes = v["notes"].as_array().unwrap();
+    assert_eq!(
+        notes.iter().filter(|n| n["check"] == "leftover").count(),
+        2000
+    );
+}
