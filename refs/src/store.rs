@@ -4,8 +4,8 @@
 //! <dir>/HEAD                  "ref: refs/heads/main\n" (only ever symbolic)
 //! <dir>/refs/<name...>        "<64 hex>\n" or "ref: <name>\n"
 //! <dir>/refs/<name...>.lock   held by an update in progress (or left by a crash)
-//! <dir>/logs/HEAD             reflog of HEAD
-//! <dir>/logs/refs/<name...>   reflog of each ref (kept when the ref is deleted)
+//! <dir>/logs/refs/<name...>   reflog of each ref (kept when the ref is deleted);
+//!                             HEAD, only ever symbolic, has none
 //! ```
 //!
 //! Readers take no lock: a ref changes only by an atomic rename, so a read
