@@ -18,11 +18,10 @@
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use sydra_objects::{Batch, Bump, Commit, Durability, Kind, ObjectId, TreeBuilder};
-use sydra_refs::{PreviousValue, RefName};
+use sydra_refs::{PreviousValue, RefName, now_ns};
 
 use crate::error::{Error, Result};
 use crate::index;
@@ -430,13 +429,6 @@ impl Drop for Engine {
         // makes the release explicit for readers of this code.
         let _ = self.lock.unlock();
     }
-}
-
-/// Nanoseconds since the Unix epoch.
-pub fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 /// A valid ref-name component for a time: `YYYY-MM-DDTHH-MM-SS.nnnnnnnnnZ`.

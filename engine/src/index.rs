@@ -5,6 +5,7 @@ use sydra_objects::{Kind, ObjectId, Store};
 
 use crate::error::{Error, Result};
 use crate::wal::Chunk;
+use crate::wal::record::parse_seq_name;
 
 /// The tree path of the index.
 pub const INDEX_DIR: &str = "wal/index";
@@ -17,14 +18,6 @@ pub fn chunk_path(segment: u64, first_seq: u64) -> String {
 /// The tree path of one segment's chunks.
 pub fn segment_path(segment: u64) -> String {
     format!("{INDEX_DIR}/{segment:020}")
-}
-
-fn parse_num(name: &str) -> Option<u64> {
-    if name.len() == 20 && name.bytes().all(|b| b.is_ascii_digit()) {
-        name.parse().ok()
-    } else {
-        None
-    }
 }
 
 /// Walk `root` down `path`; `None` when a component is missing.
@@ -51,7 +44,7 @@ pub fn segments(store: &Store, root: ObjectId) -> Result<Vec<u64>> {
         .tree()?
         .entries
         .iter()
-        .filter_map(|e| parse_num(e.name))
+        .filter_map(|e| parse_seq_name(e.name))
         .collect();
     out.sort_unstable();
     Ok(out)
@@ -65,7 +58,7 @@ pub fn chunks(store: &Store, root: ObjectId) -> Result<Vec<(ObjectId, Chunk)>> {
     let mut out = Vec::new();
     let idx_obj = store.get(&index)?;
     for seg in idx_obj.tree()?.entries {
-        let Some(seg_seq) = parse_num(seg.name) else {
+        let Some(seg_seq) = parse_seq_name(seg.name) else {
             return Err(Error::revision(
                 INDEX_DIR,
                 format!("unexpected index entry {:?} in tree {index}", seg.name),
@@ -77,7 +70,7 @@ pub fn chunks(store: &Store, root: ObjectId) -> Result<Vec<(ObjectId, Chunk)>> {
             blob.expect(Kind::Blob)?;
             let chunk = Chunk::decode(&blob.data)
                 .map_err(|source| sydra_objects::Error::Decode { id: e.id, source })?;
-            if chunk.segment != seg_seq || parse_num(e.name) != Some(chunk.first_seq) {
+            if chunk.segment != seg_seq || parse_seq_name(e.name) != Some(chunk.first_seq) {
                 return Err(Error::ChunkMismatch {
                     chunk: e.id,
                     path: format!("{INDEX_DIR}/{}/{}", seg.name, e.name).into(),

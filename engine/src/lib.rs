@@ -22,7 +22,7 @@ pub mod section;
 pub mod time;
 pub mod wal;
 
-pub use engine::{Checkpoint, Engine, OpenReport, Options, main_ref, now_ns, snapshot_name};
+pub use engine::{Checkpoint, Engine, OpenReport, Options, main_ref, snapshot_name};
 pub use error::{Error, Result};
 pub use layout::Layout;
 pub use replay::{Record, Replay, Tail};
@@ -30,6 +30,7 @@ pub use repo::Repository;
 pub use sydra_gc as gc;
 pub use sydra_objects as objects;
 pub use sydra_refs as refs;
+pub use sydra_refs::now_ns;
 
 /// The fault points of this crate (see `sydra_objects::fault`).
 pub const FAULT_POINTS: &[&str] = &[

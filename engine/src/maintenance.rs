@@ -47,7 +47,7 @@ use crate::error::{Error, Result};
 use crate::index::{INDEX_DIR, tree_at};
 use crate::replay::{Replay, Tail};
 use crate::repo::Repository;
-use crate::wal::record::{parse_segment_file_name, segment_file_name};
+use crate::wal::record::{parse_segment_file_name, parse_seq_name, segment_file_name};
 use crate::wal::{Chunk, SegmentView, WalError, list_segments};
 
 /// What [`Engine::gc`] found and did.
@@ -141,14 +141,6 @@ impl Visitor for Commits {
     }
 }
 
-fn parse_num(name: &str) -> Option<u64> {
-    if name.len() == 20 && name.bytes().all(|b| b.is_ascii_digit()) {
-        name.parse().ok()
-    } else {
-        None
-    }
-}
-
 /// The `wal/index` trees of the reachable commits, each with its lowest
 /// applied seq.
 fn index_trees(store: &Store, commits: &Commits) -> Result<HashMap<ObjectId, Reacher>> {
@@ -187,7 +179,7 @@ fn needed_segments(store: &Store, commits: &Commits) -> Result<BTreeMap<u64, Obj
             Err(e) => return Err(e.into()),
         };
         for e in obj.tree()?.entries {
-            let Some(seg) = parse_num(e.name) else {
+            let Some(seg) = parse_seq_name(e.name) else {
                 continue;
             };
             let last = match max_last.get(&e.id) {
@@ -416,7 +408,7 @@ fn check_wal(
         let Ok(obj) = store.get(&idx) else { continue };
         let Ok(tree) = obj.tree() else { continue };
         for seg_entry in &tree.entries {
-            let Some(seg) = parse_num(seg_entry.name).filter(|_| seg_entry.kind == Kind::Tree)
+            let Some(seg) = parse_seq_name(seg_entry.name).filter(|_| seg_entry.kind == Kind::Tree)
             else {
                 report.problems.push(Finding::new(
                     "wal",
@@ -461,7 +453,7 @@ fn check_wal(
                         continue;
                     }
                 };
-                if chunk.segment != seg || parse_num(e.name) != Some(chunk.first_seq) {
+                if chunk.segment != seg || parse_seq_name(e.name) != Some(chunk.first_seq) {
                     report.problems.push(Finding::new(
                         "wal",
                         Some(e.id),

@@ -77,6 +77,13 @@ impl Repository {
         crate::revision::resolve(self, rev)
     }
 
+    /// Resolve `rev@{t}` for a time the caller parsed itself (`t` in ns since
+    /// the epoch): errors name `rev` as given, not a revision text the user
+    /// never typed.
+    pub fn resolve_at(&self, rev: &str, t: i64) -> Result<ObjectId> {
+        crate::revision::resolve_at(self, rev, t)
+    }
+
     /// Resolve a ref name given in full (`refs/heads/main`, `HEAD`) or short
     /// (`main`, a snapshot name) to the full name of an existing ref.
     pub fn find_ref(&self, name: &str) -> Result<Option<RefName>> {

@@ -93,9 +93,7 @@ pub fn parse(rev: &str) -> Result<Revision<'_>> {
                 return Err(Error::revision(rev, "\"@{\" without a closing \"}\""));
             };
             let text = &after[..end];
-            let t = parse_time(text).ok_or_else(|| {
-                Error::revision(rev, format!("{text:?} is not a time (use RFC 3339, e.g. 2026-11-21T10:30:00Z, or Unix seconds)"))
-            })?;
+            let t = parse_time(text).map_err(|e| Error::revision(rev, e.to_string()))?;
             steps.push(Step::At(t));
             rest = &after[end + 1..];
         } else {
@@ -196,7 +194,26 @@ fn commit_of(repo: &Repository, rev: &str, id: ObjectId) -> Result<ObjectId> {
 
 /// Resolve `rev` to an object id.
 pub fn resolve(repo: &Repository, rev: &str) -> Result<ObjectId> {
-    let parsed = parse(rev)?;
+    resolve_parsed(repo, rev, parse(rev)?)
+}
+
+/// Resolve `rev` followed by the step `@{t}` (`t` in ns since the epoch),
+/// for a time given apart from the revision (`replay --at`). `rev` must
+/// name a commit, so it cannot end in `:PATH`.
+pub fn resolve_at(repo: &Repository, rev: &str, t: i64) -> Result<ObjectId> {
+    let mut parsed = parse(rev)?;
+    if parsed.path.is_some() {
+        return Err(Error::revision(
+            rev,
+            "a time applies to a commit, not to a path in its tree",
+        ));
+    }
+    parsed.steps.push(Step::At(t));
+    resolve_parsed(repo, rev, parsed)
+}
+
+/// Resolve an already parsed revision; `rev` is its text, for errors.
+fn resolve_parsed(repo: &Repository, rev: &str, parsed: Revision<'_>) -> Result<ObjectId> {
     let (mut id, mut via_ref) = resolve_base(repo, rev, parsed.base)?;
     for step in &parsed.steps {
         id = commit_of(repo, rev, id)?;
@@ -277,6 +294,9 @@ mod tests {
             "@{1}",
             "main@{",
             "main@{yesterday}",
+            "main@{2026-02-31T00:00:00Z}",
+            "main@{2026-11-21T10:30:00+99:99}",
+            "main@{9999-01-01T00:00:00Z}",
             "main~x",
             "main^",
             "main~99999999999999999999999",

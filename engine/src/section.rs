@@ -12,7 +12,9 @@ use sydra_objects::{Batch, Bump, Commit, Durability, Kind, ObjectId, TreeBuilder
 use sydra_refs::{PreviousValue, RefName};
 
 use crate::diff::path_history_until;
-use crate::engine::{Poison, now_ns};
+use sydra_refs::now_ns;
+
+use crate::engine::Poison;
 use crate::error::{Error, Result};
 use crate::index::tree_at;
 use crate::repo::Repository;

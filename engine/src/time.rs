@@ -1,126 +1,121 @@
-//! Time formatting and parsing without a calendar dependency.
+//! Times as commands and revisions take them, and as the engine prints them.
+//!
+//! Two forms are accepted, and nothing else:
+//!
+//! - **RFC 3339** (`2026-11-21T10:30:00Z`, `2026-11-21T12:30:00.5+02:00`):
+//!   parsed by the `time` crate's strict RFC 3339 parser, so the date must
+//!   exist (no 31 February), the offset must be a real one (hours < 24,
+//!   minutes < 60), and an offset (`Z` or `±HH:MM`) is required. Fractional
+//!   seconds past nine digits are dropped.
+//! - **Unix seconds** (`1700000000`, `-1`, `1700000000.25`), at most nine
+//!   fractional digits.
+//!
+//! Either must fall within what an `i64` of nanoseconds since the epoch
+//! holds (1677-09-21T00:12:43.145224192Z to 2262-04-11T23:47:16.854775807Z);
+//! later years are refused, not wrapped.
 
-/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Why a string is not a time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{input:?} is not a time ({reason}; use RFC 3339, e.g. 2026-11-21T10:30:00Z, or Unix seconds)"
+)]
+#[non_exhaustive]
+pub struct ParseTimeError {
+    /// The text as given.
+    pub input: String,
+    /// What is wrong with it.
+    pub reason: String,
 }
 
-/// (year, month, day) to days since 1970-01-01.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+impl ParseTimeError {
+    fn new(input: &str, reason: impl Into<String>) -> ParseTimeError {
+        ParseTimeError {
+            input: input.to_owned(),
+            reason: reason.into(),
+        }
+    }
 }
 
-/// Nanoseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
+const OUT_OF_RANGE: &str = "outside 1677-09-21 .. 2262-04-11, the range of i64 nanoseconds";
+
+/// Nanoseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` (always
+/// nine fractional digits, always UTC), which [`parse_time`] reads back.
 pub fn format_rfc3339(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let nanos = ns.rem_euclid(1_000_000_000);
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
+    // Every i64 of nanoseconds is within the `time` crate's range (years
+    // -9999..=9999), so the conversion cannot fail; the fallback keeps this
+    // function total without a panic path.
+    let Ok(t) = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns)) else {
+        return format!("{ns}ns");
+    };
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.nanosecond()
     )
 }
 
-/// Parse a time: Unix seconds (`1700000000`, optionally fractional) or
-/// RFC 3339 (`2026-11-21T10:30:00Z`, `…+02:00`, fractional seconds allowed).
-/// Returns nanoseconds since the epoch.
-pub fn parse_time(s: &str) -> Option<i64> {
+/// Parse a time (the forms in the module docs) to nanoseconds since the
+/// epoch.
+pub fn parse_time(s: &str) -> Result<i64, ParseTimeError> {
     let s = s.trim();
-    if let Some(v) = parse_unix(s) {
-        return Some(v);
+    if s.is_empty() {
+        return Err(ParseTimeError::new(s, "it is empty"));
     }
-    let b = s.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
+    if s.bytes()
+        .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
+        && !s[1..].contains('-')
     {
-        return None;
+        return parse_unix(s);
     }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<u32>().ok();
-    let (y, mo, d, h, mi, se) = (
-        num(0..4)?,
-        num(5..7)?,
-        num(8..10)?,
-        num(11..13)?,
-        num(14..16)?,
-        num(17..19)?,
-    );
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    let mut rest = &s[19..];
-    let mut nanos: i64 = 0;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits: String = frac.chars().take_while(char::is_ascii_digit).collect();
-        if digits.is_empty() || digits.len() > 9 {
-            return None;
-        }
-        nanos = format!("{digits:0<9}").parse().ok()?;
-        rest = &frac[digits.len()..];
-    }
-    let offset_secs: i64 = match rest {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes().first()? {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let hh: i64 = rest.get(1..3)?.parse().ok()?;
-            if rest.get(3..4)? != ":" || rest.len() != 6 {
-                return None;
-            }
-            let mm: i64 = rest.get(4..6)?.parse().ok()?;
-            sign * (hh * 3600 + mm * 60)
-        }
-    };
-    let days = days_from_civil(i64::from(y), mo, d);
-    let secs =
-        days * 86_400 + i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(se) - offset_secs;
-    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
+    let t = OffsetDateTime::parse(s, &Rfc3339)
+        .map_err(|e| ParseTimeError::new(s, format!("not RFC 3339: {e}")))?;
+    i64::try_from(t.unix_timestamp_nanos()).map_err(|_| ParseTimeError::new(s, OUT_OF_RANGE))
 }
 
-fn parse_unix(s: &str) -> Option<i64> {
-    let (int, frac) = match s.split_once('.') {
-        Some((i, f)) => (i, Some(f)),
-        None => (s, None),
+/// `[-]DIGITS[.DIGITS]` seconds since the epoch.
+fn parse_unix(s: &str) -> Result<i64, ParseTimeError> {
+    let (neg, body) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
     };
-    let neg = int.starts_with('-');
-    let digits = int.strip_prefix('-').unwrap_or(int);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+    let (int, frac) = match body.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (body, None),
+    };
+    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ParseTimeError::new(
+            s,
+            "Unix seconds need digits before any '.'",
+        ));
     }
-    let secs: i64 = digits.parse().ok()?;
     let mut nanos: i64 = 0;
     if let Some(f) = frac {
         if f.is_empty() || f.len() > 9 || !f.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
+            return Err(ParseTimeError::new(
+                s,
+                "a fraction of a second has 1 to 9 digits",
+            ));
         }
-        nanos = format!("{f:0<9}").parse().ok()?;
+        // At most nine digits, right-padded: always fits.
+        for (i, b) in f.bytes().enumerate() {
+            nanos += i64::from(b - b'0') * 10i64.pow(8 - i as u32);
+        }
     }
-    let v = secs.checked_mul(1_000_000_000)?.checked_add(nanos)?;
-    Some(if neg { -v } else { v })
+    let v = int
+        .parse::<i64>()
+        .ok()
+        .and_then(|secs| secs.checked_mul(1_000_000_000))
+        .and_then(|v| v.checked_add(nanos))
+        .ok_or_else(|| ParseTimeError::new(s, OUT_OF_RANGE))?;
+    Ok(if neg { -v } else { v })
 }
 
 #[cfg(test)]
@@ -128,35 +123,111 @@ mod tests {
     use super::*;
 
     #[test]
-    fn formats_and_parses() {
+    fn accepted_forms() {
         assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00.000000000Z");
-        let ns = 1_763_721_000_123_456_789;
-        let s = format_rfc3339(ns);
-        assert_eq!(parse_time(&s), Some(ns));
         assert_eq!(
             parse_time("2026-11-21T10:30:00Z"),
             parse_time("2026-11-21T12:30:00+02:00")
         );
-        assert_eq!(parse_time("1700000000"), Some(1_700_000_000_000_000_000));
-        assert_eq!(parse_time("1700000000.5"), Some(1_700_000_000_500_000_000));
+        assert_eq!(
+            parse_time("2026-11-21t10:30:00z"),
+            parse_time("2026-11-21T10:30:00Z")
+        );
+        assert_eq!(
+            parse_time("2026-11-21T10:30:00Z"),
+            parse_time("2026-11-21T05:00:00-05:30")
+        );
+        assert_eq!(parse_time("1700000000"), Ok(1_700_000_000_000_000_000));
+        assert_eq!(parse_time("1700000000.5"), Ok(1_700_000_000_500_000_000));
+        assert_eq!(parse_time("-1.25"), Ok(-1_250_000_000));
+        assert_eq!(parse_time(" 0 "), Ok(0));
         assert_eq!(
             parse_time("2000-02-29T00:00:00Z"),
-            Some(951_782_400_000_000_000)
+            Ok(951_782_400_000_000_000)
         );
+        assert_eq!(
+            parse_time("2026-11-21T10:30:00.123456789Z"),
+            Ok(1_795_257_000_123_456_789)
+        );
+        // RFC 3339 allows any number of fractional digits; past nine they
+        // are below a nanosecond and dropped.
+        assert_eq!(
+            parse_time("2026-11-21T10:30:00.1234567899Z"),
+            Ok(1_795_257_000_123_456_789)
+        );
+    }
+
+    #[test]
+    fn rejected_forms() {
         for bad in [
             "",
             "abc",
-            "2026-13-01T00:00:00Z",
-            "2026-11-21",
-            "2026-11-21T10:30:00",
+            "2026-02-31T00:00:00Z",      // no 31 February
+            "2026-02-29T00:00:00Z",      // not a leap year
+            "1900-02-29T00:00:00Z",      // a century that is not a leap year
+            "2026-04-31T00:00:00Z",      // April has 30 days
+            "2026-13-01T00:00:00Z",      // month 13
+            "2026-11-21T24:00:00Z",      // hour 24
+            "2026-11-21T10:60:00Z",      // minute 60
+            "2026-11-21T10:30:00+99:99", // no such offset
+            "2026-11-21T10:30:00+24:00", // offsets stay under a day
+            "2026-11-21T10:30:00+02:60",
+            "2026-11-21T10:30:00+0200", // RFC 3339 offsets have a colon
+            "2026-11-21",               // a date is not a time
+            "2026-11-21T10:30:00",      // no offset: whose 10:30?
+            "2026-11-21T10:30Z",        // seconds are required
+            "2026-11-21T10:30:00.Z",
+            "2026-11-21T10:30:00Z[Europe/Paris]",
             "1.",
+            ".5",
+            "-",
+            "1-2",
+            "1.1234567890",
             "99999999999999999999",
+            "9223372037", // seconds past i64 ns
+            "-9223372037",
+            "2263-01-01T00:00:00Z", // past i64 ns
+            "1677-01-01T00:00:00Z", // before it
+            "9999-12-31T23:59:59Z",
+            "0000-01-01T00:00:00Z",
         ] {
-            assert_eq!(parse_time(bad), None, "{bad}");
+            let e = parse_time(bad);
+            assert!(e.is_err(), "{bad:?} parsed as {e:?}");
         }
-        for d in [-800_000i64, -1, 0, 1, 59, 365, 10_957, 20_000, 2_932_896] {
-            let (y, m, dd) = civil_from_days(d);
-            assert_eq!(days_from_civil(y, m, dd), d);
+        let e = parse_time("2026-02-31T00:00:00Z").unwrap_err().to_string();
+        assert!(e.contains("2026-02-31"), "{e}");
+        let e = parse_time("2263-01-01T00:00:00Z").unwrap_err().to_string();
+        assert!(e.contains("2262"), "{e}");
+    }
+
+    #[test]
+    fn formatted_times_parse_back_exactly() {
+        for ns in [
+            i64::MIN,
+            i64::MIN + 1,
+            -1_000_000_001,
+            -1,
+            0,
+            1,
+            951_782_400_000_000_000,
+            1_763_721_000_123_456_789,
+            i64::MAX,
+        ] {
+            let s = format_rfc3339(ns);
+            assert_eq!(parse_time(&s), Ok(ns), "{s}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_instant_round_trips(ns in proptest::num::i64::ANY) {
+            let s = format_rfc3339(ns);
+            proptest::prop_assert_eq!(parse_time(&s), Ok(ns));
+        }
+
+        #[test]
+        fn no_input_panics(s in "\\PC{0,40}") {
+            let _ = parse_time(&s);
         }
     }
 }

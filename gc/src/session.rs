@@ -76,12 +76,7 @@ pub struct GcReport {
     pub swept: Swept,
 }
 
-pub(crate) fn ns_of(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
-        Err(e) => i64::try_from(e.duration().as_nanos()).map_or(i64::MIN, |n| -n),
-    }
-}
+pub(crate) use sydra_refs::clock::ns_since_epoch as ns_of;
 
 pub(crate) fn ns_len(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)

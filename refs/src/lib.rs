@@ -23,6 +23,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod clock;
 mod error;
 mod fs;
 mod lock;
@@ -32,6 +33,7 @@ pub mod store;
 pub mod target;
 pub mod transaction;
 
+pub use clock::now_ns;
 pub use error::{Error, Result};
 pub use name::{NameError, RefName};
 pub use reflog::{ParseReflogError, ReflogEntry};

@@ -4,8 +4,8 @@
 //! <dir>/HEAD                  "ref: refs/heads/main\n" (only ever symbolic)
 //! <dir>/refs/<name...>        "<64 hex>\n" or "ref: <name>\n"
 //! <dir>/refs/<name...>.lock   held by an update in progress (or left by a crash)
-//! <dir>/logs/HEAD             reflog of HEAD
-//! <dir>/logs/refs/<name...>   reflog of each ref (kept when the ref is deleted)
+//! <dir>/logs/refs/<name...>   reflog of each ref (kept when the ref is deleted);
+//!                             HEAD, only ever symbolic, has none
 //! ```
 //!
 //! Readers take no lock: a ref changes only by an atomic rename, so a read
@@ -16,7 +16,6 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use sydra_objects::{ObjectId, Store};
 
@@ -338,14 +337,6 @@ fn remove_locks_under(dir: &Path, removed: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// Nanoseconds since the Unix epoch, saturating at the ends of `i64`.
-pub(crate) fn now_ns() -> i64 {
-    match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
-        Err(before) => i64::try_from(before.duration().as_nanos()).map_or(i64::MIN, |n| -n),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use sydra_objects::{Commit, Durability, Kind, Options};
@@ -427,10 +418,5 @@ mod tests {
             refs.resolve(&names[MAX_SYMBOLIC_DEPTH + 1]),
             Err(Error::SymbolicTooDeep { .. })
         ));
-    }
-
-    #[test]
-    fn now_is_after_2020() {
-        assert!(now_ns() > 1_577_836_800_000_000_000);
     }
 }

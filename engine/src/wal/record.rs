@@ -170,7 +170,14 @@ pub fn segment_file_name(first_seq: u64) -> String {
 
 /// Parse a segment file name back to its first seq.
 pub fn parse_segment_file_name(name: &str) -> Option<u64> {
-    let digits = name.strip_suffix(".wal")?;
+    parse_seq_name(name.strip_suffix(".wal")?)
+}
+
+/// Parse the 20-digit decimal form a seq takes in every name (segment
+/// files, `wal/index/<segment>/<chunk>` tree entries): exactly 20 ASCII
+/// digits, so each seq has one name and `+1`, ` 1` or a shorter spelling
+/// is not a seq.
+pub fn parse_seq_name(digits: &str) -> Option<u64> {
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

@@ -5,8 +5,9 @@
 //! freed it must reopen clean (every acknowledged item intact, every object
 //! valid, temp files collected) and accept writes again.
 //!
-//! `SYDRA_ENOSPC_LEVELS=N` (default 120). Needs root and `unshare`; prints
-//! why it is skipped otherwise.
+//! `SYDRA_ENOSPC_LEVELS=N` (default 120). Needs root and `unshare`
+//! (util-linux); prints why it is skipped otherwise, and fails under
+//! `CI=true` (`support/capability.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../support/mod.rs"]
@@ -21,6 +22,8 @@ use sydra_engine::objects::ObjectId;
 use sydra_engine::section::KvSection;
 use sydra_engine::wal::{SyncMode, WalOptions};
 use sydra_engine::{Engine, Error, Options};
+
+use support::capability;
 
 const CHILD_ENV: &str = "SYDRA_ENOSPC_CHILD";
 const PAGE: u64 = 4096;
@@ -42,16 +45,19 @@ fn writes_fail_cleanly_on_a_full_disk_and_resume_after() {
     if std::env::var(CHILD_ENV).is_ok() {
         return;
     }
-    let uid = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
-    if uid.ok().as_deref() != Some("0")
-        || Command::new("unshare").arg("--version").output().is_err()
-    {
-        eprintln!(
-            "SKIPPED writes_fail_cleanly_on_a_full_disk_and_resume_after: needs root and unshare(1) for a private tmpfs"
-        );
+    // Root and a working `unshare --mount` (util-linux) for a private
+    // tmpfs; `mount` runs inside it.
+    let capable = capability::root()
+        .and_then(|()| {
+            capability::tools(&["unshare", "mount"], "util-linux and mount provide them")
+        })
+        .and_then(|()| {
+            capability::works("unshare", &["--mount", "--propagation", "private", "true"])
+        });
+    if !capability::runs(
+        "writes_fail_cleanly_on_a_full_disk_and_resume_after",
+        capable,
+    ) {
         return;
     }
     let out = Command::new("unshare")

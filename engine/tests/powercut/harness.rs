@@ -5,6 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::child::{Ack, CHILD_ENV};
+use super::support::capability;
 use super::verify::{Acked, verify};
 
 fn sh(cmd: &str, args: &[&str]) -> Result<String, String> {
@@ -23,16 +24,20 @@ fn sh(cmd: &str, args: &[&str]) -> Result<String, String> {
 
 /// Why the test cannot run here, if it cannot.
 pub fn prerequisites(fss: &str) -> Result<(), String> {
-    if sh("id", &["-u"]).as_deref() != Ok("0") {
-        return Err("not running as root (loop devices and mount need it)".into());
-    }
-    for tool in ["losetup", "mount", "umount", "xfs_io"] {
-        sh("sh", &["-c", &format!("command -v {tool}")])
-            .map_err(|_| format!("{tool} is not installed (xfs_io comes with xfsprogs)"))?;
-    }
+    capability::root().map_err(|e| format!("{e}: loop devices and mount need it"))?;
+    capability::tools(
+        &["losetup", "mount", "umount"],
+        "util-linux and mount provide them",
+    )?;
+    // The cut itself is `xfs_io -x -c shutdown`, on ext4 as on XFS.
+    capability::tools(&["xfs_io"], "xfsprogs provides it")?;
     for fs in fss.split(',').filter(|s| !s.is_empty()) {
-        sh("sh", &["-c", &format!("command -v mkfs.{fs}")])
-            .map_err(|_| format!("mkfs.{fs} is not installed"))?;
+        let hint = match fs {
+            "ext4" => "e2fsprogs provides it",
+            "xfs" => "xfsprogs provides it",
+            _ => "a package for that filesystem",
+        };
+        capability::tools(&[&format!("mkfs.{fs}")], hint)?;
     }
     // A loop device must actually be attachable.
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;

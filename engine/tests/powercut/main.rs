@@ -6,8 +6,9 @@
 //! child, remounts (journal replay), and checks that every acknowledged item
 //! survived and the store verifies.
 //!
-//! Needs root, loop devices, mkfs.ext4, mkfs.xfs and xfs_io (xfsprogs).
-//! Without them it prints why it is skipped. Counts:
+//! Needs root, loop devices (losetup), mkfs.ext4 (e2fsprogs), mkfs.xfs and
+//! xfs_io (xfsprogs). Without them it prints why it is skipped, and fails
+//! under `CI=true` (`support/capability.rs`). Counts:
 //! `SYDRA_POWERCUT_CYCLES=N` (per filesystem, default 3),
 //! `SYDRA_POWERCUT_FS=ext4,xfs` (default both).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -30,9 +31,10 @@ fn acknowledged_writes_survive_power_cuts() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
     let fss = std::env::var("SYDRA_POWERCUT_FS").unwrap_or_else(|_| "ext4,xfs".into());
-    if let Err(why) = harness::prerequisites(&fss) {
-        eprintln!("SKIPPED acknowledged_writes_survive_power_cuts: {why}");
-        println!("SKIPPED acknowledged_writes_survive_power_cuts: {why}");
+    if !support::capability::runs(
+        "acknowledged_writes_survive_power_cuts",
+        harness::prerequisites(&fss),
+    ) {
         return;
     }
     for fs in fss.split(',').filter(|s| !s.is_empty()) {

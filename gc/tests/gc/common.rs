@@ -109,12 +109,7 @@ impl Fixture {
     }
 }
 
-pub fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
-}
+pub use sydra_refs::now_ns;
 
 /// Zero grace, no reflog roots: what is unreachable from refs goes.
 pub fn eager() -> GcOptions {

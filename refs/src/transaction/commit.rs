@@ -9,10 +9,11 @@ use std::io;
 
 use super::Change;
 use super::prepare::Prepared;
+use crate::clock::now_ns;
 use crate::error::{Error, Result};
 use crate::fs::{ensure_parent_dirs, prune_empty_parents, remove_empty_dirs, sync_dir};
 use crate::reflog::{self, ReflogEntry};
-use crate::store::{LOGS_DIR, RefStore, now_ns};
+use crate::store::{LOGS_DIR, RefStore};
 
 /// Directories below this depth are kept when pruning after a delete
 /// (`refs/` and `refs/heads/` stay).

@@ -137,15 +137,6 @@ fn corpus() -> Vec<String> {
     out
 }
 
-fn git_available() -> bool {
-    Command::new("git")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 fn git_accepts(name: &str, cwd: &std::path::Path) -> bool {
     let status = Command::new("git")
         .args(["check-ref-format", name])
@@ -164,8 +155,14 @@ fn git_accepts(name: &str, cwd: &std::path::Path) -> bool {
 
 #[test]
 fn agrees_with_git_check_ref_format() {
-    if !git_available() {
-        eprintln!("SKIPPED agrees_with_git_check_ref_format: no `git` on PATH to compare against");
+    if !crate::capability::runs(
+        "agrees_with_git_check_ref_format",
+        crate::capability::tools(
+            &["git"],
+            "the git package; it is the reference compared against",
+        )
+        .and_then(|()| crate::capability::works("git", &["--version"])),
+    ) {
         return;
     }
     let cwd = tempfile::tempdir().unwrap();

@@ -294,12 +294,8 @@ pub fn fsck(dir: &Path, a: FsckArgs) -> anyhow::Result<u8> {
     if a.json {
         writeln!(out, "{}", fsck_json(&r))?;
     } else {
-        for p in &r.problems {
-            writeln!(out, "problem: {p}")?;
-        }
-        for n in &r.notes {
-            writeln!(out, "note: {n}")?;
-        }
+        print_findings(out, "problem", &r.problems)?;
+        print_findings(out, "note", &r.notes)?;
         let objects = r.objects();
         writeln!(
             out,
@@ -317,6 +313,45 @@ pub fn fsck(dir: &Path, a: FsckArgs) -> anyhow::Result<u8> {
     }
     out.flush()?;
     Ok(if r.is_clean() { 0 } else { 1 })
+}
+
+/// Findings of one check beyond this many are summarised: an interrupted
+/// bulk import can leave thousands of temp files, and a line each would bury
+/// everything else. `--json` always lists every finding.
+const LIST_PER_CHECK: usize = 10;
+/// How many of a summarised check's findings are still shown.
+const EXAMPLES_PER_CHECK: usize = 3;
+
+/// Print findings grouped by check, in the order each check first appears:
+/// a check with at most [`LIST_PER_CHECK`] findings in full, a larger one as
+/// [`EXAMPLES_PER_CHECK`] examples and a count.
+fn print_findings(out: &mut impl Write, label: &str, findings: &[Finding]) -> io::Result<()> {
+    let mut checks: Vec<&str> = Vec::new();
+    for f in findings {
+        if !checks.contains(&f.check) {
+            checks.push(f.check);
+        }
+    }
+    for check in checks {
+        let group: Vec<&Finding> = findings.iter().filter(|f| f.check == check).collect();
+        let shown = if group.len() > LIST_PER_CHECK {
+            EXAMPLES_PER_CHECK
+        } else {
+            group.len()
+        };
+        for f in &group[..shown] {
+            writeln!(out, "{label}: {f}")?;
+        }
+        if shown < group.len() {
+            writeln!(
+                out,
+                "{label}: {check}: {} more like these ({} {check} {label}s in all; `sydra fsck --json` lists every one)",
+                group.len() - shown,
+                group.len()
+            )?;
+        }
+    }
+    Ok(())
 }
 
 fn fsck_json(r: &FsckReport) -> serde_json::Value {

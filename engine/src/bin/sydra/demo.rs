@@ -34,14 +34,18 @@ const START_S: i64 = 1_700_000_000 - 1_700_000_000 % 3600;
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// Number of series.
-    #[arg(long, default_value_t = 1000)]
+    // Ranges are checked by clap, so an out-of-range value is a usage error
+    // (exit 2) reported before anything is touched. The demo snapshots half
+    // way, which needs at least two hours.
+    /// Number of series (at least 1).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     series: u32,
-    /// Hours of data per series (360 points each, one every 10 s).
-    #[arg(long, default_value_t = 6)]
+    /// Hours of data per series (at least 2; 360 points each, one every 10 s).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(2..))]
     hours: u32,
-    /// Writer threads (their appends share fdatasyncs: group commit).
-    #[arg(long, default_value_t = 4)]
+    /// Writer threads (at least 1; their appends share fdatasyncs: group
+    /// commit).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
     writers: u32,
     /// Print the summary as one JSON object.
     #[arg(long)]
@@ -257,10 +261,6 @@ impl Bar {
 }
 
 pub fn demo(dir: &Path, a: DemoArgs) -> anyhow::Result<u8> {
-    ensure!(
-        a.series > 0 && a.hours >= 2 && a.writers > 0,
-        "demo needs --series >= 1, --hours >= 2, --writers >= 1"
-    );
     prepare_dir(dir)?;
     let wal = WalOptions {
         sync: SyncMode::Always,

@@ -9,7 +9,7 @@ use sydra_engine::time::format_rfc3339;
 use sydra_engine::wal::{SyncMode, WalOptions};
 use sydra_engine::{Engine, Options, Replay, Repository, Tail, main_ref};
 
-use crate::util::usage;
+use crate::util::quote_path;
 
 fn open_engine(dir: &Path, sync: SyncMode) -> anyhow::Result<Engine> {
     let opts = Options {
@@ -169,9 +169,9 @@ pub fn log(dir: &Path, a: LogArgs) -> anyhow::Result<u8> {
         None => match repo.refs().resolve(&main_ref())? {
             Some(id) => id,
             None => {
-                return Err(usage(
-                    "refs/heads/main has no commits yet (run `sydra checkpoint`)",
-                ));
+                // A well-formed request on a store without history: a failed
+                // operation (exit 1), not a usage error.
+                anyhow::bail!("refs/heads/main has no commits yet (run `sydra checkpoint`)");
             }
         },
     };
@@ -329,12 +329,17 @@ pub fn diff(dir: &Path, a: DiffArgs) -> anyhow::Result<u8> {
                 c.kind.code(),
                 id(c.old),
                 id(c.new),
-                c.path
+                quote_path(&c.path)
             )?;
         }
     }
     out.flush()?;
     Ok(0)
+}
+
+/// A time argument (clap value parser: a bad one is a usage error, exit 2).
+fn time_arg(s: &str) -> Result<i64, String> {
+    sydra_engine::time::parse_time(s).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, clap::Args)]
@@ -345,8 +350,8 @@ pub struct ReplayArgs {
     from: Option<String>,
     /// Replay the commit that was current at this time (RFC 3339 or Unix
     /// seconds) on the --from ref (default refs/heads/main).
-    #[arg(long)]
-    at: Option<String>,
+    #[arg(long, value_name = "TIME", value_parser = time_arg)]
+    at: Option<i64>,
     /// One JSON object per record: {"seq":N,"len":L,"data":"<base64>"}.
     #[arg(long)]
     json: bool,
@@ -354,14 +359,13 @@ pub struct ReplayArgs {
 
 pub fn replay(dir: &Path, a: ReplayArgs) -> anyhow::Result<u8> {
     let repo = Repository::open(dir)?;
-    let from = match (&a.from, &a.at) {
-        (Some(f), Some(t)) => Some(format!("{f}@{{{t}}}")),
-        (None, Some(t)) => Some(format!("refs/heads/main@{{{t}}}")),
-        (f, None) => f.clone(),
+    let start = match (&a.from, a.at) {
+        (from, Some(t)) => Some(repo.resolve_at(from.as_deref().unwrap_or("refs/heads/main"), t)?),
+        (Some(from), None) => Some(repo.resolve(from)?),
+        (None, None) => None,
     };
-    let mut replay = match &from {
-        Some(rev) => {
-            let id = repo.resolve(rev)?;
+    let mut replay = match start {
+        Some(id) => {
             repo.expect_commit(id)?;
             Replay::new(repo.objects(), repo.layout().wal(), Some(id), Tail::None)?
         }

@@ -15,8 +15,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::util::Usage;
-
 /// Sydra: a content-addressed, versioned storage engine for time series.
 #[derive(Debug, Parser)]
 #[command(name = "sydra", version, about, propagate_version = true)]
@@ -96,7 +94,7 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("sydra: {}", util::sentence(&e));
-            ExitCode::from(if e.is::<Usage>() { 2 } else { 1 })
+            ExitCode::from(util::exit_code(&e))
         }
     }
 }

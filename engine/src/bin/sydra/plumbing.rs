@@ -12,7 +12,7 @@ use sydra_engine::objects::{
 };
 use sydra_engine::refs::{PreviousValue, RefName, Target};
 
-use crate::util::usage;
+use crate::util::{quote_path, usage};
 
 pub fn init(dir: &Path) -> anyhow::Result<u8> {
     let (_repo, created) = Repository::init(dir)?;
@@ -208,7 +208,7 @@ pub fn cat_file(dir: &Path, a: CatFile) -> anyhow::Result<u8> {
             Kind::Blob => out.write_all(&obj.data)?,
             Kind::Tree => {
                 for e in obj.tree()?.entries {
-                    writeln!(out, "{} {}\t{}", e.kind, e.id, e.name)?;
+                    writeln!(out, "{} {}\t{}", e.kind, e.id, quote_path(e.name))?;
                 }
             }
             Kind::Commit => print_commit(&mut out, &obj.commit()?)?,
@@ -295,12 +295,12 @@ pub fn ls_tree(dir: &Path, a: LsTree) -> anyhow::Result<u8> {
         };
         if kind == Kind::Tree && a.recursive {
             if a.show_trees {
-                writeln!(out, "{kind} {id}\t{path}")?;
+                writeln!(out, "{kind} {id}\t{}", quote_path(&path))?;
             }
             let children = load(&path, id)?;
             stack.push(children);
         } else {
-            writeln!(out, "{kind} {id}\t{path}")?;
+            writeln!(out, "{kind} {id}\t{}", quote_path(&path))?;
         }
     }
     out.flush()?;

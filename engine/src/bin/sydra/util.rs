@@ -1,9 +1,14 @@
 //! Shared helpers of the `sydra` command: error classes and output.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io;
 
-/// A usage error (exit status 2).
+/// A usage error (exit status 2): the command line itself is wrong (a
+/// missing or contradictory argument, a value that does not parse), as
+/// opposed to a well-formed request that failed (exit status 1). Argument
+/// values are validated by clap's value parsers where possible, which exit 2
+/// on their own; this type covers the checks clap cannot express.
 #[derive(Debug)]
 pub struct Usage(pub String);
 
@@ -18,6 +23,17 @@ impl std::error::Error for Usage {}
 /// Build a usage error.
 pub fn usage(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Usage(msg.into()))
+}
+
+/// The exit status for an error: 2 when a [`Usage`] error is anywhere in the
+/// chain (a context added on the way up must not turn it into a failure),
+/// else 1.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.chain().any(|c| c.is::<Usage>()) {
+        2
+    } else {
+        1
+    }
 }
 
 /// The error and its causes as one sentence, without repeating a cause the
@@ -40,4 +56,58 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
         c.downcast_ref::<io::Error>()
             .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
     })
+}
+
+/// A path as git prints it (`quote_c_style`): unchanged unless it holds a
+/// control character, `"` or `\`; then in double quotes with `\a \b \t
+/// \n \v \f \r \" \\` and three octal digits for other control
+/// bytes. So one entry is always one line, and a name that starts and ends
+/// with `"` cannot pass for a quoted one. Non-ASCII UTF-8 is printed as is
+/// (git's `core.quotePath=false`): tree entry names are UTF-8 by rule.
+pub fn quote_path(path: &str) -> Cow<'_, str> {
+    let needs = |c: char| c.is_ascii_control() || c == '"' || c == '\\';
+    if !path.chars().any(needs) {
+        return Cow::Borrowed(path);
+    }
+    let mut out = String::with_capacity(path.len() + 8);
+    out.push('"');
+    for c in path.chars() {
+        match c {
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\u{b}' => out.push_str("\\v"),
+            '\u{c}' => out.push_str("\\f"),
+            '\r' => out.push_str("\\r"),
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            // ASCII control characters are single bytes below 0o200.
+            c if c.is_ascii_control() => out.push_str(&format!("\\{:03o}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_quoted_as_git_quotes_them() {
+        for (raw, shown) in [
+            ("plain/name.txt", "plain/name.txt"),
+            ("caf\u{e9} \u{1f600}", "caf\u{e9} \u{1f600}"),
+            ("a\nb", "\"a\\nb\""),
+            ("tab\there", "\"tab\\there\""),
+            ("q\"uote", "\"q\\\"uote\""),
+            ("back\\slash", "\"back\\\\slash\""),
+            ("\u{1}\u{1b}\u{7f}", "\"\\001\\033\\177\""),
+            ("bell\u{7}\u{8}\u{b}\u{c}\r", "\"bell\\a\\b\\v\\f\\r\""),
+        ] {
+            assert_eq!(quote_path(raw), shown, "{raw:?}");
+        }
+    }
 }
