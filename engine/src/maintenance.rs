@@ -357,21 +357,27 @@ impl Engine {
     }
 }
 
-/// Check a data directory (read-only, no lock): everything `sydra_gc::fsck`
-/// checks, plus every reachable WAL chunk against the segment bytes.
+/// Check a data directory (read-only; no writer lock): everything
+/// `sydra_gc::fsck` checks, plus every reachable WAL chunk against the
+/// segment bytes. Holds the GC lock throughout, waiting while a GC runs
+/// (see `sydra_gc::exclude_gc`), so no GC deletes objects or segments, or
+/// moves the horizon, under the check.
 pub fn fsck(
     repo: &Repository,
     options: &FsckOptions,
     progress: &dyn Progress,
 ) -> Result<FsckReport> {
+    let exclusion = sydra_gc::exclude_gc(repo.layout().root(), progress)?;
     let mut commits = Commits {
         with_paths: true,
         ..Commits::default()
     };
-    let mut report = sydra_gc::fsck(repo.refs(), options, &mut commits, progress)?;
+    let mut report =
+        sydra_gc::fsck_excluding(&exclusion, repo.refs(), options, &mut commits, progress)?;
     check_head(repo, &mut report)?;
     check_reflog_ends(repo, &mut report)?;
     check_wal(repo, &commits, &mut report, progress)?;
+    drop(exclusion);
     Ok(report)
 }
 
