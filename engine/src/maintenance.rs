@@ -627,7 +627,7 @@ fn report_reflog_end(name: &sydra_refs::RefName, end: &ReflogEnd, report: &mut F
             Some(value),
             Some(format!("logs/{name}")),
             format!(
-                "the reflog of {name} ends at {} but {name} points at {value}: a reflog line was lost or damaged (see OPERATIONS.md, \"fsck and reflogs\")",
+                "the reflog of {name} ends at {} but {name} points at {value}: a reflog line was lost or damaged (OPERATIONS.md says what to do)",
                 shown(last.new)
             ),
         ));
