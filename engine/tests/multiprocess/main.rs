@@ -6,6 +6,10 @@
 //! a clean not-found for collected history — never a torn or corrupt
 //! object. A second writer process is refused with a clear error.
 //!
+//! And fsck, run again and again beside a process that checkpoints and
+//! collects with a retention horizon and processes that move refs, finds
+//! no problem: every finding there would be a race, not damage.
+//!
 //! `SYDRA_MP_SECONDS=N` runs the writer longer (default 4).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

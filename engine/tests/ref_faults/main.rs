@@ -3,7 +3,9 @@
 //! - the result says what happened to the ref: an error that is not
 //!   "committed" leaves the ref as it was; success, or an error that says
 //!   the change was committed, means the ref moved;
-//! - a checkpoint never reports a commit that landed as not done;
+//! - a checkpoint never reports a commit that landed as not done, and a
+//!   multi-ref transaction that fails after its renames names every ref
+//!   it changed;
 //! - fsck of the result finds no problem: a fault between the reflog line
 //!   and the rename leaves what a kill there leaves, which fsck recognises
 //!   (a note), and nothing else may leave the reflog disagreeing.
@@ -179,4 +181,50 @@ fn a_reflog_missing_its_last_line_is_still_a_problem() {
         problems.len() == 1 && problems[0].contains("a reflog line was lost"),
         "{problems:?}"
     );
+}
+
+/// A failure after the renames of a multi-ref transaction (the directory
+/// fsync) names every ref it changed, and each moved with its reflog line.
+#[test]
+fn a_transaction_that_fails_after_its_renames_names_every_ref_it_changed() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    fault::reset();
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, _) = Repository::init(dir.path()).unwrap();
+    let a = commit(&repo, None, "a");
+    let (x, y) = (
+        RefName::new("refs/heads/x").unwrap(),
+        RefName::new("refs/heads/y").unwrap(),
+    );
+    // The refs and their reflogs exist, so no directory is created (and
+    // fsynced) before the renames.
+    for name in [&x, &y] {
+        repo.refs()
+            .update(name, a, PreviousValue::MustNotExist, "create")
+            .unwrap();
+    }
+    let b = commit(&repo, Some(a), "b");
+    fault::arm("refs.dir.sync", Fault::EioOnce);
+    let r = repo
+        .refs()
+        .transaction()
+        .update(&y, b, PreviousValue::MustExistAndMatch(a), "y")
+        .update(&x, b, PreviousValue::MustExistAndMatch(a), "x")
+        .commit();
+    fault::reset();
+    let e = r.unwrap_err();
+    assert_eq!(e.committed(), Some(&[x.clone(), y.clone()][..]), "{e}");
+    assert!(e.is_sync_failure(), "{e}");
+    assert!(
+        e.to_string().contains("refs/heads/x, refs/heads/y changed"),
+        "{e}"
+    );
+    for name in [&x, &y] {
+        assert_eq!(repo.refs().resolve(name).unwrap(), Some(b));
+        assert_eq!(
+            repo.refs().reflog(name).unwrap().last().unwrap().new,
+            Some(b)
+        );
+    }
+    assert!(fsck_problems(dir.path()).is_empty());
 }
