@@ -276,16 +276,24 @@ fn gc_writer_process() {
         }
         if commits.is_multiple_of(2) {
             let keep = Keep::Commits(NonZeroU64::new(2).unwrap());
-            match e.gc(&GcOptions {
-                grace: Duration::ZERO,
-                reflog_expiry: Duration::ZERO,
-                retain: Some(keep),
-                ..GcOptions::default()
-            }) {
-                Ok(_) => gcs += 1,
-                // fsck holds the GC lock.
-                Err(Error::Gc(g)) if g.to_string().contains("running") => {}
-                Err(err) => panic!("gc: {err}"),
+            // Refused while fsck holds the GC lock: try again in its next
+            // pause, so collections keep happening between fsck runs.
+            while !stop.exists() {
+                match e.gc(&GcOptions {
+                    grace: Duration::ZERO,
+                    reflog_expiry: Duration::ZERO,
+                    retain: Some(keep),
+                    ..GcOptions::default()
+                }) {
+                    Ok(_) => {
+                        gcs += 1;
+                        break;
+                    }
+                    Err(Error::Gc(g)) if g.is_running() => {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    Err(err) => panic!("gc: {err}"),
+                }
             }
         }
     }
