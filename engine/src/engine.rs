@@ -348,7 +348,11 @@ impl Engine {
                 chunks: chunks.len(),
             })
         })();
-        if result.is_err() {
+        // A failure after the ref moved (`Committed`, e.g. a failed directory
+        // fsync) is still an error, but the commit landed with these chunks:
+        // handing them back would commit them twice.
+        let landed = matches!(&result, Err(Error::Refs(e)) if e.committed().is_some());
+        if result.is_err() && !landed {
             self.wal.restore_chunks(chunks);
         }
         result

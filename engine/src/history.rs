@@ -25,12 +25,23 @@
 //! parent link and timestamp); on a mismatch the index is rebuilt from the
 //! objects and the lookup repeated. The file is written without fsync: a
 //! crash can only make it stale or corrupt, which the checks above catch.
+//!
+//! Sharing: several threads and processes may read, extend and rebuild the
+//! same index at once, and a lookup may hold a file mapped for as long as
+//! its ref does not move. So a published index file is immutable: every
+//! write (a rebuild or an extension) goes to a new temp file in
+//! `<dir>/index/tmp/`, created with `O_EXCL` under a name unique to the
+//! writer, and is renamed over the index. No temp file is ever at the
+//! live index path of any ref (those are all under `index/history/`), an
+//! existing mapping keeps its inode, and whoever opens the path gets one
+//! complete file, the old or the new. A writer answers from the file it
+//! wrote, never from whatever is at the path after its rename.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::FileExt;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sydra_objects::ObjectId;
 use sydra_objects::map::map_file;
@@ -129,6 +140,16 @@ pub fn index_path(repo: &Repository, name: &RefName) -> PathBuf {
         .join(name.as_str())
 }
 
+/// Where index files are written before they are renamed into place:
+/// outside `index/history/`, so no temp file is the index of any ref.
+pub fn temp_dir(repo: &Repository) -> PathBuf {
+    repo.layout().root().join("index/tmp")
+}
+
+/// Tells apart the temp files of one process (the pid tells processes
+/// apart; `O_EXCL` catches a leftover of a dead process with the same pid).
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
 /// Walk the first-parent chain from `tip` back, stopping after `stop` (not
 /// included) or at the root. Returns the entries newest first and whether
 /// `stop` was reached.
@@ -214,8 +235,8 @@ impl Index {
 type Cache = parking_lot::Mutex<std::collections::HashMap<PathBuf, Arc<Index>>>;
 
 /// Mapped indexes of this process, by file. An entry is used only while its
-/// tip is still the ref's value; appends never change the bytes an entry
-/// has mapped, and rebuilds replace the file by rename.
+/// tip is still the ref's value; no writer ever changes the bytes of a
+/// published file (every write is a new file renamed into place).
 fn cache() -> &'static Cache {
     static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
     CACHE.get_or_init(Default::default)
@@ -244,46 +265,55 @@ pub fn open(repo: &Repository, name: &RefName) -> Result<Option<Arc<Index>>> {
         return Ok(Some(Arc::clone(hit)));
     }
     let idx = Arc::new(open_file(repo, &path, tip)?);
+    remember(path, Arc::clone(&idx));
+    Ok(Some(idx))
+}
+
+fn remember(path: PathBuf, idx: Arc<Index>) {
     let mut c = cache().lock();
     if c.len() >= CACHE_ENTRIES {
         c.clear();
     }
-    c.insert(path, Arc::clone(&idx));
-    Ok(Some(idx))
+    c.insert(path, idx);
 }
 
 fn open_file(repo: &Repository, path: &Path, tip: ObjectId) -> Result<Index> {
-    let path = path.to_path_buf();
-    if let Some(existing) = read(&path)? {
+    if let Some(existing) = read(path)? {
         if existing.header.tip == tip {
             return Ok(existing);
         }
         let (newer, found) = walk_back(repo, tip, Some(existing.header.tip))?;
         if found {
-            return append(&path, existing, newer);
+            return extend(repo, path, &existing, newer);
         }
         let mut all = newer;
         all.reverse();
-        return write_new(&path, &all);
+        return write_new(repo, path, &all);
     }
-    rebuild(repo, &path, tip)
+    rebuild(repo, path, tip)
 }
 
 fn rebuild(repo: &Repository, path: &Path, tip: ObjectId) -> Result<Index> {
     let (mut all, _) = walk_back(repo, tip, None)?;
     all.reverse();
-    write_new(path, &all)
+    write_new(repo, path, &all)
 }
 
 fn read(path: &Path) -> Result<Option<Index>> {
     let file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io("open", path)(e)),
     };
+    map_index(&file, path)
+}
+
+/// Map an open index file; `None` when its header is not valid for its
+/// length (missing, torn or damaged: rebuilt by the caller).
+fn map_index(file: &File, path: &Path) -> Result<Option<Index>> {
     let len = file.metadata().map_err(Error::io("stat", path))?.len();
     let map = sydra_objects::fault::point("history.map")
-        .and_then(|()| map_file(&file))
+        .and_then(|()| map_file(file))
         .map_err(Error::io("map", path))?;
     Ok(decode_header(&map, len).map(|header| Index {
         map: Some(map),
@@ -291,16 +321,13 @@ fn read(path: &Path) -> Result<Option<Index>> {
     }))
 }
 
-fn write_new(path: &Path, entries: &[Entry]) -> Result<Index> {
+fn write_new(repo: &Repository, path: &Path, entries: &[Entry]) -> Result<Index> {
     let Some(last) = entries.last() else {
         return Err(Error::revision(
             &path.display().to_string(),
             "empty history",
         ));
     };
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(Error::io("create directory", parent))?;
-    }
     let body = encode_entries(entries);
     let header = Header {
         monotonic: is_monotonic(entries),
@@ -308,37 +335,26 @@ fn write_new(path: &Path, entries: &[Entry]) -> Result<Index> {
         tip: last.id,
         entries_crc: crc32fast::hash(&body),
     };
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = File::create(&tmp).map_err(Error::io("create", &tmp))?;
-        sydra_objects::fault::point("history.write")
-            .and_then(|()| f.write_all(&encode_header(&header)))
-            .map_err(Error::io("write", &tmp))?;
-        f.write_all(&body).map_err(Error::io("write", &tmp))?;
-    }
-    sydra_objects::fault::point("history.rename")
-        .and_then(|()| fs::rename(&tmp, path))
-        .map_err(Error::io("rename", path))?;
-    read(path)?.ok_or_else(|| {
-        Error::revision(
-            &path.display().to_string(),
-            "history index unreadable after writing",
-        )
-    })
+    publish(repo, path, &header, &[&body])
 }
 
-/// Append `newer` (newest first) to an index whose tip is `newer`'s stop.
-fn append(path: &Path, old: Index, mut newer: Vec<Entry>) -> Result<Index> {
+/// A new file holding `old`'s entries followed by `newer` (newest first),
+/// whose stop was `old`'s tip. The published `old` file is left as it is:
+/// it may be mapped elsewhere.
+fn extend(repo: &Repository, path: &Path, old: &Index, mut newer: Vec<Entry>) -> Result<Index> {
     newer.reverse();
     let last_old = old.get(old.header.count - 1);
     let mut chain = Vec::with_capacity(newer.len() + 1);
     chain.extend(last_old);
     chain.extend_from_slice(&newer);
+    let old_entries = old
+        .map
+        .as_deref()
+        .and_then(|m| m.get(HEADER_LEN..))
+        .unwrap_or_default();
     let body = encode_entries(&newer);
-    let mut crc = crc32fast::Hasher::new_with_initial_len(
-        old.header.entries_crc,
-        old.header.count * ENTRY_LEN as u64,
-    );
+    let mut crc =
+        crc32fast::Hasher::new_with_initial_len(old.header.entries_crc, old_entries.len() as u64);
     let mut add = crc32fast::Hasher::new();
     add.update(&body);
     crc.combine(&add);
@@ -348,26 +364,78 @@ fn append(path: &Path, old: Index, mut newer: Vec<Entry>) -> Result<Index> {
         tip: newer.last().map_or(old.header.tip, |e| e.id),
         entries_crc: crc.finalize(),
     };
-    let offset = HEADER_LEN as u64 + old.header.count * ENTRY_LEN as u64;
-    drop(old);
-    let f = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(Error::io("open", path))?;
-    // Entries first, header last: a crash in between leaves a header whose
-    // count disagrees with the file length, which is rebuilt on next use.
+    publish(repo, path, &header, &[old_entries, &body])
+}
+
+/// A temp file of this writer's own in [`temp_dir`], removed on drop
+/// unless renamed into place.
+struct TempIndex {
+    path: PathBuf,
+    published: bool,
+}
+
+impl Drop for TempIndex {
+    fn drop(&mut self) {
+        if !self.published {
+            // Best effort on an error path: a leftover temp file is never
+            // read as an index, and `index/` may be deleted whole.
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Write `header` and `parts` to a new temp file, map it, and rename it
+/// over `path`. Returns the mapping of the file written here: after the
+/// rename, `path` may already hold another writer's file.
+fn publish(repo: &Repository, path: &Path, header: &Header, parts: &[&[u8]]) -> Result<Index> {
+    let dir = temp_dir(repo);
+    fs::create_dir_all(&dir).map_err(Error::io("create directory", &dir))?;
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(Error::io("create directory", parent))?;
+    }
+    let pid = std::process::id();
+    let (mut file, mut tmp) = loop {
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!("history-{pid}-{n}.tmp"));
+        // Read access too: the file is mapped after writing.
+        match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
+            Ok(f) => {
+                break (
+                    f,
+                    TempIndex {
+                        path: tmp,
+                        published: false,
+                    },
+                );
+            }
+            // Left by a dead process that had our pid.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io("create", &tmp)(e)),
+        }
+    };
     sydra_objects::fault::point("history.write")
-        .and_then(|()| f.write_all_at(&body, offset))
-        .map_err(Error::io("write", path))?;
-    f.write_all_at(&encode_header(&header), 0)
-        .map_err(Error::io("write", path))?;
-    drop(f);
-    read(path)?.ok_or_else(|| {
+        .and_then(|()| file.write_all(&encode_header(header)))
+        .and_then(|()| parts.iter().try_for_each(|p| file.write_all(p)))
+        .map_err(Error::io("write", &tmp.path))?;
+    let index = map_index(&file, &tmp.path)?.ok_or_else(|| {
         Error::revision(
-            &path.display().to_string(),
-            "history index unreadable after appending",
+            &tmp.path.display().to_string(),
+            "history index unreadable after writing",
         )
-    })
+    })?;
+    drop(file);
+    // A crash before this rename leaves only the temp file; the index at
+    // `path` is still the old one, complete.
+    sydra_objects::fault::point("history.rename")
+        .and_then(|()| fs::rename(&tmp.path, path))
+        .map_err(Error::io("rename", path))?;
+    tmp.published = true;
+    Ok(index)
 }
 
 /// Check an answer against the objects: the commit has the indexed
@@ -401,32 +469,42 @@ fn verify(repo: &Repository, idx: &Index, pos: u64, t: i64) -> Result<bool> {
     Ok(true)
 }
 
+/// The answer `idx` gives for `t`, checked against the objects: `None`
+/// when the index disagrees with them.
+fn answer(repo: &Repository, idx: &Index, t: i64) -> Result<Option<Option<ObjectId>>> {
+    let Some(pos) = idx.position_at(t) else {
+        // Before the first commit: check the root really is later.
+        let root_ok = match idx.get(0) {
+            Some(root) => repo.objects().get(&root.id)?.commit()?.timestamp > t,
+            None => false,
+        };
+        return Ok(root_ok.then_some(None));
+    };
+    if verify(repo, idx, pos, t)? {
+        return Ok(Some(idx.get(pos).map(|e| e.id)));
+    }
+    Ok(None)
+}
+
 /// The newest commit on `name`'s first-parent chain with timestamp <= `t`.
 pub fn at(repo: &Repository, name: &RefName, t: i64) -> Result<Option<ObjectId>> {
-    for attempt in 0..2 {
-        let Some(idx) = open(repo, name)? else {
-            return Ok(None);
-        };
-        let Some(pos) = idx.position_at(t) else {
-            // Before the first commit: check the root really is later.
-            let root_ok = match idx.get(0) {
-                Some(root) => repo.objects().get(&root.id)?.commit()?.timestamp > t,
-                None => false,
-            };
-            if root_ok || attempt == 1 {
-                return Ok(None);
-            }
-            forget(&index_path(repo, name));
-            fs::remove_file(index_path(repo, name)).ok();
-            continue;
-        };
-        if verify(repo, &idx, pos, t)? {
-            return Ok(idx.get(pos).map(|e| e.id));
-        }
-        let tip = idx.header.tip;
-        drop(idx);
-        forget(&index_path(repo, name));
-        rebuild(repo, &index_path(repo, name), tip)?;
+    let Some(idx) = open(repo, name)? else {
+        return Ok(None);
+    };
+    if let Some(found) = answer(repo, &idx, t)? {
+        return Ok(found);
+    }
+    // The index disagrees with the objects: rebuild it from them and answer
+    // from the file built here (not from the path, which a concurrent
+    // writer may have replaced meanwhile).
+    let path = index_path(repo, name);
+    let tip = idx.header.tip;
+    drop(idx);
+    forget(&path);
+    let rebuilt = Arc::new(rebuild(repo, &path, tip)?);
+    if let Some(found) = answer(repo, &rebuilt, t)? {
+        remember(path, rebuilt);
+        return Ok(found);
     }
     Err(Error::revision(
         name.as_str(),

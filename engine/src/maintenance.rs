@@ -349,21 +349,27 @@ impl Engine {
     }
 }
 
-/// Check a data directory (read-only, no lock): everything `sydra_gc::fsck`
-/// checks, plus every reachable WAL chunk against the segment bytes.
+/// Check a data directory (read-only; no writer lock): everything
+/// `sydra_gc::fsck` checks, plus every reachable WAL chunk against the
+/// segment bytes. Holds the GC lock throughout, waiting while a GC runs
+/// (see `sydra_gc::exclude_gc`), so no GC deletes objects or segments, or
+/// moves the horizon, under the check.
 pub fn fsck(
     repo: &Repository,
     options: &FsckOptions,
     progress: &dyn Progress,
 ) -> Result<FsckReport> {
+    let exclusion = sydra_gc::exclude_gc(repo.layout().root(), progress)?;
     let mut commits = Commits {
         with_paths: true,
         ..Commits::default()
     };
-    let mut report = sydra_gc::fsck(repo.refs(), options, &mut commits, progress)?;
+    let mut report =
+        sydra_gc::fsck_excluding(&exclusion, repo.refs(), options, &mut commits, progress)?;
     check_head(repo, &mut report)?;
     check_reflog_ends(repo, &mut report)?;
     check_wal(repo, &commits, &mut report, progress)?;
+    drop(exclusion);
     Ok(report)
 }
 
@@ -511,34 +517,113 @@ fn check_head(repo: &Repository, report: &mut FsckReport) -> Result<()> {
     Ok(())
 }
 
-/// Each ref's reflog ends at the ref's value. A mismatch means a reflog
-/// line was lost or merged into another (damage), or a crash fell between
-/// a ref update and its reflog line; either way the log no longer tells the
-/// ref's history.
+/// What one read of a ref and the end of its reflog saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ReflogEnd {
+    value: ObjectId,
+    last: Option<sydra_refs::ReflogEntry>,
+}
+
+impl ReflogEnd {
+    fn consistent(&self) -> bool {
+        self.last.as_ref().is_none_or(|l| l.new == Some(self.value))
+    }
+
+    /// The last line records a change away from the ref's value that did
+    /// not land: an update writes its reflog line before renaming its lock
+    /// over the ref, so a crash (or a failed rename) in between leaves
+    /// exactly this.
+    fn interrupted(&self) -> bool {
+        self.last
+            .as_ref()
+            .is_some_and(|l| l.old == Some(self.value) && l.new != Some(self.value))
+    }
+}
+
+/// The ref's value and its reflog's last line, read together; `None` when
+/// the ref is gone, symbolic or unreadable, or its reflog is unreadable
+/// (reported by the ref and reflog checks).
+fn read_reflog_end(repo: &Repository, name: &sydra_refs::RefName) -> Option<ReflogEnd> {
+    // Holds off this process's ref commits; other processes' are caught by
+    // reading again (see `check_reflog_ends`).
+    let _guard = repo.refs().consistent_read();
+    let value = repo.refs().read(name).ok()??.object()?;
+    let log = repo.refs().reflog(name).ok()?;
+    Some(ReflogEnd {
+        value,
+        last: log.last().cloned(),
+    })
+}
+
+/// How often `check_reflog_ends` reads a disagreeing ref and reflog again
+/// before believing them, and how long it waits in between.
+const REFLOG_END_READS: u32 = 50;
+const REFLOG_END_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Each ref's reflog ends at the ref's value. A last line that records a
+/// change away from the value is an update interrupted between its reflog
+/// line and its rename (a note). Any other mismatch means a reflog line was
+/// lost or merged into another (damage), or a crash fell between a rename
+/// and its reflog line in a store written before reflog lines came first;
+/// either way the log no longer tells the ref's history.
+///
+/// A ref update in another process may fall between reading the ref and
+/// reading its log, so a disagreement is only reported once two reads in a
+/// row see the same state with no update of the ref in progress (no lock
+/// file), or after `REFLOG_END_READS` reads.
 fn check_reflog_ends(repo: &Repository, report: &mut FsckReport) -> Result<()> {
-    for (name, target) in repo.refs().list("refs/")? {
-        let Some(value) = target.object() else {
-            continue;
+    for (name, _) in repo.refs().list("refs/")? {
+        let lock = {
+            let mut p = repo.refs().path_of(&name).into_os_string();
+            p.push(".lock");
+            PathBuf::from(p)
         };
-        // Unreadable reflogs are reported by the ref checks.
-        let Ok(log) = repo.refs().reflog(&name) else {
-            continue;
-        };
-        if let Some(last) = log.last()
-            && last.new != Some(value)
-        {
-            report.problems.push(Finding::new(
-                "refs",
-                Some(value),
-                Some(format!("logs/{name}")),
-                format!(
-                    "the reflog of {name} ends at {} but {name} points at {value}: a reflog line was lost or damaged",
-                    last.new.map_or_else(|| "a deletion".to_owned(), |id| id.to_hex())
-                ),
-            ));
+        let mut previous: Option<ReflogEnd> = None;
+        for read in 1..=REFLOG_END_READS {
+            let Some(end) = read_reflog_end(repo, &name) else {
+                break;
+            };
+            if end.consistent() {
+                break;
+            }
+            let settled = previous.as_ref() == Some(&end) && !lock.exists();
+            if !settled && read < REFLOG_END_READS {
+                previous = Some(end);
+                std::thread::sleep(REFLOG_END_PAUSE);
+                continue;
+            }
+            report_reflog_end(&name, &end, report);
+            break;
         }
     }
     Ok(())
+}
+
+fn report_reflog_end(name: &sydra_refs::RefName, end: &ReflogEnd, report: &mut FsckReport) {
+    let value = end.value;
+    let Some(last) = &end.last else { return };
+    let shown = |id: Option<ObjectId>| id.map_or_else(|| "a deletion".to_owned(), |id| id.to_hex());
+    if end.interrupted() {
+        report.notes.push(Finding::new(
+            "refs",
+            Some(value),
+            Some(format!("logs/{name}")),
+            format!(
+                "the last reflog line of {name} records a change from {value} to {} that did not land: an update was interrupted after its reflog line and before its rename (a crash, or its rename failed); {name} still points at {value}, and its next update continues the log",
+                shown(last.new)
+            ),
+        ));
+    } else {
+        report.problems.push(Finding::new(
+            "refs",
+            Some(value),
+            Some(format!("logs/{name}")),
+            format!(
+                "the reflog of {name} ends at {} but {name} points at {value}: a reflog line was lost or damaged (OPERATIONS.md says what to do)",
+                shown(last.new)
+            ),
+        ));
+    }
 }
 
 /// Every record past the head's last chunk: CRC, framing and contiguous

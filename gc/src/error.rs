@@ -39,10 +39,10 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// Another garbage collection (in this process or another) holds the
-    /// GC lock.
+    /// Another garbage collection, or an fsck (in this process or another),
+    /// holds the GC lock.
     #[error(
-        "a garbage collection is already running on {}{}; only one may run at a time",
+        "a garbage collection or fsck is already running on {}{}; only one may run at a time",
         dir.display(),
         pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
     )]

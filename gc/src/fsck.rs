@@ -1,10 +1,20 @@
 //! fsck: verify every object, every ref and reflog, the retention file,
 //! and connectivity from the roots; list leftover temp and lock files.
 //!
-//! Read-only, takes no lock, safe beside a live writer in another process:
-//! an object that vanishes while being checked (a concurrent GC) is
-//! skipped; objects written during the pass are unreachable until a ref
-//! moves, and refs are read once.
+//! Read-only (it writes only its pid into `gc.lock`), safe beside a live
+//! writer and beside GC in any process:
+//! - fsck holds the GC lock (`gc.lock`, [`GcLock`]) for the whole check,
+//!   waiting while a GC holds it, so no GC sweeps objects or WAL segments
+//!   or moves the retention horizon under its walk; a GC that starts
+//!   meanwhile is refused as "already running". When the lock cannot be
+//!   taken at all (a read-only directory), fsck runs anyway and says so in
+//!   a note.
+//! - Objects are never changed in place, and objects written during the
+//!   pass are unreachable until a ref moves; a ref moves only after the
+//!   objects it reaches are durable. Refs are read once.
+//! - A ref update in another process may fall between reading a ref and
+//!   its reflog; the engine's check that reflogs end at their refs reads
+//!   a disagreeing pair again before reporting it.
 //!
 //! Passes:
 //! 1. **objects**: every file under `objects/<2>/` is read in full:
@@ -38,6 +48,7 @@ use sydra_refs::{REFS_DIR, RefName, RefStore, Target};
 use crate::error::{Error, Result};
 use crate::horizon::Horizon;
 use crate::leftovers::{self, LeftoverKind};
+use crate::lock::{GC_LOCK_FILE, GcLock};
 use crate::mark::{self, Defect, MarkOptions, Reached, Visitor};
 use crate::progress::Progress;
 use crate::roots::{self, Origin, Roots};
@@ -138,9 +149,87 @@ fn display(p: &Path) -> Option<String> {
     Some(p.display().to_string())
 }
 
-/// Check the data directory of `refs`. `visitor` sees every reachable
-/// commit (the engine checks WAL chunks from it).
+/// fsck's hold on the GC lock: no garbage collection (in any process)
+/// starts while it lives. Released on drop.
+#[derive(Debug)]
+pub struct GcExclusion {
+    lock: Option<GcLock>,
+    /// Why the lock could not be taken, when it could not.
+    note: Option<Finding>,
+}
+
+impl GcExclusion {
+    /// Whether the GC lock is held (`false` when it could not be taken and
+    /// fsck runs without it).
+    pub fn holds_lock(&self) -> bool {
+        self.lock.is_some()
+    }
+}
+
+/// How often fsck tries again for the GC lock while a GC holds it.
+const GC_LOCK_POLL: Duration = Duration::from_millis(50);
+
+/// Take the GC lock of the data directory `dir` for a check, waiting while
+/// a GC holds it (shown as a progress phase). A lock that cannot be taken
+/// for any other reason (no write access to `dir`) is not an error: the
+/// check runs without it, and a note in its report says so.
+pub fn exclude_gc(dir: &Path, progress: &dyn Progress) -> Result<GcExclusion> {
+    let mut waiting = false;
+    let result = loop {
+        match GcLock::acquire(dir) {
+            Ok(lock) => {
+                break GcExclusion {
+                    lock: Some(lock),
+                    note: None,
+                };
+            }
+            Err(e) if e.is_running() => {
+                if !waiting {
+                    progress.phase("waiting for a running garbage collection", "polls", None);
+                    waiting = true;
+                }
+                progress.advance(1);
+                std::thread::sleep(GC_LOCK_POLL);
+            }
+            Err(e) => {
+                let path = dir.join(GC_LOCK_FILE);
+                break GcExclusion {
+                    lock: None,
+                    note: Some(Finding::new(
+                        "store",
+                        None,
+                        display(&path),
+                        format!(
+                            "fsck ran without the GC lock ({e}): a garbage collection running meanwhile may show here as missing objects or segments; rerun when none runs"
+                        ),
+                    )),
+                };
+            }
+        }
+    };
+    if waiting {
+        progress.finish();
+    }
+    Ok(result)
+}
+
+/// Check the data directory of `refs`, holding the GC lock (see
+/// [`exclude_gc`]). `visitor` sees every reachable commit (the engine
+/// checks WAL chunks from it).
 pub fn fsck(
+    refs: &RefStore,
+    options: &FsckOptions,
+    visitor: &mut dyn Visitor,
+    progress: &dyn Progress,
+) -> Result<FsckReport> {
+    let exclusion = exclude_gc(refs.dir(), progress)?;
+    fsck_excluding(&exclusion, refs, options, visitor, progress)
+}
+
+/// [`fsck`] for a caller that already took `exclusion` (the engine, which
+/// checks the WAL under the same exclusion afterwards).
+pub fn fsck_excluding(
+    exclusion: &GcExclusion,
     refs: &RefStore,
     options: &FsckOptions,
     visitor: &mut dyn Visitor,
@@ -149,6 +238,7 @@ pub fn fsck(
     let now_ns = crate::session::ns_of(SystemTime::now());
     let store = refs.objects();
     let mut report = FsckReport::default();
+    report.notes.extend(exclusion.note.clone());
     let bad = check_objects(store, &mut report, progress)?;
     let mut roots = Roots::new();
     check_refs(refs, &mut report, &mut roots)?;

@@ -50,7 +50,7 @@ pub mod sweep;
 
 pub use duration::{Keep, ParseDurationError, format_duration, parse_duration};
 pub use error::{Error, Result};
-pub use fsck::{Finding, FsckOptions, FsckReport, fsck};
+pub use fsck::{Finding, FsckOptions, FsckReport, GcExclusion, exclude_gc, fsck, fsck_excluding};
 pub use horizon::{HORIZON_FILE, Horizon};
 pub use idset::IdSet;
 pub use lock::{GC_LOCK_FILE, GcLock};

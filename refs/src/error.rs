@@ -16,6 +16,18 @@ use crate::transaction::PreviousValue;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// Some changes of a transaction were made before a later step failed:
+    /// the refs in `committed` moved and their reflog lines are written (the
+    /// failure came after, e.g. a directory fsync). Callers must treat those
+    /// changes as done; the other refs of the transaction are unchanged.
+    #[error("{} changed, but then: {source}", Names(committed))]
+    Committed {
+        /// The refs whose change landed.
+        committed: Vec<RefName>,
+        /// What failed afterwards.
+        #[source]
+        source: Box<Error>,
+    },
     /// A filesystem operation failed.
     #[error("cannot {op} {}: {source}", path.display())]
     Io {
@@ -193,6 +205,20 @@ impl fmt::Display for Actual<'_> {
     }
 }
 
+struct Names<'a>(&'a [RefName]);
+
+impl fmt::Display for Names<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, name) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{name}")?;
+        }
+        Ok(())
+    }
+}
+
 struct Chain<'a>(&'a [RefName]);
 
 impl fmt::Display for Chain<'_> {
@@ -224,7 +250,19 @@ impl Error {
     /// Whether durability of earlier writes is unknown (a failed fsync), so
     /// an engine must poison itself.
     pub fn is_sync_failure(&self) -> bool {
-        matches!(self, Error::Sync { .. })
+        match self {
+            Error::Committed { source, .. } => source.is_sync_failure(),
+            _ => matches!(self, Error::Sync { .. }),
+        }
+    }
+
+    /// The refs a failed transaction changed nonetheless (see
+    /// [`Error::Committed`]); `None` when the failure changed no ref.
+    pub fn committed(&self) -> Option<&[RefName]> {
+        match self {
+            Error::Committed { committed, .. } => Some(committed),
+            _ => None,
+        }
     }
 
     /// Whether the ref was locked by another update (retrying may succeed).
@@ -241,6 +279,7 @@ impl Error {
     pub fn io_error(&self) -> Option<&io::Error> {
         match self {
             Error::Io { source, .. } | Error::Sync { source, .. } => Some(source),
+            Error::Committed { source, .. } => source.io_error(),
             _ => None,
         }
     }

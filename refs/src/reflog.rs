@@ -183,8 +183,9 @@ fn is_absent(e: &io::Error) -> bool {
 /// directory must exist; when `path` is created here, its directory is
 /// fsynced too.
 ///
-/// Callers serialize appends to one file (see `RefStore`), so the torn-tail
-/// repair below never cuts a concurrent append short.
+/// Callers serialize appends to one file (a ref's line is appended while
+/// its lock file is held; see `transaction`), so the torn-tail repair
+/// below never cuts a concurrent append short.
 pub(crate) fn append(path: &Path, entry: &ReflogEntry) -> Result<()> {
     let existed = match fs::symlink_metadata(path) {
         Ok(_) => true,

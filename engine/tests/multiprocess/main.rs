@@ -6,6 +6,10 @@
 //! a clean not-found for collected history — never a torn or corrupt
 //! object. A second writer process is refused with a clear error.
 //!
+//! And fsck, run again and again beside a process that checkpoints and
+//! collects with a retention horizon and processes that move refs, finds
+//! no problem: every finding there would be a race, not damage.
+//!
 //! `SYDRA_MP_SECONDS=N` runs the writer longer (default 4).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -231,5 +235,155 @@ fn a_reader_process_never_sees_a_torn_commit_while_the_writer_commits_and_collec
     assert!(
         gcs > 0 && deleted > 0,
         "the writer never collected anything"
+    );
+}
+
+/// Runs `sydra --dir DIR ARGS`; whether it succeeded.
+fn sydra(dir: &std::path::Path, args: &[&str]) -> bool {
+    Command::new(env!("CARGO_BIN_EXE_sydra"))
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+const GC_WRITER_ENV: &str = "SYDRA_MP_GC_WRITER_DIR";
+
+/// The other process of the fsck test: commits, snapshots and collects
+/// with zero grace, zero reflog expiry and a horizon of 2 commits, until
+/// told to stop.
+#[test]
+fn gc_writer_process() {
+    let Ok(dir) = std::env::var(GC_WRITER_ENV) else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let e = Engine::open(&dir, Options::default()).unwrap();
+    let stop = dir.join("STOP-GC-WRITER");
+    let (mut commits, mut gcs) = (0u64, 0u64);
+    while !stop.exists() {
+        for i in 0..5 {
+            e.append(format!("rec {commits} {i}").as_bytes()).unwrap();
+        }
+        e.checkpoint(None, "more").unwrap();
+        commits += 1;
+        if commits.is_multiple_of(4) {
+            e.snapshot(Some(&format!("s{commits}"))).unwrap();
+        }
+        if commits.is_multiple_of(2) {
+            let keep = Keep::Commits(NonZeroU64::new(2).unwrap());
+            // Refused while fsck holds the GC lock: try again in its next
+            // pause, so collections keep happening between fsck runs.
+            while !stop.exists() {
+                match e.gc(&GcOptions {
+                    grace: Duration::ZERO,
+                    reflog_expiry: Duration::ZERO,
+                    retain: Some(keep),
+                    ..GcOptions::default()
+                }) {
+                    Ok(_) => {
+                        gcs += 1;
+                        break;
+                    }
+                    Err(Error::Gc(g)) if g.is_running() => {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    Err(err) => panic!("gc: {err}"),
+                }
+            }
+        }
+    }
+    println!("GC-WRITER {commits} {gcs}");
+}
+
+/// fsck beside other processes that commit, move refs and collect with
+/// zero grace and a retention horizon: every finding would be a race (the
+/// store is sound throughout), so fsck must report none. Before fsck took
+/// the GC lock and re-read disagreeing reflogs, a GC cutting history under
+/// its walk showed as missing commits, and an update between reading a ref
+/// and its reflog as a reflog that does not end at its ref.
+#[test]
+fn fsck_beside_gc_retain_and_ref_updates_in_other_processes_finds_no_problem() {
+    if std::env::var(READER_ENV).is_ok() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    assert!(sydra(&dir, &["init"]));
+    assert!(sydra(&dir, &["checkpoint", "-m", "first"]));
+    assert!(sydra(&dir, &["branch", "side"]));
+    let writer = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "gc_writer_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(GC_WRITER_ENV, &dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let moves = std::sync::atomic::AtomicU64::new(0);
+    let mut problems: Vec<String> = Vec::new();
+    let mut runs = 0u32;
+    std::thread::scope(|s| {
+        let (dir, stop, moves) = (&dir, &stop, &moves);
+        // A third process at a time moves another ref after main, with
+        // reflog lines of its own.
+        s.spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                if sydra(dir, &["update-ref", "refs/heads/side", "refs/heads/main"]) {
+                    moves.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        });
+        for _ in 0..60 {
+            runs += 1;
+            let repo = Repository::open(dir).unwrap();
+            let report = sydra_engine::maintenance::fsck(
+                &repo,
+                &sydra_engine::gc::FsckOptions::default(),
+                &sydra_engine::gc::NoProgress,
+            )
+            .unwrap();
+            problems.extend(report.problems.iter().map(|p| format!("run {runs}: {p}")));
+            // Room for a GC between two runs.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    std::fs::write(dir.join("STOP-GC-WRITER"), b"").unwrap();
+    let out = writer.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the writer failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let nums: Vec<u64> = stdout
+        .lines()
+        .find_map(|l| l.find("GC-WRITER ").map(|i| l[i + 10..].to_owned()))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let moves = moves.into_inner();
+    eprintln!(
+        "fsck beside gc: {runs} fsck runs; writer: {nums:?} (checkpoints, GCs); {moves} update-ref processes"
+    );
+    assert!(
+        nums.len() == 2 && nums[0] > 0 && nums[1] > 0 && moves > 0,
+        "the other processes did nothing: {nums:?}, {moves} ref moves"
+    );
+    assert!(
+        problems.is_empty(),
+        "{} problems: {problems:#?}",
+        problems.len()
     );
 }

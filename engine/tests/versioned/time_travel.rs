@@ -105,3 +105,136 @@ fn a_time_before_the_first_commit_is_no_such_revision() {
     assert!(err.contains("no commit at or before"), "{err}");
     assert!(repo.resolve("main@{10}").is_ok());
 }
+
+/// Commits with these timestamps (seconds) on `name`, each with a message
+/// naming the ref, so two refs never share a commit.
+fn chain_on(repo: &Repository, name: &RefName, secs: &[i64]) -> Vec<ObjectId> {
+    let tree = repo.objects().put(Kind::Tree, &0u32.to_le_bytes()).unwrap();
+    let mut ids: Vec<ObjectId> = Vec::new();
+    for &s in secs {
+        let c = sydra_engine::objects::Commit {
+            tree,
+            parents: ids.last().copied().into_iter().collect(),
+            timestamp: s * 1_000_000_000,
+            message: format!("{name} at {s}"),
+            ..Default::default()
+        };
+        ids.push(
+            repo.objects()
+                .put(Kind::Commit, &c.encode().unwrap())
+                .unwrap(),
+        );
+    }
+    repo.refs()
+        .update(name, *ids.last().unwrap(), PreviousValue::Any, "test")
+        .unwrap();
+    ids
+}
+
+/// `refs/heads/x`'s index was once written through a temp file at
+/// `index/history/refs/heads/x.tmp`: the live index of `refs/heads/x.tmp`,
+/// truncated and overwritten while a lookup of that ref had it mapped (a
+/// SIGBUS when the new content is shorter, a wrong answer otherwise).
+#[test]
+fn building_one_refs_history_index_never_touches_another_refs_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, _) = Repository::init(dir.path()).unwrap();
+    let x = RefName::new("refs/heads/x").unwrap();
+    let x_tmp = RefName::new("refs/heads/x.tmp").unwrap();
+    let xs = chain_on(&repo, &x, &[10, 20, 30]);
+    let ts = chain_on(&repo, &x_tmp, &[11, 21, 31]);
+    let at25 = 25 * 1_000_000_000;
+    // x.tmp's index is built and kept mapped by this process first.
+    assert_eq!(history::at(&repo, &x_tmp, at25).unwrap(), Some(ts[1]));
+    assert_eq!(history::at(&repo, &x, at25).unwrap(), Some(xs[1]));
+    assert_eq!(history::at(&repo, &x_tmp, at25).unwrap(), Some(ts[1]));
+    // And as another process would find the files.
+    history::clear_cache();
+    assert_eq!(history::at(&repo, &x_tmp, at25).unwrap(), Some(ts[1]));
+    assert_eq!(history::at(&repo, &x, at25).unwrap(), Some(xs[1]));
+    let on_disk = std::fs::read(history::index_path(&repo, &x_tmp)).unwrap();
+    assert_eq!(on_disk.len(), 64 + 3 * 40);
+    assert_eq!(&on_disk[16..48], ts[2].as_bytes());
+}
+
+/// Rebuilds and extensions of indexes racing lookups of the same and of
+/// neighbouring refs (`v1.2` and `v1.3` once shared the temp file
+/// `v1.tmp`), each thread with its own `Repository`: no lookup may fail or
+/// answer wrongly because another one rewrote an index.
+#[test]
+fn concurrent_index_rebuilds_never_fail_a_lookup() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, _) = Repository::init(dir.path()).unwrap();
+    let names = [
+        RefName::new("refs/tags/v1.2").unwrap(),
+        RefName::new("refs/tags/v1.3").unwrap(),
+    ];
+    let secs: Vec<i64> = (1..=60).map(|i| i * 10).collect();
+    let chains: Vec<Vec<ObjectId>> = names.iter().map(|n| chain_on(&repo, n, &secs)).collect();
+    let root = dir.path().to_path_buf();
+    let failures = std::sync::atomic::AtomicUsize::new(0);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        // Moves both refs forward: every lookup after it extends an index.
+        s.spawn(|| {
+            let repo = Repository::open(&root).unwrap();
+            let tree = repo.objects().put(Kind::Tree, &0u32.to_le_bytes()).unwrap();
+            let mut tips: Vec<ObjectId> = chains.iter().map(|c| *c.last().unwrap()).collect();
+            for i in 0..150i64 {
+                for (name, tip) in names.iter().zip(tips.iter_mut()) {
+                    let c = sydra_engine::objects::Commit {
+                        tree,
+                        parents: vec![*tip],
+                        timestamp: (1_000 + i) * 1_000_000_000,
+                        message: format!("{name} more {i}"),
+                        ..Default::default()
+                    };
+                    let id = repo
+                        .objects()
+                        .put(Kind::Commit, &c.encode().unwrap())
+                        .unwrap();
+                    repo.refs()
+                        .update(name, id, PreviousValue::MustExistAndMatch(*tip), "more")
+                        .unwrap();
+                    *tip = id;
+                }
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        // Throws the indexes away, forcing rebuilds.
+        s.spawn(|| {
+            let repo = Repository::open(&root).unwrap();
+            for i in 0..300 {
+                let name = &names[i % 2];
+                let _ = std::fs::remove_file(history::index_path(&repo, name));
+                history::clear_cache();
+                if history::at(&repo, name, 255 * 1_000_000_000).is_err() {
+                    failures.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        });
+        for r in 0..2usize {
+            let (names, chains, failures, secs) = (&names, &chains, &failures, &secs);
+            let root = &root;
+            s.spawn(move || {
+                let repo = Repository::open(root).unwrap();
+                for i in 0..300usize {
+                    let k = (i + r) % 2;
+                    // Answers inside the first 60 commits never change as
+                    // the refs grow.
+                    let j = (i * 7 + r) % 60;
+                    let t = secs[j] * 1_000_000_000 + 5;
+                    match history::at(&repo, &names[k], t) {
+                        Ok(got) => assert_eq!(got, Some(chains[k][j]), "{} at {t}", names[k]),
+                        Err(e) => {
+                            eprintln!("lookup of {} failed: {e}", names[k]);
+                            failures.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    assert!(done.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(failures.into_inner(), 0);
+}

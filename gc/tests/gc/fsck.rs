@@ -153,3 +153,86 @@ fn a_corrupt_reflog_and_a_stray_ref_file_are_problems() {
             .any(|p| p.check == "ref" && p.message.contains("bad name"))
     );
 }
+
+/// Starts a GC with a horizon of one commit at the first commit fsck's
+/// walk reaches: what a GC in another process may do at any moment.
+struct GcMidWalk<'a> {
+    refs: &'a sydra_refs::RefStore,
+    outcome: Option<Result<sydra_gc::GcReport, Error>>,
+}
+
+impl sydra_gc::Visitor for GcMidWalk<'_> {
+    fn commit(
+        &mut self,
+        _id: &ObjectId,
+        _commit: &sydra_objects::CommitRef<'_>,
+        _via: sydra_gc::Via<'_>,
+    ) {
+        if self.outcome.is_none() {
+            let options = sydra_gc::GcOptions {
+                retain: Some(sydra_gc::Keep::Commits(std::num::NonZeroU64::MIN)),
+                ..eager()
+            };
+            self.outcome = Some(collect(self.refs, &options, &NoProgress));
+        }
+    }
+}
+
+/// A GC that cut history while fsck walked it made fsck report the commits
+/// it deleted as missing (a race, not damage). fsck holds the GC lock for
+/// the whole check, so such a GC is refused.
+#[test]
+fn a_gc_cannot_start_under_fsck() {
+    let f = Fixture::new();
+    let mut tip = f.simple_commit(&[], "0");
+    for i in 1..6 {
+        tip = f.simple_commit(&[tip], &i.to_string());
+    }
+    f.set_ref("refs/heads/main", tip);
+    let mut gc = GcMidWalk {
+        refs: &f.refs,
+        outcome: None,
+    };
+    let report = fsck(&f.refs, &FsckOptions::default(), &mut gc, &NoProgress).unwrap();
+    match gc.outcome {
+        Some(Err(e)) => assert!(e.is_running(), "{e}"),
+        Some(Ok(r)) => panic!("a GC ran under fsck: {r:?}"),
+        None => panic!("the walk reached no commit"),
+    }
+    assert!(report.is_clean(), "{:?}", report.problems);
+    // And once fsck is done, GC runs.
+    collect(&f.refs, &eager(), &NoProgress).unwrap();
+}
+
+/// fsck waits for a running GC (here: its lock held) instead of failing.
+#[test]
+fn fsck_waits_for_a_running_gc() {
+    let (f, _) = repo();
+    let lock = sydra_gc::GcLock::acquire(f.dir.path()).unwrap();
+    std::thread::scope(|s| {
+        let checking = s.spawn(|| check(&f));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(!checking.is_finished(), "fsck ran while a GC held the lock");
+        drop(lock);
+        let report = checking.join().unwrap();
+        assert!(report.is_clean(), "{:?}", report.problems);
+    });
+}
+
+/// Without a usable GC lock (here: a directory in its place) fsck still
+/// runs, and says that it ran without it.
+#[test]
+fn fsck_without_the_gc_lock_runs_and_says_so() {
+    let (f, _) = repo();
+    fs::create_dir(f.dir.path().join(sydra_gc::GC_LOCK_FILE)).unwrap();
+    let report = check(&f);
+    assert!(report.is_clean(), "{:?}", report.problems);
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.message.contains("without the GC lock")),
+        "{:?}",
+        report.notes
+    );
+}

@@ -21,19 +21,30 @@
 //! removed and no ref or reflog has changed (at most, empty directories
 //! were created).
 //!
-//! Committing (`commit.rs`): each lock file is renamed over its ref (or, for
-//! a delete, the ref file is removed), in name order; each touched
-//! directory is fsynced; then one reflog line per change is appended and
-//! fsynced; then the locks of deletes are removed. A failure after the first
-//! rename leaves the refs already renamed changed and the rest unchanged:
-//! a transaction is atomic against concurrent writers (they see every ref
-//! locked until it is changed) but not against a crash in the middle of its
-//! renames. A crash after a rename but before its reflog line is durable
-//! loses that reflog line; the ref itself is changed.
+//! Committing (`commit.rs`): first one reflog line per change is appended
+//! and fsynced, under the locks (git's order); then each lock file is
+//! renamed over its ref (or, for a delete, the ref file is removed), in name
+//! order; each touched directory is fsynced; then the locks of deletes are
+//! removed.
+//!
+//! - A failure before the first rename changes no ref. Reflog lines already
+//!   appended stay: each is one past its ref, its `old` equal to the ref's
+//!   value, exactly what a crash between a line and its rename leaves.
+//!   fsck recognises that state (a note, not a problem), and the ref's
+//!   next update simply appends after it.
+//! - A failure after the first rename is [`Error::Committed`](crate::Error::Committed):
+//!   it names the refs already changed (their reflog lines are written),
+//!   so a caller never takes a change that landed for one that did not. The
+//!   rest are unchanged: a transaction is atomic against concurrent writers
+//!   (they see every ref locked until it is changed) but not against a
+//!   crash in the middle of its renames.
+//! - A crash after a rename but before its directory fsync may lose the
+//!   rename; the reflog line then stays one past the ref, as above.
 //!
 //! Reflog lines of one store are appended in commit order: commits of one
-//! process are serialized from the first rename to the last reflog line.
-//! Across processes, the engine's directory lock makes one writer.
+//! process are serialized from the first reflog line to the last rename,
+//! and a ref's line is appended while its lock is held, so updates of one
+//! ref append in order across processes too.
 
 mod commit;
 mod prepare;
