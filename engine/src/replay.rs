@@ -14,7 +14,7 @@ use sydra_objects::{ObjectId, Store};
 
 use crate::error::{Error, Result};
 use crate::index;
-use crate::wal::record::{Step, parse_record};
+use crate::wal::record::{Step, parse_record, valid_record_after};
 use crate::wal::{Chunk, Position, SegmentView, WalError, list_segments};
 
 /// How far past the commit's chunks to read.
@@ -183,11 +183,20 @@ impl Replay {
                         return Ok(Some((seq, start, end)));
                     }
                     Step::End => self.cur = None,
-                    Step::Bad(_) if cur.lenient_end => {
-                        self.cur = None;
-                        self.tail_segments = Some(VecDeque::new());
-                    }
                     Step::Bad(reason) => {
+                        // A writer may be mid-append at the end of the last
+                        // segment: bad bytes there end the tail, but only if
+                        // no valid record follows them (else it is damage).
+                        let later = valid_record_after(bytes, cur.off, self.expect);
+                        if cur.lenient_end && later.is_none() {
+                            self.cur = None;
+                            self.tail_segments = Some(VecDeque::new());
+                            continue;
+                        }
+                        let reason = match later {
+                            Some((at, seq)) => crate::wal::not_torn(&reason, at, seq),
+                            None => reason,
+                        };
                         let (view, off) = (cur.view.clone(), cur.off);
                         return Err(self.corrupt(&view, off, reason));
                     }

@@ -18,7 +18,7 @@ use sydra_engine::objects::{Durability, Store};
 use sydra_engine::wal::chunk::CHUNK_LEN;
 use sydra_engine::wal::record::{
     RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, Step, encode_record, framed_len, parse_record,
-    parse_segment_header, record_crc, segment_file_name, segment_header,
+    parse_segment_header, record_crc, segment_file_name, segment_header, valid_record_after,
 };
 use sydra_engine::wal::{Chunk, SyncMode, WalOptions, list_segments};
 use sydra_engine::{Engine, Error, Options, Replay, Tail};
@@ -85,8 +85,9 @@ fn fix_up(seg: &mut [u8], flags: u8, first_seq: u64) {
 }
 
 /// Walk every record from the header on; each accepted record re-encodes
-/// to its bytes and lies inside the buffer.
-fn walk(seg: &[u8], verify_crc: bool) -> Vec<(u64, Vec<u8>)> {
+/// to its bytes and lies inside the buffer. Returns the records and the
+/// offset of the bad bytes that ended the walk, if any.
+fn walk(seg: &[u8], verify_crc: bool) -> (Vec<(u64, Vec<u8>)>, Option<usize>) {
     let mut out = Vec::new();
     let mut off = SEGMENT_HEADER_LEN.min(seg.len());
     loop {
@@ -108,12 +109,11 @@ fn walk(seg: &[u8], verify_crc: bool) -> Vec<(u64, Vec<u8>)> {
             }
             Step::End => {
                 assert_eq!(off, seg.len());
-                break;
+                return (out, None);
             }
-            Step::Bad(_) => break,
+            Step::Bad(_) => return (out, Some(off)),
         }
     }
-    out
 }
 
 thread_local! {
@@ -138,7 +138,7 @@ pub fn wal_segment(data: &[u8]) {
     if let Ok(first) = first {
         assert_eq!(segment_header(first), seg[..SEGMENT_HEADER_LEN]);
     }
-    let valid = walk(&seg, true);
+    let (valid, bad_at) = walk(&seg, true);
     let _ = walk(&seg, false);
     for off in [0, 1, 7, seg.len() / 2, seg.len(), seg.len() + 1, usize::MAX] {
         let _ = parse_record(&seg, off, Some(1), true);
@@ -162,7 +162,8 @@ pub fn wal_segment(data: &[u8]) {
         let path = wal.join(segment_file_name(first));
         std::fs::write(&path, &seg).unwrap_or_else(|e| panic!("{e}"));
         // The reader's rules: records before the next expected seq are
-        // skipped, a gap is an error, bad bytes end the last segment.
+        // skipped, a gap is an error, bad bytes end the last segment unless
+        // a valid record follows them (then they are damage, an error).
         let mut want = Vec::new();
         let mut gap = false;
         let mut expect = 1u64;
@@ -177,11 +178,13 @@ pub fn wal_segment(data: &[u8]) {
             want.push((seq, payload));
             expect += 1;
         }
+        let damaged =
+            !gap && bad_at.is_some_and(|at| valid_record_after(&seg, at, expect).is_some());
         let replay = Replay::new(store, wal.clone(), None, Tail::ToEnd)
             .unwrap_or_else(|e| panic!("replay of no commit: {e}"));
         let (got, err) = drain(replay);
         assert_eq!(got, want, "ToEnd replay of a lone segment");
-        assert_eq!(err.is_some(), gap, "replay error {err:?}");
+        assert_eq!(err.is_some(), gap || damaged, "replay error {err:?}");
         std::fs::remove_file(&path).unwrap_or_else(|e| panic!("{e}"));
     });
 }

@@ -31,6 +31,7 @@ use std::time::Duration;
 pub use chunk::{Chunk, ChunkHasher};
 pub use reader::{SegmentView, list_segments};
 pub use recovery::RecoveryReport;
+pub(crate) use recovery::not_torn;
 pub use writer::{Position, Wal, WalStats};
 
 /// When an append is acknowledged.

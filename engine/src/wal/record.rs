@@ -163,6 +163,40 @@ pub fn parse_record(buf: &[u8], off: usize, expect_seq: Option<u64>, verify_crc:
     })
 }
 
+/// The first whole, CRC-valid record at or after `from` that could belong
+/// to this log: its offset and seq. `from` is where parsing failed while
+/// expecting seq `expect`.
+///
+/// This is what tells a torn tail from corruption. A crash can only tear the
+/// end of the log: every byte from the first bad one to the end of the file
+/// is a partial record, garbage or zeros, so no valid record can follow.
+/// A valid record after bad bytes means acknowledged records were damaged.
+///
+/// A candidate at `from` itself may have any seq but 0 (a whole, CRC-valid
+/// record with the wrong seq is not something a crash writes); a candidate
+/// further on needs a seq from `expect` up to what the bytes in between
+/// could hold (every record takes at least a header), which keeps payload
+/// bytes that merely look like a header from counting.
+pub fn valid_record_after(buf: &[u8], from: usize, expect: u64) -> Option<(usize, u64)> {
+    let last = buf.len().checked_sub(RECORD_HEADER_LEN)?;
+    for off in from..=last {
+        let seq = u64_at(buf, off + REC_OFF_SEQ);
+        let plausible = if off == from {
+            seq != 0
+        } else {
+            let room = ((off - from) / RECORD_HEADER_LEN) as u64;
+            seq >= expect && seq <= expect.saturating_add(room)
+        };
+        if !plausible {
+            continue;
+        }
+        if let Step::Record(r) = parse_record(buf, off, None, true) {
+            return Some((off, r.seq));
+        }
+    }
+    None
+}
+
 /// The file name of the segment whose first record is `first_seq`.
 pub fn segment_file_name(first_seq: u64) -> String {
     format!("{first_seq:020}.wal")

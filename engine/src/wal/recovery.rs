@@ -12,7 +12,8 @@ use super::WalError;
 use super::chunk::ChunkHasher;
 use super::reader::list_segments;
 use super::record::{
-    SEGMENT_HEADER_LEN, Step, parse_record, parse_segment_header, segment_file_name, segment_header,
+    SEGMENT_HEADER_LEN, Step, parse_record, parse_segment_header, segment_file_name,
+    segment_header, valid_record_after,
 };
 use super::writer::{Active, Position, State};
 
@@ -40,6 +41,15 @@ fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> WalError {
         offset,
         reason: reason.into(),
     }
+}
+
+/// The reason for refusing bad bytes that valid records follow.
+pub(crate) fn not_torn(reason: &str, at: usize, seq: u64) -> String {
+    format!(
+        "{reason}; a valid record (seq {seq}) follows at offset {at}, so this is damage to \
+         acknowledged records, not a torn tail (nothing was changed; `sydra wal repair` can cut \
+         the log here, giving up the records from this one on)"
+    )
 }
 
 pub(crate) fn recover(
@@ -141,6 +151,11 @@ pub(crate) fn recover(
                 }
                 Step::End => break,
                 Step::Bad(reason) if is_last => {
+                    // Only damage that runs to the end of the file is a torn
+                    // tail; anything else is refused before a byte changes.
+                    if let Some((at, seq)) = valid_record_after(&map, off, expect) {
+                        return Err(corrupt(&path, off as u64, not_torn(&reason, at, seq)));
+                    }
                     torn = Some(reason);
                     break;
                 }

@@ -131,3 +131,107 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// Offset of record `seq` in a segment whose first record is `first`.
+fn record_offset(bytes: &[u8], first: u64, seq: u64) -> usize {
+    use sydra_engine::wal::record::{Step, parse_record};
+    let mut off = 16;
+    for s in first..seq {
+        let Step::Record(r) = parse_record(bytes, off, Some(s), true) else {
+            panic!("record {s} at {off} does not parse")
+        };
+        off = r.end;
+    }
+    off
+}
+
+/// The scenario: 1,100 acknowledged records in one segment, one bit
+/// of record 150's stored CRC flipped. The damage is followed by 950 valid
+/// records, so it is not a torn tail: open refuses naming the file and the
+/// offset, and changes nothing.
+#[test]
+fn a_bad_record_followed_by_valid_records_in_the_last_segment_is_refused_not_truncated() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("d");
+    let segs = build(&dir, 1100, 1 << 20);
+    assert_eq!(segs.len(), 1);
+    let seg_path = dir.join("wal").join(segment_file_name(segs[0]));
+    let mut bytes = fs::read(&seg_path).unwrap();
+    let off = record_offset(&bytes, 1, 150);
+    bytes[off + 4] ^= 0x01; // the stored CRC
+    fs::write(&seg_path, &bytes).unwrap();
+
+    let err = Engine::open(&dir, opts(SyncMode::Never, 1 << 20)).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Wal(_)), "{msg}");
+    assert!(
+        msg.contains(&segment_file_name(segs[0])) && msg.contains(&format!("offset {off}")),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("seq 151"),
+        "names the valid record after it: {msg}"
+    );
+    // Nothing changed: every acknowledged byte is still there.
+    assert_eq!(fs::read(&seg_path).unwrap(), bytes);
+    // A second attempt refuses the same way (nothing was "repaired").
+    let again = Engine::open(&dir, opts(SyncMode::Never, 1 << 20)).unwrap_err();
+    assert_eq!(again.to_string(), msg);
+}
+
+/// The reader without the lock (`sydra replay`'s `Tail::ToEnd`) stops
+/// quietly only at a torn tail; the same mid-segment damage is an error
+/// after the 149 good records.
+#[test]
+fn replay_to_end_refuses_a_bad_record_followed_by_valid_records() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("d");
+    let segs = build(&dir, 1100, 1 << 20);
+    let seg_path = dir.join("wal").join(segment_file_name(segs[0]));
+    let mut bytes = fs::read(&seg_path).unwrap();
+    let off = record_offset(&bytes, 1, 150);
+    bytes[off + 4] ^= 0x01;
+    fs::write(&seg_path, &bytes).unwrap();
+    let repo = sydra_engine::Repository::open(&dir).unwrap();
+    let mut r = sydra_engine::Replay::new(
+        repo.objects(),
+        dir.join("wal"),
+        None,
+        sydra_engine::Tail::ToEnd,
+    )
+    .unwrap();
+    let mut n = 0;
+    let err = loop {
+        match r.next_record() {
+            Some(Ok(_)) => n += 1,
+            Some(Err(e)) => break e,
+            None => panic!("replay stopped quietly after {n} records"),
+        }
+    };
+    assert_eq!(n, 149);
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&segment_file_name(segs[0])) && msg.contains(&format!("offset {off}")),
+        "{msg}"
+    );
+}
+
+/// A torn tail is still a torn tail when it is long: a partial last record
+/// followed by zeros (a crash after the file grew but before its pages were
+/// written) is cut, not refused.
+#[test]
+fn a_partial_record_followed_by_zeros_is_a_torn_tail() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("d");
+    let segs = build(&dir, 40, 1 << 20);
+    let seg_path = dir.join("wal").join(segment_file_name(segs[0]));
+    let mut bytes = fs::read(&seg_path).unwrap();
+    let off = record_offset(&bytes, 1, 40);
+    bytes.truncate(off + 10);
+    bytes.extend(std::iter::repeat_n(0u8, 8192));
+    fs::write(&seg_path, &bytes).unwrap();
+    let e = Engine::open(&dir, opts(SyncMode::Never, 1 << 20)).unwrap();
+    assert_eq!(e.open_report().wal.truncated.len(), 1);
+    assert_eq!(fs::metadata(&seg_path).unwrap().len() as usize, off);
+    assert_eq!(collect(e.replay_head().unwrap()).len(), 39);
+}
