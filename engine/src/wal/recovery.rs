@@ -26,6 +26,10 @@ pub struct RecoveryReport {
     pub removed: Vec<PathBuf>,
     /// Records verified (not yet covered by a committed chunk).
     pub records_scanned: u64,
+    /// The last segment, fdatasynced before open reported its records
+    /// durable (a crash in `Never`/`Interval` mode leaves written records
+    /// that no fdatasync covered).
+    pub tail_synced: Option<PathBuf>,
 }
 
 impl RecoveryReport {
@@ -185,26 +189,30 @@ pub(crate) fn recover(
             state.sealed.extend(hasher.cut());
             continue;
         }
-        if let Some(reason) = torn {
-            let dropped = (file_len - off) as u64;
-            let f = OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .map_err(WalError::io("open", &path))?;
-            sydra_objects::fault::point("wal.recovery.truncate")
-                .and_then(|()| f.set_len(off as u64))
-                .map_err(WalError::io("truncate", &path))?;
-            sydra_objects::fault::point("wal.recovery.sync")
-                .and_then(|()| f.sync_all())
-                .map_err(WalError::sync(&path))?;
-            report
-                .truncated
-                .push((path.clone(), off as u64, dropped, reason));
-        }
         let file = OpenOptions::new()
             .append(true)
             .open(&path)
             .map_err(WalError::io("open", &path))?;
+        if let Some(reason) = &torn {
+            sydra_objects::fault::point("wal.recovery.truncate")
+                .and_then(|()| file.set_len(off as u64))
+                .map_err(WalError::io("truncate", &path))?;
+        }
+        // Everything kept is reported durable from here on (and a checkpoint
+        // may commit chunks over it at once), but a crash in `Never` or
+        // `Interval` mode leaves records that were written and never
+        // fdatasynced: sync them (and a truncation) first. A failure here
+        // leaves the file as it was or truncated, and open fails.
+        sydra_objects::fault::point("wal.recovery.sync")
+            .and_then(|()| file.sync_all())
+            .map_err(WalError::sync(&path))?;
+        report.tail_synced = Some(path.clone());
+        if let Some(reason) = torn {
+            let dropped = (file_len - off) as u64;
+            report
+                .truncated
+                .push((path.clone(), off as u64, dropped, reason));
+        }
         state.next_seq = expect;
         state.seg_first = seg;
         state.seg_len = off as u64;

@@ -45,7 +45,8 @@ pub struct WalStats {
     pub appends: u64,
     /// write(2) rounds.
     pub writes: u64,
-    /// fdatasync calls on segment files.
+    /// fdatasync calls on segment files (recovery's sync of the kept tail
+    /// at open included).
     pub syncs: u64,
 }
 
@@ -212,7 +213,8 @@ impl Wal {
             durable: AtomicU64::new(durable_at_open),
             poisoned: AtomicBool::new(false),
             writes: AtomicU64::new(0),
-            syncs: AtomicU64::new(0),
+            // Recovery's fdatasync of the kept tail counts.
+            syncs: AtomicU64::new(u64::from(report.tail_synced.is_some())),
             stop: AtomicBool::new(false),
             hasher,
         });
