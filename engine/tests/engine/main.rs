@@ -13,5 +13,7 @@ mod group_commit;
 mod lock;
 /// Checkpoints, snapshots, branches and replay from any commit.
 mod replay;
+/// `sydra wal append` and `sydra wal repair`, end to end.
+mod wal_cli;
 /// WAL open-time repair: torn tails truncated, earlier damage reported.
 mod wal_recovery;
