@@ -32,7 +32,7 @@ pub use chunk::{Chunk, ChunkHasher};
 pub use reader::{SegmentView, list_segments};
 pub use recovery::RecoveryReport;
 pub(crate) use recovery::not_torn;
-pub use writer::{Position, Wal, WalStats};
+pub use writer::{IoHold, Position, Wal, WalStats};
 
 /// When an append is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

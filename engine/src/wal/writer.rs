@@ -48,6 +48,8 @@ pub struct WalStats {
     /// fdatasync calls on segment files (recovery's sync of the kept tail
     /// at open included).
     pub syncs: u64,
+    /// Records appended but not yet taken by a write round.
+    pub queued: usize,
 }
 
 pub(crate) struct Active {
@@ -138,6 +140,9 @@ struct Inner {
     writes: AtomicU64,
     syncs: AtomicU64,
     stop: AtomicBool,
+    /// A test's [`IoHold`] is armed (one relaxed load per round otherwise).
+    hold_armed: AtomicBool,
+    hold: Mutex<Option<Arc<HoldState>>>,
     /// CRC32 and BLAKE3 of the written bytes, on a thread of its own.
     hasher: Hasher,
 }
@@ -216,6 +221,8 @@ impl Wal {
             // Recovery's fdatasync of the kept tail counts.
             syncs: AtomicU64::new(u64::from(report.tail_synced.is_some())),
             stop: AtomicBool::new(false),
+            hold_armed: AtomicBool::new(false),
+            hold: Mutex::new(None),
             hasher,
         });
         let ticker = match opts.sync {
@@ -370,10 +377,30 @@ impl Wal {
 
     /// Counters since open.
     pub fn stats(&self) -> WalStats {
+        let (appends, queued) = {
+            let st = self.inner.state.lock();
+            (st.appends, st.pending_records)
+        };
         WalStats {
-            appends: self.inner.state.lock().appends,
+            appends,
             writes: self.inner.writes.load(Ordering::Relaxed),
             syncs: self.inner.syncs.load(Ordering::Relaxed),
+            queued,
+        }
+    }
+
+    /// For tests of group commit: the next write round stops after taking
+    /// its records (with the state unlocked, as during a slow write) and
+    /// waits until the returned guard is dropped. Lets a test queue appends
+    /// behind a round in flight without depending on timing.
+    #[doc(hidden)]
+    pub fn hold_next_io(&self) -> IoHold {
+        let state = Arc::new(HoldState::default());
+        *self.inner.hold.lock() = Some(Arc::clone(&state));
+        self.inner.hold_armed.store(true, Ordering::Release);
+        IoHold {
+            inner: Arc::clone(&self.inner),
+            state,
         }
     }
 
@@ -581,7 +608,10 @@ impl Inner {
         st.pending_bytes = 0;
         st.io_busy = true;
         let mut active = st.active.take();
-        let result = MutexGuard::unlocked(&mut st, || self.do_io(&mut active, pieces, needs_sync));
+        let result = MutexGuard::unlocked(&mut st, || {
+            self.pass_hold();
+            self.do_io(&mut active, pieces, needs_sync)
+        });
         st.active = active;
         st.io_busy = false;
         let out = match result {
@@ -648,6 +678,60 @@ impl Inner {
             out.synced = true;
         }
         Ok(out)
+    }
+}
+
+#[derive(Default)]
+struct HoldState {
+    /// (a round is held, the guard was dropped)
+    flags: Mutex<(bool, bool)>,
+    cond: Condvar,
+}
+
+/// A write round held by [`Wal::hold_next_io`]; dropping it releases the
+/// round (or disarms the hold if no round started).
+#[doc(hidden)]
+pub struct IoHold {
+    inner: Arc<Inner>,
+    state: Arc<HoldState>,
+}
+
+impl IoHold {
+    /// Block until a write round is held.
+    pub fn wait_entered(&self) {
+        let mut f = self.state.flags.lock();
+        while !f.0 {
+            self.state.cond.wait(&mut f);
+        }
+    }
+}
+
+impl Drop for IoHold {
+    fn drop(&mut self) {
+        self.inner.hold_armed.store(false, Ordering::Release);
+        self.inner.hold.lock().take();
+        self.state.flags.lock().1 = true;
+        self.state.cond.notify_all();
+    }
+}
+
+impl Inner {
+    /// Where a test's [`IoHold`] stops a round: after it took its records,
+    /// before any write.
+    fn pass_hold(&self) {
+        if !self.hold_armed.load(Ordering::Acquire) {
+            return;
+        }
+        let Some(h) = self.hold.lock().take() else {
+            return;
+        };
+        self.hold_armed.store(false, Ordering::Release);
+        let mut f = h.flags.lock();
+        f.0 = true;
+        h.cond.notify_all();
+        while !f.1 {
+            h.cond.wait(&mut f);
+        }
     }
 }
 
