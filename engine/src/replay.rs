@@ -161,12 +161,19 @@ impl Replay {
             }
             if let Some(cur) = self.cur.as_mut() {
                 let bytes = &cur.view.bytes()[..cur.end];
-                match parse_record(bytes, cur.off, None, cur.verify_crc) {
+                let version = cur.view.version;
+                match parse_record(bytes, cur.off, None, cur.verify_crc, version) {
                     Step::Record(r) => {
                         let start = r.end - r.payload.len();
                         let (seq, end) = (r.seq, r.end);
                         cur.off = end;
-                        if seq < self.expect {
+                        if r.last < self.expect {
+                            continue;
+                        }
+                        if r.gap && seq <= self.expect {
+                            // Seqs given up by `sydra wal repair`: nothing
+                            // to yield, and the log goes on after them.
+                            self.expect = r.last + 1;
                             continue;
                         }
                         if seq != self.expect {
@@ -187,7 +194,7 @@ impl Replay {
                         // A writer may be mid-append at the end of the last
                         // segment: bad bytes there end the tail, but only if
                         // no valid record follows them (else it is damage).
-                        let later = valid_record_after(bytes, cur.off, self.expect);
+                        let later = valid_record_after(bytes, cur.off, self.expect, version);
                         if cur.lenient_end && later.is_none() {
                             self.cur = None;
                             self.tail_segments = Some(VecDeque::new());

@@ -22,7 +22,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use super::chunk::{Chunk, ChunkHasher};
 use super::hashing::{Hasher, Stopped};
 use super::record::{
-    SEGMENT_HEADER_LEN, encode_record, framed_len, segment_file_name, segment_header,
+    MAX_PAYLOAD, SEGMENT_HEADER_LEN, encode_record, framed_len, segment_file_name, segment_header,
 };
 use super::recovery::{RecoveryReport, recover};
 use super::{SyncMode, WalError, WalOptions};
@@ -78,6 +78,9 @@ pub(crate) struct State {
     pub(crate) seg_len: u64,
     /// Records in `pieces`.
     pending_records: usize,
+    /// The next record starts a new segment (the active one is of an older
+    /// format version, which is read but never appended to).
+    pub(crate) seal_active: bool,
     io_busy: bool,
     pub(crate) active: Option<Active>,
     pub(crate) written: Position,
@@ -101,6 +104,7 @@ impl State {
             pieces: Vec::new(),
             pending_bytes: 0,
             pending_records: 0,
+            seal_active: false,
             seg_first: 0,
             seg_len: 0,
             io_busy: false,
@@ -177,6 +181,12 @@ impl Wal {
         chunked_through: u64,
     ) -> Result<(Wal, RecoveryReport), WalError> {
         let overhead = (SEGMENT_HEADER_LEN + framed_len(0)) as u64;
+        if opts.max_record > MAX_PAYLOAD {
+            return Err(WalError::Config(format!(
+                "max_record ({}) exceeds the {MAX_PAYLOAD} bytes a record's length field holds",
+                opts.max_record
+            )));
+        }
         if opts.segment_size <= overhead || opts.max_record as u64 > opts.segment_size - overhead {
             return Err(WalError::Config(format!(
                 "max_record ({}) must fit in a segment ({} bytes, of which {overhead} are headers)",
@@ -457,10 +467,12 @@ impl Inner {
         let framed = framed_len(payload.len()) as u64;
         let header = SEGMENT_HEADER_LEN as u64;
         if st.seg_first == 0
+            || st.seal_active
             || (st.seg_len + framed > self.opts.segment_size && st.seg_len > header)
         {
             st.seg_first = seq;
             st.seg_len = header;
+            st.seal_active = false;
         }
         let seg = st.seg_first;
         let piece = match st.pieces.last_mut() {
@@ -681,7 +693,7 @@ impl Inner {
     }
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct HoldState {
     /// (a round is held, the guard was dropped)
     flags: Mutex<(bool, bool)>,
@@ -694,6 +706,12 @@ struct HoldState {
 pub struct IoHold {
     inner: Arc<Inner>,
     state: Arc<HoldState>,
+}
+
+impl std::fmt::Debug for IoHold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IoHold").finish_non_exhaustive()
+    }
 }
 
 impl IoHold {

@@ -137,7 +137,8 @@ fn record_offset(bytes: &[u8], first: u64, seq: u64) -> usize {
     use sydra_engine::wal::record::{Step, parse_record};
     let mut off = 16;
     for s in first..seq {
-        let Step::Record(r) = parse_record(bytes, off, Some(s), true) else {
+        let v = sydra_engine::wal::record::SEGMENT_VERSION;
+        let Step::Record(r) = parse_record(bytes, off, Some(s), true, v) else {
             panic!("record {s} at {off} does not parse")
         };
         off = r.end;
@@ -257,6 +258,111 @@ fn open_fdatasyncs_the_kept_tail_before_reporting_it_durable() {
         assert_eq!(e.wal().stats().syncs, 1, "torn {torn}");
     }
     // No segment: nothing to sync.
-    let e = Engine::open(&base.path().join("empty"), opts(SyncMode::Never, 1 << 20)).unwrap();
+    let e = Engine::open(base.path().join("empty"), opts(SyncMode::Never, 1 << 20)).unwrap();
     assert_eq!(e.wal().stats().syncs, 0);
+}
+
+/// CRC32 (IEEE), bit by bit: the v1 segments below are built without the
+/// library's framing code.
+fn crc32(parts: &[&[u8]]) -> u32 {
+    let mut crc = !0u32;
+    for b in parts.iter().flat_map(|p| p.iter()) {
+        crc ^= u32::from(*b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A version-1 segment as the first release wrote it: header version 1,
+/// records whose CRC covers `seq LE || payload` only.
+fn v1_segment(first: u64, payloads: &[&[u8]]) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(b"SYWL");
+    b.push(1);
+    b.extend_from_slice(&[0, 0, 0]);
+    b.extend_from_slice(&first.to_le_bytes());
+    for (i, p) in payloads.iter().enumerate() {
+        let seq = first + i as u64;
+        b.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        b.extend_from_slice(&crc32(&[&seq.to_le_bytes(), p]).to_le_bytes());
+        b.extend_from_slice(&seq.to_le_bytes());
+        b.extend_from_slice(p);
+    }
+    b
+}
+
+/// Backward compatibility: a store whose WAL was written in version 1 opens,
+/// replays, repairs a torn v1 tail, and continues in a new version-2
+/// segment without touching a byte of the v1 one; checkpoints cover both.
+#[test]
+fn a_version_1_segment_is_read_and_never_appended_to() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("d");
+    drop(Engine::open(&dir, opts(SyncMode::Never, 1 << 20)).unwrap());
+    let payloads: Vec<&[u8]> = vec![b"one", b"", b"three", b"four"];
+    let v1 = v1_segment(1, &payloads);
+    let v1_path = dir.join("wal").join(segment_file_name(1));
+    // A torn fifth record after the four.
+    let mut torn = v1.clone();
+    torn.extend_from_slice(&[9, 0, 0, 0, 1, 2]);
+    fs::write(&v1_path, &torn).unwrap();
+
+    let e = Engine::open(&dir, opts(SyncMode::Never, 1 << 20)).unwrap();
+    assert_eq!(e.open_report().wal.truncated.len(), 1);
+    assert_eq!(fs::read(&v1_path).unwrap(), v1);
+    let want: Vec<(u64, Vec<u8>)> = (1..=4)
+        .map(|s| (s, payloads[s as usize - 1].to_vec()))
+        .collect();
+    assert_eq!(collect(e.replay_head().unwrap()), want);
+    assert_eq!(e.append(b"five").unwrap(), 5);
+    e.checkpoint(Some(0), "both versions").unwrap();
+    assert_eq!(e.append(b"six").unwrap(), 6);
+    drop(e);
+    // The v1 segment is unchanged; the new records went to a v2 segment.
+    assert_eq!(fs::read(&v1_path).unwrap(), v1);
+    assert_eq!(list_segments(&dir.join("wal")).unwrap(), vec![1, 5]);
+    let v2 = fs::read(dir.join("wal").join(segment_file_name(5))).unwrap();
+    assert_eq!(&v2[..5], b"SYWL\x02");
+
+    let e = Engine::open(&dir, opts(SyncMode::Never, 1 << 20)).unwrap();
+    assert!(!e.open_report().repaired());
+    let mut all = want.clone();
+    all.push((5, b"five".to_vec()));
+    all.push((6, b"six".to_vec()));
+    // The checkpoint's chunks (over both versions) and then the live tail.
+    assert_eq!(collect(e.replay_head().unwrap()), all);
+    let committed = collect(e.replay("refs/heads/main").unwrap());
+    assert_eq!(committed, all[..5].to_vec());
+}
+
+/// A version-1 segment holding no record (an old writer crashed right after
+/// creating it) becomes a version-2 one in place: appends may go there.
+#[test]
+fn an_empty_version_1_last_segment_is_upgraded_in_place() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("d");
+    drop(Engine::open(&dir, opts(SyncMode::Never, 1 << 20)).unwrap());
+    let wal = dir.join("wal");
+    fs::write(wal.join(segment_file_name(1)), v1_segment(1, &[b"a", b"b"])).unwrap();
+    fs::write(wal.join(segment_file_name(3)), v1_segment(3, &[])).unwrap();
+    let e = Engine::open(&dir, opts(SyncMode::Never, 1 << 20)).unwrap();
+    assert_eq!(e.append(b"c").unwrap(), 3);
+    drop(e);
+    assert_eq!(list_segments(&wal).unwrap(), vec![1, 3]);
+    assert_eq!(
+        &fs::read(wal.join(segment_file_name(3))).unwrap()[..5],
+        b"SYWL\x02"
+    );
+    let e = Engine::open(&dir, opts(SyncMode::Never, 1 << 20)).unwrap();
+    let got: Vec<u64> = collect(e.replay_head().unwrap())
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(got, vec![1, 2, 3]);
 }
