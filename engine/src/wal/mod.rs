@@ -22,6 +22,7 @@ mod hashing;
 pub mod reader;
 pub mod record;
 mod recovery;
+pub mod repair;
 mod writer;
 
 use std::io;

@@ -272,7 +272,7 @@ fn is_torn_creation(path: &Path, first_seq: u64) -> Result<bool, WalError> {
     Ok(rest.iter().all(|b| *b == 0))
 }
 
-fn sync_dir(dir: &Path) -> Result<(), WalError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), WalError> {
     sydra_objects::fault::point("wal.dir.sync")
         .and_then(|()| File::open(dir))
         .and_then(|d| d.sync_all())

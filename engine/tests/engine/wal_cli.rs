@@ -132,3 +132,107 @@ fn wal_append_refuses_an_overlong_line_before_reading_it_whole() {
         vec![(1, b"first".to_vec()), (2, b"second".to_vec())]
     );
 }
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// The scenario end to end: 1,100 acknowledged records, one bit of
+/// record 150's stored CRC flipped. Replay and the next writer refuse,
+/// naming the file and offset, and change nothing; `wal repair` says which
+/// seqs it would give up and cuts only with --yes; the log then continues
+/// at 1101 (seqs 150..=1100 are never reused), replay shows the gap, fsck
+/// is clean, and a checkpoint commits across the gap.
+#[test]
+fn mid_segment_damage_is_refused_until_an_explicit_repair_gives_up_named_seqs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("d");
+    init(&d);
+    let lines: String = (1..=1100).map(|i| format!("record {i}\n")).collect();
+    let out = sydra(&d, &["wal", "append", "--sync"], lines.as_bytes());
+    assert!(out.status.success(), "{}", text(&out).1);
+    let seg = d
+        .join("wal")
+        .join(sydra_engine::wal::record::segment_file_name(1));
+    let mut bytes = std::fs::read(&seg).unwrap();
+    // Records are 16 + len("record N") bytes.
+    let off: usize = 16
+        + (1..150)
+            .map(|i| 16 + format!("record {i}").len())
+            .sum::<usize>();
+    bytes[off + 4] ^= 0x01;
+    std::fs::write(&seg, &bytes).unwrap();
+    let where_ = format!("offset {off}");
+
+    let out = sydra(&d, &["replay"], b"");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("00000000000000000001.wal") && stderr.contains(&where_),
+        "{stderr}"
+    );
+    assert_eq!(stdout.lines().count(), 149);
+
+    let out = sydra(&d, &["wal", "append"], b"x\n");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&where_) && stdout.is_empty(), "{stderr}");
+    assert!(!stderr.contains("repaired"), "{stderr}");
+    assert_eq!(
+        std::fs::read(&seg).unwrap(),
+        bytes,
+        "refusal changed the segment"
+    );
+
+    let out = sydra(&d, &["wal", "repair"], b"");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("seqs 150..=1100 (951 seq(s))"), "{stdout}");
+    assert!(
+        stdout.contains(&where_) && stderr.contains("--yes"),
+        "{stdout}{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(&seg).unwrap(),
+        bytes,
+        "a plan changed the segment"
+    );
+
+    let out = sydra(&d, &["wal", "repair", "--yes"], b"");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("giving up seqs 150..=1100 (951 seq(s))")
+            && stdout.contains("continues at seq 1101"),
+        "{stdout}"
+    );
+
+    let out = sydra(&d, &["wal", "append"], b"after\n");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout, "1101\n");
+    assert!(!stderr.contains("repaired"), "{stderr}");
+
+    let got = records(&d);
+    assert_eq!(got.len(), 150);
+    assert_eq!(got[148], (149, b"record 149".to_vec()));
+    assert_eq!(got[149], (1101, b"after".to_vec()));
+
+    let out = sydra(&d, &["fsck"], b"");
+    assert!(out.status.success(), "{:?}", text(&out));
+    let out = sydra(&d, &["checkpoint"], b"");
+    assert!(out.status.success(), "{:?}", text(&out));
+    let out = sydra(&d, &["replay", "--from", "refs/heads/main"], b"");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout.lines().count(), 150);
+    assert!(stdout.ends_with("1101\tafter\n"), "{stdout}");
+    let out = sydra(&d, &["wal", "repair"], b"");
+    assert!(out.status.success());
+    assert!(text(&out).0.contains("nothing to repair"));
+    let out = sydra(&d, &["fsck"], b"");
+    assert!(out.status.success(), "{:?}", text(&out));
+}

@@ -73,6 +73,9 @@ fn a_flipped_byte_in_an_earlier_segment_fails_replay_with_file_and_offset() {
         "{msg}"
     );
     assert!(matches!(err, Error::Wal(_)));
+    // A repair cuts only the last segment: sealed ones are restored.
+    let err = Engine::repair_wal(&dir, None).unwrap_err().to_string();
+    assert!(err.contains("sealed segment") && err.contains("offset 16"), "{err}");
 }
 
 #[test]
@@ -365,4 +368,102 @@ fn an_empty_version_1_last_segment_is_upgraded_in_place() {
         .map(|r| r.0)
         .collect();
     assert_eq!(got, vec![1, 2, 3]);
+}
+
+fn flip_crc_of(dir: &std::path::Path, seq: u64) -> (std::path::PathBuf, Vec<u8>, usize) {
+    let path = dir.join("wal").join(segment_file_name(1));
+    let mut bytes = fs::read(&path).unwrap();
+    let off = record_offset(&bytes, 1, seq);
+    bytes[off + 4] ^= 0x01;
+    fs::write(&path, &bytes).unwrap();
+    (path, bytes, off)
+}
+
+/// A crash between the repair's two steps (gap segment published, damaged
+/// segment not yet cut) leaves a log open refuses; running the repair
+/// again finishes the cut without writing a second gap.
+#[test]
+fn an_interrupted_repair_is_finished_by_running_it_again() {
+    use sydra_engine::wal::repair::Diagnosis;
+    let base = tempfile::tempdir().unwrap();
+    let done = base.path().join("done");
+    build(&done, 300, 1 << 20);
+    let (_, damaged, off) = flip_crc_of(&done, 100);
+    let crashed = base.path().join("crashed");
+    copy_dir(&done, &crashed);
+    let (Diagnosis::Damaged(plan), false) = Engine::repair_wal(&done, None).unwrap() else {
+        panic!("no plan")
+    };
+    assert_eq!(
+        (plan.first_lost, plan.last_lost, plan.offset),
+        (100, 300, off as u64)
+    );
+    assert!(Engine::repair_wal(&done, Some(&plan)).unwrap().1);
+    // The crashed copy: the gap segment is there, the cut is not.
+    let gap = segment_file_name(100);
+    fs::copy(done.join("wal").join(&gap), crashed.join("wal").join(&gap)).unwrap();
+    let err = Engine::open(&crashed, opts(SyncMode::Never, 1 << 20)).unwrap_err();
+    assert!(err.to_string().contains(&format!("offset {off}")), "{err}");
+    let (Diagnosis::Damaged(again), false) = Engine::repair_wal(&crashed, None).unwrap() else {
+        panic!("no plan after the crash")
+    };
+    assert!(again.resumed && again.first_lost == 100 && again.last_lost == 300);
+    assert!(Engine::repair_wal(&crashed, Some(&again)).unwrap().1);
+    for d in [&done, &crashed] {
+        let seg1 = fs::read(d.join("wal").join(segment_file_name(1))).unwrap();
+        assert_eq!(seg1, damaged[..off]);
+        let e = Engine::open(d, opts(SyncMode::Never, 1 << 20)).unwrap();
+        assert!(!e.open_report().repaired());
+        assert_eq!(e.append(b"next").unwrap(), 301);
+        let seqs: Vec<u64> = collect(e.replay_head().unwrap())
+            .into_iter()
+            .map(|r| r.0)
+            .collect();
+        assert_eq!(seqs, (1..100).chain([301]).collect::<Vec<_>>());
+    }
+}
+
+/// A bad first record of the last segment: the gap segment takes the
+/// damaged segment's name and replaces it in one rename.
+#[test]
+fn a_repair_of_the_first_record_of_a_segment_replaces_it() {
+    use sydra_engine::wal::repair::Diagnosis;
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("d");
+    build(&dir, 5, 1 << 20);
+    flip_crc_of(&dir, 1);
+    let (Diagnosis::Damaged(plan), _) = Engine::repair_wal(&dir, None).unwrap() else {
+        panic!()
+    };
+    assert_eq!((plan.first_lost, plan.last_lost), (1, 5));
+    assert!(Engine::repair_wal(&dir, Some(&plan)).unwrap().1);
+    assert_eq!(list_segments(&dir.join("wal")).unwrap(), vec![1]);
+    let e = Engine::open(&dir, opts(SyncMode::Never, 1 << 20)).unwrap();
+    assert_eq!(e.append(b"six").unwrap(), 6);
+    assert_eq!(
+        collect(e.replay_head().unwrap()),
+        vec![(6, b"six".to_vec())]
+    );
+}
+
+/// Records the head checkpoint committed are never cut: damage there is a
+/// restore job, and the repair says so instead of planning.
+#[test]
+fn a_repair_refuses_damage_under_the_head_checkpoint() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("d");
+    {
+        let e = Engine::open(&dir, opts(SyncMode::Never, 1 << 20)).unwrap();
+        for i in 1..=50 {
+            e.append(&payload(i)).unwrap();
+        }
+        e.checkpoint(None, "all").unwrap();
+    }
+    let (path, bytes, _) = flip_crc_of(&dir, 20);
+    let err = Engine::repair_wal(&dir, None).unwrap_err().to_string();
+    assert!(
+        err.contains("head checkpoint") && err.contains("seq 20"),
+        "{err}"
+    );
+    assert_eq!(fs::read(&path).unwrap(), bytes);
 }

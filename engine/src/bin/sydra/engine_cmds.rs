@@ -59,12 +59,85 @@ pub enum WalCommand {
         #[arg(long)]
         sync: bool,
     },
+    /// Cut the log at damaged acknowledged records, giving up their seqs.
+    ///
+    /// Open and replay refuse a bad record that valid records follow (it is
+    /// not a torn tail). This prints which seqs a cut there gives up (from
+    /// the bad record to the highest seq readable after it) and, only with
+    /// --yes, cuts: the seqs are recorded as given up and never assigned
+    /// again; the log continues after them. Exit 0 when repaired or when
+    /// nothing needs it, 1 when refused (no --yes, or damage under the head
+    /// checkpoint or in a sealed segment, which a restore must fix).
+    Repair {
+        /// Accept the loss and cut.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 pub fn wal(dir: &Path, cmd: WalCommand) -> anyhow::Result<u8> {
     match cmd {
         WalCommand::Append { sync } => wal_append(dir, sync),
+        WalCommand::Repair { yes } => wal_repair(dir, yes),
     }
+}
+
+fn wal_repair(dir: &Path, yes: bool) -> anyhow::Result<u8> {
+    use sydra_engine::wal::repair::{Diagnosis, RepairPlan};
+    let describe = |p: &RepairPlan| {
+        format!(
+            "seqs {}..={} ({} seq(s)): {} is cut at offset {} ({} byte(s) dropped) because {}",
+            p.first_lost,
+            p.last_lost,
+            p.seqs_lost(),
+            p.segment.display(),
+            p.offset,
+            p.bytes_dropped,
+            p.reason
+        )
+    };
+    let mut out = io::stdout().lock();
+    let plan = match Engine::repair_wal(dir, None)?.0 {
+        Diagnosis::Clean => {
+            writeln!(out, "the WAL has no damaged records; nothing to repair")?;
+            return Ok(0);
+        }
+        Diagnosis::TornTail { segment, offset } => {
+            writeln!(
+                out,
+                "only a torn tail at offset {offset} of {}, which the next open truncates; nothing to repair",
+                segment.display()
+            )?;
+            return Ok(0);
+        }
+        Diagnosis::Damaged(plan) => plan,
+    };
+    if !yes {
+        writeln!(out, "would give up {}", describe(&plan))?;
+        writeln!(
+            out,
+            "the log would continue at seq {}; nothing was changed",
+            plan.last_lost + 1
+        )?;
+        out.flush()?;
+        eprintln!("sydra: refusing to cut the WAL without --yes");
+        return Ok(1);
+    }
+    writeln!(out, "giving up {}", describe(&plan))?;
+    out.flush()?;
+    if !Engine::repair_wal(dir, Some(&plan))?.1 {
+        anyhow::bail!(
+            "the WAL changed between planning and cutting; nothing was cut, run the repair again"
+        );
+    }
+    writeln!(
+        out,
+        "repaired: seqs {}..={} are recorded as given up; the log continues at seq {}",
+        plan.first_lost,
+        plan.last_lost,
+        plan.last_lost + 1
+    )?;
+    Ok(0)
 }
 
 /// Splits standard input into records without ever holding more than one
