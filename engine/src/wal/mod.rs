@@ -11,9 +11,13 @@
 //!   durable (fdatasync). Concurrent appenders share one write + fdatasync
 //!   per round (group commit).
 //! - A segment is fdatasynced before the next one is created, so only the
-//!   last segment can have a torn tail. Open truncates that tail to the last
-//!   valid record and reports it; damage anywhere else is an error naming the
-//!   file and offset.
+//!   last segment can have a torn tail: bad bytes that run to its end with
+//!   no valid record after them. Open truncates that tail to the last valid
+//!   record, fsyncs what it keeps and reports it; bad bytes followed by a
+//!   valid record (damage to acknowledged records), and damage anywhere
+//!   else, are errors naming the file and offset, and change nothing. Only
+//!   the explicit [`repair`] cuts there, recording the seqs it gives up so
+//!   that no seq is ever assigned twice.
 //! - A failed write or sync poisons the log: every later operation fails
 //!   until it is reopened (a failed fsync is never retried).
 

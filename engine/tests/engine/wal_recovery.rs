@@ -75,7 +75,10 @@ fn a_flipped_byte_in_an_earlier_segment_fails_replay_with_file_and_offset() {
     assert!(matches!(err, Error::Wal(_)));
     // A repair cuts only the last segment: sealed ones are restored.
     let err = Engine::repair_wal(&dir, None).unwrap_err().to_string();
-    assert!(err.contains("sealed segment") && err.contains("offset 16"), "{err}");
+    assert!(
+        err.contains("sealed segment") && err.contains("offset 16"),
+        "{err}"
+    );
 }
 
 #[test]
