@@ -176,6 +176,14 @@ fn mid_segment_damage_is_refused_until_an_explicit_repair_gives_up_named_seqs() 
     );
     assert_eq!(stdout.lines().count(), 149);
 
+    let out = sydra(&d, &["fsck"], b"");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        (stdout.clone() + &stderr).contains(&where_),
+        "{stdout}{stderr}"
+    );
+
     let out = sydra(&d, &["wal", "append"], b"x\n");
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
