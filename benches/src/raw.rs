@@ -17,12 +17,14 @@ use std::path::{Path, PathBuf};
 /// WAL record header length (len + CRC + seq).
 pub const RECORD_HEADER_LEN: usize = 16;
 
-/// Append one framed WAL record to `out`.
+/// Append one framed WAL record (segment format version 2) to `out`.
 pub fn frame(out: &mut Vec<u8>, seq: u64, payload: &[u8]) {
+    let len = (payload.len() as u32).to_le_bytes();
     let mut crc = crc32fast::Hasher::new();
+    crc.update(&len);
     crc.update(&seq.to_le_bytes());
     crc.update(payload);
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&len);
     out.extend_from_slice(&crc.finalize().to_le_bytes());
     out.extend_from_slice(&seq.to_le_bytes());
     out.extend_from_slice(payload);

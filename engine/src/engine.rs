@@ -159,15 +159,7 @@ impl Engine {
         };
         report.temp_files_removed = remove_dead_temp_files(repo.objects().tmp_dir())?;
         report.stale_locks_removed = repo.refs().remove_stale_locks()?;
-        let chunked_through = match repo.refs().resolve(&main_ref())? {
-            Some(head) => repo
-                .objects()
-                .get(&head)?
-                .commit()?
-                .meta_u64("wal.last_seq")
-                .unwrap_or(0),
-            None => 0,
-        };
+        let chunked_through = head_chunked_through(&repo)?;
         let (wal, wal_report) = Wal::open(&repo.layout().wal(), options.wal, chunked_through)?;
         report.wal = wal_report;
         Ok(Engine {
@@ -179,6 +171,36 @@ impl Engine {
             poisoned: Poison::default(),
             report,
         })
+    }
+
+    /// `sydra wal repair`: look for damage to acknowledged WAL records
+    /// (which open refuses). With `confirmed`, the plan an operator accepted,
+    /// cut the log at the first bad record if what is found now is exactly
+    /// that plan, giving up the seqs it names; they are never assigned again
+    /// (wal/repair.rs). Returns what was found and whether it was cut. Holds
+    /// the writer lock throughout, so no engine is open while it works.
+    /// Damage under the head checkpoint's chunks or in a sealed segment is
+    /// an error, not a plan.
+    pub fn repair_wal(
+        dir: impl AsRef<Path>,
+        confirmed: Option<&crate::wal::repair::RepairPlan>,
+    ) -> Result<(crate::wal::repair::Diagnosis, bool)> {
+        use crate::wal::repair::{self, Diagnosis};
+        let dir = dir.as_ref();
+        let repo = Repository::open(dir)?;
+        let _lock = take_lock(&repo.layout().lock_file(), dir)?;
+        let wal = repo.layout().wal();
+        let chunked_through = head_chunked_through(&repo)?;
+        let found = repair::plan(&wal, chunked_through)?;
+        let mut cut = false;
+        if let (Diagnosis::Damaged(plan), Some(accepted)) = (&found, confirmed)
+            && plan == accepted
+        {
+            repair::remove_leftovers(&wal)?;
+            repair::apply(&wal, plan)?;
+            cut = true;
+        }
+        Ok((found, cut))
     }
 
     /// What open repaired.
@@ -438,6 +460,19 @@ impl Drop for Engine {
 /// A valid ref-name component for a time: `YYYY-MM-DDTHH-MM-SS.nnnnnnnnnZ`.
 pub fn snapshot_name(ns: i64) -> String {
     crate::time::format_rfc3339(ns).replace(':', "-")
+}
+
+/// The last WAL seq the head checkpoint's chunks cover (0: no checkpoint).
+fn head_chunked_through(repo: &Repository) -> Result<u64> {
+    Ok(match repo.refs().resolve(&main_ref())? {
+        Some(head) => repo
+            .objects()
+            .get(&head)?
+            .commit()?
+            .meta_u64("wal.last_seq")
+            .unwrap_or(0),
+        None => 0,
+    })
 }
 
 fn take_lock(path: &Path, dir: &Path) -> Result<File> {

@@ -14,7 +14,7 @@ use sydra_objects::{ObjectId, Store};
 
 use crate::error::{Error, Result};
 use crate::index;
-use crate::wal::record::{Step, parse_record};
+use crate::wal::record::{Step, parse_record, valid_record_after};
 use crate::wal::{Chunk, Position, SegmentView, WalError, list_segments};
 
 /// How far past the commit's chunks to read.
@@ -161,12 +161,19 @@ impl Replay {
             }
             if let Some(cur) = self.cur.as_mut() {
                 let bytes = &cur.view.bytes()[..cur.end];
-                match parse_record(bytes, cur.off, None, cur.verify_crc) {
+                let version = cur.view.version;
+                match parse_record(bytes, cur.off, None, cur.verify_crc, version) {
                     Step::Record(r) => {
                         let start = r.end - r.payload.len();
                         let (seq, end) = (r.seq, r.end);
                         cur.off = end;
-                        if seq < self.expect {
+                        if r.last < self.expect {
+                            continue;
+                        }
+                        if r.gap && seq <= self.expect {
+                            // Seqs given up by `sydra wal repair`: nothing
+                            // to yield, and the log goes on after them.
+                            self.expect = r.last + 1;
                             continue;
                         }
                         if seq != self.expect {
@@ -183,11 +190,20 @@ impl Replay {
                         return Ok(Some((seq, start, end)));
                     }
                     Step::End => self.cur = None,
-                    Step::Bad(_) if cur.lenient_end => {
-                        self.cur = None;
-                        self.tail_segments = Some(VecDeque::new());
-                    }
                     Step::Bad(reason) => {
+                        // A writer may be mid-append at the end of the last
+                        // segment: bad bytes there end the tail, but only if
+                        // no valid record follows them (else it is damage).
+                        let later = valid_record_after(bytes, cur.off, self.expect, version);
+                        if cur.lenient_end && later.is_none() {
+                            self.cur = None;
+                            self.tail_segments = Some(VecDeque::new());
+                            continue;
+                        }
+                        let reason = match later {
+                            Some((at, seq)) => crate::wal::not_torn(&reason, at, seq),
+                            None => reason,
+                        };
                         let (view, off) = (cur.view.clone(), cur.off);
                         return Err(self.corrupt(&view, off, reason));
                     }

@@ -15,7 +15,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use sydra_engine::objects::{Kind, ObjectId};
-use sydra_engine::wal::record::{encode_record, segment_header};
+use sydra_engine::wal::record::{
+    SEGMENT_VERSION_1, encode_gap, encode_record, encode_record_version, segment_header,
+    segment_header_version,
+};
 use sydra_engine::wal::{SyncMode, WalOptions, list_segments, record::segment_file_name};
 use sydra_engine::{Engine, Options};
 use sydra_fuzz::ops::{Applied, Op};
@@ -239,6 +242,37 @@ fn main() {
             s.extend_from_slice(&seg6[..cut]);
             seeds.add("wal_recovery", "seg6", s);
         }
+    }
+
+    // Version-1 segments (still read, never appended to): segment 1 alone
+    // in the fresh template, whole and torn.
+    let mut v1 = segment_header_version(SEGMENT_VERSION_1, 1).to_vec();
+    for seq in 1..=4 {
+        let payload = format!("v1 record {seq}");
+        encode_record_version(&mut v1, SEGMENT_VERSION_1, seq, payload.as_bytes());
+    }
+    for cut in [v1.len(), v1.len() - 5] {
+        let mut s = vec![0u8];
+        s.extend_from_slice(&v1[..cut]);
+        seeds.add("wal_segment", "v1", s.clone());
+        seeds.add("wal_recovery", "v1", s);
+    }
+    // Gap records (what `sydra wal repair` writes): a lone segment with a
+    // gap between records, and a segment 6 that starts with a gap.
+    let mut gapped = segment_header(1).to_vec();
+    encode_record(&mut gapped, 1, b"before the gap");
+    encode_gap(&mut gapped, 2, 5);
+    encode_record(&mut gapped, 6, b"after the gap");
+    let mut s = vec![0u8];
+    s.extend_from_slice(&gapped);
+    seeds.add("wal_segment", "gap", s);
+    let mut gap6 = segment_header(6).to_vec();
+    encode_gap(&mut gap6, 6, 9);
+    encode_record(&mut gap6, 10, b"after the gap");
+    for template in [1u8, 2] {
+        let mut s = vec![template];
+        s.extend_from_slice(&gap6);
+        seeds.add("wal_recovery", "gap", s);
     }
 
     // Revisions over the fixed repository.

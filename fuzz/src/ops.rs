@@ -26,7 +26,7 @@ use sydra_engine::compaction::{ChangeSet, SegmentChange, SegmentData, SegmentKey
 use sydra_engine::gc::{GcOptions, Keep};
 use sydra_engine::manifest::{Codec, ColumnStats, ColumnType, SegmentManifest};
 use sydra_engine::objects::{Durability, ObjectId};
-use sydra_engine::wal::record::{SEGMENT_HEADER_LEN, Step, parse_record};
+use sydra_engine::wal::record::{SEGMENT_HEADER_LEN, SEGMENT_VERSION, Step, parse_record};
 use sydra_engine::wal::{SyncMode, WalOptions, list_segments, record::segment_file_name};
 use sydra_engine::{Engine, Error, Options, Replay};
 
@@ -565,7 +565,8 @@ impl Run {
         let mut keep_from = SEGMENT_HEADER_LEN;
         let mut off = SEGMENT_HEADER_LEN;
         let mut ends = Vec::new();
-        while let Step::Record(r) = parse_record(&bytes, off, None, true) {
+        // The writer only appends to segments of the current version.
+        while let Step::Record(r) = parse_record(&bytes, off, None, true, SEGMENT_VERSION) {
             if r.seq <= covered {
                 keep_from = r.end;
             }

@@ -17,8 +17,9 @@ use std::sync::OnceLock;
 use sydra_engine::objects::{Durability, Store};
 use sydra_engine::wal::chunk::CHUNK_LEN;
 use sydra_engine::wal::record::{
-    RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, Step, encode_record, framed_len, parse_record,
-    parse_segment_header, record_crc, segment_file_name, segment_header,
+    GAP_FLAG, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, SEGMENT_VERSION, SEGMENT_VERSION_1, Step,
+    encode_gap, encode_record_version, framed_len, parse_record, parse_segment_header, record_crc,
+    segment_file_name, segment_header, segment_header_version, valid_record_after,
 };
 use sydra_engine::wal::{Chunk, SyncMode, WalOptions, list_segments};
 use sydra_engine::{Engine, Error, Options, Replay, Tail};
@@ -59,10 +60,16 @@ fn fix_up(seg: &mut [u8], flags: u8, first_seq: u64) {
     if flags & (FIX_SEQS | FIX_CRCS) == 0 {
         return;
     }
+    let version = version_of(seg);
     let mut off = SEGMENT_HEADER_LEN;
     let mut seq = first_seq;
     while off + RECORD_HEADER_LEN <= seg.len() {
-        let len = u32::from_le_bytes([seg[off], seg[off + 1], seg[off + 2], seg[off + 3]]);
+        let word = u32::from_le_bytes([seg[off], seg[off + 1], seg[off + 2], seg[off + 3]]);
+        let len = if version == SEGMENT_VERSION_1 {
+            word
+        } else {
+            word & !GAP_FLAG
+        };
         let Some(end) = (off + RECORD_HEADER_LEN).checked_add(len as usize) else {
             break;
         };
@@ -76,21 +83,35 @@ fn fix_up(seg: &mut [u8], flags: u8, first_seq: u64) {
         s.copy_from_slice(&seg[off + 8..off + 16]);
         let this = u64::from_le_bytes(s);
         if flags & FIX_CRCS != 0 {
-            let crc = record_crc(this, &seg[off + RECORD_HEADER_LEN..end]);
+            let crc = record_crc(version, word, this, &seg[off + RECORD_HEADER_LEN..end]);
             seg[off + 4..off + 8].copy_from_slice(&crc.to_le_bytes());
         }
         seq = this.wrapping_add(1);
+        // A gap record stands for seqs up to its payload.
+        if let Step::Record(r) = parse_record(seg, off, Some(this), true, version) {
+            seq = r.last.wrapping_add(1);
+        }
         off = end;
     }
 }
 
+/// The version byte of a segment's header (the current one if too short).
+fn version_of(seg: &[u8]) -> u8 {
+    seg.get(4).copied().unwrap_or(SEGMENT_VERSION)
+}
+
+/// A record as walked: seq, last seq it stands for, gap, payload.
+type Walked = (u64, u64, bool, Vec<u8>);
+
 /// Walk every record from the header on; each accepted record re-encodes
-/// to its bytes and lies inside the buffer.
-fn walk(seg: &[u8], verify_crc: bool) -> Vec<(u64, Vec<u8>)> {
+/// to its bytes and lies inside the buffer. Returns the records and the
+/// offset of the bad bytes that ended the walk, if any.
+fn walk(seg: &[u8], verify_crc: bool) -> (Vec<Walked>, Option<usize>) {
+    let version = version_of(seg);
     let mut out = Vec::new();
     let mut off = SEGMENT_HEADER_LEN.min(seg.len());
     loop {
-        match parse_record(seg, off, None, verify_crc) {
+        match parse_record(seg, off, None, verify_crc, version) {
             Step::Record(r) => {
                 assert!(
                     r.end > off && r.end <= seg.len(),
@@ -100,20 +121,24 @@ fn walk(seg: &[u8], verify_crc: bool) -> Vec<(u64, Vec<u8>)> {
                 assert_eq!(r.end - off, framed_len(r.payload.len()));
                 if verify_crc {
                     let mut again = Vec::new();
-                    encode_record(&mut again, r.seq, r.payload);
+                    if r.gap {
+                        encode_gap(&mut again, r.seq, r.last);
+                    } else {
+                        encode_record_version(&mut again, version, r.seq, r.payload);
+                    }
                     assert_eq!(again, &seg[off..r.end], "record re-encodes differently");
                 }
-                out.push((r.seq, r.payload.to_vec()));
+                assert!(r.last >= r.seq && (r.gap || r.last == r.seq), "{r:?}");
+                out.push((r.seq, r.last, r.gap, r.payload.to_vec()));
                 off = r.end;
             }
             Step::End => {
                 assert_eq!(off, seg.len());
-                break;
+                return (out, None);
             }
-            Step::Bad(_) => break,
+            Step::Bad(_) => return (out, Some(off)),
         }
     }
-    out
 }
 
 thread_local! {
@@ -136,13 +161,18 @@ pub fn wal_segment(data: &[u8]) {
     fix_up(&mut seg, flags, 1);
     let first = parse_segment_header(&seg);
     if let Ok(first) = first {
-        assert_eq!(segment_header(first), seg[..SEGMENT_HEADER_LEN]);
+        assert_eq!(
+            segment_header_version(version_of(&seg), first),
+            seg[..SEGMENT_HEADER_LEN]
+        );
     }
-    let valid = walk(&seg, true);
+    let (valid, bad_at) = walk(&seg, true);
     let _ = walk(&seg, false);
     for off in [0, 1, 7, seg.len() / 2, seg.len(), seg.len() + 1, usize::MAX] {
-        let _ = parse_record(&seg, off, Some(1), true);
-        let _ = parse_record(&seg, off, None, false);
+        for v in [SEGMENT_VERSION_1, SEGMENT_VERSION] {
+            let _ = parse_record(&seg, off, Some(1), true, v);
+            let _ = parse_record(&seg, off, None, false, v);
+        }
     }
     let Ok(first) = first else { return };
     SCAN.with(|cell| {
@@ -162,12 +192,17 @@ pub fn wal_segment(data: &[u8]) {
         let path = wal.join(segment_file_name(first));
         std::fs::write(&path, &seg).unwrap_or_else(|e| panic!("{e}"));
         // The reader's rules: records before the next expected seq are
-        // skipped, a gap is an error, bad bytes end the last segment.
+        // skipped, a gap is an error, bad bytes end the last segment unless
+        // a valid record follows them (then they are damage, an error).
         let mut want = Vec::new();
         let mut gap = false;
         let mut expect = 1u64;
-        for (seq, payload) in valid {
-            if seq < expect {
+        for (seq, last, is_gap, payload) in valid {
+            if last < expect {
+                continue;
+            }
+            if is_gap && seq <= expect {
+                expect = last + 1;
                 continue;
             }
             if seq != expect {
@@ -177,11 +212,14 @@ pub fn wal_segment(data: &[u8]) {
             want.push((seq, payload));
             expect += 1;
         }
+        let damaged = !gap
+            && bad_at
+                .is_some_and(|at| valid_record_after(&seg, at, expect, version_of(&seg)).is_some());
         let replay = Replay::new(store, wal.clone(), None, Tail::ToEnd)
             .unwrap_or_else(|e| panic!("replay of no commit: {e}"));
         let (got, err) = drain(replay);
         assert_eq!(got, want, "ToEnd replay of a lone segment");
-        assert_eq!(err.is_some(), gap, "replay error {err:?}");
+        assert_eq!(err.is_some(), gap || damaged, "replay error {err:?}");
         std::fs::remove_file(&path).unwrap_or_else(|e| panic!("{e}"));
     });
 }
@@ -334,7 +372,9 @@ fn pick_name(choice: u8, next: u64, seg: &[u8]) -> u64 {
 /// holding `chunked_through + 1`), walked with CRC checks; after a
 /// successful open they must be whole, with contiguous seqs, and the
 /// segments must follow one another.
-fn walk_recovered(wal: &Path, chunked_through: u64) -> BTreeMap<u64, Vec<u8>> {
+/// Also returns the seq after the last record (a gap record's last), if
+/// any segment was walked.
+fn walk_recovered(wal: &Path, chunked_through: u64) -> (BTreeMap<u64, Vec<u8>>, Option<u64>) {
     let segs = list_segments(wal).unwrap_or_else(|e| panic!("{e}"));
     let mut out = BTreeMap::new();
     let Some(start) = segs
@@ -345,7 +385,7 @@ fn walk_recovered(wal: &Path, chunked_through: u64) -> BTreeMap<u64, Vec<u8>> {
             segs.is_empty(),
             "open accepted segments {segs:?} that start after the checkpoint"
         );
-        return out;
+        return (out, None);
     };
     let mut expect = segs[start];
     for &seg in &segs[start..] {
@@ -358,12 +398,16 @@ fn walk_recovered(wal: &Path, chunked_through: u64) -> BTreeMap<u64, Vec<u8>> {
             "segment {seg} header after open"
         );
         let mut off = SEGMENT_HEADER_LEN;
+        let version = version_of(&bytes);
         loop {
-            match parse_record(&bytes, off, Some(expect), true) {
+            match parse_record(&bytes, off, Some(expect), true, version) {
                 Step::Record(r) => {
-                    out.insert(r.seq, r.payload.to_vec());
+                    if !r.gap {
+                        out.insert(r.seq, r.payload.to_vec());
+                    }
                     off = r.end;
-                    expect = expect
+                    expect = r
+                        .last
                         .checked_add(1)
                         .unwrap_or_else(|| panic!("open accepted a record with seq u64::MAX"));
                 }
@@ -372,7 +416,7 @@ fn walk_recovered(wal: &Path, chunked_through: u64) -> BTreeMap<u64, Vec<u8>> {
             }
         }
     }
-    out
+    (out, Some(expect))
 }
 
 fn head_meta(e: &Engine) -> (u64, u64) {
@@ -426,7 +470,7 @@ pub fn wal_recovery(data: &[u8]) {
         return;
     };
     let (applied, chunked_through) = head_meta(&engine);
-    let on_disk = walk_recovered(&wal, chunked_through);
+    let (on_disk, next_on_disk) = walk_recovered(&wal, chunked_through);
     // Replay reads records up to the head's `wal.last_seq` through its
     // chunks (so, in the templates with a checkpoint, the template's own
     // records) and the rest from the segments.
@@ -460,13 +504,15 @@ pub fn wal_recovery(data: &[u8]) {
         );
         return;
     }
-    // Seqs are contiguous from the head's applied seq.
-    for (i, (seq, _)) in got.iter().enumerate() {
-        assert_eq!(
-            *seq,
-            applied + 1 + i as u64,
-            "replay seqs are not contiguous"
+    // Seqs increase from the head's applied seq; they are contiguous but
+    // for seqs a gap record gave up.
+    let mut prev = applied;
+    for (seq, _) in &got {
+        assert!(
+            *seq > prev,
+            "replay seqs do not increase: {seq} after {prev}"
         );
+        prev = *seq;
     }
     // Even when segment 1 was replaced: a replay that succeeds verified the
     // chunk's BLAKE3, so it read the committed bytes.
@@ -475,8 +521,8 @@ pub fn wal_recovery(data: &[u8]) {
     let last = got.last().map_or(applied, |(s, _)| *s);
     assert_eq!(
         next,
-        last + 1,
-        "the log does not continue after its last record"
+        next_on_disk.unwrap_or(last + 1).max(last + 1),
+        "the log does not continue after its last record (or gap)"
     );
 
     // The repaired log takes appends and reopens without further repair.

@@ -11,9 +11,13 @@
 //!   durable (fdatasync). Concurrent appenders share one write + fdatasync
 //!   per round (group commit).
 //! - A segment is fdatasynced before the next one is created, so only the
-//!   last segment can have a torn tail. Open truncates that tail to the last
-//!   valid record and reports it; damage anywhere else is an error naming the
-//!   file and offset.
+//!   last segment can have a torn tail: bad bytes that run to its end with
+//!   no valid record after them. Open truncates that tail to the last valid
+//!   record, fsyncs what it keeps and reports it; bad bytes followed by a
+//!   valid record (damage to acknowledged records), and damage anywhere
+//!   else, are errors naming the file and offset, and change nothing. Only
+//!   the explicit [`repair`] cuts there, recording the seqs it gives up so
+//!   that no seq is ever assigned twice.
 //! - A failed write or sync poisons the log: every later operation fails
 //!   until it is reopened (a failed fsync is never retried).
 
@@ -22,6 +26,7 @@ mod hashing;
 pub mod reader;
 pub mod record;
 mod recovery;
+pub mod repair;
 mod writer;
 
 use std::io;
@@ -31,7 +36,8 @@ use std::time::Duration;
 pub use chunk::{Chunk, ChunkHasher};
 pub use reader::{SegmentView, list_segments};
 pub use recovery::RecoveryReport;
-pub use writer::{Position, Wal, WalStats};
+pub(crate) use recovery::not_torn;
+pub use writer::{IoHold, Position, Wal, WalStats};
 
 /// When an append is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

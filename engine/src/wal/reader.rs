@@ -8,7 +8,7 @@ use sydra_objects::map::{Mmap, map_file};
 
 use super::WalError;
 use super::record::{
-    SEGMENT_HEADER_LEN, parse_segment_file_name, parse_segment_header, segment_file_name,
+    SEGMENT_HEADER_LEN, parse_segment_file_name, parse_segment_header_version, segment_file_name,
 };
 
 /// First seqs of every segment in `dir`, ascending. Other files are ignored.
@@ -36,6 +36,8 @@ pub struct SegmentView {
     pub first_seq: u64,
     /// Its file.
     pub path: PathBuf,
+    /// Its format version (how its records are framed).
+    pub version: u8,
     map: Mmap,
 }
 
@@ -56,11 +58,12 @@ impl SegmentView {
         let map = sydra_objects::fault::point("wal.map")
             .and_then(|()| map_file(&file))
             .map_err(WalError::io("map", &path))?;
-        let found = parse_segment_header(&map).map_err(|reason| WalError::Corrupt {
-            path: path.clone(),
-            offset: 0,
-            reason,
-        })?;
+        let (found, version) =
+            parse_segment_header_version(&map).map_err(|reason| WalError::Corrupt {
+                path: path.clone(),
+                offset: 0,
+                reason,
+            })?;
         if found != first_seq {
             return Err(WalError::Corrupt {
                 path,
@@ -71,6 +74,7 @@ impl SegmentView {
         Ok(SegmentView {
             first_seq,
             path,
+            version,
             map,
         })
     }

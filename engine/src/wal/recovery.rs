@@ -12,7 +12,8 @@ use super::WalError;
 use super::chunk::ChunkHasher;
 use super::reader::list_segments;
 use super::record::{
-    SEGMENT_HEADER_LEN, Step, parse_record, parse_segment_header, segment_file_name, segment_header,
+    SEGMENT_HEADER_LEN, SEGMENT_VERSION, Step, parse_record, parse_segment_header_version,
+    segment_file_name, segment_header, valid_record_after,
 };
 use super::writer::{Active, Position, State};
 
@@ -25,6 +26,10 @@ pub struct RecoveryReport {
     pub removed: Vec<PathBuf>,
     /// Records verified (not yet covered by a committed chunk).
     pub records_scanned: u64,
+    /// The last segment, fdatasynced before open reported its records
+    /// durable (a crash in `Never`/`Interval` mode leaves written records
+    /// that no fdatasync covered).
+    pub tail_synced: Option<PathBuf>,
 }
 
 impl RecoveryReport {
@@ -40,6 +45,15 @@ fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> WalError {
         offset,
         reason: reason.into(),
     }
+}
+
+/// The reason for refusing bad bytes that valid records follow.
+pub(crate) fn not_torn(reason: &str, at: usize, seq: u64) -> String {
+    format!(
+        "{reason}; a valid record (seq {seq}) follows at offset {at}, so this is damage to \
+         acknowledged records, not a torn tail (nothing was changed; `sydra wal repair` can cut \
+         the log here, giving up the records from this one on)"
+    )
 }
 
 pub(crate) fn recover(
@@ -116,7 +130,8 @@ pub(crate) fn recover(
         let map = sydra_objects::fault::point("wal.map")
             .and_then(|()| map_file(&file))
             .map_err(WalError::io("map", &path))?;
-        let found = parse_segment_header(&map).map_err(|r| corrupt(&path, 0, r))?;
+        let (found, version) =
+            parse_segment_header_version(&map).map_err(|r| corrupt(&path, 0, r))?;
         if found != seg {
             return Err(corrupt(
                 &path,
@@ -128,19 +143,25 @@ pub(crate) fn recover(
         let mut hash_from: Option<(usize, u64)> = None;
         let mut torn: Option<String> = None;
         loop {
-            match parse_record(&map, off, Some(expect), true) {
+            match parse_record(&map, off, Some(expect), true, version) {
                 Step::Record(r) => {
-                    if r.seq > chunked_through && hash_from.is_none() {
+                    if r.last > chunked_through && hash_from.is_none() {
                         hash_from = Some((off, r.seq));
                     }
-                    if r.seq > chunked_through {
+                    if r.last > chunked_through {
                         report.records_scanned += 1;
                     }
                     off = r.end;
-                    expect += 1;
+                    // A gap record stands for every seq it gave up.
+                    expect = r.last + 1;
                 }
                 Step::End => break,
                 Step::Bad(reason) if is_last => {
+                    // Only damage that runs to the end of the file is a torn
+                    // tail; anything else is refused before a byte changes.
+                    if let Some((at, seq)) = valid_record_after(&map, off, expect, version) {
+                        return Err(corrupt(&path, off as u64, not_torn(&reason, at, seq)));
+                    }
                     torn = Some(reason);
                     break;
                 }
@@ -170,26 +191,44 @@ pub(crate) fn recover(
             state.sealed.extend(hasher.cut());
             continue;
         }
-        if let Some(reason) = torn {
-            let dropped = (file_len - off) as u64;
-            let f = OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .map_err(WalError::io("open", &path))?;
-            sydra_objects::fault::point("wal.recovery.truncate")
-                .and_then(|()| f.set_len(off as u64))
-                .map_err(WalError::io("truncate", &path))?;
-            sydra_objects::fault::point("wal.recovery.sync")
-                .and_then(|()| f.sync_all())
-                .map_err(WalError::sync(&path))?;
-            report
-                .truncated
-                .push((path.clone(), off as u64, dropped, reason));
-        }
         let file = OpenOptions::new()
             .append(true)
             .open(&path)
             .map_err(WalError::io("open", &path))?;
+        if torn.is_some() {
+            sydra_objects::fault::point("wal.recovery.truncate")
+                .and_then(|()| file.set_len(off as u64))
+                .map_err(WalError::io("truncate", &path))?;
+        }
+        // Records are never appended to a segment of an older version. One
+        // that holds none (a crash right after an old writer created it) is
+        // upgraded in place: only the version byte changes, one byte of one
+        // sector, so a crash leaves the old header or the new one. One that
+        // holds records is sealed: the next append starts a new segment.
+        let mut seal = version != SEGMENT_VERSION;
+        if seal && off == SEGMENT_HEADER_LEN {
+            use std::os::unix::fs::FileExt;
+            sydra_objects::fault::point("wal.segment.write")
+                .and_then(|()| OpenOptions::new().write(true).open(&path))
+                .and_then(|f| f.write_all_at(&segment_header(seg), 0))
+                .map_err(WalError::io("upgrade the header of", &path))?;
+            seal = false;
+        }
+        // Everything kept is reported durable from here on (and a checkpoint
+        // may commit chunks over it at once), but a crash in `Never` or
+        // `Interval` mode leaves records that were written and never
+        // fdatasynced: sync them (and a truncation) first. A failure here
+        // leaves the file as it was or truncated, and open fails.
+        sydra_objects::fault::point("wal.recovery.sync")
+            .and_then(|()| file.sync_all())
+            .map_err(WalError::sync(&path))?;
+        report.tail_synced = Some(path.clone());
+        if let Some(reason) = torn {
+            let dropped = (file_len - off) as u64;
+            report
+                .truncated
+                .push((path.clone(), off as u64, dropped, reason));
+        }
         state.next_seq = expect;
         state.seg_first = seg;
         state.seg_len = off as u64;
@@ -206,6 +245,7 @@ pub(crate) fn recover(
             len: off as u64,
         });
         state.resume = Some(hasher);
+        state.seal_active = seal;
     }
     Ok((state, report))
 }
@@ -232,7 +272,7 @@ fn is_torn_creation(path: &Path, first_seq: u64) -> Result<bool, WalError> {
     Ok(rest.iter().all(|b| *b == 0))
 }
 
-fn sync_dir(dir: &Path) -> Result<(), WalError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), WalError> {
     sydra_objects::fault::point("wal.dir.sync")
         .and_then(|()| File::open(dir))
         .and_then(|d| d.sync_all())

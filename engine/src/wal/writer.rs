@@ -22,7 +22,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use super::chunk::{Chunk, ChunkHasher};
 use super::hashing::{Hasher, Stopped};
 use super::record::{
-    SEGMENT_HEADER_LEN, encode_record, framed_len, segment_file_name, segment_header,
+    MAX_PAYLOAD, SEGMENT_HEADER_LEN, encode_record, framed_len, segment_file_name, segment_header,
 };
 use super::recovery::{RecoveryReport, recover};
 use super::{SyncMode, WalError, WalOptions};
@@ -45,8 +45,11 @@ pub struct WalStats {
     pub appends: u64,
     /// write(2) rounds.
     pub writes: u64,
-    /// fdatasync calls on segment files.
+    /// fdatasync calls on segment files (recovery's sync of the kept tail
+    /// at open included).
     pub syncs: u64,
+    /// Records appended but not yet taken by a write round.
+    pub queued: usize,
 }
 
 pub(crate) struct Active {
@@ -75,6 +78,9 @@ pub(crate) struct State {
     pub(crate) seg_len: u64,
     /// Records in `pieces`.
     pending_records: usize,
+    /// The next record starts a new segment (the active one is of an older
+    /// format version, which is read but never appended to).
+    pub(crate) seal_active: bool,
     io_busy: bool,
     pub(crate) active: Option<Active>,
     pub(crate) written: Position,
@@ -98,6 +104,7 @@ impl State {
             pieces: Vec::new(),
             pending_bytes: 0,
             pending_records: 0,
+            seal_active: false,
             seg_first: 0,
             seg_len: 0,
             io_busy: false,
@@ -137,6 +144,9 @@ struct Inner {
     writes: AtomicU64,
     syncs: AtomicU64,
     stop: AtomicBool,
+    /// A test's [`IoHold`] is armed (one relaxed load per round otherwise).
+    hold_armed: AtomicBool,
+    hold: Mutex<Option<Arc<HoldState>>>,
     /// CRC32 and BLAKE3 of the written bytes, on a thread of its own.
     hasher: Hasher,
 }
@@ -171,6 +181,12 @@ impl Wal {
         chunked_through: u64,
     ) -> Result<(Wal, RecoveryReport), WalError> {
         let overhead = (SEGMENT_HEADER_LEN + framed_len(0)) as u64;
+        if opts.max_record > MAX_PAYLOAD {
+            return Err(WalError::Config(format!(
+                "max_record ({}) exceeds the {MAX_PAYLOAD} bytes a record's length field holds",
+                opts.max_record
+            )));
+        }
         if opts.segment_size <= overhead || opts.max_record as u64 > opts.segment_size - overhead {
             return Err(WalError::Config(format!(
                 "max_record ({}) must fit in a segment ({} bytes, of which {overhead} are headers)",
@@ -212,8 +228,11 @@ impl Wal {
             durable: AtomicU64::new(durable_at_open),
             poisoned: AtomicBool::new(false),
             writes: AtomicU64::new(0),
-            syncs: AtomicU64::new(0),
+            // Recovery's fdatasync of the kept tail counts.
+            syncs: AtomicU64::new(u64::from(report.tail_synced.is_some())),
             stop: AtomicBool::new(false),
+            hold_armed: AtomicBool::new(false),
+            hold: Mutex::new(None),
             hasher,
         });
         let ticker = match opts.sync {
@@ -368,10 +387,30 @@ impl Wal {
 
     /// Counters since open.
     pub fn stats(&self) -> WalStats {
+        let (appends, queued) = {
+            let st = self.inner.state.lock();
+            (st.appends, st.pending_records)
+        };
         WalStats {
-            appends: self.inner.state.lock().appends,
+            appends,
             writes: self.inner.writes.load(Ordering::Relaxed),
             syncs: self.inner.syncs.load(Ordering::Relaxed),
+            queued,
+        }
+    }
+
+    /// For tests of group commit: the next write round stops after taking
+    /// its records (with the state unlocked, as during a slow write) and
+    /// waits until the returned guard is dropped. Lets a test queue appends
+    /// behind a round in flight without depending on timing.
+    #[doc(hidden)]
+    pub fn hold_next_io(&self) -> IoHold {
+        let state = Arc::new(HoldState::default());
+        *self.inner.hold.lock() = Some(Arc::clone(&state));
+        self.inner.hold_armed.store(true, Ordering::Release);
+        IoHold {
+            inner: Arc::clone(&self.inner),
+            state,
         }
     }
 
@@ -428,10 +467,12 @@ impl Inner {
         let framed = framed_len(payload.len()) as u64;
         let header = SEGMENT_HEADER_LEN as u64;
         if st.seg_first == 0
+            || st.seal_active
             || (st.seg_len + framed > self.opts.segment_size && st.seg_len > header)
         {
             st.seg_first = seq;
             st.seg_len = header;
+            st.seal_active = false;
         }
         let seg = st.seg_first;
         let piece = match st.pieces.last_mut() {
@@ -579,7 +620,10 @@ impl Inner {
         st.pending_bytes = 0;
         st.io_busy = true;
         let mut active = st.active.take();
-        let result = MutexGuard::unlocked(&mut st, || self.do_io(&mut active, pieces, needs_sync));
+        let result = MutexGuard::unlocked(&mut st, || {
+            self.pass_hold();
+            self.do_io(&mut active, pieces, needs_sync)
+        });
         st.active = active;
         st.io_busy = false;
         let out = match result {
@@ -646,6 +690,66 @@ impl Inner {
             out.synced = true;
         }
         Ok(out)
+    }
+}
+
+#[derive(Debug, Default)]
+struct HoldState {
+    /// (a round is held, the guard was dropped)
+    flags: Mutex<(bool, bool)>,
+    cond: Condvar,
+}
+
+/// A write round held by [`Wal::hold_next_io`]; dropping it releases the
+/// round (or disarms the hold if no round started).
+#[doc(hidden)]
+pub struct IoHold {
+    inner: Arc<Inner>,
+    state: Arc<HoldState>,
+}
+
+impl std::fmt::Debug for IoHold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IoHold").finish_non_exhaustive()
+    }
+}
+
+impl IoHold {
+    /// Block until a write round is held.
+    pub fn wait_entered(&self) {
+        let mut f = self.state.flags.lock();
+        while !f.0 {
+            self.state.cond.wait(&mut f);
+        }
+    }
+}
+
+impl Drop for IoHold {
+    fn drop(&mut self) {
+        self.inner.hold_armed.store(false, Ordering::Release);
+        self.inner.hold.lock().take();
+        self.state.flags.lock().1 = true;
+        self.state.cond.notify_all();
+    }
+}
+
+impl Inner {
+    /// Where a test's [`IoHold`] stops a round: after it took its records,
+    /// before any write.
+    fn pass_hold(&self) {
+        if !self.hold_armed.load(Ordering::Acquire) {
+            return;
+        }
+        let Some(h) = self.hold.lock().take() else {
+            return;
+        };
+        self.hold_armed.store(false, Ordering::Release);
+        let mut f = h.flags.lock();
+        f.0 = true;
+        h.cond.notify_all();
+        while !f.1 {
+            h.cond.wait(&mut f);
+        }
     }
 }
 

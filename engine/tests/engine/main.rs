@@ -22,5 +22,7 @@ mod replay;
 /// The capability rule itself: a missing capability skips by hand and
 /// fails under CI=true.
 mod skips;
+/// `sydra wal append` and `sydra wal repair`, end to end.
+mod wal_cli;
 /// WAL open-time repair: torn tails truncated, earlier damage reported.
 mod wal_recovery;

@@ -114,7 +114,13 @@ fn huge_claimed_lengths_are_errors_not_allocations() {
     seg.extend_from_slice(&u32::MAX.to_le_bytes());
     seg.extend_from_slice(&[0; 12]);
     assert!(matches!(
-        sydra_engine::wal::record::parse_record(&seg, 16, Some(1), true),
+        sydra_engine::wal::record::parse_record(
+            &seg,
+            16,
+            Some(1),
+            true,
+            sydra_engine::wal::record::SEGMENT_VERSION
+        ),
         sydra_engine::wal::record::Step::Bad(_)
     ));
 }

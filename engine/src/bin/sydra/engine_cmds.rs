@@ -45,8 +45,13 @@ fn open_engine(dir: &Path, sync: SyncMode) -> anyhow::Result<Engine> {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum WalCommand {
-    /// Append one record per line of standard input (newline stripped);
-    /// print each seq.
+    /// Append one record per line of standard input; print each seq.
+    ///
+    /// A line ends at "\n" or "\r\n", and exactly that terminator is
+    /// stripped; any other "\r" is data, including at the end of a last line
+    /// that has no terminator. A line longer than the record limit (16 MiB)
+    /// is refused, naming its line number, as soon as it is read that far;
+    /// the lines before it are appended and synced.
     Append {
         /// Print each seq only once its record is durable (fdatasync, group
         /// committed). Without it, seqs are printed as records are buffered
@@ -54,11 +59,157 @@ pub enum WalCommand {
         #[arg(long)]
         sync: bool,
     },
+    /// Cut the log at damaged acknowledged records, giving up their seqs.
+    ///
+    /// Open and replay refuse a bad record that valid records follow (it is
+    /// not a torn tail). This prints which seqs a cut there gives up (from
+    /// the bad record to the highest seq readable after it) and, only with
+    /// --yes, cuts: the seqs are recorded as given up and never assigned
+    /// again; the log continues after them. Exit 0 when repaired or when
+    /// nothing needs it, 1 when refused (no --yes, or damage under the head
+    /// checkpoint or in a sealed segment, which a restore must fix).
+    Repair {
+        /// Accept the loss and cut.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 pub fn wal(dir: &Path, cmd: WalCommand) -> anyhow::Result<u8> {
     match cmd {
         WalCommand::Append { sync } => wal_append(dir, sync),
+        WalCommand::Repair { yes } => wal_repair(dir, yes),
+    }
+}
+
+fn wal_repair(dir: &Path, yes: bool) -> anyhow::Result<u8> {
+    use sydra_engine::wal::repair::{Diagnosis, RepairPlan};
+    let describe = |p: &RepairPlan| {
+        format!(
+            "seqs {}..={} ({} seq(s)): {} is cut at offset {} ({} byte(s) dropped) because {}",
+            p.first_lost,
+            p.last_lost,
+            p.seqs_lost(),
+            p.segment.display(),
+            p.offset,
+            p.bytes_dropped,
+            p.reason
+        )
+    };
+    let mut out = io::stdout().lock();
+    let plan = match Engine::repair_wal(dir, None)?.0 {
+        Diagnosis::Clean => {
+            writeln!(out, "the WAL has no damaged records; nothing to repair")?;
+            return Ok(0);
+        }
+        Diagnosis::TornTail { segment, offset } => {
+            writeln!(
+                out,
+                "only a torn tail at offset {offset} of {}, which the next open truncates; nothing to repair",
+                segment.display()
+            )?;
+            return Ok(0);
+        }
+        Diagnosis::Damaged(plan) => plan,
+    };
+    if !yes {
+        writeln!(out, "would give up {}", describe(&plan))?;
+        writeln!(
+            out,
+            "the log would continue at seq {}; nothing was changed",
+            plan.last_lost + 1
+        )?;
+        out.flush()?;
+        eprintln!("sydra: refusing to cut the WAL without --yes");
+        return Ok(1);
+    }
+    writeln!(out, "giving up {}", describe(&plan))?;
+    out.flush()?;
+    if !Engine::repair_wal(dir, Some(&plan))?.1 {
+        anyhow::bail!(
+            "the WAL changed between planning and cutting; nothing was cut, run the repair again"
+        );
+    }
+    writeln!(
+        out,
+        "repaired: seqs {}..={} are recorded as given up; the log continues at seq {}",
+        plan.first_lost,
+        plan.last_lost,
+        plan.last_lost + 1
+    )?;
+    Ok(0)
+}
+
+/// Splits standard input into records without ever holding more than one
+/// record limit (plus one read) of a line.
+struct Lines {
+    /// The start of a line whose end has not been read yet.
+    carry: Vec<u8>,
+    /// Number of the line `carry` belongs to (1-based).
+    line_no: u64,
+    max: usize,
+}
+
+/// A line longer than the record limit.
+#[derive(Debug)]
+struct Overlong {
+    line_no: u64,
+}
+
+impl Lines {
+    /// The record of a complete line: its terminator ("\n" or "\r\n")
+    /// stripped, nothing else.
+    fn record(mut line: Vec<u8>) -> Vec<u8> {
+        if line.last() == Some(&b'\n') {
+            line.pop();
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+        }
+        line
+    }
+
+    /// Take the complete lines of `buf` into `out`; keep the start of an
+    /// unfinished one. Stops at the first line that cannot fit a record.
+    fn feed(&mut self, buf: &[u8], out: &mut Vec<Vec<u8>>) -> Result<(), Overlong> {
+        let mut start = 0;
+        while let Some(i) = buf[start..].iter().position(|b| *b == b'\n') {
+            let end = start + i + 1;
+            let mut line = std::mem::take(&mut self.carry);
+            line.extend_from_slice(&buf[start..end]);
+            let record = Lines::record(line);
+            if record.len() > self.max {
+                return Err(Overlong {
+                    line_no: self.line_no,
+                });
+            }
+            out.push(record);
+            self.line_no += 1;
+            start = end;
+        }
+        let rest = &buf[start..];
+        // An unfinished line may still end in "\r\n": one byte more than a
+        // record may be kept, never more.
+        if self.carry.len() + rest.len() > self.max + 1 {
+            return Err(Overlong {
+                line_no: self.line_no,
+            });
+        }
+        self.carry.extend_from_slice(rest);
+        Ok(())
+    }
+
+    /// The last line, which had no terminator.
+    fn finish(&mut self) -> Result<Option<Vec<u8>>, Overlong> {
+        if self.carry.is_empty() {
+            return Ok(None);
+        }
+        if self.carry.len() > self.max {
+            return Err(Overlong {
+                line_no: self.line_no,
+            });
+        }
+        Ok(Some(std::mem::take(&mut self.carry)))
     }
 }
 
@@ -74,38 +225,47 @@ fn wal_append(dir: &Path, sync: bool) -> anyhow::Result<u8> {
     let stdin = io::stdin();
     let mut input = stdin.lock();
     let mut out = io::stdout().lock();
-    let mut carry: Vec<u8> = Vec::new();
+    let max = engine.wal().options().max_record;
+    let mut lines = Lines {
+        carry: Vec::new(),
+        line_no: 1,
+        max,
+    };
+    let mut appended: u64 = 0;
+    let mut refused = None;
     loop {
         // Take every complete line already read: one append_batch (one
         // group-commit round) per read, and seqs printed only after it.
         let buf = input.fill_buf()?;
-        if buf.is_empty() {
+        let n = buf.len();
+        let mut batch = Vec::new();
+        let fed = if n == 0 {
+            lines.finish().map(|last| batch.extend(last))
+        } else {
+            lines.feed(buf, &mut batch)
+        };
+        input.consume(n);
+        if !batch.is_empty() {
+            appended += batch.len() as u64;
+            print_seqs(&mut out, engine.append_batch(&batch)?)?;
+        }
+        if let Err(e) = fed {
+            refused = Some(e);
             break;
         }
-        let n = buf.len();
-        let mut lines: Vec<Vec<u8>> = Vec::new();
-        let mut start = 0;
-        for (i, b) in buf.iter().enumerate() {
-            if *b == b'\n' {
-                let mut line = std::mem::take(&mut carry);
-                line.extend_from_slice(&buf[start..i]);
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-                lines.push(line);
-                start = i + 1;
-            }
-        }
-        carry.extend_from_slice(&buf[start..]);
-        input.consume(n);
-        if !lines.is_empty() {
-            print_seqs(&mut out, engine.append_batch(&lines)?)?;
+        if n == 0 {
+            break;
         }
     }
-    if !carry.is_empty() {
-        print_seqs(&mut out, engine.append_batch(&[carry])?)?;
-    }
+    // The lines before a refused one are appended: make them durable before
+    // saying so.
     engine.sync()?;
+    if let Some(Overlong { line_no }) = refused {
+        anyhow::bail!(
+            "line {line_no} of standard input is longer than the WAL record limit of {max} bytes; \
+             refused without reading the rest ({appended} earlier line(s) appended and synced)"
+        );
+    }
     Ok(0)
 }
 
