@@ -276,7 +276,7 @@ fn rebuild(repo: &Repository, path: &Path, tip: ObjectId) -> Result<Index> {
 }
 
 fn read(path: &Path) -> Result<Option<Index>> {
-    let file = match File::open(path) {
+    let file = match sydra_objects::fs::open_regular(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io("open", path)(e)),
@@ -350,9 +350,7 @@ fn append(path: &Path, old: Index, mut newer: Vec<Entry>) -> Result<Index> {
     };
     let offset = HEADER_LEN as u64 + old.header.count * ENTRY_LEN as u64;
     drop(old);
-    let f = OpenOptions::new()
-        .write(true)
-        .open(path)
+    let f = sydra_objects::fs::open_regular_with(path, OpenOptions::new().write(true))
         .map_err(Error::io("open", path))?;
     // Entries first, header last: a crash in between leaves a header whose
     // count disagrees with the file length, which is rebuilt on next use.

@@ -13,6 +13,7 @@ pub mod commit;
 pub mod decode;
 mod error;
 pub mod fault;
+pub mod fs;
 pub mod id;
 mod kind;
 #[allow(unsafe_code)]

@@ -2,7 +2,7 @@
 //! tail of the last segment, verify and hash every record not yet covered
 //! by a committed chunk.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -112,7 +112,7 @@ pub(crate) fn recover(
                 "the file name claims an impossible first seq",
             ));
         }
-        let file = sydra_objects::map::open_nofollow(&path).map_err(WalError::io("open", &path))?;
+        let file = sydra_objects::fs::open_regular(&path).map_err(WalError::io("open", &path))?;
         let map = sydra_objects::fault::point("wal.map")
             .and_then(|()| map_file(&file))
             .map_err(WalError::io("map", &path))?;
@@ -172,9 +172,7 @@ pub(crate) fn recover(
         }
         if let Some(reason) = torn {
             let dropped = (file_len - off) as u64;
-            let f = OpenOptions::new()
-                .write(true)
-                .open(&path)
+            let f = sydra_objects::fs::open_regular_with(&path, OpenOptions::new().write(true))
                 .map_err(WalError::io("open", &path))?;
             sydra_objects::fault::point("wal.recovery.truncate")
                 .and_then(|()| f.set_len(off as u64))
@@ -186,9 +184,7 @@ pub(crate) fn recover(
                 .truncated
                 .push((path.clone(), off as u64, dropped, reason));
         }
-        let file = OpenOptions::new()
-            .append(true)
-            .open(&path)
+        let file = sydra_objects::fs::open_regular_with(&path, OpenOptions::new().append(true))
             .map_err(WalError::io("open", &path))?;
         state.next_seq = expect;
         state.seg_first = seg;
@@ -215,7 +211,7 @@ pub(crate) fn recover(
 ///
 /// [`create_segment`]: super::writer
 fn is_torn_creation(path: &Path, first_seq: u64) -> Result<bool, WalError> {
-    let mut f = sydra_objects::map::open_nofollow(path).map_err(WalError::io("open", path))?;
+    let mut f = sydra_objects::fs::open_regular(path).map_err(WalError::io("open", path))?;
     let len = f.metadata().map_err(WalError::io("stat", path))?.len();
     let mut head = Vec::with_capacity(SEGMENT_HEADER_LEN);
     (&mut f)
@@ -228,13 +224,19 @@ fn is_torn_creation(path: &Path, first_seq: u64) -> Result<bool, WalError> {
     if head.iter().any(|b| *b != 0) {
         return Ok(false);
     }
-    let rest = fs::read(path).map_err(WalError::io("read", path))?;
-    Ok(rest.iter().all(|b| *b == 0))
+    // Streamed in bounded pieces: the file may be any length.
+    let mut piece = [0u8; 8192];
+    loop {
+        let n = f.read(&mut piece).map_err(WalError::io("read", path))?;
+        if n == 0 {
+            return Ok(true);
+        }
+        if piece[..n].iter().any(|b| *b != 0) {
+            return Ok(false);
+        }
+    }
 }
 
 fn sync_dir(dir: &Path) -> Result<(), WalError> {
-    sydra_objects::fault::point("wal.dir.sync")
-        .and_then(|()| File::open(dir))
-        .and_then(|d| d.sync_all())
-        .map_err(WalError::sync(dir))
+    Ok(sydra_objects::fs::sync_dir(dir, "wal.dir.sync")?)
 }

@@ -4,6 +4,9 @@
 //! without allocating what the input claims.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// FIFOs planted under every kind of store file: errors, never hangs.
+mod fifo;
+
 use std::os::unix::fs::symlink;
 use std::process::Command;
 
@@ -19,6 +22,57 @@ fn sydra(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .unwrap()
+}
+
+/// `sydra --dir DIR ARGS...`, not yet run.
+fn sydra_cmd(dir: &std::path::Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sydra"));
+    c.arg("--dir").arg(dir).args(args);
+    c
+}
+
+/// How long a command on a tiny store may take before the test calls it a
+/// hang: generous (the machine may be loaded), and finite.
+const DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Run `cmd` to completion, or kill it after [`DEADLINE`] and fail the
+/// test: a command that blocks forever must not hang the test too.
+fn run_with_deadline(mut cmd: Command) -> std::process::Output {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Drained on threads so a chatty child never blocks on a full pipe.
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if start.elapsed() > DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {DEADLINE:?} (hung); killed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
 }
 
 #[test]
