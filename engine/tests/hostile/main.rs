@@ -4,6 +4,8 @@
 //! without allocating what the input claims.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// Forged self-referencing commits and trees: walkers stop with an error.
+mod cycles;
 /// FIFOs planted under every kind of store file: errors, never hangs.
 mod fifo;
 
@@ -33,10 +35,21 @@ fn sydra_cmd(dir: &std::path::Path, args: &[&str]) -> Command {
 
 /// How long a command on a tiny store may take before the test calls it a
 /// hang: generous (the machine may be loaded), and finite.
-const DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+/// `SYDRA_TEST_DEADLINE_SECS` shortens it to watch a pre-fix build hang.
+fn deadline() -> std::time::Duration {
+    let secs = std::env::var("SYDRA_TEST_DEADLINE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(120);
+    std::time::Duration::from_secs(secs)
+}
 
-/// Run `cmd` to completion, or kill it after [`DEADLINE`] and fail the
-/// test: a command that blocks forever must not hang the test too.
+/// Output kept per stream; the rest is read and dropped, so a command that
+/// prints without end cannot exhaust the test's memory before it is killed.
+const KEEP_OUTPUT: usize = 1 << 20;
+
+/// Run `cmd` to completion, or kill it after [`deadline`] and fail the
+/// test: a command that blocks or loops forever must not hang the test too.
 fn run_with_deadline(mut cmd: Command) -> std::process::Output {
     use std::io::Read;
     use std::process::Stdio;
@@ -50,21 +63,29 @@ fn run_with_deadline(mut cmd: Command) -> std::process::Output {
     let drain = |mut r: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
             let mut v = Vec::new();
-            let _ = r.read_to_end(&mut v);
+            let mut piece = [0u8; 8192];
+            while let Ok(n) = r.read(&mut piece) {
+                if n == 0 {
+                    break;
+                }
+                let room = KEEP_OUTPUT.saturating_sub(v.len()).min(n);
+                v.extend_from_slice(&piece[..room]);
+            }
             v
         })
     };
     let out = drain(Box::new(child.stdout.take().unwrap()));
     let err = drain(Box::new(child.stderr.take().unwrap()));
     let start = std::time::Instant::now();
+    let deadline = deadline();
     let status = loop {
         if let Some(st) = child.try_wait().unwrap() {
             break st;
         }
-        if start.elapsed() > DEADLINE {
+        if start.elapsed() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{cmd:?} did not finish within {DEADLINE:?} (hung); killed");
+            panic!("{cmd:?} did not finish within {deadline:?} (hung); killed");
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     };

@@ -270,7 +270,9 @@ pub fn ls_tree(dir: &Path, a: LsTree) -> anyhow::Result<u8> {
     // Explicit stack of reversed entry lists, so deep trees cannot overflow.
     let mut stack: Vec<Vec<Listed>> = Vec::new();
     let load = |prefix: &str, id: ObjectId| -> anyhow::Result<Vec<Listed>> {
-        let obj = repo.objects().get(&id)?;
+        // Verified: a forged tree containing itself must end `-r` with an
+        // error naming it, not descend forever.
+        let obj = repo.objects().get_verified(&id)?;
         let mut v: Vec<_> = obj
             .tree()?
             .entries
