@@ -6,6 +6,8 @@
 
 /// Forged self-referencing commits and trees: walkers stop with an error.
 mod cycles;
+/// A 2,000-level tree through fsck, stats and gc: memory bounded.
+mod deep;
 /// FIFOs planted under every kind of store file: errors, never hangs.
 mod fifo;
 
