@@ -10,6 +10,8 @@ mod cycles;
 mod deep;
 /// FIFOs planted under every kind of store file: errors, never hangs.
 mod fifo;
+/// Untrusted lengths: a 100 GiB sparse file as a tree or commit.
+mod lengths;
 
 use std::os::unix::fs::symlink;
 use std::process::Command;
@@ -52,11 +54,20 @@ const KEEP_OUTPUT: usize = 1 << 20;
 
 /// Run `cmd` to completion, or kill it after [`deadline`] and fail the
 /// test: a command that blocks or loops forever must not hang the test too.
-fn run_with_deadline(mut cmd: Command) -> std::process::Output {
+fn run_with_deadline(cmd: Command) -> std::process::Output {
+    run_measured(cmd, std::process::Stdio::null()).0
+}
+
+/// [`run_with_deadline`] with `stdin`, also returning the child's peak RSS
+/// in bytes (from `wait4`, which reaps it).
+#[allow(unsafe_code)]
+fn run_measured(mut cmd: Command, stdin: std::process::Stdio) -> (std::process::Output, u64) {
     use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
     use std::process::Stdio;
+    #[expect(clippy::zombie_processes, reason = "reaped by wait4 below")]
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -78,11 +89,25 @@ fn run_with_deadline(mut cmd: Command) -> std::process::Output {
     };
     let out = drain(Box::new(child.stdout.take().unwrap()));
     let err = drain(Box::new(child.stderr.take().unwrap()));
+    let pid = child.id() as libc::pid_t;
     let start = std::time::Instant::now();
     let deadline = deadline();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: plain-old-data out parameter, zero-initialised.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `pid` is our unreaped child; the pointers are valid for
+        // the call. WNOHANG: returns 0 while it runs.
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        assert!(r >= 0, "wait4: {}", std::io::Error::last_os_error());
+        if r == pid {
+            let output = std::process::Output {
+                status: std::process::ExitStatus::from_raw(status),
+                stdout: out.join().unwrap(),
+                stderr: err.join().unwrap(),
+            };
+            // ru_maxrss is in KiB on Linux.
+            return (output, usage.ru_maxrss as u64 * 1024);
         }
         if start.elapsed() > deadline {
             let _ = child.kill();
@@ -90,11 +115,6 @@ fn run_with_deadline(mut cmd: Command) -> std::process::Output {
             panic!("{cmd:?} did not finish within {deadline:?} (hung); killed");
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
-    };
-    std::process::Output {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
     }
 }
 

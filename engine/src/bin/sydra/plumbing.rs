@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use sydra_engine::Repository;
 use sydra_engine::objects::{
-    CommitRef, Durability, IdHasher, Kind, ObjectId, TreeRef, store::MMAP_THRESHOLD,
+    CommitRef, Durability, IdHasher, Kind, MAX_TREE_OR_COMMIT_LEN, ObjectId, TreeRef,
+    store::MMAP_THRESHOLD, stream::read_payload,
 };
 use sydra_engine::refs::{PreviousValue, RefName, Target};
 
@@ -96,10 +97,17 @@ pub fn hash_object(dir: &Path, a: HashObject) -> anyhow::Result<u8> {
         };
         let small = len.is_none_or(|l| l < MMAP_THRESHOLD) || a.kind != Kind::Blob;
         let id = if small {
-            let mut buf = Vec::with_capacity(len.unwrap_or(0) as usize);
-            reader
-                .read_to_end(&mut buf)
-                .with_context(|| format!("cannot read {name}"))?;
+            let buf = if a.kind == Kind::Blob {
+                // Below the mmap threshold (or standard input): the length
+                // only sizes the first allocation, capped.
+                let mut buf = Vec::with_capacity(len.unwrap_or(0).min(MMAP_THRESHOLD) as usize);
+                reader
+                    .read_to_end(&mut buf)
+                    .with_context(|| format!("cannot read {name}"))?;
+                buf
+            } else {
+                read_structured(a.kind, len, &mut reader, &name)?
+            };
             validate(a.kind, &buf).with_context(|| format!("{name} is not a valid {}", a.kind))?;
             match batch.as_mut() {
                 Some(b) => b.put(a.kind, &buf)?,
@@ -124,6 +132,29 @@ pub fn hash_object(dir: &Path, a: HashObject) -> anyhow::Result<u8> {
     }
     out.flush()?;
     Ok(0)
+}
+
+/// Read a tree or commit payload without trusting a length: a file larger
+/// than [`MAX_TREE_OR_COMMIT_LEN`] is refused before reading; otherwise
+/// the payload is read as far as its own fields say and no further
+/// ([`read_payload`]), so neither a sparse 100 GiB file nor an endless
+/// standard input is held in memory.
+fn read_structured(
+    kind: Kind,
+    declared: Option<u64>,
+    r: &mut dyn Read,
+    name: &str,
+) -> anyhow::Result<Vec<u8>> {
+    if let Some(len) = declared.filter(|&l| l > MAX_TREE_OR_COMMIT_LEN) {
+        anyhow::bail!(
+            "{name} is not a valid {kind}: it is {len} bytes, and a tree or commit is at most \
+             {MAX_TREE_OR_COMMIT_LEN} bytes (docs/FORMAT.md)"
+        );
+    }
+    read_payload(kind, r, MAX_TREE_OR_COMMIT_LEN).map_err(|e| match e.kind() {
+        io::ErrorKind::InvalidData => anyhow::anyhow!("{name} is not a valid {kind}: {e}"),
+        _ => anyhow::Error::new(e).context(format!("cannot read {name}")),
+    })
 }
 
 fn validate(kind: Kind, bytes: &[u8]) -> anyhow::Result<()> {
