@@ -152,5 +152,6 @@ fn read_format(path: &Path) -> std::io::Result<Vec<u8>> {
 
 /// fsync a directory.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    sydra_objects::fs::sync_dir(dir, "layout.dir.sync").map_err(|e| Error::Objects(e.into()))
+    sydra_objects::fs::sync_dir(dir, || sydra_objects::fault::point("layout.dir.sync"))
+        .map_err(|e| Error::Objects(e.into()))
 }

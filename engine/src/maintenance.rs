@@ -242,7 +242,8 @@ fn head_applied(repo: &Repository) -> Result<u64> {
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    sydra_objects::fs::sync_dir(dir, "wal.dir.sync").map_err(|e| Error::Wal(e.into()))
+    sydra_objects::fs::sync_dir(dir, || sydra_objects::fault::point("wal.dir.sync"))
+        .map_err(|e| Error::Wal(e.into()))
 }
 
 /// Delete sealed, wholly applied segments no reachable commit needs.

@@ -203,7 +203,7 @@ impl Horizon {
         sydra_objects::fault::point("gc.horizon.rename")
             .and_then(|()| fs::rename(&tmp, &dst))
             .map_err(Error::io("rename into", &dst))?;
-        sydra_objects::fs::sync_dir(dir, "gc.horizon.dir.sync")
+        sydra_objects::fs::sync_dir(dir, || sydra_objects::fault::point("gc.horizon.dir.sync"))
             .map_err(|e| Error::Objects(e.into()))
     }
 

@@ -10,13 +10,12 @@ use crate::error::{Error, Result};
 use crate::name::RefName;
 use crate::target::{MAX_REF_FILE_LEN, Target, parse_ref_file};
 
-/// The fault point of every directory fsync in the ref store.
-pub(crate) const DIR_SYNC: &str = "refs.dir.sync";
-
 /// fsync a directory so entries created, renamed or removed in it are
 /// durable (the workspace's one [`sydra_objects::fs::sync_dir`]).
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    Ok(sydra_objects::fs::sync_dir(dir, DIR_SYNC)?)
+    Ok(sydra_objects::fs::sync_dir(dir, || {
+        sydra_objects::fault::point("refs.dir.sync")
+    })?)
 }
 
 /// Create `dir` if missing; when created, fsync its parent so the new entry

@@ -238,5 +238,7 @@ fn is_torn_creation(path: &Path, first_seq: u64) -> Result<bool, WalError> {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), WalError> {
-    Ok(sydra_objects::fs::sync_dir(dir, "wal.dir.sync")?)
+    Ok(sydra_objects::fs::sync_dir(dir, || {
+        sydra_objects::fault::point("wal.dir.sync")
+    })?)
 }

@@ -148,11 +148,11 @@ impl Batch {
         dirs.sort();
         dirs.dedup();
         for d in dirs {
-            crate::fs::sync_dir(&d, super::write::DIR_SYNC)?;
+            crate::fs::sync_dir(&d, super::write::dir_sync_fault)?;
         }
         Ok(crate::fs::sync_dir(
             self.store.dir(),
-            super::write::DIR_SYNC,
+            super::write::dir_sync_fault,
         )?)
     }
 }

@@ -16,7 +16,9 @@ use crate::id::IdHasher;
 use crate::{Kind, ObjectId};
 
 /// The fault point of every object-store directory fsync.
-pub(crate) const DIR_SYNC: &str = "objects.dir.sync";
+pub(crate) fn dir_sync_fault() -> io::Result<()> {
+    fault::point("objects.dir.sync")
+}
 
 /// A temp file under `objects/tmp/` that is removed on drop unless it was
 /// promoted. A crash before promotion leaves it behind for open/GC to clean.
@@ -231,7 +233,7 @@ impl Store {
         }
         tmp.promoted = true;
         if sync {
-            crate::fs::sync_dir(&shard, DIR_SYNC)?;
+            crate::fs::sync_dir(&shard, dir_sync_fault)?;
         }
         Ok(shard)
     }
@@ -240,7 +242,7 @@ impl Store {
         match fault::point("objects.shard.mkdir").and_then(|()| fs::create_dir(shard)) {
             Ok(()) => {
                 if sync {
-                    crate::fs::sync_dir(self.dir(), DIR_SYNC)?;
+                    crate::fs::sync_dir(self.dir(), dir_sync_fault)?;
                 }
                 Ok(())
             }
