@@ -156,7 +156,7 @@ impl Store {
                 return Err(self.corrupt(id, SYMLINK));
             }
             Err(e) if crate::fs::is_not_regular_error(&e) => {
-                return Err(self.corrupt(id, format!("{NOT_A_FILE}: {e}")));
+                return Err(self.corrupt(id, e.to_string()));
             }
             Err(e) => return Err(Error::io("open", &path)(e)),
         };

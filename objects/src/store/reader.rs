@@ -113,7 +113,7 @@ impl Reader {
         let file = match crate::fs::into_regular(fd) {
             Ok(f) => f,
             Err(e) if crate::fs::is_not_regular_error(&e) => {
-                return Err(store.corrupt(id, format!("{NOT_A_FILE}: {e}")));
+                return Err(store.corrupt(id, e.to_string()));
             }
             Err(e) => return Err(Error::io("stat", store.path_of(id))(e)),
         };

@@ -144,7 +144,7 @@ impl ShardSweep<'_> {
             Err(e) if crate::fs::is_not_regular_error(&e) => {
                 return Ok(SweepOutcome::Corrupt {
                     len: 0,
-                    reason: format!("{NOT_A_FILE}: {e}"),
+                    reason: e.to_string(),
                 });
             }
             Err(e) => return Err(Error::io("stat", store.path_of(id))(e)),
