@@ -175,3 +175,32 @@ fn fifo_in_place_of_a_history_index_is_an_error_not_a_hang() {
         &[&["log", "main@{2100-01-01T00:00:00Z}"]],
     );
 }
+
+#[test]
+fn fifo_among_unreachable_objects_is_reported_not_waited_on() {
+    // The GC sweep and fsck's object pass open every object file, not only
+    // reachable ones.
+    for (args, says) in [
+        (&["gc", "--grace", "0"][..], "corrupt and were kept"),
+        (&["fsck"], "not a regular file"),
+    ] {
+        let d = populated();
+        let path = object_path(d.path(), &"ab".repeat(32));
+        mkfifo(&path);
+        let out = run_with_deadline(sydra_cmd(d.path(), args));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {text}");
+        assert!(
+            text.contains(&"ab".repeat(32)) && text.contains(says),
+            "{args:?}: {text}"
+        );
+        assert!(
+            path.exists(),
+            "{args:?} removed the FIFO it could not verify"
+        );
+    }
+}
