@@ -75,3 +75,49 @@ fn hash_object_of_a_huge_tree_or_commit_on_stdin_stops_at_its_structure() {
         );
     }
 }
+
+#[test]
+fn hash_object_of_a_large_blob_on_stdin_streams_it() {
+    // The id needs the length before the first byte is hashed, so a blob of
+    // unknown length is spooled to a temp file, not held in memory.
+    const LEN: usize = 48 << 20;
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("d");
+    let repo = sydra_engine::Repository::init(&data).unwrap().0;
+    // Written and hashed piece by piece: the test process must stay small,
+    // as its own peak counts towards the child's (see `run_measured`).
+    let input = d.path().join("blob");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
+    let mut h = sydra_engine::objects::IdHasher::new(sydra_engine::objects::Kind::Blob, LEN as u64);
+    let mut piece = vec![0u8; 1 << 16];
+    for start in (0..LEN).step_by(piece.len()) {
+        for (j, b) in piece.iter_mut().enumerate() {
+            let i = start + j;
+            *b = (i * 7 + i / 4096) as u8;
+        }
+        h.update(&piece);
+        std::io::Write::write_all(&mut file, &piece).unwrap();
+    }
+    drop(file);
+    let want = h.finalize();
+    for args in [
+        &["hash-object", "--stdin"][..],
+        &["hash-object", "-w", "--stdin"],
+    ] {
+        let stdin = Stdio::from(std::fs::File::open(&input).unwrap());
+        let (out, rss) = run_measured(sydra_cmd(&data, args), stdin);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), want.to_hex());
+        eprintln!("{args:?}: peak RSS {} MiB", rss >> 20);
+        assert!(
+            rss < (LEN as u64) / 2,
+            "{args:?} peaked at {} MiB",
+            rss >> 20
+        );
+    }
+    assert_eq!(repo.objects().get_verified(&want).unwrap().data.len(), LEN);
+}

@@ -59,7 +59,10 @@ fn run_with_deadline(cmd: Command) -> std::process::Output {
 }
 
 /// [`run_with_deadline`] with `stdin`, also returning the child's peak RSS
-/// in bytes (from `wait4`, which reaps it).
+/// in bytes (from `wait4`, which reaps it). Linux carries the high-water mark
+/// of the spawning process's memory into the child at `exec` (std spawns
+/// with `vfork`), so the figure is at least the test process's own peak:
+/// tests that measure keep that small (no large buffers of their own).
 #[allow(unsafe_code)]
 fn run_measured(mut cmd: Command, stdin: std::process::Stdio) -> (std::process::Output, u64) {
     use std::io::Read;

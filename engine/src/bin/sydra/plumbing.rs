@@ -85,6 +85,10 @@ pub fn hash_object(dir: &Path, a: HashObject) -> anyhow::Result<u8> {
     let mut ids = Vec::with_capacity(inputs.len());
     for input in inputs {
         let (name, mut reader, len): (String, Box<dyn Read>, Option<u64>) = match input {
+            Input::Stdin if a.kind == Kind::Blob => {
+                let (reader, len) = spool_stdin().context("cannot read standard input")?;
+                ("standard input".into(), reader, Some(len))
+            }
             Input::Stdin => ("standard input".into(), Box::new(io::stdin().lock()), None),
             Input::Path(p) => {
                 let f = File::open(&p).with_context(|| format!("cannot open {}", p.display()))?;
@@ -168,6 +172,41 @@ fn validate(kind: Kind, bytes: &[u8]) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Standard input as a blob of known length without holding it whole: an
+/// id covers the length before the first byte (FORMAT §2), so input that
+/// reaches the mmap threshold is spooled to an unnamed temp file (`O_TMPFILE`
+/// in the temp directory, gone when closed) and streamed from there like a
+/// file; shorter input stays in memory.
+fn spool_stdin() -> io::Result<(Box<dyn Read>, u64)> {
+    let mut stdin = io::stdin().lock();
+    let mut head = Vec::new();
+    (&mut stdin).take(MMAP_THRESHOLD).read_to_end(&mut head)?;
+    if (head.len() as u64) < MMAP_THRESHOLD {
+        let len = head.len() as u64;
+        return Ok((Box::new(io::Cursor::new(head)), len));
+    }
+    use rustix::fs::{Mode, OFlags};
+    let tmp = std::env::temp_dir();
+    let fd = rustix::fs::open(
+        &tmp,
+        OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(|e| {
+        io::Error::other(format!(
+            "cannot create an unnamed temp file in {} to spool it: {e}",
+            tmp.display()
+        ))
+    })?;
+    let mut f = File::from(fd);
+    f.write_all(&head)?;
+    drop(head);
+    io::copy(&mut stdin, &mut f)?;
+    let len = io::Seek::stream_position(&mut f)?;
+    io::Seek::rewind(&mut f)?;
+    Ok((Box::new(f), len))
 }
 
 fn hash_stream(kind: Kind, len: u64, r: &mut dyn Read) -> io::Result<ObjectId> {
