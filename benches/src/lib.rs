@@ -167,9 +167,13 @@ pub fn syncfs(path: &Path) {
     rustix::fs::syncfs(&f).unwrap();
 }
 
-/// fsync a directory.
+/// fsync a directory: the workspace's one directory fsync (the same open
+/// and fsync syscalls as a hand-written baseline), with no fault point.
 pub fn sync_dir(path: &Path) -> io::Result<()> {
-    File::open(path)?.sync_all()
+    sydra_objects::fs::sync_dir(path, || Ok(())).map_err(|e| match e {
+        sydra_objects::fs::SyncDirError::Open { source, .. }
+        | sydra_objects::fs::SyncDirError::Sync { source, .. } => source,
+    })
 }
 
 /// Create the 256 shard directories `00`..`ff` under `dir`, as a store

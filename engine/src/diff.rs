@@ -47,7 +47,9 @@ fn entries(store: &Store, tree: Option<ObjectId>) -> Result<Entries> {
     let Some(id) = tree else {
         return Ok(Vec::new());
     };
-    let obj = store.get(&id)?;
+    // Verified: a forged tree that contains itself would otherwise be
+    // descended forever (see `path_history_until`).
+    let obj = store.get_verified(&id)?;
     Ok(obj
         .tree()?
         .entries
@@ -198,7 +200,11 @@ pub fn path_history_until(
 ) -> Result<Vec<PathChange>> {
     let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
     let mut out = Vec::new();
-    let obj = store.get(&start)?;
+    // Verified (BLAKE3 recomputed): walkers never trust the graph to be
+    // acyclic. An honest id cannot name an object that reaches itself, so
+    // a cycle needs a forged object, and the hash check stops the walk on
+    // it with an error naming it; memory stays what the walk needs.
+    let obj = store.get_verified(&start)?;
     let c = obj.commit()?;
     let parent_of = |id: ObjectId, p: Option<ObjectId>| if is_boundary(&id) { None } else { p };
     let mut cur = (
@@ -219,7 +225,7 @@ pub fn path_history_until(
             }
             return Ok(out);
         };
-        let pobj = store.get(&p)?;
+        let pobj = store.get_verified(&p)?;
         let pc = pobj.commit()?;
         let pt = trail(store, pc.tree, &comps, Some(&t))?;
         let before = leaf(&pt, comps.len());

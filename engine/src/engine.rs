@@ -476,13 +476,15 @@ fn head_chunked_through(repo: &Repository) -> Result<u64> {
 }
 
 fn take_lock(path: &Path, dir: &Path) -> Result<File> {
-    let mut f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(Error::io("open", path))?;
+    let mut f = sydra_objects::fs::open_regular_with(
+        path,
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false),
+    )
+    .map_err(Error::io("open", path))?;
     match f.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {

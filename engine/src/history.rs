@@ -165,7 +165,9 @@ fn walk_back(
         if Some(id) == stop {
             return Ok((out, true));
         }
-        let obj = repo.objects().get(&id)?;
+        // Verified: a forged self-parent would grow `out` without end
+        // (see `crate::revision`).
+        let obj = repo.objects().get_verified(&id)?;
         let c = obj.commit()?;
         out.push(Entry {
             timestamp: c.timestamp,
@@ -300,7 +302,7 @@ fn rebuild(repo: &Repository, path: &Path, tip: ObjectId) -> Result<Index> {
 }
 
 fn read(path: &Path) -> Result<Option<Index>> {
-    let file = match File::open(path) {
+    let file = match sydra_objects::fs::open_regular(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io("open", path)(e)),
@@ -519,7 +521,8 @@ pub fn at_by_walk(repo: &Repository, tip: ObjectId, t: i64) -> Result<Option<Obj
     let mut cur = Some(tip);
     let mut best = None;
     while let Some(id) = cur {
-        let obj = repo.objects().get(&id)?;
+        // Verified, as in `walk_back`.
+        let obj = repo.objects().get_verified(&id)?;
         let c = obj.commit()?;
         if c.timestamp <= t {
             // Newest (closest to the tip) wins: the first one found.

@@ -55,7 +55,7 @@ impl Layout {
     /// Fail unless the directory holds a `FORMAT` file this build reads.
     pub fn check(&self) -> Result<()> {
         let path = self.format_file();
-        match fs::read(&path) {
+        match read_format(&path) {
             Ok(b) if b == FORMAT_LINE.as_bytes() => Ok(()),
             Ok(b) => Err(Error::UnsupportedFormat {
                 path,
@@ -139,10 +139,19 @@ fn check_entries(dir: &Path, recursive: bool) -> Result<()> {
     Ok(())
 }
 
+/// Read `FORMAT`: never blocking (a FIFO or device in its place is
+/// refused, naming it) and never more than a few KiB, whatever its length.
+fn read_format(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    sydra_objects::fs::open_regular(path)?
+        .take(4096)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// fsync a directory.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    sydra_objects::fault::point("layout.dir.sync")
-        .and_then(|()| fs::File::open(dir))
-        .and_then(|f| f.sync_all())
-        .map_err(Error::io("sync directory", dir))
+    sydra_objects::fs::sync_dir(dir, || sydra_objects::fault::point("layout.dir.sync"))
+        .map_err(|e| Error::Objects(e.into()))
 }

@@ -234,15 +234,8 @@ fn head_applied(repo: &Repository) -> Result<u64> {
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    let d = fs::File::open(dir).map_err(Error::io("open directory", dir))?;
-    sydra_objects::fault::point("wal.dir.sync")
-        .and_then(|()| d.sync_all())
-        .map_err(|source| {
-            Error::Wal(WalError::Sync {
-                path: dir.to_path_buf(),
-                source,
-            })
-        })
+    sydra_objects::fs::sync_dir(dir, || sydra_objects::fault::point("wal.dir.sync"))
+        .map_err(|e| Error::Wal(e.into()))
 }
 
 /// Delete sealed, wholly applied segments no reachable commit needs.

@@ -17,6 +17,15 @@
 //! A ref that exists wins over a hex prefix that happens to look like it.
 //! Ref names cannot contain `~`, `:` or `@{`, so the grammar is unambiguous.
 //! `REF@{TIME}` uses the ref's history index (O(log R)); other bases walk.
+//!
+//! Every walk of the first-parent chain (here, `history`, `diff`, `log`,
+//! `ls-tree -r`) reads commits and trees with BLAKE3 verified. The graph is
+//! acyclic only if ids are honest: a loose file stored as X whose payload
+//! names X as parent (or as a subtree) has a valid CRC and header, and only
+//! the hash shows it is not X. Verifying stops such a walk at the forged
+//! object with an error naming it, in constant memory; a visited set would
+//! cost memory linear in the history and still need a rule for what to
+//! report.
 
 use sydra_objects::{Kind, ObjectId, Prefix};
 use sydra_refs::RefName;
@@ -220,7 +229,9 @@ fn resolve_parsed(repo: &Repository, rev: &str, parsed: Revision<'_>) -> Result<
         match *step {
             Step::Ancestor(n) => {
                 for i in 0..n {
-                    let obj = repo.objects().get(&id)?;
+                    // Verified: a forged self-parent would make a large N
+                    // loop for as long as N says (module docs).
+                    let obj = repo.objects().get_verified(&id)?;
                     id = obj.commit()?.first_parent().ok_or_else(|| {
                         Error::revision(
                             rev,

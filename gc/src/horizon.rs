@@ -110,11 +110,15 @@ impl Horizon {
     /// Read the horizon of `dir`; no file means no horizon.
     pub fn read(dir: &Path) -> Result<Horizon> {
         let path = Horizon::path(dir);
-        match fs::read(&path) {
-            Ok(bytes) => Horizon::parse(&bytes, &path),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Horizon::none()),
-            Err(e) => Err(Error::io("read", &path)(e)),
-        }
+        // Never blocks: a FIFO or device named `shallow` is refused.
+        let mut file = match sydra_objects::fs::open_regular(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Horizon::none()),
+            Err(e) => return Err(Error::io("open", &path)(e)),
+        };
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut bytes).map_err(Error::io("read", &path))?;
+        Horizon::parse(&bytes, &path)
     }
 
     /// Parse the file format (strict: canonical decimal, lowercase hex,
@@ -199,10 +203,8 @@ impl Horizon {
         sydra_objects::fault::point("gc.horizon.rename")
             .and_then(|()| fs::rename(&tmp, &dst))
             .map_err(Error::io("rename into", &dst))?;
-        let d = File::open(dir).map_err(Error::io("open directory", dir))?;
-        sydra_objects::fault::point("gc.horizon.dir.sync")
-            .and_then(|()| d.sync_all())
-            .map_err(Error::sync(dir))
+        sydra_objects::fs::sync_dir(dir, || sydra_objects::fault::point("gc.horizon.dir.sync"))
+            .map_err(|e| Error::Objects(e.into()))
     }
 
     /// Compute the horizon that keeps `keep` on every ref's first-parent

@@ -30,13 +30,15 @@ impl GcLock {
     /// [`Error::Running`] if another GC holds it.
     pub fn acquire(dir: &Path) -> Result<GcLock> {
         let path = dir.join(GC_LOCK_FILE);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(Error::io("open", &path))?;
+        let mut file = sydra_objects::fs::open_regular_with(
+            &path,
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+        )
+        .map_err(Error::io("open", &path))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {

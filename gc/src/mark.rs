@@ -441,66 +441,100 @@ impl Marker<'_, '_> {
     }
 
     /// Walk the tree `root` (already in the set) and everything below it.
+    ///
+    /// Depth first over a stack of [`Frame`]s, one per directory on the
+    /// current path, each holding the subtrees of that directory still to
+    /// walk and only their names: memory is the width of the walk (pending
+    /// siblings along one path) times a name, never depth times path
+    /// length. A path is spelled out only when something is reported.
     fn walk_tree(&mut self, root: ObjectId, ctx: Ctx<'_>) -> Result<()> {
-        let mut stack: Vec<(ObjectId, String)> = vec![(root, String::new())];
-        while let Some((tid, path)) = stack.pop() {
-            self.progress.advance(1);
-            // Every defect of this tree is reported the same way: by the
-            // path that reaches it.
-            let flag = |me: &mut Self, d: Defect| {
-                let chain = || tree_chain(&ctx, &path, Kind::Tree, &tid);
-                me.report(
-                    ctx.origin,
-                    tid,
-                    Some(Kind::Tree),
-                    d,
-                    chain,
-                    Some(path.clone()),
-                );
-            };
-            let obj = match self.read(&tid) {
-                Ok(o) => o,
-                Err(d) => {
-                    flag(self, d);
-                    continue;
-                }
-            };
-            let tree = match obj.tree() {
-                Ok(t) => t,
-                Err(e) => {
-                    flag(self, defect_of(e));
-                    continue;
-                }
-            };
-            self.reached.trees += 1;
-            self.reached.bytes += (obj.len() + MIN_FILE_LEN) as u64;
-            if let Some(r) = self.known_bad(&tid) {
-                flag(self, Defect::Corrupt(r));
+        let mut frames: Vec<Frame> = Vec::new();
+        let mut next = Some((root, Box::<str>::default()));
+        loop {
+            if let Some((tid, name)) = next.take() {
+                let pending = self.walk_one(tid, &frames, &name, &ctx)?;
+                frames.push(Frame { name, pending });
             }
-            self.ids.clear();
-            self.ids.extend(tree.entries.iter().map(|e| e.id));
-            let mut new = std::mem::take(&mut self.fresh);
-            new.clear();
-            self.set.insert_all(&self.ids, &mut new)?;
-            for (e, &fresh) in tree.entries.iter().zip(&new) {
-                if !fresh {
-                    continue;
-                }
-                match e.kind {
-                    Kind::Tree => stack.push((e.id, join(&path, e.name))),
-                    _ => self.blob(e.id, &ctx, &path, e.name),
+            let Some(top) = frames.last_mut() else {
+                return Ok(());
+            };
+            match top.pending.pop() {
+                Some(child) => next = Some(child),
+                None => {
+                    frames.pop();
                 }
             }
-            self.fresh = new;
-            drop(tree);
-            self.reader.recycle(obj);
         }
-        Ok(())
     }
 
-    /// A blob named `name` in the tree at `dir`: its existence (and size)
+    /// Read the tree `tid`, named `name` in the directory `frames` spell
+    /// out: count it, check its blobs, and return its subtrees not yet in
+    /// the set (in the order they are to be popped).
+    fn walk_one(
+        &mut self,
+        tid: ObjectId,
+        frames: &[Frame],
+        name: &str,
+        ctx: &Ctx<'_>,
+    ) -> Result<Vec<(ObjectId, Box<str>)>> {
+        self.progress.advance(1);
+        // Every defect of this tree is reported the same way: by the path
+        // that reaches it.
+        let flag = |me: &mut Self, d: Defect| {
+            let path = frame_path(frames, name);
+            let chain = || tree_chain(ctx, &path, Kind::Tree, &tid);
+            me.report(
+                ctx.origin,
+                tid,
+                Some(Kind::Tree),
+                d,
+                chain,
+                Some(path.clone()),
+            );
+        };
+        let obj = match self.read(&tid) {
+            Ok(o) => o,
+            Err(d) => {
+                flag(self, d);
+                return Ok(Vec::new());
+            }
+        };
+        let tree = match obj.tree() {
+            Ok(t) => t,
+            Err(e) => {
+                flag(self, defect_of(e));
+                return Ok(Vec::new());
+            }
+        };
+        self.reached.trees += 1;
+        self.reached.bytes += (obj.len() + MIN_FILE_LEN) as u64;
+        if let Some(r) = self.known_bad(&tid) {
+            flag(self, Defect::Corrupt(r));
+        }
+        self.ids.clear();
+        self.ids.extend(tree.entries.iter().map(|e| e.id));
+        let mut new = std::mem::take(&mut self.fresh);
+        new.clear();
+        self.set.insert_all(&self.ids, &mut new)?;
+        let mut subtrees = Vec::new();
+        for (e, &fresh) in tree.entries.iter().zip(&new) {
+            if !fresh {
+                continue;
+            }
+            match e.kind {
+                Kind::Tree => subtrees.push((e.id, Box::from(e.name))),
+                _ => self.blob(e.id, ctx, || frame_path(frames, name), e.name),
+            }
+        }
+        self.fresh = new;
+        drop(tree);
+        self.reader.recycle(obj);
+        Ok(subtrees)
+    }
+
+    /// A blob named `name` in the tree at `dir()`: its existence (and size)
     /// checked; its path is only spelled out when something is wrong.
-    fn blob(&mut self, id: ObjectId, ctx: &Ctx<'_>, dir: &str, name: &str) {
+    fn blob(&mut self, id: ObjectId, ctx: &Ctx<'_>, dir: impl FnOnce() -> String, name: &str) {
         self.progress.advance(1);
         let found = if self.options.blob_headers {
             match self.store.stat(&id) {
@@ -523,7 +557,7 @@ impl Marker<'_, '_> {
             Err(d) => Some(d),
         };
         if let Some(d) = defect {
-            let path = join(dir, name);
+            let path = join(&dir(), name);
             let chain = || tree_chain(ctx, &path, Kind::Blob, &id);
             self.report(
                 ctx.origin,
@@ -535,6 +569,30 @@ impl Marker<'_, '_> {
             );
         }
     }
+}
+
+/// A directory on the current path of a tree walk: its name in its parent
+/// (empty for the walk's root) and its subtrees still to walk.
+struct Frame {
+    name: Box<str>,
+    pending: Vec<(ObjectId, Box<str>)>,
+}
+
+/// The path of the entry `name` in the directory `frames` lead to
+/// (`frames[0]` is the walk's root, whose name is empty). Built only for
+/// reports.
+fn frame_path(frames: &[Frame], name: &str) -> String {
+    let mut path = String::new();
+    for f in frames.iter().skip(1).map(|f| &*f.name).chain([name]) {
+        if f.is_empty() {
+            continue;
+        }
+        if !path.is_empty() {
+            path.push('/');
+        }
+        path.push_str(f);
+    }
+    path
 }
 
 /// `dir/name`, or `name` at the top.

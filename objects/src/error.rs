@@ -107,6 +107,19 @@ pub enum Error {
     GcRunning,
 }
 
+impl From<crate::fs::SyncDirError> for Error {
+    fn from(e: crate::fs::SyncDirError) -> Error {
+        match e {
+            crate::fs::SyncDirError::Open { path, source } => Error::Io {
+                op: "open directory",
+                path,
+                source,
+            },
+            crate::fs::SyncDirError::Sync { path, source } => Error::Sync { path, source },
+        }
+    }
+}
+
 fn list(ids: &[ObjectId]) -> String {
     ids.iter()
         .map(|i| i.to_hex())

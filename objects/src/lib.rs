@@ -13,15 +13,24 @@ pub mod commit;
 pub mod decode;
 mod error;
 pub mod fault;
+pub mod fs;
 pub mod id;
 mod kind;
 #[allow(unsafe_code)]
 pub mod map;
 mod name;
 pub mod store;
+pub mod stream;
 pub mod tree;
 
 pub use builder::{Lookup, TreeBuilder};
+
+/// The largest tree or commit payload a writer accepts as input
+/// (`hash-object -t tree|commit`), 256 MiB: such input is parsed whole, so
+/// it is refused before reading when declared larger, and read no further
+/// than this otherwise ([`stream::read_payload`]). See docs/FORMAT.md. (A 256 MiB tree holds about
+/// 900,000 entries with 255-byte names, millions with short ones.)
+pub const MAX_TREE_OR_COMMIT_LEN: u64 = 256 << 20;
 pub use bumpalo::Bump;
 pub use commit::{Commit, CommitRef};
 pub use decode::DecodeError;

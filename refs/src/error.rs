@@ -233,6 +233,20 @@ impl fmt::Display for Chain<'_> {
     }
 }
 
+impl From<sydra_objects::fs::SyncDirError> for Error {
+    fn from(e: sydra_objects::fs::SyncDirError) -> Error {
+        use sydra_objects::fs::SyncDirError as E;
+        match e {
+            E::Open { path, source } => Error::Io {
+                op: "open directory",
+                path,
+                source,
+            },
+            E::Sync { path, source } => Error::Sync { path, source },
+        }
+    }
+}
+
 impl Error {
     pub(crate) fn io(
         op: &'static str,

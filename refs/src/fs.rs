@@ -2,7 +2,7 @@
 //! directory fsync, durable directory creation, and the file/directory
 //! clash checks that refs and reflogs both need.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
@@ -11,12 +11,11 @@ use crate::name::RefName;
 use crate::target::{MAX_REF_FILE_LEN, Target, parse_ref_file};
 
 /// fsync a directory so entries created, renamed or removed in it are
-/// durable.
+/// durable (the workspace's one [`sydra_objects::fs::sync_dir`]).
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    let f = File::open(dir).map_err(Error::io("open directory", dir))?;
-    sydra_objects::fault::point("refs.dir.sync")
-        .and_then(|()| f.sync_all())
-        .map_err(Error::sync(dir))
+    Ok(sydra_objects::fs::sync_dir(dir, || {
+        sydra_objects::fault::point("refs.dir.sync")
+    })?)
 }
 
 /// Create `dir` if missing; when created, fsync its parent so the new entry
@@ -202,9 +201,12 @@ pub(crate) fn prune_empty_parents(root: &Path, name: &RefName, keep_depth: usize
 /// Read and parse the ref file at `path`. A missing file, a directory (a
 /// namespace of other refs) or a path through a file is `None`.
 pub(crate) fn read_ref_file(path: &Path) -> Result<Option<Target>> {
-    let file = match sydra_objects::map::open_nofollow(path) {
+    // Never blocks: a FIFO or device under a ref name is refused (and a
+    // directory, a namespace of other refs, reads as absent).
+    let file = match sydra_objects::fs::open_regular(path) {
         Ok(f) => f,
         Err(e) if absent(&e) => return Ok(None),
+        Err(e) if sydra_objects::fs::is_not_regular_error(&e) && path.is_dir() => return Ok(None),
         Err(e) => return Err(Error::io("open ref", path)(e)),
     };
     let mut bytes = Vec::with_capacity(80);

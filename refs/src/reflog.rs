@@ -140,7 +140,7 @@ impl fmt::Display for ReflogEntry {
 /// missing file is an empty log.
 pub(crate) fn read(path: &Path) -> Result<Vec<ReflogEntry>> {
     let mut bytes = Vec::new();
-    match File::open(path) {
+    match sydra_objects::fs::open_regular(path) {
         Ok(mut f) => f
             .read_to_end(&mut bytes)
             .map_err(Error::io("read reflog", path))?,
@@ -192,12 +192,11 @@ pub(crate) fn append(path: &Path, entry: &ReflogEntry) -> Result<()> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => false,
         Err(e) => return Err(Error::io("stat reflog", path)(e)),
     };
-    let mut file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .open(path)
-        .map_err(Error::io("open reflog", path))?;
+    let mut file = sydra_objects::fs::open_regular_with(
+        path,
+        OpenOptions::new().read(true).append(true).create(true),
+    )
+    .map_err(Error::io("open reflog", path))?;
     drop_torn_tail(&file, path)?;
     let mut line = entry.to_string();
     line.push('\n');

@@ -145,6 +145,20 @@ pub enum WalError {
     },
 }
 
+impl From<sydra_objects::fs::SyncDirError> for WalError {
+    fn from(e: sydra_objects::fs::SyncDirError) -> WalError {
+        use sydra_objects::fs::SyncDirError as E;
+        match e {
+            E::Open { path, source } => WalError::Io {
+                op: "open directory",
+                path,
+                source,
+            },
+            E::Sync { path, source } => WalError::Sync { path, source },
+        }
+    }
+}
+
 impl WalError {
     pub(crate) fn io(
         op: &'static str,

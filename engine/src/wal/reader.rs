@@ -45,7 +45,7 @@ impl SegmentView {
     /// Map `wal/<first_seq>.wal` and check its header.
     pub fn open(dir: &Path, first_seq: u64) -> Result<SegmentView, WalError> {
         let path = dir.join(segment_file_name(first_seq));
-        let file = match sydra_objects::map::open_nofollow(&path) {
+        let file = match sydra_objects::fs::open_regular(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(WalError::Missing {

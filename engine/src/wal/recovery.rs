@@ -2,7 +2,7 @@
 //! tail of the last segment, verify and hash every record not yet covered
 //! by a committed chunk.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -126,7 +126,7 @@ pub(crate) fn recover(
                 "the file name claims an impossible first seq",
             ));
         }
-        let file = sydra_objects::map::open_nofollow(&path).map_err(WalError::io("open", &path))?;
+        let file = sydra_objects::fs::open_regular(&path).map_err(WalError::io("open", &path))?;
         let map = sydra_objects::fault::point("wal.map")
             .and_then(|()| map_file(&file))
             .map_err(WalError::io("map", &path))?;
@@ -191,9 +191,7 @@ pub(crate) fn recover(
             state.sealed.extend(hasher.cut());
             continue;
         }
-        let file = OpenOptions::new()
-            .append(true)
-            .open(&path)
+        let file = sydra_objects::fs::open_regular_with(&path, OpenOptions::new().append(true))
             .map_err(WalError::io("open", &path))?;
         if torn.is_some() {
             sydra_objects::fault::point("wal.recovery.truncate")
@@ -209,7 +207,9 @@ pub(crate) fn recover(
         if seal && off == SEGMENT_HEADER_LEN {
             use std::os::unix::fs::FileExt;
             sydra_objects::fault::point("wal.segment.write")
-                .and_then(|()| OpenOptions::new().write(true).open(&path))
+                .and_then(|()| {
+                    sydra_objects::fs::open_regular_with(&path, OpenOptions::new().write(true))
+                })
                 .and_then(|f| f.write_all_at(&segment_header(seg), 0))
                 .map_err(WalError::io("upgrade the header of", &path))?;
             seal = false;
@@ -255,7 +255,7 @@ pub(crate) fn recover(
 ///
 /// [`create_segment`]: super::writer
 fn is_torn_creation(path: &Path, first_seq: u64) -> Result<bool, WalError> {
-    let mut f = sydra_objects::map::open_nofollow(path).map_err(WalError::io("open", path))?;
+    let mut f = sydra_objects::fs::open_regular(path).map_err(WalError::io("open", path))?;
     let len = f.metadata().map_err(WalError::io("stat", path))?.len();
     let mut head = Vec::with_capacity(SEGMENT_HEADER_LEN);
     (&mut f)
@@ -268,13 +268,21 @@ fn is_torn_creation(path: &Path, first_seq: u64) -> Result<bool, WalError> {
     if head.iter().any(|b| *b != 0) {
         return Ok(false);
     }
-    let rest = fs::read(path).map_err(WalError::io("read", path))?;
-    Ok(rest.iter().all(|b| *b == 0))
+    // Streamed in bounded pieces: the file may be any length.
+    let mut piece = [0u8; 8192];
+    loop {
+        let n = f.read(&mut piece).map_err(WalError::io("read", path))?;
+        if n == 0 {
+            return Ok(true);
+        }
+        if piece[..n].iter().any(|b| *b != 0) {
+            return Ok(false);
+        }
+    }
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), WalError> {
-    sydra_objects::fault::point("wal.dir.sync")
-        .and_then(|()| File::open(dir))
-        .and_then(|d| d.sync_all())
-        .map_err(WalError::sync(dir))
+    Ok(sydra_objects::fs::sync_dir(dir, || {
+        sydra_objects::fault::point("wal.dir.sync")
+    })?)
 }

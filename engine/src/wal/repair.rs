@@ -100,7 +100,7 @@ struct Scanned {
 
 fn scan(dir: &Path, seg: u64, expect: u64) -> Result<Scanned, WalError> {
     let path = dir.join(segment_file_name(seg));
-    let file = sydra_objects::map::open_nofollow(&path).map_err(WalError::io("open", &path))?;
+    let file = sydra_objects::fs::open_regular(&path).map_err(WalError::io("open", &path))?;
     let map = sydra_objects::fault::point("wal.map")
         .and_then(|()| map_file(&file))
         .map_err(WalError::io("map", &path))?;
@@ -258,11 +258,10 @@ pub fn apply(dir: &Path, plan: &RepairPlan) -> Result<(), WalError> {
         encode_gap(&mut bytes, plan.first_lost, plan.last_lost);
         let mut f = sydra_objects::fault::point("wal.segment.create")
             .and_then(|()| {
-                OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .open(&tmp)
+                sydra_objects::fs::open_regular_with(
+                    &tmp,
+                    OpenOptions::new().write(true).create(true).truncate(true),
+                )
             })
             .map_err(WalError::io("create", &tmp))?;
         sydra_objects::fault::point("wal.segment.write")
@@ -280,9 +279,7 @@ pub fn apply(dir: &Path, plan: &RepairPlan) -> Result<(), WalError> {
         super::recovery::sync_dir(dir)?;
     }
     if gap_path != plan.segment {
-        let f = OpenOptions::new()
-            .write(true)
-            .open(&plan.segment)
+        let f = sydra_objects::fs::open_regular_with(&plan.segment, OpenOptions::new().write(true))
             .map_err(WalError::io("open", &plan.segment))?;
         sydra_objects::fault::point("wal.recovery.truncate")
             .and_then(|()| f.set_len(plan.offset))

@@ -796,10 +796,7 @@ fn create_segment(dir: &Path, first_seq: u64) -> Result<Active, WalError> {
     sydra_objects::fault::point("wal.segment.sync")
         .and_then(|()| file.sync_all())
         .map_err(WalError::sync(&path))?;
-    sydra_objects::fault::point("wal.dir.sync")
-        .and_then(|()| File::open(dir))
-        .and_then(|d| d.sync_all())
-        .map_err(WalError::sync(dir))?;
+    sydra_objects::fs::sync_dir(dir, || sydra_objects::fault::point("wal.dir.sync"))?;
     Ok(Active {
         first_seq,
         path,

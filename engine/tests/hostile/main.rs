@@ -4,6 +4,15 @@
 //! without allocating what the input claims.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// Forged self-referencing commits and trees: walkers stop with an error.
+mod cycles;
+/// A 2,000-level tree through fsck, stats and gc: memory bounded.
+mod deep;
+/// FIFOs planted under every kind of store file: errors, never hangs.
+mod fifo;
+/// Untrusted lengths: a 100 GiB sparse file as a tree or commit.
+mod lengths;
+
 use std::os::unix::fs::symlink;
 use std::process::Command;
 
@@ -19,6 +28,97 @@ fn sydra(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .unwrap()
+}
+
+/// `sydra --dir DIR ARGS...`, not yet run.
+fn sydra_cmd(dir: &std::path::Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sydra"));
+    c.arg("--dir").arg(dir).args(args);
+    c
+}
+
+/// How long a command on a tiny store may take before the test calls it a
+/// hang: generous (the machine may be loaded), and finite.
+/// `SYDRA_TEST_DEADLINE_SECS` shortens it to watch a pre-fix build hang.
+fn deadline() -> std::time::Duration {
+    let secs = std::env::var("SYDRA_TEST_DEADLINE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(120);
+    std::time::Duration::from_secs(secs)
+}
+
+/// Output kept per stream; the rest is read and dropped, so a command that
+/// prints without end cannot exhaust the test's memory before it is killed.
+const KEEP_OUTPUT: usize = 1 << 20;
+
+/// Run `cmd` to completion, or kill it after [`deadline`] and fail the
+/// test: a command that blocks or loops forever must not hang the test too.
+fn run_with_deadline(cmd: Command) -> std::process::Output {
+    run_measured(cmd, std::process::Stdio::null()).0
+}
+
+/// [`run_with_deadline`] with `stdin`, also returning the child's peak RSS
+/// in bytes (from `wait4`, which reaps it). Linux carries the high-water mark
+/// of the spawning process's memory into the child at `exec` (std spawns
+/// with `vfork`), so the figure is at least the test process's own peak:
+/// tests that measure keep that small (no large buffers of their own).
+#[allow(unsafe_code)]
+fn run_measured(mut cmd: Command, stdin: std::process::Stdio) -> (std::process::Output, u64) {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    #[expect(clippy::zombie_processes, reason = "reaped by wait4 below")]
+    let mut child = cmd
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Drained on threads so a chatty child never blocks on a full pipe.
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let mut piece = [0u8; 8192];
+            while let Ok(n) = r.read(&mut piece) {
+                if n == 0 {
+                    break;
+                }
+                let room = KEEP_OUTPUT.saturating_sub(v.len()).min(n);
+                v.extend_from_slice(&piece[..room]);
+            }
+            v
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let pid = child.id() as libc::pid_t;
+    let start = std::time::Instant::now();
+    let deadline = deadline();
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: plain-old-data out parameter, zero-initialised.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `pid` is our unreaped child; the pointers are valid for
+        // the call. WNOHANG: returns 0 while it runs.
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        assert!(r >= 0, "wait4: {}", std::io::Error::last_os_error());
+        if r == pid {
+            let output = std::process::Output {
+                status: std::process::ExitStatus::from_raw(status),
+                stdout: out.join().unwrap(),
+                stderr: err.join().unwrap(),
+            };
+            // ru_maxrss is in KiB on Linux.
+            return (output, usage.ru_maxrss as u64 * 1024);
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {deadline:?} (hung); killed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 #[test]

@@ -5,8 +5,6 @@ use std::collections::HashSet;
 use std::io::Read;
 use std::path::PathBuf;
 
-#[cfg(not(target_os = "linux"))]
-use super::write::sync_dir;
 use super::write::{Existing, TempFile};
 use super::{Durability, Pinned, Store};
 use crate::error::{Error, Result};
@@ -140,7 +138,7 @@ impl Batch {
     #[cfg(not(target_os = "linux"))]
     fn commit_batch(&self, staged: Vec<(ObjectId, TempFile)>) -> Result<()> {
         for (_, tmp) in &staged {
-            let f = std::fs::File::open(&tmp.path).map_err(Error::io("open", &tmp.path))?;
+            let f = crate::fs::open_regular(&tmp.path).map_err(Error::io("open", &tmp.path))?;
             f.sync_data().map_err(Error::sync(&tmp.path))?;
         }
         let mut dirs: Vec<PathBuf> = Vec::new();
@@ -150,16 +148,24 @@ impl Batch {
         dirs.sort();
         dirs.dedup();
         for d in dirs {
-            sync_dir(&d)?;
+            crate::fs::sync_dir(&d, super::write::dir_sync_fault)?;
         }
-        sync_dir(self.store.dir())
+        Ok(crate::fs::sync_dir(
+            self.store.dir(),
+            super::write::dir_sync_fault,
+        )?)
     }
 }
 
 /// Flush the whole filesystem holding `path` (Linux `syncfs`).
 #[cfg(target_os = "linux")]
 pub(crate) fn syncfs(path: &std::path::Path) -> Result<()> {
-    let f = std::fs::File::open(path).map_err(Error::io("open directory", path))?;
+    // O_DIRECTORY: anything else in its place fails at once (never a
+    // blocking open of a FIFO).
+    let flags =
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC;
+    let f = rustix::fs::open(path, flags, rustix::fs::Mode::empty())
+        .map_err(|e| Error::io("open directory", path)(e.into()))?;
     crate::fault::point("objects.syncfs")
         .and_then(|()| rustix::fs::syncfs(&f).map_err(std::io::Error::from))
         .map_err(|e| Error::Sync {

@@ -91,9 +91,9 @@ impl Store {
         crate::fault::point("objects.create.mkdir")
             .and_then(|()| fs::create_dir_all(&tmp))
             .map_err(Error::io("create directory", &tmp))?;
-        write::sync_dir(dir)?;
+        crate::fs::sync_dir(dir, write::dir_sync_fault)?;
         if created && let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            write::sync_dir(parent)?;
+            crate::fs::sync_dir(parent, write::dir_sync_fault)?;
         }
         Store::open(dir, options)
     }

@@ -149,11 +149,14 @@ impl Store {
 
     fn open_object(&self, id: &ObjectId) -> Result<(File, PathBuf, u64)> {
         let path = self.path_of(id);
-        let file = match crate::map::open_nofollow(&path) {
+        let file = match crate::fs::open_regular(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::NotFound(*id)),
-            Err(e) if crate::map::is_symlink_error(&e) => {
+            Err(e) if crate::fs::is_symlink_error(&e) => {
                 return Err(self.corrupt(id, SYMLINK));
+            }
+            Err(e) if crate::fs::is_not_regular_error(&e) => {
+                return Err(self.corrupt(id, e.to_string()));
             }
             Err(e) => return Err(Error::io("open", &path)(e)),
         };

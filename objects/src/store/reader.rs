@@ -14,11 +14,10 @@
 //! through a cached descriptor is looked up once more through a freshly
 //! opened one before it is reported missing.
 
-use std::fs::File;
 use std::ops::{Deref, Range};
 use std::os::fd::OwnedFd;
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::fs::{AtFlags, FileType, Mode};
 use rustix::io::Errno;
 
 use super::Store;
@@ -104,21 +103,23 @@ impl Reader {
     /// `verify_hash`). The payload owns the reader's buffer; hand it back
     /// with [`Reader::recycle`] to reuse it.
     pub fn read(&mut self, id: &ObjectId, verify_hash: bool) -> Result<Payload> {
-        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let Some(fd) = self.at(id, "open", |dir, name| {
-            rustix::fs::openat(dir, name, flags, Mode::empty())
+            rustix::fs::openat(dir, name, crate::fs::READ_FLAGS, Mode::empty())
         })?
         else {
             return Err(Error::NotFound(*id));
         };
-        let file = File::from(fd);
         let store = &self.store;
+        let file = match crate::fs::into_regular(fd) {
+            Ok(f) => f,
+            Err(e) if crate::fs::is_not_regular_error(&e) => {
+                return Err(store.corrupt(id, e.to_string()));
+            }
+            Err(e) => return Err(Error::io("stat", store.path_of(id))(e)),
+        };
         let meta = file
             .metadata()
             .map_err(|e| Error::io("stat", store.path_of(id))(e))?;
-        if !meta.is_file() {
-            return Err(store.corrupt(id, NOT_A_FILE));
-        }
         let mut buf = std::mem::take(&mut self.buf);
         let (map, kind, range) = store.load(id, &file, meta.len(), &mut buf, verify_hash)?;
         let bytes = match map {

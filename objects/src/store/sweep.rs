@@ -22,13 +22,12 @@
 //! git: its freshen (a new mtime) is seen unless it lands between step 1
 //! and the unlink, a window of one read of the file.
 
-use std::fs::File;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::fs::{AtFlags, Mode};
 
 use super::GcGuard;
 use super::read::{NOT_A_FILE, SYMLINK};
@@ -129,9 +128,8 @@ impl ShardSweep<'_> {
             )));
         }
         let name = &hex[2..];
-        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let file = match rustix::fs::openat(&self.dir, name, flags, Mode::empty()) {
-            Ok(fd) => File::from(fd),
+        let fd = match rustix::fs::openat(&self.dir, name, crate::fs::READ_FLAGS, Mode::empty()) {
+            Ok(fd) => fd,
             Err(rustix::io::Errno::NOENT) => return Ok(SweepOutcome::Missing),
             Err(rustix::io::Errno::LOOP) => {
                 return Ok(SweepOutcome::Corrupt {
@@ -140,6 +138,16 @@ impl ShardSweep<'_> {
                 });
             }
             Err(e) => return Err(Error::io("open", store.path_of(id))(e.into())),
+        };
+        let file = match crate::fs::into_regular(fd) {
+            Ok(f) => f,
+            Err(e) if crate::fs::is_not_regular_error(&e) => {
+                return Ok(SweepOutcome::Corrupt {
+                    len: 0,
+                    reason: e.to_string(),
+                });
+            }
+            Err(e) => return Err(Error::io("stat", store.path_of(id))(e)),
         };
         let meta = file
             .metadata()

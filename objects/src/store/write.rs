@@ -15,12 +15,9 @@ use crate::fault;
 use crate::id::IdHasher;
 use crate::{Kind, ObjectId};
 
-/// fsync a directory so entries created or renamed in it are durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    let f = File::open(dir).map_err(Error::io("open directory", dir))?;
+/// The fault point of every object-store directory fsync.
+pub(crate) fn dir_sync_fault() -> io::Result<()> {
     fault::point("objects.dir.sync")
-        .and_then(|()| f.sync_all())
-        .map_err(Error::sync(dir))
 }
 
 /// A temp file under `objects/tmp/` that is removed on drop unless it was
@@ -83,12 +80,15 @@ impl Store {
         let _shard = pins.shard_lock(id);
         pins.register(*id, hold);
         let path = self.path_of(id);
-        let mut file = match crate::map::open_nofollow(&path) {
+        let mut file = match crate::fs::open_regular(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Existing::Absent),
-            // A symlink under an object's name is replaced: rename swaps
-            // the link itself, never its target.
-            Err(e) if crate::map::is_symlink_error(&e) => return Ok(Existing::Invalid),
+            // A symlink, FIFO or anything else that is not a regular file
+            // under an object's name is replaced: rename swaps the entry
+            // itself, never a link's target, and never opens a FIFO.
+            Err(e) if crate::fs::is_symlink_error(&e) || crate::fs::is_not_regular_error(&e) => {
+                return Ok(Existing::Invalid);
+            }
             Err(e) => return Err(Error::io("open", &path)(e)),
         };
         let len = file.metadata().map_err(Error::io("stat", &path))?.len();
@@ -233,7 +233,7 @@ impl Store {
         }
         tmp.promoted = true;
         if sync {
-            sync_dir(&shard)?;
+            crate::fs::sync_dir(&shard, dir_sync_fault)?;
         }
         Ok(shard)
     }
@@ -242,7 +242,7 @@ impl Store {
         match fault::point("objects.shard.mkdir").and_then(|()| fs::create_dir(shard)) {
             Ok(()) => {
                 if sync {
-                    sync_dir(self.dir())?;
+                    crate::fs::sync_dir(self.dir(), dir_sync_fault)?;
                 }
                 Ok(())
             }
@@ -280,7 +280,7 @@ impl Store {
             return Ok(id);
         }
         if sync {
-            let f = File::open(&tmp.path).map_err(Error::io("open", &tmp.path))?;
+            let f = crate::fs::open_regular(&tmp.path).map_err(Error::io("open", &tmp.path))?;
             fault::point("objects.tmp.sync")
                 .and_then(|()| f.sync_data())
                 .map_err(Error::sync(&tmp.path))?;

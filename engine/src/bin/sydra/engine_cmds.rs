@@ -346,7 +346,9 @@ pub fn log(dir: &Path, a: LogArgs) -> anyhow::Result<u8> {
         if a.max_count.is_some_and(|n| shown >= n) {
             break;
         }
-        let obj = repo.objects().get(&id)?;
+        // Verified: a forged commit naming itself as parent must end the
+        // walk with an error, not loop (see `sydra_engine::revision`).
+        let obj = repo.objects().get_verified(&id)?;
         let c = obj.commit()?;
         if a.json {
             let meta: serde_json::Map<String, serde_json::Value> = c

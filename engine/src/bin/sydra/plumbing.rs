@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use sydra_engine::Repository;
 use sydra_engine::objects::{
-    CommitRef, Durability, IdHasher, Kind, ObjectId, TreeRef, store::MMAP_THRESHOLD,
+    CommitRef, Durability, IdHasher, Kind, MAX_TREE_OR_COMMIT_LEN, ObjectId, TreeRef,
+    store::MMAP_THRESHOLD, stream::read_payload,
 };
 use sydra_engine::refs::{PreviousValue, RefName, Target};
 
@@ -84,6 +85,10 @@ pub fn hash_object(dir: &Path, a: HashObject) -> anyhow::Result<u8> {
     let mut ids = Vec::with_capacity(inputs.len());
     for input in inputs {
         let (name, mut reader, len): (String, Box<dyn Read>, Option<u64>) = match input {
+            Input::Stdin if a.kind == Kind::Blob => {
+                let (reader, len) = spool_stdin().context("cannot read standard input")?;
+                ("standard input".into(), reader, Some(len))
+            }
             Input::Stdin => ("standard input".into(), Box::new(io::stdin().lock()), None),
             Input::Path(p) => {
                 let f = File::open(&p).with_context(|| format!("cannot open {}", p.display()))?;
@@ -96,10 +101,17 @@ pub fn hash_object(dir: &Path, a: HashObject) -> anyhow::Result<u8> {
         };
         let small = len.is_none_or(|l| l < MMAP_THRESHOLD) || a.kind != Kind::Blob;
         let id = if small {
-            let mut buf = Vec::with_capacity(len.unwrap_or(0) as usize);
-            reader
-                .read_to_end(&mut buf)
-                .with_context(|| format!("cannot read {name}"))?;
+            let buf = if a.kind == Kind::Blob {
+                // Below the mmap threshold (or standard input): the length
+                // only sizes the first allocation, capped.
+                let mut buf = Vec::with_capacity(len.unwrap_or(0).min(MMAP_THRESHOLD) as usize);
+                reader
+                    .read_to_end(&mut buf)
+                    .with_context(|| format!("cannot read {name}"))?;
+                buf
+            } else {
+                read_structured(a.kind, len, &mut reader, &name)?
+            };
             validate(a.kind, &buf).with_context(|| format!("{name} is not a valid {}", a.kind))?;
             match batch.as_mut() {
                 Some(b) => b.put(a.kind, &buf)?,
@@ -126,6 +138,29 @@ pub fn hash_object(dir: &Path, a: HashObject) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// Read a tree or commit payload without trusting a length: a file larger
+/// than [`MAX_TREE_OR_COMMIT_LEN`] is refused before reading; otherwise
+/// the payload is read as far as its own fields say and no further
+/// ([`read_payload`]), so neither a sparse 100 GiB file nor an endless
+/// standard input is held in memory.
+fn read_structured(
+    kind: Kind,
+    declared: Option<u64>,
+    r: &mut dyn Read,
+    name: &str,
+) -> anyhow::Result<Vec<u8>> {
+    if let Some(len) = declared.filter(|&l| l > MAX_TREE_OR_COMMIT_LEN) {
+        anyhow::bail!(
+            "{name} is not a valid {kind}: it is {len} bytes, and a tree or commit is at most \
+             {MAX_TREE_OR_COMMIT_LEN} bytes (docs/FORMAT.md)"
+        );
+    }
+    read_payload(kind, r, MAX_TREE_OR_COMMIT_LEN).map_err(|e| match e.kind() {
+        io::ErrorKind::InvalidData => anyhow::anyhow!("{name} is not a valid {kind}: {e}"),
+        _ => anyhow::Error::new(e).context(format!("cannot read {name}")),
+    })
+}
+
 fn validate(kind: Kind, bytes: &[u8]) -> anyhow::Result<()> {
     match kind {
         Kind::Blob => {}
@@ -137,6 +172,41 @@ fn validate(kind: Kind, bytes: &[u8]) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Standard input as a blob of known length without holding it whole: an
+/// id covers the length before the first byte (FORMAT §2), so input that
+/// reaches the mmap threshold is spooled to an unnamed temp file (`O_TMPFILE`
+/// in the temp directory, gone when closed) and streamed from there like a
+/// file; shorter input stays in memory.
+fn spool_stdin() -> io::Result<(Box<dyn Read>, u64)> {
+    let mut stdin = io::stdin().lock();
+    let mut head = Vec::new();
+    (&mut stdin).take(MMAP_THRESHOLD).read_to_end(&mut head)?;
+    if (head.len() as u64) < MMAP_THRESHOLD {
+        let len = head.len() as u64;
+        return Ok((Box::new(io::Cursor::new(head)), len));
+    }
+    use rustix::fs::{Mode, OFlags};
+    let tmp = std::env::temp_dir();
+    let fd = rustix::fs::open(
+        &tmp,
+        OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(|e| {
+        io::Error::other(format!(
+            "cannot create an unnamed temp file in {} to spool it: {e}",
+            tmp.display()
+        ))
+    })?;
+    let mut f = File::from(fd);
+    f.write_all(&head)?;
+    drop(head);
+    io::copy(&mut stdin, &mut f)?;
+    let len = io::Seek::stream_position(&mut f)?;
+    io::Seek::rewind(&mut f)?;
+    Ok((Box::new(f), len))
 }
 
 fn hash_stream(kind: Kind, len: u64, r: &mut dyn Read) -> io::Result<ObjectId> {
@@ -270,7 +340,9 @@ pub fn ls_tree(dir: &Path, a: LsTree) -> anyhow::Result<u8> {
     // Explicit stack of reversed entry lists, so deep trees cannot overflow.
     let mut stack: Vec<Vec<Listed>> = Vec::new();
     let load = |prefix: &str, id: ObjectId| -> anyhow::Result<Vec<Listed>> {
-        let obj = repo.objects().get(&id)?;
+        // Verified: a forged tree containing itself must end `-r` with an
+        // error naming it, not descend forever.
+        let obj = repo.objects().get_verified(&id)?;
         let mut v: Vec<_> = obj
             .tree()?
             .entries

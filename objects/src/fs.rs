@@ -1,0 +1,207 @@
+//! The filesystem primitives every crate uses to open store files and to
+//! make directory entries durable. One copy of each, so the guarantees
+//! below hold at every call site.
+//!
+//! - [`open_regular`] / [`open_regular_with`] / [`open_regular_at`]: a file
+//!   the engine reads (or appends to) is opened with `O_NONBLOCK` and
+//!   `O_NOFOLLOW`, checked with `fstat` to be a regular file, and only then
+//!   switched back to blocking I/O. A FIFO planted under an object, ref,
+//!   `FORMAT`, WAL segment or any other store name therefore opens at once
+//!   (a non-blocking open of a FIFO does not wait for a writer) and is
+//!   refused with [`NotRegular`] instead of blocking the process forever; a
+//!   symbolic link fails the open (`ELOOP`, see [`is_symlink_error`]).
+//! - [`sync_dir`]: fsync a directory so entries created, renamed or removed
+//!   in it are durable, behind a named fault point.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{FileType, Mode, OFlags};
+
+/// The error inside the [`io::Error`] returned when a store path is not a
+/// regular file (kind [`io::ErrorKind::InvalidData`]). Callers wrap it in
+/// their own error, which names the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a regular file (found {0})")]
+pub struct NotRegular(pub &'static str);
+
+fn describe(t: FileType) -> &'static str {
+    match t {
+        FileType::RegularFile => "a regular file",
+        FileType::Directory => "a directory",
+        FileType::Symlink => "a symbolic link",
+        FileType::Fifo => "a FIFO",
+        FileType::Socket => "a socket",
+        FileType::CharacterDevice => "a character device",
+        FileType::BlockDevice => "a block device",
+        _ => "an unknown file type",
+    }
+}
+
+/// Whether `e` is the [`NotRegular`] refusal of one of the opens here.
+pub fn is_not_regular_error(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<NotRegular>())
+}
+
+/// Whether an open failed because the path is a symbolic link (`ELOOP`
+/// under `O_NOFOLLOW`).
+pub fn is_symlink_error(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
+}
+
+/// Open `path` read-only as a regular file: no symlink followed, never
+/// blocking on a FIFO or device (see the module documentation).
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    open_regular_with(path, OpenOptions::new().read(true))
+}
+
+/// [`open_regular`] with the caller's access mode (append, write, create):
+/// `O_NONBLOCK | O_NOFOLLOW` are added (replacing any custom flags set on
+/// `opts`), the opened file is checked to be regular, then made blocking.
+///
+/// A write-only open of a FIFO with no reader fails at once (`ENXIO`)
+/// instead of waiting for one.
+pub fn open_regular_with(path: &Path, opts: &mut OpenOptions) -> io::Result<File> {
+    let file = opts
+        .custom_flags((OFlags::NONBLOCK | OFlags::NOFOLLOW).bits() as i32)
+        .open(path)?;
+    into_regular(file.into())
+}
+
+/// [`open_regular`] relative to an open directory (`openat`), for passes
+/// that open many files in one directory.
+pub fn open_regular_at<P: rustix::path::Arg>(dir: impl AsFd, name: P) -> io::Result<File> {
+    let fd = rustix::fs::openat(dir, name, READ_FLAGS, Mode::empty())?;
+    into_regular(fd)
+}
+
+/// The flags of a read-only [`open_regular_at`], for callers that map the
+/// `openat` errno themselves before [`into_regular`].
+pub(crate) const READ_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC)
+    .union(OFlags::NONBLOCK);
+
+/// Refuse anything but a regular file, then clear `O_NONBLOCK` (which has
+/// no effect on regular files today, but is cleared so no later reader
+/// ever sees `EAGAIN` from a file system that honours it).
+pub(crate) fn into_regular(fd: OwnedFd) -> io::Result<File> {
+    let st = rustix::fs::fstat(&fd)?;
+    let t = FileType::from_raw_mode(st.st_mode);
+    if t != FileType::RegularFile {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            NotRegular(describe(t)),
+        ));
+    }
+    let flags = rustix::fs::fcntl_getfl(&fd)?;
+    rustix::fs::fcntl_setfl(&fd, flags - OFlags::NONBLOCK)?;
+    Ok(File::from(fd))
+}
+
+/// Why [`sync_dir`] failed: opening the directory (no durability question)
+/// or the fsync itself (durability of earlier writes unknown: callers
+/// poison, never retry). Exhaustive on purpose: every crate maps exactly
+/// these two outcomes onto its own `Io` and `Sync` errors.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncDirError {
+    /// The directory could not be opened.
+    #[error("cannot open directory {}: {source}", path.display())]
+    Open {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The fsync failed (or its fault point fired).
+    #[error("cannot sync directory {}: {source}", path.display())]
+    Sync {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// fsync the directory `dir` so entries created, renamed or removed in it
+/// are durable. `fault` is the caller's named fault point
+/// (`|| fault::point("wal.dir.sync")`, spelled out at the call site so the
+/// fault-point lists can find it); it runs between the open and the fsync
+/// and its error is a [`SyncDirError::Sync`]. The directory is opened with
+/// `O_DIRECTORY`, so anything else in its place (a FIFO included) fails the
+/// open at once; the last component may be a symlink (a data directory
+/// given as a link).
+pub fn sync_dir(dir: &Path, fault: impl FnOnce() -> io::Result<()>) -> Result<(), SyncDirError> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let fd = rustix::fs::open(dir, flags, Mode::empty()).map_err(|e| SyncDirError::Open {
+        path: dir.to_path_buf(),
+        source: e.into(),
+    })?;
+    let f = File::from(fd);
+    fault()
+        .and_then(|()| f.sync_all())
+        .map_err(|source| SyncDirError::Sync {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &p,
+            FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let e = open_regular(&p).unwrap_err();
+        assert!(is_not_regular_error(&e), "{e}");
+        assert!(e.to_string().contains("FIFO"), "{e}");
+        let e = open_regular_with(&p, OpenOptions::new().append(true)).unwrap_err();
+        // No reader: ENXIO at once, or the fstat refusal.
+        assert!(
+            is_not_regular_error(&e) || e.raw_os_error() == Some(libc_enxio()),
+            "{e}"
+        );
+        let d = rustix::fs::open(dir.path(), OFlags::RDONLY, Mode::empty()).unwrap();
+        assert!(is_not_regular_error(
+            &open_regular_at(&d, "fifo").unwrap_err()
+        ));
+        assert!(matches!(
+            sync_dir(&p, || Ok(())),
+            Err(SyncDirError::Open { .. })
+        ));
+    }
+
+    fn libc_enxio() -> i32 {
+        rustix::io::Errno::NXIO.raw_os_error()
+    }
+
+    #[test]
+    fn a_regular_file_opens_blocking_and_a_symlink_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"x").unwrap();
+        let f = open_regular(&p).unwrap();
+        let fl = rustix::fs::fcntl_getfl(&f).unwrap();
+        assert!(!fl.contains(OFlags::NONBLOCK));
+        std::os::unix::fs::symlink(&p, dir.path().join("l")).unwrap();
+        assert!(is_symlink_error(
+            &open_regular(&dir.path().join("l")).unwrap_err()
+        ));
+        sync_dir(dir.path(), || Ok(())).unwrap();
+    }
+}
