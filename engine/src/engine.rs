@@ -16,7 +16,6 @@
 //!   writer's locks, except a brief one to learn where the live WAL ends.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -148,18 +147,22 @@ pub fn main_ref() -> RefName {
 }
 
 impl Engine {
-    /// Open `dir` as the one writer, creating it if needed.
+    /// Open the existing data directory `dir` as the one writer.
+    ///
+    /// Refuses, creating and changing nothing, a missing directory
+    /// ([`Error::NoSuchDirectory`]), a directory without `FORMAT`
+    /// ([`Error::NotARepository`]) and a `FORMAT` of another version
+    /// ([`Error::UnsupportedFormat`]): a mistyped path must not become an
+    /// empty store. Use [`Engine::create`] (or `sydra init`) to make one.
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Engine> {
         let dir = dir.as_ref();
-        let (_, created) = Repository::init(dir)?;
         let repo = Repository::open_with(dir, options.objects)?;
         let lock = take_lock(&repo.layout().lock_file(), dir)?;
         let mut report = OpenReport {
-            created,
+            temp_files_removed: remove_dead_temp_files(repo.objects().tmp_dir())?,
+            stale_locks_removed: repo.refs().remove_stale_locks()?,
             ..OpenReport::default()
         };
-        report.temp_files_removed = remove_dead_temp_files(repo.objects().tmp_dir())?;
-        report.stale_locks_removed = repo.refs().remove_stale_locks()?;
         let chunked_through = match repo.refs().resolve(&main_ref())? {
             Some(head) => repo
                 .objects()
@@ -180,6 +183,19 @@ impl Engine {
             poisoned: Poison::default(),
             report,
         })
+    }
+
+    /// Make `dir` a data directory if it is not one yet (what `sydra init`
+    /// does: see [`crate::Layout::create`] for what it refuses), then
+    /// [`open`](Engine::open) it. [`OpenReport::created`] says whether it
+    /// was created. The only engine call that creates anything where there
+    /// was no data directory.
+    pub fn create(dir: impl AsRef<Path>, options: Options) -> Result<Engine> {
+        let dir = dir.as_ref();
+        let (_, created) = Repository::init(dir)?;
+        let mut engine = Engine::open(dir, options)?;
+        engine.report.created = created;
+        Ok(engine)
     }
 
     /// What open repaired.
@@ -444,6 +460,9 @@ pub fn snapshot_name(ns: i64) -> String {
     crate::time::format_rfc3339(ns).replace(':', "-")
 }
 
+/// Take the writer lock. `LOCK` exists in every store `init` made; it is
+/// created here only for a store an older release made without it (the
+/// directory has passed the `FORMAT` check by now).
 fn take_lock(path: &Path, dir: &Path) -> Result<File> {
     let mut f = OpenOptions::new()
         .read(true)
@@ -455,21 +474,18 @@ fn take_lock(path: &Path, dir: &Path) -> Result<File> {
     match f.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
-            let mut s = String::new();
-            let _ = f.read_to_string(&mut s);
             return Err(Error::Locked {
                 dir: dir.to_path_buf(),
-                pid: s.trim().parse().ok(),
+                pid: sydra_gc::read_pid(&mut f),
             });
         }
         Err(TryLockError::Error(e)) => return Err(Error::io("lock", path)(e)),
     }
     // The pid is informational (for the error above); the lock is the flock.
-    sydra_objects::fault::point("lock.write")
-        .and_then(|()| f.set_len(0))
-        .map_err(Error::io("write", path))?;
-    f.rewind().map_err(Error::io("write", path))?;
-    writeln!(f, "{}", std::process::id()).map_err(Error::io("write", path))?;
+    // It is written in place over the record init left, so it needs no new
+    // block, and a failure to write it (a full copy-on-write disk) must not
+    // keep the writer, or a GC freeing the disk, from starting.
+    let _ = sydra_gc::write_pid(&f, "lock.write");
     Ok(f)
 }
 

@@ -143,7 +143,7 @@ fn one_level(mnt: &Path, free: u64) -> (u64, u64) {
     let mut values: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut main: Option<ObjectId>;
     {
-        let e = Engine::open(&dir, opts()).unwrap();
+        let e = Engine::create(&dir, opts()).unwrap();
         for i in 0..20u64 {
             let p = format!("base-{i}").into_bytes();
             records.insert(e.append(&p).unwrap(), p);
