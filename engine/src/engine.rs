@@ -4,8 +4,10 @@
 //! Guarantees:
 //! - Only one process opens a directory as an engine (`LOCK`, held with
 //!   `File::lock`); a second gets [`Error::Locked`] naming the holder's pid.
-//! - Open removes temp files left by dead processes and stale ref locks,
-//!   repairs a torn WAL tail, and says what it did in [`OpenReport`].
+//! - Open removes temp files left by dead processes and stale ref locks
+//!   (only when no ref writer of any process is mid-transaction: see
+//!   `sydra_refs`' lock module), repairs a torn WAL tail, and says what it
+//!   did in [`OpenReport`].
 //! - A checkpoint's objects (chunk blobs, trees, the commit) are durable
 //!   (one batch) before `refs/heads/main` moves, by compare-and-swap.
 //! - A failed sync anywhere poisons the engine: later writes fail with
@@ -61,6 +63,10 @@ pub struct OpenReport {
     pub temp_files_removed: Vec<PathBuf>,
     /// Stale `.lock` files removed from refs.
     pub stale_locks_removed: Vec<PathBuf>,
+    /// A ref writer of another process (`sydra update-ref`, a section) was
+    /// in the middle of a transaction, so its lock files were live and none
+    /// was removed; one a crash left is removed at a later open.
+    pub ref_writers_active: bool,
 }
 
 impl OpenReport {
@@ -158,9 +164,11 @@ impl Engine {
         let dir = dir.as_ref();
         let repo = Repository::open_with(dir, options.objects)?;
         let lock = take_lock(&repo.layout().lock_file(), dir)?;
+        let stale_locks = repo.refs().remove_stale_locks()?;
         let mut report = OpenReport {
             temp_files_removed: remove_dead_temp_files(repo.objects().tmp_dir())?,
-            stale_locks_removed: repo.refs().remove_stale_locks()?,
+            ref_writers_active: stale_locks.is_none(),
+            stale_locks_removed: stale_locks.unwrap_or_default(),
             ..OpenReport::default()
         };
         let chunked_through = match repo.refs().resolve(&main_ref())? {
