@@ -164,6 +164,10 @@ impl Engine {
         let dir = dir.as_ref();
         let repo = Repository::open_with(dir, options.objects)?;
         let lock = take_lock(&repo.layout().lock_file(), dir)?;
+        // A store made before init created `gc.lock` gets it now, while
+        // there is space, so a later GC on a full disk need not create it.
+        // Best effort: without it, the GC creates it as it always did.
+        let _ = repo.layout().create_lock_files();
         let stale_locks = repo.refs().remove_stale_locks()?;
         let mut report = OpenReport {
             temp_files_removed: remove_dead_temp_files(repo.objects().tmp_dir())?,

@@ -179,7 +179,7 @@ impl Layout {
     /// writes its pid over bytes the file already has. A crash leaves at
     /// most an empty lock file, which works as well: the lock is the
     /// `flock`, the content is informational.
-    fn create_lock_files(&self) -> Result<()> {
+    pub(crate) fn create_lock_files(&self) -> Result<()> {
         let mut made = false;
         for path in [self.lock_file(), self.gc_lock_file()] {
             let mut f = match fs::OpenOptions::new()

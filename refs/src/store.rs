@@ -55,19 +55,27 @@ struct Inner {
 
 impl RefStore {
     /// Open the refs of the data directory `dir`, whose object store is
-    /// `objects`. Creates `refs/` and `logs/` (durably) if missing; `dir`
-    /// itself must exist.
+    /// `objects`. Creates nothing: opening is how readers and every writer
+    /// start, and must work on a full disk and change nothing in a
+    /// directory it was pointed at by mistake. [`RefStore::create`] makes
+    /// `refs/` and `logs/`.
     pub fn open(dir: impl AsRef<Path>, objects: Store) -> Result<RefStore> {
-        let dir = dir.as_ref().to_path_buf();
-        create_dir_synced(&dir.join(REFS_DIR))?;
-        create_dir_synced(&dir.join(LOGS_DIR))?;
         Ok(RefStore {
             inner: Arc::new(Inner {
-                dir,
+                dir: dir.as_ref().to_path_buf(),
                 objects,
                 commit_order: Mutex::new(()),
             }),
         })
+    }
+
+    /// Create `refs/` and `logs/` (durably) if missing, and open. `dir`
+    /// itself must exist.
+    pub fn create(dir: impl AsRef<Path>, objects: Store) -> Result<RefStore> {
+        let dir = dir.as_ref();
+        create_dir_synced(&dir.join(REFS_DIR))?;
+        create_dir_synced(&dir.join(LOGS_DIR))?;
+        RefStore::open(dir, objects)
     }
 
     /// Write `HEAD` = `ref: refs/heads/main` if there is no `HEAD`. Returns
@@ -368,7 +376,7 @@ mod tests {
             ..Options::default()
         };
         let objects = Store::create(dir.path().join("objects"), opts).unwrap();
-        let refs = RefStore::open(dir.path(), objects).unwrap();
+        let refs = RefStore::create(dir.path(), objects).unwrap();
         (dir, refs)
     }
 
@@ -383,7 +391,7 @@ mod tests {
     }
 
     #[test]
-    fn open_creates_layout_and_init_writes_head_once() {
+    fn create_makes_layout_and_init_writes_head_once() {
         let (dir, refs) = fixture();
         assert!(dir.path().join("refs").is_dir());
         assert!(dir.path().join("logs").is_dir());

@@ -277,3 +277,28 @@ fn init_finishes_a_directory_an_interrupted_init_left() {
     assert_eq!(std::fs::read(dir.join("FORMAT")).unwrap(), b"sydra 1\n");
     Engine::open(&dir, Options::default()).unwrap();
 }
+
+#[test]
+fn a_store_made_before_init_wrote_lock_files_still_opens_and_collects() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Engine::create(dir.path(), Options::default()).unwrap());
+    // What an older release's init left: no LOCK (the engine made it on
+    // first open) and no gc.lock (the first GC made it).
+    std::fs::remove_file(dir.path().join("LOCK")).unwrap();
+    std::fs::remove_file(dir.path().join("gc.lock")).unwrap();
+    let e = Engine::open(dir.path(), Options::default()).unwrap();
+    assert!(dir.path().join("LOCK").is_file());
+    assert!(dir.path().join("gc.lock").is_file());
+    std::fs::remove_file(dir.path().join("gc.lock")).unwrap();
+    e.gc(&sydra_engine::gc::GcOptions::default()).unwrap();
+    assert!(dir.path().join("gc.lock").is_file());
+    drop(e);
+    // An older release wrote "<pid>\n" into LOCK: still read, then
+    // overwritten in place with the fixed-width record.
+    std::fs::write(dir.path().join("LOCK"), b"12345\n").unwrap();
+    let e = Engine::open(dir.path(), Options::default()).unwrap();
+    let pid = std::fs::read_to_string(dir.path().join("LOCK")).unwrap();
+    assert_eq!(pid.trim(), std::process::id().to_string());
+    assert_eq!(pid.len(), 11);
+    drop(e);
+}
