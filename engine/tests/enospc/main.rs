@@ -5,8 +5,12 @@
 //! freed it must reopen clean (every acknowledged item intact, every object
 //! valid, temp files collected) and accept writes again.
 //!
-//! `SYDRA_ENOSPC_LEVELS=N` (default 120). Needs root and `unshare`; prints
-//! why it is skipped otherwise.
+//! And a GC on a disk full from the start (before the engine is even
+//! opened) must reclaim space: on a real full tmpfs, and, without root,
+//! with ENOSPC injected at every point that would allocate.
+//!
+//! `SYDRA_ENOSPC_LEVELS=N` (default 120). The tmpfs tests need root and
+//! `unshare`; they print why they are skipped otherwise.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../support/mod.rs"]

@@ -139,8 +139,7 @@ fn human(bytes: u64) -> String {
 }
 
 pub fn gc(dir: &Path, a: GcArgs) -> anyhow::Result<u8> {
-    // Refuse a directory that is not one rather than creating it.
-    Repository::open(dir)?;
+    // Refuses a directory that is not a data directory, creating nothing.
     let engine = Engine::open(dir, Options::default())?;
     let mut options = GcOptions {
         dry_run: a.dry_run,
