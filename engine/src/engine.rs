@@ -55,7 +55,8 @@ impl Default for Options {
 /// What open found and repaired.
 #[derive(Debug, Clone, Default)]
 pub struct OpenReport {
-    /// Whether the directory was created by this open.
+    /// Whether [`Engine::create`] made the data directory (always `false`
+    /// from [`Engine::open`], which never creates one).
     pub created: bool,
     /// WAL repairs.
     pub wal: RecoveryReport,
