@@ -208,7 +208,7 @@ fn garbage_store(n: usize) -> (tempfile::TempDir, RefStore) {
     let dir = memory_scratch("sydra-gc-");
     let store = sydra_benches::unsynced_store(&dir.path().join("objects"));
     precreate_shards(store.dir());
-    let refs = RefStore::open(dir.path(), store.clone()).unwrap();
+    let refs = RefStore::create(dir.path(), store.clone()).unwrap();
     let mut buf = payload(SWEEP_PAYLOAD, 0x5EE9);
     for chunk in 0..n.div_ceil(1000) {
         let mut batch = store.batch(Durability::None);

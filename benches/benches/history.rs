@@ -154,7 +154,7 @@ fn trees(c: &mut Criterion) {
     let dir = memory_scratch("sydra-bench-segments");
     let mut opts = sydra_engine::Options::default();
     opts.wal.sync = SyncMode::Never;
-    let engine = Engine::open(dir.path(), opts).unwrap();
+    let engine = Engine::create(dir.path(), opts).unwrap();
     let all = ChangeSet {
         changes: (0..n).map(|s| SegmentChange::Add(segment(s, 1))).collect(),
         applied_seq: None,

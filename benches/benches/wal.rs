@@ -54,7 +54,7 @@ fn engine(dir: &Path, sync: SyncMode) -> Engine {
         wal: wal_options(sync),
         ..Options::default()
     };
-    Engine::open(dir.join("data"), options).unwrap()
+    Engine::create(dir.join("data"), options).unwrap()
 }
 
 /// Time `iters` iterations of `PER_ITER` appends against logs made by

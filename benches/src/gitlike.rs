@@ -202,7 +202,7 @@ pub fn build_sydra(dir: &Path, shape: Shape) -> SydraHistory {
     std::fs::create_dir_all(dir).unwrap();
     let store = crate::unsynced_store(&dir.join("objects"));
     crate::precreate_shards(store.dir());
-    let refs = RefStore::open(dir, store.clone()).unwrap();
+    let refs = RefStore::create(dir, store.clone()).unwrap();
     let f = shape.fanout;
     let mut w = Writer {
         store: &store,
@@ -278,7 +278,7 @@ pub fn build_sydra(dir: &Path, shape: Shape) -> SydraHistory {
 /// Open the data directory written by [`build_sydra`].
 pub fn open_sydra(dir: &Path) -> RefStore {
     let store = Store::open(dir.join("objects"), Options::default()).unwrap();
-    RefStore::open(dir, store).unwrap()
+    RefStore::create(dir, store).unwrap()
 }
 
 /// Where the histories of one run are kept for reuse:

@@ -254,7 +254,7 @@ pub fn build_replay_fixture(mb: u64, record_len: usize) -> ReplayFixture {
         },
         ..sydra_engine::Options::default()
     };
-    let engine = sydra_engine::Engine::open(dir.path().join("data"), options).unwrap();
+    let engine = sydra_engine::Engine::create(dir.path().join("data"), options).unwrap();
     let framed = (raw::RECORD_HEADER_LEN + record_len) as u64;
     let target = mb << 20;
     let mut records = 0u64;

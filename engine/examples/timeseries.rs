@@ -11,7 +11,8 @@ use sydra_engine::{Engine, Options};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile_dir()?;
     // One writer per directory; SyncMode::Always: an append returns once durable.
-    let engine = Engine::open(&dir, Options::default())?;
+    // `create` makes the data directory (`open` would refuse a new one).
+    let engine = Engine::create(&dir, Options::default())?;
 
     // 1. Ingest: one WAL record per point (series, timestamp, value).
     let start_ns: i64 = 1_700_000_000_000_000_000;

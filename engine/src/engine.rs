@@ -4,8 +4,10 @@
 //! Guarantees:
 //! - Only one process opens a directory as an engine (`LOCK`, held with
 //!   `File::lock`); a second gets [`Error::Locked`] naming the holder's pid.
-//! - Open removes temp files left by dead processes and stale ref locks,
-//!   repairs a torn WAL tail, and says what it did in [`OpenReport`].
+//! - Open removes temp files left by dead processes and stale ref locks
+//!   (only when no ref writer of any process is mid-transaction: see
+//!   `sydra_refs`' lock module), repairs a torn WAL tail, and says what it
+//!   did in [`OpenReport`].
 //! - A checkpoint's objects (chunk blobs, trees, the commit) are durable
 //!   (one batch) before `refs/heads/main` moves, by compare-and-swap.
 //! - A failed sync anywhere poisons the engine: later writes fail with
@@ -16,7 +18,6 @@
 //!   writer's locks, except a brief one to learn where the live WAL ends.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
@@ -53,7 +54,8 @@ impl Default for Options {
 /// What open found and repaired.
 #[derive(Debug, Clone, Default)]
 pub struct OpenReport {
-    /// Whether the directory was created by this open.
+    /// Whether [`Engine::create`] made the data directory (always `false`
+    /// from [`Engine::open`], which never creates one).
     pub created: bool,
     /// WAL repairs.
     pub wal: RecoveryReport,
@@ -61,6 +63,10 @@ pub struct OpenReport {
     pub temp_files_removed: Vec<PathBuf>,
     /// Stale `.lock` files removed from refs.
     pub stale_locks_removed: Vec<PathBuf>,
+    /// A ref writer of another process (`sydra update-ref`, a section) was
+    /// in the middle of a transaction, so its lock files were live and none
+    /// was removed; one a crash left is removed at a later open.
+    pub ref_writers_active: bool,
 }
 
 impl OpenReport {
@@ -147,18 +153,28 @@ pub fn main_ref() -> RefName {
 }
 
 impl Engine {
-    /// Open `dir` as the one writer, creating it if needed.
+    /// Open the existing data directory `dir` as the one writer.
+    ///
+    /// Refuses, creating and changing nothing, a missing directory
+    /// ([`Error::NoSuchDirectory`]), a directory without `FORMAT`
+    /// ([`Error::NotARepository`]) and a `FORMAT` of another version
+    /// ([`Error::UnsupportedFormat`]): a mistyped path must not become an
+    /// empty store. Use [`Engine::create`] (or `sydra init`) to make one.
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Engine> {
         let dir = dir.as_ref();
-        let (_, created) = Repository::init(dir)?;
         let repo = Repository::open_with(dir, options.objects)?;
         let lock = take_lock(&repo.layout().lock_file(), dir)?;
+        // A store made before init created `gc.lock` gets it now, while
+        // there is space, so a later GC on a full disk need not create it.
+        // Best effort: without it, the GC creates it as it always did.
+        let _ = repo.layout().create_lock_files();
+        let stale_locks = repo.refs().remove_stale_locks()?;
         let mut report = OpenReport {
-            created,
+            temp_files_removed: remove_dead_temp_files(repo.objects().tmp_dir())?,
+            ref_writers_active: stale_locks.is_none(),
+            stale_locks_removed: stale_locks.unwrap_or_default(),
             ..OpenReport::default()
         };
-        report.temp_files_removed = remove_dead_temp_files(repo.objects().tmp_dir())?;
-        report.stale_locks_removed = repo.refs().remove_stale_locks()?;
         let chunked_through = head_chunked_through(&repo)?;
         let (wal, wal_report) = Wal::open(&repo.layout().wal(), options.wal, chunked_through)?;
         report.wal = wal_report;
@@ -201,6 +217,19 @@ impl Engine {
             cut = true;
         }
         Ok((found, cut))
+    }
+
+    /// Make `dir` a data directory if it is not one yet (what `sydra init`
+    /// does: see [`crate::Layout::create`] for what it refuses), then
+    /// [`open`](Engine::open) it. [`OpenReport::created`] says whether it
+    /// was created. The only engine call that creates anything where there
+    /// was no data directory.
+    pub fn create(dir: impl AsRef<Path>, options: Options) -> Result<Engine> {
+        let dir = dir.as_ref();
+        let (_, created) = Repository::init(dir)?;
+        let mut engine = Engine::open(dir, options)?;
+        engine.report.created = created;
+        Ok(engine)
     }
 
     /// What open repaired.
@@ -475,6 +504,9 @@ fn head_chunked_through(repo: &Repository) -> Result<u64> {
     })
 }
 
+/// Take the writer lock. `LOCK` exists in every store `init` made; it is
+/// created here only for a store an older release made without it (the
+/// directory has passed the `FORMAT` check by now).
 fn take_lock(path: &Path, dir: &Path) -> Result<File> {
     let mut f = sydra_objects::fs::open_regular_with(
         path,
@@ -488,21 +520,18 @@ fn take_lock(path: &Path, dir: &Path) -> Result<File> {
     match f.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
-            let mut s = String::new();
-            let _ = f.read_to_string(&mut s);
             return Err(Error::Locked {
                 dir: dir.to_path_buf(),
-                pid: s.trim().parse().ok(),
+                pid: sydra_gc::read_pid(&mut f),
             });
         }
         Err(TryLockError::Error(e)) => return Err(Error::io("lock", path)(e)),
     }
     // The pid is informational (for the error above); the lock is the flock.
-    sydra_objects::fault::point("lock.write")
-        .and_then(|()| f.set_len(0))
-        .map_err(Error::io("write", path))?;
-    f.rewind().map_err(Error::io("write", path))?;
-    writeln!(f, "{}", std::process::id()).map_err(Error::io("write", path))?;
+    // It is written in place over the record init left, so it needs no new
+    // block, and a failure to write it (a full copy-on-write disk) must not
+    // keep the writer, or a GC freeing the disk, from starting.
+    let _ = sydra_gc::write_pid(&f, "lock.write");
     Ok(f)
 }
 

@@ -20,8 +20,20 @@ pub enum Error {
     /// The directory has no `FORMAT` file.
     #[error("{} is not a sydra data directory (no FORMAT file; run `sydra init`)", .0.display())]
     NotARepository(PathBuf),
+    /// The data directory does not exist (only `sydra init` and
+    /// `Engine::create` make one).
+    #[error("{} does not exist; run `sydra init` to create a data directory there", .0.display())]
+    NoSuchDirectory(PathBuf),
+    /// `init` was pointed at a directory that holds something else.
+    #[error("{} is not empty and not a sydra data directory (it holds {}); `sydra init` creates a data directory only in a new or empty directory", dir.display(), entry.display())]
+    NotEmpty {
+        /// The directory.
+        dir: PathBuf,
+        /// The first entry (by name) that init did not create.
+        entry: PathBuf,
+    },
     /// The `FORMAT` file names a format this build does not read.
-    #[error("{} holds {found:?}; this build reads \"sydra 1\"", path.display())]
+    #[error("{} holds {found:?}; this build reads only \"sydra 1\" and changes nothing in a directory of another format", path.display())]
     UnsupportedFormat {
         /// The FORMAT file.
         path: PathBuf,

@@ -41,6 +41,7 @@ pub const FAULT_POINTS: &[&str] = &[
     "layout.format.rename",
     "layout.format.sync",
     "layout.format.write",
+    "layout.lock.write",
     "layout.mkdir",
     "lock.write",
     "tmp.cleanup",

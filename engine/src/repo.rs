@@ -20,13 +20,14 @@ pub struct Repository {
 }
 
 impl Repository {
-    /// Create the layout if needed (idempotent) and open it. The flag says
+    /// Create the layout if needed (idempotent; what `sydra init` does, see
+    /// [`Layout::create`] for what it refuses) and open it. The flag says
     /// whether it was newly created.
     pub fn init(dir: impl AsRef<Path>) -> Result<(Repository, bool)> {
         let layout = Layout::new(dir.as_ref());
         let created = layout.create()?;
         let objects = Store::create(layout.objects(), Options::default())?;
-        let refs = RefStore::open(layout.root(), objects.clone())?;
+        let refs = RefStore::create(layout.root(), objects.clone())?;
         refs.init()?;
         Ok((
             Repository {
@@ -38,7 +39,9 @@ impl Repository {
         ))
     }
 
-    /// Open an existing data directory.
+    /// Open an existing data directory. Refuses a missing directory, one
+    /// without `FORMAT` and one of another format (see [`Layout::check`])
+    /// before touching anything.
     pub fn open(dir: impl AsRef<Path>) -> Result<Repository> {
         Repository::open_with(dir, Options::default())
     }

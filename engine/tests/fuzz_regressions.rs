@@ -109,7 +109,7 @@ fn segment_named_zero_is_refused_at_open() {
     seg.push(0xeb);
     let path = dir.path().join("wal").join(segment_file_name(0));
     std::fs::write(&path, &seg).unwrap();
-    match Engine::open(dir.path(), sydra_engine::Options::default()) {
+    match Engine::create(dir.path(), sydra_engine::Options::default()) {
         Err(Error::Wal(e)) => {
             let msg = e.to_string();
             assert!(msg.contains("seqs start at 1"), "{msg}");

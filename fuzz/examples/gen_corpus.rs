@@ -89,7 +89,7 @@ fn main() {
         },
         ..Options::default()
     };
-    let e = Engine::open(&dir, options).unwrap_or_else(|e| panic!("{e}"));
+    let e = Engine::create(&dir, options).unwrap_or_else(|e| panic!("{e}"));
     let rec = |i: u64| {
         format!(
             "cpu,host=h{} value={}.5 {}",

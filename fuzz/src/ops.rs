@@ -616,7 +616,9 @@ pub fn engine_ops(data: &[u8]) {
         branches: 0,
         segments: std::collections::BTreeMap::new(),
     };
-    run.open();
+    let e = Engine::create(run.dir.path(), run.options.clone())
+        .unwrap_or_else(|e| panic!("create: {e}"));
+    run.engine = Some(e);
     let mut ops = 0;
     while let Some(op) = Op::decode(&mut input) {
         run.apply(op);

@@ -100,7 +100,7 @@ fn with_refs<R>(f: impl FnOnce(&RefStore) -> R) -> R {
             let objects = Store::create(dir.path().join("objects"), options)
                 .unwrap_or_else(|e| panic!("scratch store: {e}"));
             let refs =
-                RefStore::open(dir.path(), objects).unwrap_or_else(|e| panic!("ref store: {e}"));
+                RefStore::create(dir.path(), objects).unwrap_or_else(|e| panic!("ref store: {e}"));
             (dir, refs)
         });
         f(refs)

@@ -295,7 +295,7 @@ fn templates() -> &'static [Template; 4] {
         let tmp = super::scratch::tempdir("templates");
         let build = |name: &str, records: u64, checkpoint: bool| {
             let dir = tmp.path().join(name);
-            let e = Engine::open(&dir, recovery_options())
+            let e = Engine::create(&dir, recovery_options())
                 .unwrap_or_else(|e| panic!("template open: {e}"));
             for seq in 1..=records {
                 let got = e

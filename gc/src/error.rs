@@ -112,6 +112,18 @@ impl Error {
         }
     }
 
+    /// Whether a filesystem operation (not an fsync) failed for want of
+    /// space: the disk or the quota is full.
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => {
+                source.kind() == io::ErrorKind::StorageFull
+                    || source.kind() == io::ErrorKind::QuotaExceeded
+            }
+            _ => false,
+        }
+    }
+
     /// Whether this is "another GC holds the lock".
     pub fn is_running(&self) -> bool {
         match self {

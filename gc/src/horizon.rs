@@ -192,17 +192,26 @@ impl Horizon {
         }
         let tmp = dir.join(HORIZON_TEMP_FILE);
         let dst = Horizon::path(dir);
-        let mut f = File::create(&tmp).map_err(Error::io("create", &tmp))?;
-        sydra_objects::fault::point("gc.horizon.write")
-            .and_then(|()| f.write_all(&self.encode()))
-            .map_err(Error::io("write", &tmp))?;
-        sydra_objects::fault::point("gc.horizon.sync")
-            .and_then(|()| f.sync_all())
-            .map_err(Error::sync(&tmp))?;
-        drop(f);
-        sydra_objects::fault::point("gc.horizon.rename")
-            .and_then(|()| fs::rename(&tmp, &dst))
-            .map_err(Error::io("rename into", &dst))?;
+        let written = (|| {
+            let mut f = File::create(&tmp).map_err(Error::io("create", &tmp))?;
+            sydra_objects::fault::point("gc.horizon.write")
+                .and_then(|()| f.write_all(&self.encode()))
+                .map_err(Error::io("write", &tmp))?;
+            sydra_objects::fault::point("gc.horizon.sync")
+                .and_then(|()| f.sync_all())
+                .map_err(Error::sync(&tmp))?;
+            drop(f);
+            sydra_objects::fault::point("gc.horizon.rename")
+                .and_then(|()| fs::rename(&tmp, &dst))
+                .map_err(Error::io("rename into", &dst))
+        })();
+        if let Err(e) = written {
+            // Nothing refers to the temp file; on a full disk its pages are
+            // wanted back. Best effort: a leftover is truncated by the next
+            // write and reported by `leftovers`.
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
         sydra_objects::fs::sync_dir(dir, || sydra_objects::fault::point("gc.horizon.dir.sync"))
             .map_err(|e| Error::Objects(e.into()))
     }

@@ -53,7 +53,7 @@ pub use error::{Error, Result};
 pub use fsck::{Finding, FsckOptions, FsckReport, GcExclusion, exclude_gc, fsck, fsck_excluding};
 pub use horizon::{HORIZON_FILE, Horizon};
 pub use idset::IdSet;
-pub use lock::{GC_LOCK_FILE, GcLock};
+pub use lock::{GC_LOCK_FILE, GcLock, PID_RECORD_LEN, pid_record, read_pid, write_pid};
 pub use mark::{Defect, Mark, MarkOptions, NoVisitor, Problem, Reached, Via, Visitor, mark};
 pub use progress::{NoProgress, Progress};
 pub use roots::{Origin, Roots};

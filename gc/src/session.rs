@@ -72,6 +72,11 @@ pub struct GcReport {
     pub horizon: Horizon,
     /// Whether this collection set a new horizon (dry run: computed it).
     pub retained: bool,
+    /// The disk was full: the reflog cutoff could not be recorded, so this
+    /// collection kept every reflog entry the recorded horizon keeps as a
+    /// root (it reclaimed less than it would have, never more). The next
+    /// GC with space records it.
+    pub reflog_cutoff_deferred: bool,
     /// The sweep.
     pub swept: Swept,
 }
@@ -236,11 +241,31 @@ impl Session {
             ns_of(self.started),
             ns_len(options.reflog_expiry),
         );
+        let recorded = horizon.clone();
         let moved = horizon.advance_since(cutoff);
+        let mut reflog_expiry = options.reflog_expiry;
+        let mut cutoff_deferred = false;
         if !options.dry_run && (moved || options.retain.is_some()) {
-            horizon.write(self.refs.dir())?;
+            match horizon.write(self.refs.dir()) {
+                Ok(()) => {}
+                // A full disk (the usual reason to collect). The new cutoff
+                // is not on record, so reflog entries between the recorded
+                // cutoff and the new one may not stop being roots: fsck and
+                // later GCs would still count them. Collect with the
+                // recorded horizon and every reflog entry it keeps: less is
+                // reclaimed, never anything a later reader expects. The old
+                // `shallow` is intact (the rename is the last step).
+                // `retain` asked for a new horizon: not recording it is an
+                // error.
+                Err(e) if e.is_no_space() && options.retain.is_none() => {
+                    horizon = recorded;
+                    reflog_expiry = Duration::MAX;
+                    cutoff_deferred = true;
+                }
+                Err(e) => return Err(e),
+            }
         }
-        let roots = self.roots(&horizon, options.reflog_expiry)?;
+        let roots = self.roots(&horizon, reflog_expiry)?;
         let mark = self.mark(&roots, &horizon, visitor, progress)?;
         let swept = self.sweep(&mark, options, progress)?;
         Ok((
@@ -251,6 +276,7 @@ impl Session {
                 boundaries_reached: mark.boundaries_reached,
                 horizon,
                 retained: options.retain.is_some(),
+                reflog_cutoff_deferred: cutoff_deferred,
                 swept,
             },
             mark,

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 /// What an armed point does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +23,11 @@ pub enum Fault {
     EioAlways,
     /// Fail with ENOSPC every time until disarmed.
     Enospc,
+    /// Block the thread that reaches the point, once, until [`resume`] is
+    /// called, then continue without an error: a test holds an operation
+    /// in its middle (a ref lock taken, its value not yet written) while
+    /// another process looks at the store.
+    Pause,
 }
 
 #[derive(Default)]
@@ -30,6 +35,8 @@ struct State {
     armed: BTreeMap<&'static str, Fault>,
     hits: BTreeSet<&'static str>,
     injected: u64,
+    /// Points a thread is paused at.
+    paused: BTreeSet<&'static str>,
 }
 
 static ACTIVE: AtomicBool = AtomicBool::new(false);
@@ -37,7 +44,10 @@ static STATE: Mutex<State> = Mutex::new(State {
     armed: BTreeMap::new(),
     hits: BTreeSet::new(),
     injected: 0,
+    paused: BTreeSet::new(),
 });
+/// Signalled when a thread pauses or is resumed.
+static PAUSE: Condvar = Condvar::new();
 
 /// Call before the I/O operation named `name`; returns the injected error
 /// if the point is armed.
@@ -56,6 +66,15 @@ fn slow(name: &'static str) -> io::Result<()> {
     let Some(fault) = st.armed.get(name).copied() else {
         return Ok(());
     };
+    if fault == Fault::Pause {
+        st.armed.remove(name);
+        st.paused.insert(name);
+        PAUSE.notify_all();
+        while st.paused.contains(name) {
+            PAUSE.wait(&mut st);
+        }
+        return Ok(());
+    }
     if fault == Fault::EioOnce {
         st.armed.remove(name);
     }
@@ -64,7 +83,8 @@ fn slow(name: &'static str) -> io::Result<()> {
         Fault::EioOnce | Fault::EioAlways => {
             io::Error::from_raw_os_error(5) // EIO
         }
-        Fault::Enospc => io::Error::from_raw_os_error(28), // ENOSPC
+        // (Pause returned above.)
+        Fault::Enospc | Fault::Pause => io::Error::from_raw_os_error(28), // ENOSPC
     })
 }
 
@@ -79,6 +99,9 @@ pub fn reset() {
     st.armed.clear();
     st.hits.clear();
     st.injected = 0;
+    // A paused thread continues.
+    st.paused.clear();
+    PAUSE.notify_all();
     ACTIVE.store(false, Ordering::SeqCst);
 }
 
@@ -91,6 +114,20 @@ pub fn arm(name: &'static str, fault: Fault) {
 /// Disarm every point, keeping the hit record.
 pub fn disarm_all() {
     STATE.lock().armed.clear();
+}
+
+/// Wait until a thread is paused at `name` (armed with [`Fault::Pause`]).
+pub fn wait_paused(name: &'static str) {
+    let mut st = STATE.lock();
+    while !st.paused.contains(name) {
+        PAUSE.wait(&mut st);
+    }
+}
+
+/// Let the thread paused at `name` continue.
+pub fn resume(name: &'static str) {
+    STATE.lock().paused.remove(name);
+    PAUSE.notify_all();
 }
 
 /// Every point reached since the last reset.

@@ -8,8 +8,29 @@
 //! A [`LockFile`] removes its file when dropped unless it was committed
 //! (renamed into place) or released; a crash leaves the file behind, which
 //! `RefStore::remove_stale_locks` removes at the next engine open.
+//!
+//! # Telling a stale lock from a live one
+//!
+//! A lock file records no owner, so its presence alone cannot say whether
+//! a writer is still using it, and ref writers run in processes that do
+//! not hold the engine's `LOCK` (`sydra update-ref`, readers' sections).
+//! So every transaction, from before it creates its first lock file until
+//! its last one is renamed or removed, holds a *shared* `flock` on the
+//! `refs/` directory itself ([`WriterGuard`]). Removing stale locks takes
+//! the same lock *exclusively and without waiting* ([`try_exclusive`]):
+//! holding it proves that no transaction of any process is between its
+//! first lock file and its last, so every lock file present was left by a
+//! dead process. If it cannot be had, a writer is live and nothing is
+//! removed; a lock a crash left is then removed at a later open.
+//!
+//! The lock is taken on the directory, not on a file, so no file has to
+//! be created for it: it works on a store made by any release, on a full
+//! disk, and opens nothing in a directory that is not a store. The OS
+//! drops a `flock` when its holder dies, so a crash never leaves it held.
+//! (A writer of a release before this one holds no such lock; run only
+//! current releases against a store while one opens it.)
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -23,6 +44,47 @@ pub(crate) const LOCK_SUFFIX: &str = ".lock";
 /// How often lock creation is retried when a concurrent delete prunes the
 /// directory it needs between our `mkdir` and our `open`.
 const CREATE_ATTEMPTS: usize = 5;
+
+/// A shared `flock` on the `refs/` directory, held for the whole of a
+/// transaction (see the module documentation). Released on drop.
+#[derive(Debug)]
+pub(crate) struct WriterGuard {
+    dir: File,
+}
+
+impl WriterGuard {
+    /// Wait for (at most the duration of a stale-lock sweep) and take the
+    /// shared lock on `refs_dir`.
+    pub(crate) fn shared(refs_dir: &Path) -> Result<WriterGuard> {
+        let dir = File::open(refs_dir).map_err(Error::io("open directory", refs_dir))?;
+        dir.lock_shared()
+            .map_err(Error::io("take the writers' shared lock on", refs_dir))?;
+        Ok(WriterGuard { dir })
+    }
+}
+
+impl Drop for WriterGuard {
+    fn drop(&mut self) {
+        // Closing releases it too; unlocking first makes the release
+        // explicit.
+        let _ = self.dir.unlock();
+    }
+}
+
+/// Take the `refs/` directory's lock exclusively if no ref transaction of
+/// any process holds it; `None` if one does. While the returned file is
+/// open, no transaction can start or be in progress.
+pub(crate) fn try_exclusive(refs_dir: &Path) -> Result<Option<File>> {
+    let dir = match File::open(refs_dir) {
+        Ok(d) => d,
+        Err(e) => return Err(Error::io("open directory", refs_dir)(e)),
+    };
+    match dir.try_lock() {
+        Ok(()) => Ok(Some(dir)),
+        Err(TryLockError::WouldBlock) => Ok(None),
+        Err(TryLockError::Error(e)) => Err(Error::io("lock", refs_dir)(e)),
+    }
+}
 
 /// A held ref lock.
 #[derive(Debug)]

@@ -10,7 +10,8 @@
 //!
 //! Readers take no lock: a ref changes only by an atomic rename, so a read
 //! sees the old or the new value. Writers follow the protocol described in
-//! [`crate::transaction`]; a single update is a one-edit transaction.
+//! [`crate::transaction`]; a single update is a one-edit transaction, and
+//! every transaction holds a shared `flock` on `refs/` (see [`crate::lock`]).
 
 use std::fs;
 use std::io;
@@ -53,19 +54,27 @@ struct Inner {
 
 impl RefStore {
     /// Open the refs of the data directory `dir`, whose object store is
-    /// `objects`. Creates `refs/` and `logs/` (durably) if missing; `dir`
-    /// itself must exist.
+    /// `objects`. Creates nothing: opening is how readers and every writer
+    /// start, and must work on a full disk and change nothing in a
+    /// directory it was pointed at by mistake. [`RefStore::create`] makes
+    /// `refs/` and `logs/`.
     pub fn open(dir: impl AsRef<Path>, objects: Store) -> Result<RefStore> {
-        let dir = dir.as_ref().to_path_buf();
-        create_dir_synced(&dir.join(REFS_DIR))?;
-        create_dir_synced(&dir.join(LOGS_DIR))?;
         Ok(RefStore {
             inner: Arc::new(Inner {
-                dir,
+                dir: dir.as_ref().to_path_buf(),
                 objects,
                 commit_order: Mutex::new(()),
             }),
         })
+    }
+
+    /// Create `refs/` and `logs/` (durably) if missing, and open. `dir`
+    /// itself must exist.
+    pub fn create(dir: impl AsRef<Path>, objects: Store) -> Result<RefStore> {
+        let dir = dir.as_ref();
+        create_dir_synced(&dir.join(REFS_DIR))?;
+        create_dir_synced(&dir.join(LOGS_DIR))?;
+        RefStore::open(dir, objects)
     }
 
     /// Write `HEAD` = `ref: refs/heads/main` if there is no `HEAD`. Returns
@@ -271,12 +280,20 @@ impl RefStore {
     }
 
     /// Remove every lock file (`*.lock` under `refs/` and `logs/`, and
-    /// `HEAD.lock`), returning their paths, sorted.
+    /// `HEAD.lock`) if no ref transaction of any process is running,
+    /// returning their paths, sorted; `None`, removing nothing, if one is.
     ///
-    /// Only safe while no other writer can be running: the engine calls it
-    /// at open, holding its directory lock. The removals are not fsynced; a
-    /// lock file that reappears after a crash is removed at the next open.
-    pub fn remove_stale_locks(&self) -> Result<Vec<PathBuf>> {
+    /// Every transaction holds a shared `flock` on `refs/` from before its
+    /// first lock file to after its last (see [`crate::lock`]); this takes
+    /// it exclusively, without waiting, and removes only while it holds
+    /// it, so a lock file it removes belonged to a process that died in the
+    /// middle of an update. The engine calls it at open. The removals are
+    /// not fsynced; a lock file that reappears after a crash is removed at
+    /// the next open.
+    pub fn remove_stale_locks(&self) -> Result<Option<Vec<PathBuf>>> {
+        let Some(_sweeping) = crate::lock::try_exclusive(&self.inner.dir.join(REFS_DIR))? else {
+            return Ok(None);
+        };
         let mut removed = Vec::new();
         for top in [REFS_DIR, LOGS_DIR] {
             remove_locks_under(&self.inner.dir.join(top), &mut removed)?;
@@ -288,7 +305,7 @@ impl RefStore {
             Err(e) => return Err(Error::io("remove stale lock file", &head_lock)(e)),
         }
         removed.sort();
-        Ok(removed)
+        Ok(Some(removed))
     }
 
     /// Hold off ref commits of this store (in this process) while the guard
@@ -350,7 +367,7 @@ mod tests {
             ..Options::default()
         };
         let objects = Store::create(dir.path().join("objects"), opts).unwrap();
-        let refs = RefStore::open(dir.path(), objects).unwrap();
+        let refs = RefStore::create(dir.path(), objects).unwrap();
         (dir, refs)
     }
 
@@ -365,7 +382,7 @@ mod tests {
     }
 
     #[test]
-    fn open_creates_layout_and_init_writes_head_once() {
+    fn create_makes_layout_and_init_writes_head_once() {
         let (dir, refs) = fixture();
         assert!(dir.path().join("refs").is_dir());
         assert!(dir.path().join("logs").is_dir());
@@ -418,5 +435,21 @@ mod tests {
             refs.resolve(&names[MAX_SYMBOLIC_DEPTH + 1]),
             Err(Error::SymbolicTooDeep { .. })
         ));
+    }
+
+    #[test]
+    fn locks_are_not_swept_while_a_transaction_holds_the_writers_lock() {
+        let (dir, refs) = fixture();
+        let lock = dir.path().join("refs/heads/x.lock");
+        fs::create_dir_all(lock.parent().unwrap()).unwrap();
+        fs::write(&lock, b"").unwrap();
+        // A transaction of another process (a separate open of refs/ holds
+        // the lock just like one) is between its first lock and its last.
+        let writing = crate::lock::WriterGuard::shared(&dir.path().join(REFS_DIR)).unwrap();
+        assert_eq!(refs.remove_stale_locks().unwrap(), None);
+        assert!(lock.exists());
+        drop(writing);
+        assert_eq!(refs.remove_stale_locks().unwrap(), Some(vec![lock.clone()]));
+        assert!(!lock.exists());
     }
 }

@@ -39,7 +39,7 @@ fn opts() -> Options {
 }
 
 fn build(dir: &Path) {
-    let e = Engine::open(dir, opts()).unwrap();
+    let e = Engine::create(dir, opts()).unwrap();
     for i in 0..40u32 {
         e.append(format!("record {i} {}", "x".repeat((i % 9) as usize * 10)).as_bytes())
             .unwrap();

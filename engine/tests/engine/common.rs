@@ -16,7 +16,7 @@ pub fn opts(sync: SyncMode, segment_size: u64) -> Options {
 }
 
 pub fn open(dir: &Path) -> Engine {
-    Engine::open(dir, opts(SyncMode::Never, 64 << 20)).unwrap()
+    Engine::create(dir, opts(SyncMode::Never, 64 << 20)).unwrap()
 }
 
 pub fn collect(mut r: Replay) -> Vec<(u64, Vec<u8>)> {

@@ -33,7 +33,7 @@ fn crash_child() {
     let Ok(dir) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let e = Arc::new(Engine::open(&dir, opts(SyncMode::Always, 8192)).unwrap());
+    let e = Arc::new(Engine::create(&dir, opts(SyncMode::Always, 8192)).unwrap());
     let threads: Vec<_> = (0..4u64)
         .map(|t| {
             let e = Arc::clone(&e);

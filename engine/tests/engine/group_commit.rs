@@ -11,7 +11,7 @@ use super::common::{collect, opts};
 #[test]
 fn eight_threads_with_always_get_durable_contiguous_seqs() {
     let dir = tempfile::tempdir().unwrap();
-    let e = Arc::new(Engine::open(dir.path(), opts(SyncMode::Always, 64 << 20)).unwrap());
+    let e = Arc::new(Engine::create(dir.path(), opts(SyncMode::Always, 64 << 20)).unwrap());
     let per = 200u64;
     let handles: Vec<_> = (0..8u64)
         .map(|t| {

@@ -11,6 +11,9 @@ mod cli;
 mod common;
 /// Crash test: a child appends with SyncMode::Always and is SIGKILLed.
 mod crash;
+/// Only init and `Engine::create` make a data directory; everything else
+/// refuses a missing, foreign or newer one and changes nothing.
+mod create;
 /// `sydra demo` end to end.
 mod demo;
 /// Group commit: concurrent durable appends share syncs.

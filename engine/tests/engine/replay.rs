@@ -12,7 +12,7 @@ fn recs(range: std::ops::RangeInclusive<u64>) -> Vec<(u64, Vec<u8>)> {
 #[test]
 fn with_no_checkpoint_replay_from_head_yields_the_whole_wal() {
     let dir = tempfile::tempdir().unwrap();
-    let e = Engine::open(dir.path(), opts(SyncMode::Never, 2048)).unwrap();
+    let e = Engine::create(dir.path(), opts(SyncMode::Never, 2048)).unwrap();
     for i in 1..=300 {
         e.append(&payload(i)).unwrap();
     }
@@ -27,7 +27,7 @@ fn with_no_checkpoint_replay_from_head_yields_the_whole_wal() {
 #[test]
 fn replay_from_a_snapshot_yields_exactly_what_it_committed() {
     let dir = tempfile::tempdir().unwrap();
-    let e = Engine::open(dir.path(), opts(SyncMode::Never, 4096)).unwrap();
+    let e = Engine::create(dir.path(), opts(SyncMode::Never, 4096)).unwrap();
     for i in 1..=50 {
         e.append(&payload(i)).unwrap();
     }
@@ -66,7 +66,7 @@ fn replay_from_a_snapshot_yields_exactly_what_it_committed() {
 #[test]
 fn index_entries_of_wholly_applied_segments_leave_the_tree() {
     let dir = tempfile::tempdir().unwrap();
-    let e = Engine::open(dir.path(), opts(SyncMode::Never, 1024)).unwrap();
+    let e = Engine::create(dir.path(), opts(SyncMode::Never, 1024)).unwrap();
     for i in 1..=100 {
         e.append(&payload(i)).unwrap();
     }

@@ -7,7 +7,7 @@ use super::common::{collect, opts, payload};
 
 /// Write `n` records into small segments, return the segment files.
 fn build(dir: &std::path::Path, n: u64, seg: u64) -> Vec<u64> {
-    let e = Engine::open(dir, opts(SyncMode::Never, seg)).unwrap();
+    let e = Engine::create(dir, opts(SyncMode::Never, seg)).unwrap();
     for i in 1..=n {
         assert_eq!(e.append(&payload(i)).unwrap(), i);
     }
@@ -86,7 +86,7 @@ fn damage_under_a_checkpoint_is_caught_by_chunk_verification_on_replay() {
     let base = tempfile::tempdir().unwrap();
     let dir = base.path().join("d");
     {
-        let e = Engine::open(&dir, opts(SyncMode::Never, 1024)).unwrap();
+        let e = Engine::create(&dir, opts(SyncMode::Never, 1024)).unwrap();
         for i in 1..=200 {
             e.append(&payload(i)).unwrap();
         }
@@ -119,7 +119,7 @@ fn damage_under_a_checkpoint_is_caught_by_chunk_verification_on_replay() {
 #[test]
 fn oversize_records_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let e = Engine::open(dir.path(), opts(SyncMode::Always, 1 << 20)).unwrap();
+    let e = Engine::create(dir.path(), opts(SyncMode::Always, 1 << 20)).unwrap();
     let err = e.append(&vec![0u8; 4097]).unwrap_err().to_string();
     assert!(err.contains("4097") && err.contains("4096"), "{err}");
     assert_eq!(e.append(b"ok").unwrap(), 1);

@@ -5,9 +5,13 @@
 //! freed it must reopen clean (every acknowledged item intact, every object
 //! valid, temp files collected) and accept writes again.
 //!
-//! `SYDRA_ENOSPC_LEVELS=N` (default 120). Needs root and `unshare`
-//! (util-linux); prints why it is skipped otherwise, and fails under
-//! `CI=true` (`support/capability.rs`).
+//! And a GC on a disk full from the start (before the engine is even
+//! opened) must reclaim space: on a real full tmpfs, and, without root,
+//! with ENOSPC injected at every point that would allocate.
+//!
+//! `SYDRA_ENOSPC_LEVELS=N` (default 120). The tmpfs tests need root and
+//! `unshare` (util-linux); they print why they are skipped otherwise, and
+//! fail under `CI=true` (`support/capability.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../support/mod.rs"]
@@ -40,20 +44,24 @@ fn opts() -> Options {
     }
 }
 
-#[test]
-fn writes_fail_cleanly_on_a_full_disk_and_resume_after() {
-    if std::env::var(CHILD_ENV).is_ok() {
-        return;
-    }
-    // Root and a working `unshare --mount` (util-linux) for a private
-    // tmpfs; `mount` runs inside it.
-    let capable = capability::root()
+/// Root and a working `unshare --mount` (util-linux) for a private tmpfs;
+/// `mount` runs inside it.
+fn private_tmpfs_capable() -> Result<(), String> {
+    capability::root()
         .and_then(|()| {
             capability::tools(&["unshare", "mount"], "util-linux and mount provide them")
         })
         .and_then(|()| {
             capability::works("unshare", &["--mount", "--propagation", "private", "true"])
-        });
+        })
+}
+
+#[test]
+fn writes_fail_cleanly_on_a_full_disk_and_resume_after() {
+    if std::env::var(CHILD_ENV).is_ok() {
+        return;
+    }
+    let capable = private_tmpfs_capable();
     if !capability::runs(
         "writes_fail_cleanly_on_a_full_disk_and_resume_after",
         capable,
@@ -149,7 +157,7 @@ fn one_level(mnt: &Path, free: u64) -> (u64, u64) {
     let mut values: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut main: Option<ObjectId>;
     {
-        let e = Engine::open(&dir, opts()).unwrap();
+        let e = Engine::create(&dir, opts()).unwrap();
         for i in 0..20u64 {
             let p = format!("base-{i}").into_bytes();
             records.insert(e.append(&p).unwrap(), p);
@@ -239,4 +247,197 @@ fn one_level(mnt: &Path, free: u64) -> (u64, u64) {
     drop(e);
     std::fs::remove_dir_all(&dir).unwrap();
     (failures, (records.len() + values.len()) as u64 + 1)
+}
+
+/// Fault points of operations that need new space: creating a file,
+/// writing, appending. A GC reclaiming space on a full disk must get
+/// through with every one of them failing. (`mkdir` points are left out:
+/// they guard `create_dir_all` of directories a store already has, which
+/// needs no space; the tmpfs test below covers them for real.)
+fn allocating_points() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = Vec::new();
+    v.extend_from_slice(sydra_engine::objects::fault::POINTS);
+    v.extend_from_slice(sydra_engine::refs::FAULT_POINTS);
+    v.extend_from_slice(sydra_engine::gc::FAULT_POINTS);
+    v.extend_from_slice(sydra_engine::FAULT_POINTS);
+    v.retain(|p| p.contains("write") || (p.contains("create") && !p.contains("mkdir")));
+    v
+}
+
+/// A store with history and garbage: `blobs` unreachable blobs of 64 KiB
+/// and a WAL several segments long, all applied, so a GC with zero grace
+/// has objects and segments to delete. Returns the garbage ids.
+fn store_with_garbage(dir: &Path, blobs: u8) -> Vec<ObjectId> {
+    let e = Engine::create(dir, opts()).unwrap();
+    for i in 0..300u64 {
+        e.append(format!("record {i} {}", "p".repeat(300)).as_bytes())
+            .unwrap();
+    }
+    let durable = e.sync().unwrap();
+    e.checkpoint(Some(durable), "all applied").unwrap();
+    e.append(b"after").unwrap();
+    e.checkpoint(None, "head").unwrap();
+    (0..blobs)
+        .map(|i| {
+            e.repo()
+                .objects()
+                .put(sydra_engine::objects::Kind::Blob, &vec![i; 64 << 10])
+                .unwrap()
+        })
+        .collect()
+}
+
+fn zero_grace() -> sydra_engine::gc::GcOptions {
+    sydra_engine::gc::GcOptions {
+        grace: std::time::Duration::ZERO,
+        ..sydra_engine::gc::GcOptions::default()
+    }
+}
+
+/// Without root: every operation that would need new space fails with
+/// ENOSPC (injected), from the engine's open through the end of the GC.
+/// The GC must still run and delete the garbage: it is how a full disk is
+/// freed. (The child-process test below shows the same on a real full
+/// tmpfs.)
+#[test]
+fn a_first_gc_reclaims_space_when_nothing_can_be_allocated() {
+    use sydra_engine::objects::fault::{self, Fault};
+    if std::env::var(CHILD_ENV).is_ok() {
+        return;
+    }
+    use sydra_engine::objects::{Commit, Kind};
+    use sydra_engine::refs::{PreviousValue, RefName};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let garbage = store_with_garbage(&dir, 8);
+    // A commit only a deleted branch's reflog still names.
+    let logged = {
+        let e = Engine::open(&dir, opts()).unwrap();
+        let c = Commit {
+            tree: e.repo().peel_to_tree(e.head().unwrap().unwrap()).unwrap(),
+            message: "only in a reflog".into(),
+            ..Commit::default()
+        };
+        let id = e
+            .repo()
+            .objects()
+            .put(Kind::Commit, &c.encode().unwrap())
+            .unwrap();
+        let name = RefName::new("refs/heads/gone").unwrap();
+        let refs = e.repo().refs();
+        refs.update(&name, id, PreviousValue::MustNotExist, "make")
+            .unwrap();
+        refs.delete(&name, PreviousValue::Any, "drop").unwrap();
+        id
+    };
+    // Reflog entries expire at once: a GC that can record that drops them.
+    let options = sydra_engine::gc::GcOptions {
+        reflog_expiry: std::time::Duration::ZERO,
+        ..zero_grace()
+    };
+    for p in allocating_points() {
+        fault::arm(p, Fault::Enospc);
+    }
+    let result = Engine::open(&dir, opts()).and_then(|e| {
+        let summary = e.gc(&options)?;
+        Ok((e, summary))
+    });
+    fault::reset();
+    let (e, summary) = result.unwrap_or_else(|err| panic!("a GC on a full disk failed: {err}"));
+    assert!(
+        summary.objects.swept.deleted >= garbage.len() as u64,
+        "{summary:?}"
+    );
+    assert!(!summary.wal.deleted.is_empty(), "{summary:?}");
+    for id in &garbage {
+        assert!(!e.repo().objects().contains(id).unwrap(), "{id} kept");
+    }
+    // The new reflog cutoff could not be recorded, so the reflog entry
+    // stayed a root: fsck and later GCs still count it.
+    assert!(summary.objects.reflog_cutoff_deferred, "{summary:?}");
+    assert!(e.repo().objects().contains(&logged).unwrap());
+    support::check_objects(&e).unwrap();
+    // With space, the next GC records the cutoff and collects it.
+    let summary = e.gc(&options).unwrap();
+    assert!(!summary.objects.reflog_cutoff_deferred);
+    assert!(!e.repo().objects().contains(&logged).unwrap());
+    assert!(!dir.join("shallow.tmp").exists());
+}
+
+/// With root: a real tmpfs, filled to the last byte before the first GC
+/// (and before the engine is even opened). The GC must reclaim the
+/// garbage, and writes work again afterwards.
+#[test]
+fn a_first_gc_on_a_disk_full_from_the_start_reclaims_space() {
+    if std::env::var(CHILD_ENV).is_ok() {
+        return;
+    }
+    if !capability::runs(
+        "a_first_gc_on_a_disk_full_from_the_start_reclaims_space",
+        private_tmpfs_capable(),
+    ) {
+        return;
+    }
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private"])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "full_disk_gc_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the full-disk GC child failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("full-disk gc:"),
+        "the child did not run: {stdout}"
+    );
+}
+
+#[test]
+fn full_disk_gc_child() {
+    if std::env::var(CHILD_ENV).is_err() {
+        return;
+    }
+    let mnt = tempfile::tempdir().unwrap();
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .arg(mnt.path())
+        .status()
+        .unwrap();
+    assert!(ok.success(), "mount tmpfs failed");
+    let dir = mnt.path().join("store");
+    let garbage = store_with_garbage(&dir, 16);
+    fill(&mnt.path().join("filler"), 0);
+    // Full: not even an empty file's first page fits.
+    let probe = std::fs::write(mnt.path().join("probe"), b"x");
+    assert!(probe.is_err(), "the disk is not full");
+    let e = Engine::open(&dir, opts())
+        .unwrap_or_else(|err| panic!("open on a full disk failed: {err}"));
+    let summary = e
+        .gc(&zero_grace())
+        .unwrap_or_else(|err| panic!("a GC on a full disk failed: {err}"));
+    for id in &garbage {
+        assert!(!e.repo().objects().contains(id).unwrap(), "{id} kept");
+    }
+    // Space is back without removing the filler: writes work.
+    e.append(b"after the gc").unwrap();
+    e.checkpoint(None, "after the gc").unwrap();
+    support::check_objects(&e).unwrap();
+    drop(e);
+    let _ = Command::new("umount").arg(mnt.path()).status();
+    println!(
+        "full-disk gc: {} objects and {} WAL segments deleted ({} bytes)",
+        summary.objects.swept.deleted,
+        summary.wal.deleted.len(),
+        summary.objects.swept.bytes_freed + summary.wal.bytes_freed
+    );
 }

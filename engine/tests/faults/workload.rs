@@ -44,6 +44,10 @@ fn open(dir: &Path) -> Result<Engine, Error> {
     Engine::open(dir, opts())
 }
 
+fn create(dir: &Path) -> Result<Engine, Error> {
+    Engine::create(dir, opts())
+}
+
 fn scratch() -> tempfile::TempDir {
     // The fault logic does not need a real disk; tmpfs keeps syncs cheap.
     let shm = Path::new("/dev/shm");
@@ -96,7 +100,7 @@ pub fn run(point: &'static str, fault: Fault) -> Report {
 
     // Phase 1, no faults: a store with history.
     {
-        let e = open(&dir).unwrap();
+        let e = create(&dir).unwrap();
         for _ in 0..5 {
             n += 1;
             m.records.insert(e.append(&record(n)).unwrap(), record(n));
@@ -274,7 +278,7 @@ pub fn run(point: &'static str, fault: Fault) -> Report {
     }
     drop(engine.take());
     // A brand-new directory under the fault.
-    match open(&base.path().join("fresh")) {
+    match create(&base.path().join("fresh")) {
         Ok(e) => drop(e),
         Err(err) => check_err(point, "init", &err, None),
     }

@@ -22,7 +22,7 @@ pub fn opts(segment_size: u64) -> Options {
 }
 
 pub fn open(dir: &Path, segment_size: u64) -> Engine {
-    Engine::open(dir, opts(segment_size)).unwrap()
+    Engine::create(dir, opts(segment_size)).unwrap()
 }
 
 /// Zero grace, no reflog roots.

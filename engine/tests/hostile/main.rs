@@ -241,7 +241,7 @@ fn symlinks_planted_in_the_data_directory_are_refused_or_not_followed() {
     std::fs::write(outside.path().join("secret"), b"do not read me").unwrap();
     let make = || {
         let d = tempfile::tempdir().unwrap();
-        let e = Engine::open(d.path(), Options::default()).unwrap();
+        let e = Engine::create(d.path(), Options::default()).unwrap();
         e.append(b"r").unwrap();
         e.checkpoint(None, "c").unwrap();
         drop(e);
@@ -303,7 +303,7 @@ fn symlinks_planted_in_the_data_directory_are_refused_or_not_followed() {
 #[test]
 fn impossible_seqs_are_refused_not_overflowed() {
     let d = tempfile::tempdir().unwrap();
-    drop(Engine::open(d.path(), Options::default()).unwrap());
+    drop(Engine::create(d.path(), Options::default()).unwrap());
     let seg = u64::MAX - 1;
     let mut bytes = sydra_engine::wal::record::segment_header(seg).to_vec();
     sydra_engine::wal::record::encode_record(&mut bytes, seg, b"x");

@@ -135,7 +135,7 @@ fn a_reader_process_never_sees_a_torn_commit_while_the_writer_commits_and_collec
         },
         ..Options::default()
     };
-    let e = Engine::open(&dir, opts).unwrap();
+    let e = Engine::create(&dir, opts).unwrap();
     e.append(b"first").unwrap();
     e.checkpoint(None, "first").unwrap();
     let mut reader = Command::new(std::env::current_exe().unwrap())

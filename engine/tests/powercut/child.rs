@@ -81,7 +81,7 @@ pub fn run_if_child() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let engine = Arc::new(Engine::open(&dir, options()).unwrap());
+    let engine = Arc::new(Engine::create(&dir, options()).unwrap());
     let writers: Vec<_> = (0..2u64)
         .map(|t| {
             let e = Arc::clone(&engine);

@@ -8,7 +8,7 @@ use sydra_engine::{Engine, Options};
 pub fn engine(dir: &std::path::Path) -> Engine {
     let mut o = Options::default();
     o.wal.sync = sydra_engine::wal::SyncMode::Never;
-    Engine::open(dir, o).unwrap()
+    Engine::create(dir, o).unwrap()
 }
 
 pub fn segment(series: &str, seg: &str, version: u8) -> SegmentData {

@@ -22,7 +22,7 @@ impl Fixture {
             ..Options::default()
         };
         let objects = Store::create(dir.path().join("objects"), opts).unwrap();
-        let refs = RefStore::open(dir.path(), objects).unwrap();
+        let refs = RefStore::create(dir.path(), objects).unwrap();
         refs.init().unwrap();
         Fixture { dir, refs }
     }

@@ -45,6 +45,10 @@
 //! process are serialized from the first reflog line to the last rename,
 //! and a ref's line is appended while its lock is held, so updates of one
 //! ref append in order across processes too.
+//!
+//! The whole transaction, preparing and committing, runs under a shared
+//! `flock` on `refs/` (see [`crate::lock`]): that is what tells
+//! [`RefStore::remove_stale_locks`] that its lock files are live.
 
 mod commit;
 mod prepare;
@@ -54,8 +58,9 @@ use std::fmt;
 use sydra_objects::ObjectId;
 
 use crate::error::Result;
+use crate::lock::WriterGuard;
 use crate::name::RefName;
-use crate::store::RefStore;
+use crate::store::{REFS_DIR, RefStore};
 
 /// What a ref must hold for a change to go ahead (compare-and-swap).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -172,6 +177,11 @@ impl<'s> Transaction<'s> {
         if self.edits.is_empty() {
             return Ok(());
         }
+        // Held from before the first lock file exists until after the last
+        // one is renamed or removed (prepared locks are consumed or dropped
+        // inside `prepare` and `commit`, before this guard), so a stale-lock
+        // sweep never sees one of this transaction's locks (crate::lock).
+        let _writing = WriterGuard::shared(&self.store.dir().join(REFS_DIR))?;
         let prepared = prepare::prepare(self.store, self.edits)?;
         commit::commit(self.store, prepared)
     }

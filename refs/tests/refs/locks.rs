@@ -66,7 +66,7 @@ fn remove_stale_locks_clears_every_lock_and_nothing_else() {
             .is_locked()
     );
 
-    let removed = f.refs.remove_stale_locks().unwrap();
+    let removed = f.refs.remove_stale_locks().unwrap().unwrap();
     assert_eq!(removed, stale.to_vec());
     assert!(f.lock_files().is_empty());
     assert_eq!(f.refs.resolve(&main).unwrap(), Some(a));
@@ -81,6 +81,6 @@ fn remove_stale_locks_clears_every_lock_and_nothing_else() {
         .unwrap();
     assert_eq!(
         f.refs.remove_stale_locks().unwrap(),
-        Vec::<std::path::PathBuf>::new()
+        Some(Vec::<std::path::PathBuf>::new())
     );
 }

@@ -139,8 +139,7 @@ fn human(bytes: u64) -> String {
 }
 
 pub fn gc(dir: &Path, a: GcArgs) -> anyhow::Result<u8> {
-    // Refuse a directory that is not one rather than creating it.
-    Repository::open(dir)?;
+    // Refuses a directory that is not a data directory, creating nothing.
     let engine = Engine::open(dir, Options::default())?;
     let mut options = GcOptions {
         dry_run: a.dry_run,
@@ -198,6 +197,7 @@ fn gc_json(s: &GcSummary) -> serde_json::Value {
         "wal_bytes_freed": s.wal.bytes_freed,
         "wal_segments_kept_needed": s.wal.kept_needed,
         "head_applied_seq": s.wal.head_applied_seq,
+        "reflog_cutoff_deferred": o.reflog_cutoff_deferred,
         "retention": o.horizon.since_ns().map(|since| json!({
             "since_ns": since,
             "boundaries": o.horizon.boundaries().iter().map(|b| b.to_hex()).collect::<Vec<_>>(),
@@ -248,6 +248,12 @@ fn print_gc(out: &mut impl Write, s: &GcSummary, options: &GcOptions) -> io::Res
             w.temp_files_removed,
             human(w.temp_bytes_freed),
             w.shard_dirs_removed
+        )?;
+    }
+    if o.reflog_cutoff_deferred {
+        writeln!(
+            out,
+            "note: the disk is full, so the reflog cutoff could not be recorded; reflog entries past it were kept as roots this time (run gc again once there is space)"
         )?;
     }
     if let Some(since) = o

@@ -102,6 +102,9 @@ fn hour_name(h: u32) -> String {
     sydra_engine::time::format_rfc3339(ts_of(h * PER_HOUR))[..13].to_owned()
 }
 
+/// Make the demo's own data directory: reset one an earlier demo made
+/// (it carries `MARKER`), refuse any other non-empty directory, then create
+/// the store explicitly (the engine never creates one on open) and mark it.
 fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
     if dir.exists() {
         if dir.join(MARKER).exists() {
@@ -114,7 +117,7 @@ fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
             );
         }
     }
-    fs::create_dir_all(dir)?;
+    Repository::init(dir)?;
     fs::write(dir.join(MARKER), b"created by sydra demo; safe to delete\n")?;
     Ok(())
 }

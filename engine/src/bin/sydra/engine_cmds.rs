@@ -40,6 +40,11 @@ fn open_engine(dir: &Path, sync: SyncMode) -> anyhow::Result<Engine> {
             r.stale_locks_removed.len()
         );
     }
+    if r.ref_writers_active {
+        eprintln!(
+            "sydra: another process is updating refs; its ref locks were left in place (stale ones are removed at a later open)"
+        );
+    }
     Ok(engine)
 }
 
