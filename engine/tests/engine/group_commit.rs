@@ -56,7 +56,7 @@ fn eight_threads_with_always_get_durable_contiguous_seqs() {
 fn appends_queued_behind_a_round_in_flight_share_the_next_write_and_fdatasync() {
     for queued in [1u64, 2, 7, 31] {
         let dir = tempfile::tempdir().unwrap();
-        let e = Arc::new(Engine::open(dir.path(), opts(SyncMode::Always, 64 << 20)).unwrap());
+        let e = Arc::new(Engine::create(dir.path(), opts(SyncMode::Always, 64 << 20)).unwrap());
         let before = e.wal().stats();
         let hold = e.wal().hold_next_io();
         let first = {

@@ -264,7 +264,7 @@ fn open_fdatasyncs_the_kept_tail_before_reporting_it_durable() {
         assert_eq!(e.wal().stats().syncs, 1, "torn {torn}");
     }
     // No segment: nothing to sync.
-    let e = Engine::open(base.path().join("empty"), opts(SyncMode::Never, 1 << 20)).unwrap();
+    let e = Engine::create(base.path().join("empty"), opts(SyncMode::Never, 1 << 20)).unwrap();
     assert_eq!(e.wal().stats().syncs, 0);
 }
 
@@ -310,7 +310,7 @@ fn v1_segment(first: u64, payloads: &[&[u8]]) -> Vec<u8> {
 fn a_version_1_segment_is_read_and_never_appended_to() {
     let base = tempfile::tempdir().unwrap();
     let dir = base.path().join("d");
-    drop(Engine::open(&dir, opts(SyncMode::Never, 1 << 20)).unwrap());
+    drop(Engine::create(&dir, opts(SyncMode::Never, 1 << 20)).unwrap());
     let payloads: Vec<&[u8]> = vec![b"one", b"", b"three", b"four"];
     let v1 = v1_segment(1, &payloads);
     let v1_path = dir.join("wal").join(segment_file_name(1));
@@ -353,7 +353,7 @@ fn a_version_1_segment_is_read_and_never_appended_to() {
 fn an_empty_version_1_last_segment_is_upgraded_in_place() {
     let base = tempfile::tempdir().unwrap();
     let dir = base.path().join("d");
-    drop(Engine::open(&dir, opts(SyncMode::Never, 1 << 20)).unwrap());
+    drop(Engine::create(&dir, opts(SyncMode::Never, 1 << 20)).unwrap());
     let wal = dir.join("wal");
     fs::write(wal.join(segment_file_name(1)), v1_segment(1, &[b"a", b"b"])).unwrap();
     fs::write(wal.join(segment_file_name(3)), v1_segment(3, &[])).unwrap();
@@ -456,7 +456,7 @@ fn a_repair_refuses_damage_under_the_head_checkpoint() {
     let base = tempfile::tempdir().unwrap();
     let dir = base.path().join("d");
     {
-        let e = Engine::open(&dir, opts(SyncMode::Never, 1 << 20)).unwrap();
+        let e = Engine::create(&dir, opts(SyncMode::Never, 1 << 20)).unwrap();
         for i in 1..=50 {
             e.append(&payload(i)).unwrap();
         }

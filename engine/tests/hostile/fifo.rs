@@ -26,7 +26,7 @@ fn mkfifo(path: &Path) {
 /// and records still in the WAL.
 fn populated() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
-    let e = Engine::open(d.path(), Options::default()).unwrap();
+    let e = Engine::create(d.path(), Options::default()).unwrap();
     e.append(b"one").unwrap();
     e.checkpoint(None, "c1").unwrap();
     e.append(b"two").unwrap();

@@ -84,8 +84,8 @@ fn hash_object_of_a_large_blob_on_stdin_streams_it() {
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("d");
     let repo = sydra_engine::Repository::init(&data).unwrap().0;
-    // Written and hashed piece by piece: the test process must stay small,
-    // as its own peak counts towards the child's (see `run_measured`).
+    // Written and hashed piece by piece, so the test itself stays small
+    // (`run_measured` measures the command alone in any case).
     let input = d.path().join("blob");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
     let mut h = sydra_engine::objects::IdHasher::new(sydra_engine::objects::Kind::Blob, LEN as u64);

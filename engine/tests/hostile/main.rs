@@ -58,19 +58,79 @@ fn run_with_deadline(cmd: Command) -> std::process::Output {
     run_measured(cmd, std::process::Stdio::null()).0
 }
 
-/// [`run_with_deadline`] with `stdin`, also returning the child's peak RSS
-/// in bytes (from `wait4`, which reaps it). Linux carries the high-water mark
-/// of the spawning process's memory into the child at `exec` (std spawns
-/// with `vfork`), so the figure is at least the test process's own peak:
-/// tests that measure keep that small (no large buffers of their own).
-#[allow(unsafe_code)]
-fn run_measured(mut cmd: Command, stdin: std::process::Stdio) -> (std::process::Output, u64) {
-    use std::io::Read;
+/// [`run_with_deadline`] with `stdin`, also returning the command's peak
+/// RSS in bytes.
+///
+/// Linux folds the high-water mark of the memory a process had before
+/// `exec` into the `ru_maxrss` it reports after, and a child spawned from
+/// this test process starts from this process's memory (std spawns with
+/// `vfork`): measured directly, every command would weigh at least as much
+/// as the test binary's peak, which other tests running in parallel raise.
+/// So the command is spawned by a small wrapper — this test binary run
+/// again as [`measure_wrapper`], a fresh process whose memory is the
+/// harness's few MiB — which reaps it with `wait4` and reports its status
+/// and peak through files.
+fn run_measured(cmd: Command, stdin: std::process::Stdio) -> (std::process::Output, u64) {
+    use std::os::unix::ffi::OsStrExt;
     use std::os::unix::process::ExitStatusExt;
+    let work = tempfile::tempdir().unwrap();
+    let mut spec = Vec::new();
+    spec.extend_from_slice(cmd.get_program().as_bytes());
+    for a in cmd.get_args() {
+        spec.push(0);
+        spec.extend_from_slice(a.as_bytes());
+    }
+    std::fs::write(work.path().join("spec"), &spec).unwrap();
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "measure_wrapper", "--test-threads=1", "-q"])
+        .env(MEASURE_ENV, work.path())
+        .stdin(stdin)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    let result = std::fs::read_to_string(work.path().join("result"))
+        .unwrap_or_else(|e| panic!("the measuring wrapper ({status}) left no result: {e}"));
+    let read = |name: &str| std::fs::read(work.path().join(name)).unwrap_or_default();
+    let mut fields = result.split_whitespace();
+    match (fields.next(), fields.next(), fields.next()) {
+        (Some("exit"), Some(raw), Some(rss)) => (
+            std::process::Output {
+                status: std::process::ExitStatus::from_raw(raw.parse().unwrap()),
+                stdout: read("stdout"),
+                stderr: read("stderr"),
+            },
+            rss.parse().unwrap(),
+        ),
+        _ => panic!("{cmd:?}: {result}"),
+    }
+}
+
+/// Where [`run_measured`] tells [`measure_wrapper`] its work directory.
+const MEASURE_ENV: &str = "SYDRA_TEST_MEASURE_DIR";
+
+/// Not a test of its own: the wrapper [`run_measured`] runs (a no-op
+/// otherwise). Spawns the command in `spec` with this process's stdin,
+/// keeps at most [`KEEP_OUTPUT`] of each output stream, kills it after
+/// [`deadline`], and writes `exit <raw status> <peak RSS bytes>` (or why
+/// not) to `result`.
+#[test]
+#[allow(unsafe_code)]
+fn measure_wrapper() {
+    use std::io::Read;
+    use std::os::unix::ffi::OsStrExt;
     use std::process::Stdio;
+    let Some(work) = std::env::var_os(MEASURE_ENV) else {
+        return;
+    };
+    let work = std::path::PathBuf::from(work);
+    let spec = std::fs::read(work.join("spec")).unwrap();
+    let mut parts = spec.split(|&b| b == 0).map(std::ffi::OsStr::from_bytes);
+    let mut cmd = Command::new(parts.next().unwrap());
+    cmd.args(parts);
     #[expect(clippy::zombie_processes, reason = "reaped by wait4 below")]
     let mut child = cmd
-        .stdin(stdin)
+        .stdin(Stdio::inherit())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -95,7 +155,7 @@ fn run_measured(mut cmd: Command, stdin: std::process::Stdio) -> (std::process::
     let pid = child.id() as libc::pid_t;
     let start = std::time::Instant::now();
     let deadline = deadline();
-    loop {
+    let result = loop {
         let mut status: libc::c_int = 0;
         // SAFETY: plain-old-data out parameter, zero-initialised.
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -104,21 +164,19 @@ fn run_measured(mut cmd: Command, stdin: std::process::Stdio) -> (std::process::
         let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
         assert!(r >= 0, "wait4: {}", std::io::Error::last_os_error());
         if r == pid {
-            let output = std::process::Output {
-                status: std::process::ExitStatus::from_raw(status),
-                stdout: out.join().unwrap(),
-                stderr: err.join().unwrap(),
-            };
             // ru_maxrss is in KiB on Linux.
-            return (output, usage.ru_maxrss as u64 * 1024);
+            break format!("exit {status} {}", usage.ru_maxrss as u64 * 1024);
         }
         if start.elapsed() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{cmd:?} did not finish within {deadline:?} (hung); killed");
+            break format!("did not finish within {deadline:?} (hung); killed");
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    };
+    std::fs::write(work.join("stdout"), out.join().unwrap()).unwrap();
+    std::fs::write(work.join("stderr"), err.join().unwrap()).unwrap();
+    std::fs::write(work.join("result"), result).unwrap();
 }
 
 #[test]
