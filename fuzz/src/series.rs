@@ -29,3 +29,46 @@ pub fn codecs(data: &[u8]) {
         assert_eq!(encode_f64(&v), data, "Gorilla round trip");
     }
 }
+
+/// The line-protocol parser on any bytes, at every precision: no panic;
+/// every point of a line it accepts (with a key the store can hold) is
+/// written canonically and reads back to the same key, time and value bits.
+pub fn line_protocol(data: &[u8]) {
+    use sydra_engine::series::lineproto::{self, Precision};
+    let precision = match data.first().map(|b| b % 4) {
+        Some(1) => Precision::Microseconds,
+        Some(2) => Precision::Milliseconds,
+        Some(3) => Precision::Seconds,
+        _ => Precision::Nanoseconds,
+    };
+    for line in lineproto::parse(data, precision) {
+        let Ok(line) = line else { continue };
+        assert!(
+            !line.fields.is_empty(),
+            "a line without fields was accepted"
+        );
+        let Ok(points) = line.points(7) else { continue };
+        for p in points {
+            let mut text = String::new();
+            if lineproto::write_point(&mut text, &p.key, p.timestamp, &p.value).is_err() {
+                continue;
+            }
+            let mut again = lineproto::parse(text.as_bytes(), Precision::Nanoseconds);
+            let back = match again.next() {
+                Some(Ok(l)) => l,
+                other => panic!("canonical line {text:?} does not parse: {other:?}"),
+            };
+            assert!(
+                again.next().is_none(),
+                "canonical line {text:?} is two lines"
+            );
+            let back = back
+                .points(0)
+                .unwrap_or_else(|e| panic!("canonical line {text:?}: {e}"));
+            assert_eq!(back.len(), 1, "{text:?}");
+            assert_eq!(back[0].key, p.key, "{text:?}");
+            assert_eq!(back[0].timestamp, p.timestamp, "{text:?}");
+            assert!(back[0].value.same_bits(&p.value), "{text:?}");
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Integration tests of the time-series layer, one module per part of it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+/// Line protocol: the parser against a model of what each line says, and
+/// the canonical writer read back.
+mod lineproto;
