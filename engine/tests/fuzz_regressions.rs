@@ -138,3 +138,8 @@ fn gorilla_new_window_where_the_old_one_fits_is_refused() {
 fn seeds_line_protocol() {
     replay_seeds("line_protocol", series::line_protocol);
 }
+
+#[test]
+fn seeds_series_codecs() {
+    replay_seeds("series_codecs", series::series_codecs);
+}

@@ -72,3 +72,34 @@ pub fn line_protocol(data: &[u8]) {
         }
     }
 }
+
+/// The series column codecs (`series::codec`): every decoder on the same
+/// bytes; what one accepts re-encodes to a column no longer than the input
+/// that decodes to the same values (bit for bit for floats).
+pub fn series_codecs(data: &[u8]) {
+    use sydra_engine::series::codec as c;
+    if let Ok(ts) = c::decode_timestamps(data) {
+        let again = c::encode_timestamps(&ts);
+        assert!(again.len() <= data.len(), "timestamps re-encode longer");
+        assert_eq!(c::decode_timestamps(&again).as_ref(), Ok(&ts));
+    }
+    if let Ok(v) = c::decode_i64(data) {
+        let again = c::encode_i64(&v);
+        assert!(again.len() <= data.len(), "integers re-encode longer");
+        assert_eq!(c::decode_i64(&again).as_ref(), Ok(&v));
+    }
+    if let Ok(v) = c::decode_f64(data) {
+        let again = c::encode_f64(&v);
+        assert!(again.len() <= data.len(), "floats re-encode longer");
+        let back = c::decode_f64(&again).unwrap_or_else(|e| panic!("re-encoded floats: {e}"));
+        assert!(
+            back.iter()
+                .map(|f| f.to_bits())
+                .eq(v.iter().map(|f| f.to_bits()))
+        );
+    }
+    if let Ok(v) = c::decode_bool(data) {
+        let again = c::encode_bool(&v);
+        assert_eq!(again, data, "boolean runs are canonical");
+    }
+}

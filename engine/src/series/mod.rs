@@ -2,6 +2,7 @@
 //! line protocol in and out. The write path (appender, head, compaction) and
 //! the read path build on these types.
 
+pub mod codec;
 pub mod key;
 pub mod lineproto;
 

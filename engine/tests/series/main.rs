@@ -4,3 +4,6 @@
 /// Line protocol: the parser against a model of what each line says, and
 /// the canonical writer read back.
 mod lineproto;
+
+/// Column codecs: round trips on any values and on real-data shapes.
+mod codec;
