@@ -143,3 +143,8 @@ fn seeds_line_protocol() {
 fn seeds_series_codecs() {
     replay_seeds("series_codecs", series::series_codecs);
 }
+
+#[test]
+fn seeds_series_record() {
+    replay_seeds("series_record", series::series_record);
+}

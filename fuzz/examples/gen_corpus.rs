@@ -423,4 +423,37 @@ fn series_seeds(seeds: &mut Seeds) {
     );
     let flags: Vec<bool> = (0..100).map(|i| i % 10 < 7).collect();
     seeds.add("series_codecs", "bool-runs", codec::encode_bool(&flags));
+
+    use sydra_engine::series::record::{SamplesRecord, SeriesRecord, ValuesRef};
+    use sydra_engine::series::{SeriesKey, ValueType};
+    let key = |m: &str, tags: &[(&str, &str)], f: &str| {
+        SeriesKey::new(
+            m,
+            tags.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+            f,
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let mut defs = SeriesRecord::new();
+    defs.push(
+        1,
+        ValueType::Float,
+        &key("cpu", &[("host", "a"), ("dc", "x y")], "usage"),
+    );
+    defs.push(2, ValueType::Boolean, &key("up", &[], "value"));
+    defs.push(
+        300,
+        ValueType::String,
+        &key("log", &[("db", "telegraf")], "msg"),
+    );
+    seeds.add("series_record", "series", defs.finish());
+    let mut samples = SamplesRecord::new();
+    let ok = |r: Result<(), sydra_engine::series::record::RecordError>| {
+        r.unwrap_or_else(|e| panic!("{e}"))
+    };
+    ok(samples.push(1, &ts[..10], ValuesRef::F64(&weather[..10])));
+    ok(samples.push(2, &[5, 6, 7], ValuesRef::Bool(&[true, true, false])));
+    ok(samples.push(4, &[-1], ValuesRef::I64(&[i64::MIN])));
+    ok(samples.push(300, &[9], ValuesRef::Str(&["say \"hi\"".to_string()])));
+    seeds.add("series_record", "samples", samples.finish());
 }

@@ -103,3 +103,13 @@ pub fn series_codecs(data: &[u8]) {
         assert_eq!(again, data, "boolean runs are canonical");
     }
 }
+
+/// Series WAL records (`series::record`): an accepted payload re-encodes to
+/// itself byte for byte.
+pub fn series_record(data: &[u8]) {
+    use sydra_engine::series::record;
+    if let Ok(r) = record::decode(data) {
+        let again = record::encode(&r).unwrap_or_else(|e| panic!("decoded record: {e}"));
+        assert_eq!(again, data, "series record round trip");
+    }
+}

@@ -5,6 +5,7 @@
 pub mod codec;
 pub mod key;
 pub mod lineproto;
+pub mod record;
 
 pub use key::{KeyError, SeriesId, SeriesKey, Value, ValueType};
 pub use lineproto::{Line, ParseError, Point, Precision};

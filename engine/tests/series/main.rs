@@ -7,3 +7,6 @@ mod lineproto;
 
 /// Column codecs: round trips on any values and on real-data shapes.
 mod codec;
+
+/// Series WAL records: builders and decoder round trips.
+mod record;
