@@ -19,6 +19,7 @@ pub mod replay;
 mod repo;
 pub mod revision;
 pub mod section;
+pub mod series;
 pub mod time;
 pub mod wal;
 

@@ -133,3 +133,18 @@ fn gorilla_new_window_where_the_old_one_fits_is_refused() {
         assert_eq!(sydra_engine::codec::encode_f64(&v), bytes);
     }
 }
+
+#[test]
+fn seeds_line_protocol() {
+    replay_seeds("line_protocol", series::line_protocol);
+}
+
+#[test]
+fn seeds_series_codecs() {
+    replay_seeds("series_codecs", series::series_codecs);
+}
+
+#[test]
+fn seeds_series_record() {
+    replay_seeds("series_record", series::series_record);
+}

@@ -398,5 +398,96 @@ fn main() {
 
     // A few ids for object_id that a store never holds.
     seeds.add("object_id", "zero", ObjectId::from_bytes([0; 32]).to_hex());
+    series_seeds(&mut seeds);
     seeds.write(&root);
+}
+
+/// Line protocol and series column codecs: the shapes real data has.
+fn series_seeds(seeds: &mut Seeds) {
+    use sydra_engine::series::codec;
+    let lines: [(&str, &[u8]); 4] = [
+        (
+            "basic",
+            b"cpu,host=a\\ b,region=eu usage=1.5,idle=3i,ok=t,msg=\"hi \\\"x\\\"\" 1700000000000000000\n# c\n\nmem free=2\r\n",
+        ),
+        (
+            "ms",
+            b"\x02weather,station=JFK temp=39.02,dewp=26.06 1357016400000\nweather,station=LGA temp=39.92 1357020000000\n",
+        ),
+        (
+            "escapes",
+            b"m\\,x\\ y\\=z,t\\\\=v\\\\ f\\=g=\"a\\\\b\" -5\nm f=1e-300,g=-0,h=.5,i=-9223372036854775808i\n",
+        ),
+        (
+            "errors",
+            b"m,t=a=b f=1\nm f=1u\nm f=NaN\nm f=\"open\n,t=1 f=1\nm f=1 1 2\n",
+        ),
+    ];
+    for (label, text) in lines {
+        seeds.add("line_protocol", label, text.to_vec());
+    }
+    // Scrape timestamps: 1 s in ms stored as ns, with jitter and a gap.
+    let ts: Vec<i64> = (0..300i64)
+        .map(|i| {
+            (1_700_000_000_000
+                + i * 1000
+                + [0, 1, 0, 2][(i % 4) as usize]
+                + if i > 200 { 1000 } else { 0 })
+                * 1_000_000
+        })
+        .collect();
+    seeds.add("series_codecs", "ts-scrape", codec::encode_timestamps(&ts));
+    seeds.add(
+        "series_codecs",
+        "ts-few",
+        codec::encode_timestamps(&[5, -7]),
+    );
+    let weather: Vec<f64> = (0..200)
+        .map(|i| f64::from(3902 + (i * 37 % 200) - 100) / 100.0)
+        .collect();
+    seeds.add("series_codecs", "f64-decimal", codec::encode_f64(&weather));
+    let odd = [0.1 + 0.2, -0.0, f64::NAN, 1e300, 5e-324];
+    seeds.add("series_codecs", "f64-xor", codec::encode_f64(&odd));
+    let counter: Vec<i64> = (0..300).map(|i| i * 4096 + i % 3).collect();
+    seeds.add("series_codecs", "i64-counter", codec::encode_i64(&counter));
+    seeds.add(
+        "series_codecs",
+        "i64-any",
+        codec::encode_i64(&[i64::MIN, i64::MAX, 0, -1]),
+    );
+    let flags: Vec<bool> = (0..100).map(|i| i % 10 < 7).collect();
+    seeds.add("series_codecs", "bool-runs", codec::encode_bool(&flags));
+
+    use sydra_engine::series::record::{SamplesRecord, SeriesRecord, ValuesRef};
+    use sydra_engine::series::{SeriesKey, ValueType};
+    let key = |m: &str, tags: &[(&str, &str)], f: &str| {
+        SeriesKey::new(
+            m,
+            tags.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+            f,
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let mut defs = SeriesRecord::new();
+    defs.push(
+        1,
+        ValueType::Float,
+        &key("cpu", &[("host", "a"), ("dc", "x y")], "usage"),
+    );
+    defs.push(2, ValueType::Boolean, &key("up", &[], "value"));
+    defs.push(
+        300,
+        ValueType::String,
+        &key("log", &[("db", "telegraf")], "msg"),
+    );
+    seeds.add("series_record", "series", defs.finish());
+    let mut samples = SamplesRecord::new();
+    let ok = |r: Result<(), sydra_engine::series::record::RecordError>| {
+        r.unwrap_or_else(|e| panic!("{e}"))
+    };
+    ok(samples.push(1, &ts[..10], ValuesRef::F64(&weather[..10])));
+    ok(samples.push(2, &[5, 6, 7], ValuesRef::Bool(&[true, true, false])));
+    ok(samples.push(4, &[-1], ValuesRef::I64(&[i64::MIN])));
+    ok(samples.push(300, &[9], ValuesRef::Str(&["say \"hi\"".to_string()])));
+    seeds.add("series_record", "samples", samples.finish());
 }

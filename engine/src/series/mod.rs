@@ -1,0 +1,11 @@
+//! The time-series layer (DESIGN.md §10): series keys and values, InfluxDB
+//! line protocol in and out. The write path (appender, head, compaction) and
+//! the read path build on these types.
+
+pub mod codec;
+pub mod key;
+pub mod lineproto;
+pub mod record;
+
+pub use key::{KeyError, SeriesId, SeriesKey, Value, ValueType};
+pub use lineproto::{Line, ParseError, Point, Precision};

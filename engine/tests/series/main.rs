@@ -1,0 +1,12 @@
+//! Integration tests of the time-series layer, one module per part of it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+/// Line protocol: the parser against a model of what each line says, and
+/// the canonical writer read back.
+mod lineproto;
+
+/// Column codecs: round trips on any values and on real-data shapes.
+mod codec;
+
+/// Series WAL records: builders and decoder round trips.
+mod record;
