@@ -170,7 +170,14 @@ impl Engine {
         let _ = repo.layout().create_lock_files();
         let stale_locks = repo.refs().remove_stale_locks()?;
         let mut report = OpenReport {
-            temp_files_removed: remove_dead_temp_files(repo.objects().tmp_dir())?,
+            temp_files_removed: {
+                let mut removed = remove_dead_temp_files(repo.objects().tmp_dir(), "obj-")?;
+                removed.extend(remove_dead_temp_files(
+                    &crate::history::temp_dir(&repo),
+                    "history-",
+                )?);
+                removed
+            },
             ref_writers_active: stale_locks.is_none(),
             stale_locks_removed: stale_locks.unwrap_or_default(),
             ..OpenReport::default()
@@ -535,9 +542,11 @@ fn take_lock(path: &Path, dir: &Path) -> Result<File> {
     Ok(f)
 }
 
-/// Remove temp files whose writer process is gone. Names are
-/// `obj-<pid>-<n>.tmp`; a file of a live process is left alone.
-fn remove_dead_temp_files(tmp: &Path) -> Result<Vec<PathBuf>> {
+/// Remove temp files whose writer process is gone: `obj-<pid>-<n>.tmp` in
+/// `objects/tmp/`, `history-<pid>-<n>.tmp` in `index/tmp/` (history indexes
+/// are also built by readers that hold no lock, so a live pid's file is in
+/// use). A file of a live process is left alone; any other name is removed.
+fn remove_dead_temp_files(tmp: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
     let mut removed = Vec::new();
     let rd = match fs::read_dir(tmp) {
         Ok(rd) => rd,
@@ -550,7 +559,7 @@ fn remove_dead_temp_files(tmp: &Path) -> Result<Vec<PathBuf>> {
         let name = entry.file_name();
         let pid = name
             .to_str()
-            .and_then(|n| n.strip_prefix("obj-"))
+            .and_then(|n| n.strip_prefix(prefix))
             .and_then(|n| n.split('-').next())
             .and_then(|p| p.parse::<u32>().ok());
         let alive = match pid {

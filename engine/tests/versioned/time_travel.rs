@@ -238,3 +238,34 @@ fn concurrent_index_rebuilds_never_fail_a_lookup() {
     assert!(done.load(std::sync::atomic::Ordering::SeqCst));
     assert_eq!(failures.into_inner(), 0);
 }
+
+#[test]
+fn opening_the_engine_removes_history_temp_files_of_dead_processes_only() {
+    let d = tempfile::tempdir().unwrap();
+    let (repo, _) = Repository::init(d.path()).unwrap();
+    let tmp = history::temp_dir(&repo);
+    std::fs::create_dir_all(&tmp).unwrap();
+    // No pid reaches 10^9 (Linux's pid_max is at most 2^22).
+    let dead = tmp.join("history-999999999-1.tmp");
+    // A reader in another live process may be writing this one right now.
+    let reader = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let live_other = tmp.join(format!("history-{}-1.tmp", reader.id()));
+    for p in [&dead, &live_other] {
+        std::fs::write(p, b"partial").unwrap();
+    }
+    drop(repo);
+    let e = sydra_engine::Engine::open(d.path(), Default::default()).unwrap();
+    assert!(e.open_report().temp_files_removed.contains(&dead));
+    assert!(!dead.exists());
+    assert!(
+        live_other.exists(),
+        "a live process's temp file was removed"
+    );
+    drop(e);
+    let mut reader = reader;
+    let _ = reader.kill();
+    let _ = reader.wait();
+}
