@@ -67,6 +67,10 @@ pub struct OpenReport {
     /// in the middle of a transaction, so its lock files were live and none
     /// was removed; one a crash left is removed at a later open.
     pub ref_writers_active: bool,
+    /// Series the head was rebuilt with from the WAL.
+    pub head_series: usize,
+    /// Points the head was rebuilt with from the WAL.
+    pub head_points: u64,
 }
 
 impl OpenReport {
@@ -100,7 +104,9 @@ pub struct Engine {
     options: Options,
     pub(crate) commit_lock: Mutex<()>,
     poisoned: Poison,
-    report: OpenReport,
+    pub(crate) report: OpenReport,
+    /// The time-series head (series/head.rs): points not yet compacted.
+    pub(crate) head: Mutex<crate::series::head::Head>,
 }
 
 /// The engine's poison flag, shared with the sections it hands out: the
@@ -185,7 +191,7 @@ impl Engine {
         let chunked_through = head_chunked_through(&repo)?;
         let (wal, wal_report) = Wal::open(&repo.layout().wal(), options.wal, chunked_through)?;
         report.wal = wal_report;
-        Ok(Engine {
+        let mut engine = Engine {
             repo,
             wal,
             lock,
@@ -193,7 +199,10 @@ impl Engine {
             commit_lock: Mutex::new(()),
             poisoned: Poison::default(),
             report,
-        })
+            head: Mutex::new(crate::series::head::Head::new(1)),
+        };
+        engine.rebuild_head()?;
+        Ok(engine)
     }
 
     /// `sydra wal repair`: look for damage to acknowledged WAL records

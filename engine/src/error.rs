@@ -51,6 +51,19 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A time-series write refused: a type mismatch, a string value, an
+    /// unknown series ref.
+    #[error("{0}")]
+    Series(String),
+    /// A series record in the WAL that does not decode or contradicts the
+    /// records before it.
+    #[error("WAL record {seq}: {reason}")]
+    SeriesRecord {
+        /// Its seq.
+        seq: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// From the WAL.
     #[error(transparent)]
     Wal(#[from] crate::wal::WalError),

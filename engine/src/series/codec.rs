@@ -76,6 +76,11 @@
 
 use crate::codec::CodecError;
 
+/// The most values one column holds. Segments and head chunks are far
+/// smaller; the bound keeps a boolean column's run lengths (which expand)
+/// from claiming memory its few bytes cannot justify.
+pub const MAX_COLUMN_VALUES: u64 = 1 << 24;
+
 /// Exact powers of ten as f64 (each is representable: 5^e < 2^53).
 const POW10_F64: [f64; 19] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
@@ -180,6 +185,9 @@ impl<'a> Input<'a> {
     /// input: refused before anything is allocated for them.
     fn count(&mut self, min_bits: usize) -> Result<usize, CodecError> {
         let n = self.varint()?;
+        if n > MAX_COLUMN_VALUES {
+            return Err(self.err("more values than a column may hold"));
+        }
         let left = (self.b.len() * 8).saturating_sub(self.bit);
         match usize::try_from(n) {
             Ok(n) if n.saturating_mul(min_bits) <= left + 64 * 8 => Ok(n),
@@ -704,6 +712,9 @@ pub fn encode_bool(values: &[bool]) -> Vec<u8> {
 pub fn decode_bool(b: &[u8]) -> Result<Vec<bool>, CodecError> {
     let mut input = Input::new(b, "boolean");
     let n = input.varint()?;
+    if n > MAX_COLUMN_VALUES {
+        return Err(input.err("more values than a column may hold"));
+    }
     let mut out = Vec::new();
     if n > 0 {
         let mut cur = match input.byte()? {
@@ -825,5 +836,12 @@ mod tests {
         assert!(decode_bool(&[2, 1, 3]).is_err());
         assert!(decode_bool(&[2, 1, 0, 2]).is_err());
         assert_eq!(decode_bool(&[3, 1, 2, 1]), Ok(vec![true, true, false]));
+        // A run claiming 2^40 values from six bytes (a fuzz finding) is
+        // refused before anything is allocated for it.
+        let mut huge = Vec::new();
+        put_varint(&mut huge, 1 << 40);
+        huge.push(1);
+        put_varint(&mut huge, 1 << 40);
+        assert!(decode_bool(&huge).is_err());
     }
 }

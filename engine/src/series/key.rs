@@ -77,6 +77,18 @@ impl Value {
     }
 }
 
+impl ValueType {
+    /// "a float value", "an integer value", …: for messages.
+    pub fn with_article(self) -> &'static str {
+        match self {
+            ValueType::Float => "a float value",
+            ValueType::Integer => "an integer value",
+            ValueType::Boolean => "a boolean value",
+            ValueType::String => "a string value",
+        }
+    }
+}
+
 impl fmt::Display for ValueType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -2,10 +2,14 @@
 //! line protocol in and out. The write path (appender, head, compaction) and
 //! the read path build on these types.
 
+pub mod append;
 pub mod codec;
+pub mod head;
 pub mod key;
 pub mod lineproto;
 pub mod record;
 
+pub use append::{AppendCommit, Appender};
+pub use head::SeriesRef;
 pub use key::{KeyError, SeriesId, SeriesKey, Value, ValueType};
 pub use lineproto::{Line, ParseError, Point, Precision};

@@ -281,6 +281,21 @@ impl Wal {
         &self,
         payloads: &[P],
     ) -> Result<std::ops::RangeInclusive<u64>, WalError> {
+        self.append_batch_then(payloads, |_| ()).map(|(r, ())| r)
+    }
+
+    /// [`append_batch`](Wal::append_batch), running `then` with the seqs
+    /// once the records are queued and before waiting for them to be
+    /// acknowledged. `then` runs under the log's state lock, so what it does
+    /// is ordered exactly as the records are in the log (the time-series
+    /// head applies points this way, so its last write is the log's). It
+    /// must be short and must not append. Its result is returned with the
+    /// seqs; it does not run when the batch is refused.
+    pub fn append_batch_then<P: AsRef<[u8]>, R>(
+        &self,
+        payloads: &[P],
+        then: impl FnOnce(std::ops::RangeInclusive<u64>) -> R,
+    ) -> Result<(std::ops::RangeInclusive<u64>, R), WalError> {
         let max = self.inner.opts.max_record;
         if let Some(p) = payloads.iter().find(|p| p.as_ref().len() > max) {
             return Err(WalError::RecordTooLarge {
@@ -298,8 +313,9 @@ impl Wal {
             inner.push(&mut st, p.as_ref());
         }
         let last = st.next_seq - 1;
+        let out = then(first..=last);
         if payloads.is_empty() {
-            return Ok(first..=last);
+            return Ok((first..=last, out));
         }
         // Counted under the lock the append holds anyway: an atomic here
         // would be one more read-modify-write per record.
@@ -318,7 +334,7 @@ impl Wal {
                 }
             }
         }
-        Ok(first..=last)
+        Ok((first..=last, out))
     }
 
     /// Make every appended record durable; returns the last durable seq.

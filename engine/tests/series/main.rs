@@ -10,3 +10,9 @@ mod codec;
 
 /// Series WAL records: builders and decoder round trips.
 mod record;
+
+/// The appender and the head: log order, rebuild at open, types.
+mod append;
+
+/// SIGKILL while ingesting: every acknowledged point survives once.
+mod crash;

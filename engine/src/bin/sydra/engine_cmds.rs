@@ -11,7 +11,7 @@ use sydra_engine::{Engine, Options, Replay, Repository, Tail, main_ref};
 
 use crate::util::quote_path;
 
-fn open_engine(dir: &Path, sync: SyncMode) -> anyhow::Result<Engine> {
+pub(crate) fn open_engine(dir: &Path, sync: SyncMode) -> anyhow::Result<Engine> {
     let opts = Options {
         wal: WalOptions {
             sync,

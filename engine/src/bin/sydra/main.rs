@@ -8,6 +8,7 @@ mod admin;
 mod demo;
 mod engine_cmds;
 mod plumbing;
+mod series_cmds;
 mod util;
 
 use std::path::PathBuf;
@@ -74,6 +75,14 @@ enum Command {
     Fsck(admin::FsckArgs),
     /// Objects by kind, refs, WAL, reachable vs unreachable.
     Stats(admin::StatsArgs),
+    /// Write InfluxDB line protocol (files or standard input); exit 0 only
+    /// when every point is durable.
+    Write(series_cmds::WriteArgs),
+    /// Print every point of the head as canonical line protocol (one field
+    /// per line, tags sorted, ns timestamps), sorted by series and time.
+    Export,
+    /// List the series of the head: key, type, points appended.
+    Series(series_cmds::SeriesArgs),
     /// The main job: an embedded time-series workload, end to end.
     Demo(demo::DemoArgs),
 }
@@ -122,6 +131,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Gc(a) => admin::gc(&dir, a),
         Command::Fsck(a) => admin::fsck(&dir, a),
         Command::Stats(a) => admin::stats(&dir, a),
+        Command::Write(a) => series_cmds::write(&dir, a),
+        Command::Export => series_cmds::export(&dir),
+        Command::Series(a) => series_cmds::series(&dir, a),
         Command::Demo(_) => Ok(0),
     }
 }

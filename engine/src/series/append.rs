@@ -1,0 +1,320 @@
+//! The write path's API on [`Engine`]: series handles, the appender, the
+//! head's rebuild at open, and reads of the head.
+//!
+//! ```no_run
+//! # fn main() -> sydra_engine::Result<()> {
+//! use sydra_engine::series::{SeriesKey, Value};
+//! let engine = sydra_engine::Engine::create("data", Default::default())?;
+//! let cpu = engine.series(&SeriesKey::new("cpu", [("host".into(), "a".into())], "usage")?)?;
+//! let mut app = engine.appender();
+//! app.append(cpu, 1_700_000_000_000_000_000, Value::F64(0.5))?;
+//! app.append(cpu, 1_700_000_001_000_000_000, Value::F64(0.7))?;
+//! let done = app.commit()?; // durable per the sync mode when it returns
+//! assert_eq!(done.points, 2);
+//! # Ok(()) }
+//! ```
+//!
+//! A commit is one group-committed set of WAL records: a definition record
+//! for every series of the commit not yet in the log (so a series is always
+//! in the log before its first point), then its samples. With
+//! `SyncMode::Always` the points are durable when `commit` returns; with
+//! the other modes, as that mode says. Points are visible to reads of the
+//! head as soon as their records are queued, in log order, so the head's
+//! "last write" for a timestamp is the log's; a commit that then fails to
+//! become durable poisons the engine (reopen rebuilds the head from what is
+//! in the log).
+
+use std::collections::HashMap;
+use std::ops::RangeInclusive;
+
+use super::head::{Column, HeadError, SeriesRef};
+use super::key::{SeriesKey, Value, ValueType};
+use super::record::{self, Record, SamplesRecord, SeriesRecord, ValuesRef};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+
+/// Bytes of sample payload per WAL record before a commit starts another
+/// (well under the default 16 MiB record limit).
+const RECORD_TARGET: usize = 1 << 20;
+/// The most bytes one point takes in a samples record (two 10-byte varints).
+const MAX_POINT_BYTES: usize = 20;
+/// The most bytes a group's header takes (ref, type, count), with the
+/// record's own header.
+const GROUP_HEADER_BYTES: usize = 32;
+
+/// What a commit did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AppendCommit {
+    /// Points committed.
+    pub points: u64,
+    /// Series whose definition this commit logged.
+    pub new_series: u64,
+    /// The WAL seqs of its records (`None` for an empty commit).
+    pub seqs: Option<RangeInclusive<u64>>,
+}
+
+/// Collects points, then commits them together. Dropping it without
+/// `commit` discards them.
+#[derive(Debug)]
+pub struct Appender<'e> {
+    engine: &'e Engine,
+    /// Per series: timestamps and values, in append order.
+    groups: HashMap<u64, (Vec<i64>, Column)>,
+    points: u64,
+}
+
+impl Engine {
+    /// The handle of the series `key`, made if the engine has not seen it.
+    /// Cheap to call again, cheaper to keep: appends through a handle do not
+    /// look the key up.
+    pub fn series(&self, key: &SeriesKey) -> Result<SeriesRef> {
+        Ok(self.head.lock().series(key))
+    }
+
+    /// The handle of `key` if the head has it (never makes one).
+    pub fn find_series(&self, key: &SeriesKey) -> Option<SeriesRef> {
+        self.head.lock().ref_of(key)
+    }
+
+    /// An appender for a batch of points.
+    pub fn appender(&self) -> Appender<'_> {
+        Appender {
+            engine: self,
+            groups: HashMap::new(),
+            points: 0,
+        }
+    }
+
+    /// Every series in the head (with at least one point or a type), sorted
+    /// by key, with its type and the points appended to it.
+    pub fn head_series(&self) -> Vec<(SeriesKey, SeriesRef, ValueType, u64)> {
+        self.head
+            .lock()
+            .list()
+            .into_iter()
+            .map(|(k, r, t, n)| ((*k).clone(), r, t, n))
+            .collect()
+    }
+
+    /// The head's points of a series, sorted by time, one per timestamp
+    /// (the last written).
+    pub fn head_points(&self, series: SeriesRef) -> Result<Vec<(i64, Value)>> {
+        self.head.lock().points(series.0).map_err(series_error)
+    }
+
+    /// Points and bytes the head holds.
+    pub fn head_stats(&self) -> (usize, u64, usize) {
+        let h = self.head.lock();
+        (h.series_count(), h.point_count(), h.bytes())
+    }
+
+    /// Rebuild the head from every series record after the head commit's
+    /// applied seq (called by open).
+    pub(crate) fn rebuild_head(&mut self) -> Result<()> {
+        let mut replay = self.replay_head()?;
+        let mut head = super::head::Head::new(1);
+        while let Some(r) = replay.next_record() {
+            let (seq, payload) = r?;
+            if !record::is_series_record(payload) {
+                continue;
+            }
+            let rec = record::decode(payload).map_err(|e| Error::SeriesRecord {
+                seq,
+                reason: e.to_string(),
+            })?;
+            let applied = match &rec {
+                Record::Series(defs) => defs.iter().try_for_each(|d| head.replay_def(seq, d)),
+                Record::Samples(groups) => {
+                    groups.iter().try_for_each(|g| head.replay_samples(seq, g))
+                }
+            };
+            applied.map_err(|e| Error::SeriesRecord {
+                seq,
+                reason: e.to_string(),
+            })?;
+        }
+        self.report.head_series = head.series_count();
+        self.report.head_points = head.point_count();
+        *self.head.get_mut() = head;
+        Ok(())
+    }
+}
+
+fn series_error(e: HeadError) -> Error {
+    Error::Series(e.to_string())
+}
+
+impl Appender<'_> {
+    /// Whether [`append`](Appender::append) would take this point: its
+    /// series exists, it is no string, and its type is the series' (or
+    /// that of this appender's earlier points of it). Lets a caller refuse
+    /// a whole line of input before adding any of its points.
+    pub fn check(&self, series: SeriesRef, value: &Value) -> Result<()> {
+        let t = value.value_type();
+        let head = self.engine.head.lock();
+        let s = head
+            .get(series.0)
+            .ok_or(Error::Series(format!("no series with ref {}", series.0)))?;
+        if t == ValueType::String {
+            return Err(series_error(HeadError::StringValue {
+                key: s.key.to_string(),
+            }));
+        }
+        let has = match self.groups.get(&series.0) {
+            Some((_, col)) => Some(column_type(col)),
+            None => s.value_type,
+        };
+        match has {
+            Some(has) if has != t => Err(series_error(HeadError::Type {
+                key: s.key.to_string(),
+                has,
+                got: t,
+            })),
+            _ => Ok(()),
+        }
+    }
+
+    /// Add a point. Refused (and nothing added) when its type differs from
+    /// the series' or from this appender's earlier points of it, or when it
+    /// is a string.
+    pub fn append(&mut self, series: SeriesRef, timestamp: i64, value: Value) -> Result<()> {
+        let t = value.value_type();
+        match self.groups.get_mut(&series.0) {
+            Some((ts, col)) => {
+                if column_type(col) != t {
+                    return Err(self.check(series, &value).err().unwrap_or_else(|| {
+                        Error::Series(format!("series ref {}: {t} value refused", series.0))
+                    }));
+                }
+                push(col, &value);
+                ts.push(timestamp);
+            }
+            None => {
+                self.check(series, &value)?;
+                let mut col = match t {
+                    ValueType::Integer => Column::I64(Vec::new()),
+                    ValueType::Boolean => Column::Bool(Vec::new()),
+                    _ => Column::F64(Vec::new()),
+                };
+                push(&mut col, &value);
+                self.groups.insert(series.0, (vec![timestamp], col));
+            }
+        }
+        self.points += 1;
+        Ok(())
+    }
+
+    /// Points added so far.
+    pub fn len(&self) -> u64 {
+        self.points
+    }
+
+    /// Whether none were added.
+    pub fn is_empty(&self) -> bool {
+        self.points == 0
+    }
+
+    /// Log every point (durable per the sync mode when this returns) and
+    /// apply them to the head.
+    pub fn commit(self) -> Result<AppendCommit> {
+        let engine = self.engine;
+        engine.check_poison()?;
+        if self.points == 0 {
+            return Ok(AppendCommit::default());
+        }
+        let mut order: Vec<u64> = self.groups.keys().copied().collect();
+        order.sort_unstable();
+        // Types are settled, and definitions written for series the log
+        // does not know yet. A series typed here but not yet logged by
+        // another commit gets a definition in both; replay accepts the
+        // repeat.
+        let mut defs = SeriesRecord::new();
+        let mut defined = Vec::new();
+        {
+            let mut head = engine.head.lock();
+            for &r in &order {
+                let (_, col) = &self.groups[&r];
+                head.type_for(r, column_type(col)).map_err(series_error)?;
+            }
+            for &r in &order {
+                if let Some(s) = head.get(r)
+                    && !s.logged
+                    && let Some(t) = s.value_type
+                {
+                    defs.push(r, t, &s.key);
+                    defined.push(r);
+                }
+            }
+        }
+        let mut payloads: Vec<Vec<u8>> = Vec::new();
+        if !defs.is_empty() {
+            payloads.push(defs.finish());
+        }
+        // Records stay well under the log's record limit: at most `cap`
+        // bytes, a point taking at most MAX_POINT_BYTES (two 10-byte
+        // varints), so a big group is split across records.
+        let cap = (engine.wal().options().max_record / 2).clamp(256, RECORD_TARGET);
+        let per_record = (cap - GROUP_HEADER_BYTES) / MAX_POINT_BYTES;
+        let mut rec = SamplesRecord::new();
+        for &r in &order {
+            let (ts, col) = &self.groups[&r];
+            let mut from = 0;
+            while from < ts.len() {
+                let to = (from + per_record).min(ts.len());
+                if !rec.is_empty()
+                    && rec.len() + GROUP_HEADER_BYTES + (to - from) * MAX_POINT_BYTES > cap
+                {
+                    payloads.push(std::mem::take(&mut rec).finish());
+                }
+                let values = match col {
+                    Column::F64(v) => ValuesRef::F64(&v[from..to]),
+                    Column::I64(v) => ValuesRef::I64(&v[from..to]),
+                    Column::Bool(v) => ValuesRef::Bool(&v[from..to]),
+                };
+                rec.push(r, &ts[from..to], values)
+                    .map_err(|e| Error::Series(e.to_string()))?;
+                from = to;
+            }
+        }
+        if !rec.is_empty() {
+            payloads.push(rec.finish());
+        }
+        let groups = &self.groups;
+        let appended = engine.wal().append_batch_then(&payloads, |_| {
+            // Under the log's lock, right after the records are queued:
+            // the head sees commits in log order.
+            let mut head = engine.head.lock();
+            for &r in &defined {
+                head.mark_logged(r);
+            }
+            for &r in &order {
+                let (ts, col) = &groups[&r];
+                head.push(r, ts, col);
+            }
+        });
+        let (seqs, ()) = engine.note(appended.map_err(Error::from))?;
+        Ok(AppendCommit {
+            points: self.points,
+            new_series: defined.len() as u64,
+            seqs: Some(seqs),
+        })
+    }
+}
+
+fn push(col: &mut Column, v: &Value) -> bool {
+    match (col, v) {
+        (Column::F64(c), Value::F64(x)) => c.push(*x),
+        (Column::I64(c), Value::I64(x)) => c.push(*x),
+        (Column::Bool(c), Value::Bool(x)) => c.push(*x),
+        _ => return false,
+    }
+    true
+}
+
+fn column_type(c: &Column) -> ValueType {
+    match c {
+        Column::F64(_) => ValueType::Float,
+        Column::I64(_) => ValueType::Integer,
+        Column::Bool(_) => ValueType::Boolean,
+    }
+}
