@@ -51,6 +51,10 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A series key refused (an empty or unrepresentable part, a duplicate
+    /// tag).
+    #[error("invalid series key: {0}")]
+    SeriesKey(#[from] crate::series::KeyError),
     /// A time-series write refused: a type mismatch, a string value, an
     /// unknown series ref.
     #[error("{0}")]

@@ -16,3 +16,6 @@ mod append;
 
 /// SIGKILL while ingesting: every acknowledged point survives once.
 mod crash;
+
+/// `sydra write` and `sydra export` end to end.
+mod cli;
