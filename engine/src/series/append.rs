@@ -151,6 +151,12 @@ impl Appender<'_> {
     /// a whole line of input before adding any of its points.
     pub fn check(&self, series: SeriesRef, value: &Value) -> Result<()> {
         let t = value.value_type();
+        if let Some((_, col)) = self.groups.get(&series.0)
+            && column_type(col) == t
+        {
+            // Typed by this appender's earlier points, which were checked.
+            return Ok(());
+        }
         let head = self.engine.head.lock();
         let s = head
             .get(series.0)

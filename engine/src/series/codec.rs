@@ -240,7 +240,8 @@ impl<'a> Input<'a> {
 /// MSB-first bit output, padded with zero bits at the end.
 struct Bits<'a> {
     out: &'a mut Vec<u8>,
-    acc: u64,
+    /// The `n` (< 8) bits not yet written, in the low bits.
+    acc: u128,
     n: u32,
 }
 
@@ -249,20 +250,23 @@ impl<'a> Bits<'a> {
         Bits { out, acc: 0, n: 0 }
     }
 
+    /// Append the low `width` (<= 64) bits of `v`.
     fn put(&mut self, v: u64, width: u32) {
-        let mut width = width;
-        while width > 0 {
-            let take = width.min(8 - self.n);
-            let chunk = (v >> (width - take)) & ((1u64 << take) - 1);
-            self.acc = (self.acc << take) | chunk;
-            self.n += take;
-            width -= take;
-            if self.n == 8 {
-                self.out.push(self.acc as u8);
-                self.acc = 0;
-                self.n = 0;
-            }
+        if width == 0 {
+            return;
         }
+        let v = if width == 64 {
+            v
+        } else {
+            v & ((1u64 << width) - 1)
+        };
+        self.acc = (self.acc << width) | u128::from(v);
+        self.n += width;
+        while self.n >= 8 {
+            self.n -= 8;
+            self.out.push((self.acc >> self.n) as u8);
+        }
+        self.acc &= (1u128 << self.n) - 1;
     }
 
     fn finish(self) {
@@ -294,10 +298,15 @@ fn choose_widths(residuals: &[u64]) -> (u32, u32, u64) {
         prefix[l + 1] = prefix[l] + hist[l];
     }
     let total = prefix[65];
+    // Widths past the longest residual only cost more: search up to it.
+    let longest = (0..65u32)
+        .rev()
+        .find(|&l| hist[l as usize] > 0)
+        .unwrap_or(0);
     let mut best = (0u32, 0u32, u64::MAX);
-    for k in 0..=64u32 {
+    for k in 0..=longest {
         let in1 = prefix[k as usize + 1];
-        for m in k..=64u32 {
+        for m in k..=longest {
             let in2 = prefix[m as usize + 1] - in1;
             let in3 = total - in1 - in2;
             let cost = zeros + in1 * (2 + u64::from(k)) + in2 * (3 + u64::from(m)) + in3 * (3 + 64);

@@ -115,6 +115,10 @@ pub struct Line<'a> {
     pub measurement: Cow<'a, str>,
     /// The tags as written (unescaped; keys unique, not yet sorted).
     pub tags: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    /// The measurement and tags exactly as the input spells them (escaped,
+    /// tags in input order): equal spellings are the same series, so a
+    /// writer can cache series handles by it without building keys.
+    pub raw_series: &'a str,
     /// The fields as written (keys unique).
     pub fields: Vec<(Cow<'a, str>, Value)>,
     /// The timestamp in ns, if the line has one.
@@ -296,6 +300,7 @@ impl<'a> LineParser<'a> {
             self.pos += 1;
         }
         let at = self.pos;
+        let series_start = at;
         let measurement = self.ident(b", ");
         if measurement.is_empty() {
             return self.err(at, "missing measurement");
@@ -328,6 +333,7 @@ impl<'a> LineParser<'a> {
             }
             tags.push((key, value));
         }
+        let raw_series = &self.text[series_start..self.pos];
         if self.peek() != Some(b' ') {
             return self.err(
                 self.pos,
@@ -371,6 +377,7 @@ impl<'a> LineParser<'a> {
             line: self.line,
             measurement,
             tags,
+            raw_series,
             fields,
             timestamp,
         })

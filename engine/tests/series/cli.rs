@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use sydra_engine::series::lineproto::{self, Precision};
 use sydra_engine::series::Value;
+use sydra_engine::series::lineproto::{self, Precision};
 
 type Model = BTreeMap<(String, String), BTreeMap<i64, Value>>;
 
@@ -17,7 +17,11 @@ fn sydra(dir: &std::path::Path, args: &[&str], stdin: Option<&[u8]>) -> std::pro
         .arg("--dir")
         .arg(dir)
         .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -48,7 +52,13 @@ fn generate(seed: u64, lines: usize) -> (String, Model) {
     let measurements = ["cpu", "disk io", "net,if", "a=b", "temp\\c"];
     let hosts = ["a", "b c", "d,e", "f=g", "h\\i"];
     // field name, type: 0 float, 1 integer, 2 boolean
-    let fields = [("usage", 0), ("count", 1), ("up", 2), ("x y", 0), ("n=1", 1)];
+    let fields = [
+        ("usage", 0),
+        ("count", 1),
+        ("up", 2),
+        ("x y", 0),
+        ("n=1", 1),
+    ];
     let esc = |s: &str, measurement: bool| {
         let mut o = String::new();
         for c in s.chars() {
@@ -136,7 +146,9 @@ fn normalise(model: Model) -> Model {
             .unwrap()
             .unwrap();
         let key = line.points(0).unwrap().remove(0).key;
-        out.entry((key.series_string(), field)).or_default().extend(points);
+        out.entry((key.series_string(), field))
+            .or_default()
+            .extend(points);
     }
     out
 }
@@ -150,12 +162,28 @@ fn write_then_export_gives_back_every_point_last_write_winning() {
     let (b, model_b) = generate(0x0fed_cba9_8765_4321, 400);
     let file = d.path().join("a.lp");
     std::fs::write(&file, &a).unwrap();
-    let out = sydra(&data, &["write", "--precision", "s", file.to_str().unwrap()], None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = sydra(
+        &data,
+        &["write", "--precision", "s", file.to_str().unwrap()],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("durable"));
     // The second input on stdin: its writes come later and win.
-    let out = sydra(&data, &["write", "--precision", "s", "-"], Some(b.as_bytes()));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = sydra(
+        &data,
+        &["write", "--precision", "s", "-"],
+        Some(b.as_bytes()),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut model = normalise(model_a);
     for (k, pts) in normalise(model_b) {
         model.entry(k).or_default().extend(pts);
@@ -168,7 +196,11 @@ fn write_then_export_gives_back_every_point_last_write_winning() {
     let data2 = d.path().join("d2");
     assert!(sydra(&data2, &["init"], None).status.success());
     let out = sydra(&data2, &["write"], Some(&exported.stdout));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(sydra(&data2, &["export"], None).stdout, exported.stdout);
 }
 
@@ -186,10 +218,16 @@ fn a_bad_line_stops_the_write_naming_it_and_keeps_the_lines_before() {
     let out = sydra(&data, &["write"], Some(text.as_bytes()));
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("line 57") && err.contains("56 point(s)"), "{err}");
+    assert!(
+        err.contains("line 57") && err.contains("56 point(s)"),
+        "{err}"
+    );
     let exported = sydra(&data, &["export"], None);
     let n = String::from_utf8_lossy(&exported.stdout).lines().count();
-    assert_eq!(n, 56, "exactly the lines before the bad one, none of line 57");
+    assert_eq!(
+        n, 56,
+        "exactly the lines before the bad one, none of line 57"
+    );
     let out = sydra(&data, &["write"], Some(b"m f=oops 1\n"));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 1, column 5"), "{err}");

@@ -36,6 +36,25 @@ pub struct SeriesArgs {
     json: bool,
 }
 
+struct Point {
+    timestamp: i64,
+    value: sydra_engine::series::Value,
+}
+
+/// The key of one field of a parsed line.
+fn line_key(
+    line: &lineproto::Line<'_>,
+    field: &str,
+) -> Result<SeriesKey, sydra_engine::series::KeyError> {
+    SeriesKey::new(
+        line.measurement.as_ref(),
+        line.tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        field,
+    )
+}
+
 /// Where the points of one input came from, for error messages.
 struct Source<'a> {
     name: &'a str,
@@ -44,7 +63,9 @@ struct Source<'a> {
 
 struct Writer<'e> {
     engine: &'e Engine,
-    refs: HashMap<SeriesKey, SeriesRef>,
+    /// Handles by the input's spelling of measurement and tags, then by
+    /// field: a line of a known series builds no key at all.
+    refs: HashMap<Box<str>, Vec<(Box<str>, SeriesRef)>>,
     app: Option<sydra_engine::series::Appender<'e>>,
     points: u64,
     new_series: u64,
@@ -75,28 +96,40 @@ impl<'e> Writer<'e> {
                 )
             })?;
             let at = line.line + src.line_base;
-            let points = line
-                .points(self.now)
-                .map_err(|e| anyhow::anyhow!("{}: line {at}: {}", src.name, e.message))?;
+            let ts = line.timestamp.unwrap_or(self.now);
             // The whole line is checked before any of its points is added:
             // a refused line adds nothing.
-            let mut refs = Vec::with_capacity(points.len());
-            for p in &points {
-                let r = match self.refs.get(&p.key) {
-                    Some(r) => *r,
+            let mut refs = Vec::with_capacity(line.fields.len());
+            for (field, value) in &line.fields {
+                let known = self
+                    .refs
+                    .get(line.raw_series)
+                    .and_then(|fs| fs.iter().find(|(f, _)| **f == **field))
+                    .map(|(_, r)| *r);
+                let r = match known {
+                    Some(r) => r,
                     None => {
-                        let r = self.engine.series(&p.key)?;
-                        self.refs.insert(p.key.clone(), r);
+                        let key = line_key(&line, field)
+                            .map_err(|e| anyhow::anyhow!("{}: line {at}: {e}", src.name))?;
+                        let r = self.engine.series(&key)?;
+                        self.refs
+                            .entry(line.raw_series.into())
+                            .or_default()
+                            .push((field.as_ref().into(), r));
                         r
                     }
                 };
                 let app = self.app.get_or_insert_with(|| self.engine.appender());
-                app.check(r, &p.value)
+                app.check(r, value)
                     .map_err(|e| anyhow::anyhow!("{}: line {at}: {e}", src.name))?;
                 refs.push(r);
             }
+            let points = line.fields.into_iter().map(|(_, v)| Point {
+                timestamp: ts,
+                value: v,
+            });
             let app = self.app.get_or_insert_with(|| self.engine.appender());
-            for (p, r) in points.into_iter().zip(refs) {
+            for (p, r) in points.zip(refs) {
                 app.append(r, p.timestamp, p.value)
                     .map_err(|e| anyhow::anyhow!("{}: line {at}: {e}", src.name))?;
             }
