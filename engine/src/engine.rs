@@ -71,6 +71,8 @@ pub struct OpenReport {
     pub head_series: usize,
     /// Points the head was rebuilt with from the WAL.
     pub head_points: u64,
+    /// Why the head could not be rebuilt (series operations then refuse).
+    pub head_error: Option<String>,
 }
 
 impl OpenReport {
@@ -201,7 +203,7 @@ impl Engine {
             report,
             head: Mutex::new(crate::series::head::Head::new(1)),
         };
-        engine.rebuild_head()?;
+        engine.rebuild_head();
         Ok(engine)
     }
 

@@ -68,12 +68,25 @@ impl Engine {
     /// Cheap to call again, cheaper to keep: appends through a handle do not
     /// look the key up.
     pub fn series(&self, key: &SeriesKey) -> Result<SeriesRef> {
-        Ok(self.head.lock().series(key))
+        Ok(self.live_head()?.series(key))
+    }
+
+    /// The head, unless its rebuild at open failed.
+    pub(crate) fn live_head(&self) -> Result<parking_lot::MutexGuard<'_, super::head::Head>> {
+        let head = self.head.lock();
+        match &head.broken {
+            None => Ok(head),
+            Some(why) => Err(Error::Series(format!(
+                "the time-series head could not be rebuilt from the WAL at open ({why}); \
+                 series reads and writes are refused until that is repaired (sydra fsck, \
+                 sydra wal repair)"
+            ))),
+        }
     }
 
     /// The handle of `key` if the head has it (never makes one).
-    pub fn find_series(&self, key: &SeriesKey) -> Option<SeriesRef> {
-        self.head.lock().ref_of(key)
+    pub fn find_series(&self, key: &SeriesKey) -> Result<Option<SeriesRef>> {
+        Ok(self.live_head()?.ref_of(key))
     }
 
     /// An appender for a batch of points.
@@ -87,19 +100,19 @@ impl Engine {
 
     /// Every series in the head (with at least one point or a type), sorted
     /// by key, with its type and the points appended to it.
-    pub fn head_series(&self) -> Vec<(SeriesKey, SeriesRef, ValueType, u64)> {
-        self.head
-            .lock()
+    pub fn head_series(&self) -> Result<Vec<(SeriesKey, SeriesRef, ValueType, u64)>> {
+        Ok(self
+            .live_head()?
             .list()
             .into_iter()
             .map(|(k, r, t, n)| ((*k).clone(), r, t, n))
-            .collect()
+            .collect())
     }
 
     /// The head's points of a series, sorted by time, one per timestamp
     /// (the last written).
     pub fn head_points(&self, series: SeriesRef) -> Result<Vec<(i64, Value)>> {
-        self.head.lock().points(series.0).map_err(series_error)
+        self.live_head()?.points(series.0).map_err(series_error)
     }
 
     /// Points and bytes the head holds.
@@ -109,8 +122,23 @@ impl Engine {
     }
 
     /// Rebuild the head from every series record after the head commit's
-    /// applied seq (called by open).
-    pub(crate) fn rebuild_head(&mut self) -> Result<()> {
+    /// applied seq (called by open). A failure (damaged WAL bytes under the
+    /// head checkpoint, a record that contradicts the ones before it) does
+    /// not fail the open: it is reported (`OpenReport::head_error`) and
+    /// every series operation refuses with it, so nothing is read or
+    /// written over a head that lacks points, while fsck, gc and the WAL
+    /// repair still run.
+    pub(crate) fn rebuild_head(&mut self) {
+        if let Err(e) = self.try_rebuild_head() {
+            let why = e.to_string();
+            self.report.head_error = Some(why.clone());
+            let mut head = super::head::Head::new(1);
+            head.broken = Some(why);
+            *self.head.get_mut() = head;
+        }
+    }
+
+    fn try_rebuild_head(&mut self) -> Result<()> {
         let mut replay = self.replay_head()?;
         let mut head = super::head::Head::new(1);
         while let Some(r) = replay.next_record() {
@@ -157,7 +185,7 @@ impl Appender<'_> {
             // Typed by this appender's earlier points, which were checked.
             return Ok(());
         }
-        let head = self.engine.head.lock();
+        let head = self.engine.live_head()?;
         let s = head
             .get(series.0)
             .ok_or(Error::Series(format!("no series with ref {}", series.0)))?;
@@ -237,7 +265,7 @@ impl Appender<'_> {
         let mut defs = SeriesRecord::new();
         let mut defined = Vec::new();
         {
-            let mut head = engine.head.lock();
+            let mut head = engine.live_head()?;
             for &r in &order {
                 let (_, col) = &self.groups[&r];
                 head.type_for(r, column_type(col)).map_err(series_error)?;

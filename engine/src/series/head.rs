@@ -174,6 +174,10 @@ pub enum HeadError {
 /// The head. Guarded by one mutex in the engine.
 #[derive(Debug, Default)]
 pub(crate) struct Head {
+    /// Why the rebuild at open failed, if it did: every series operation
+    /// then refuses with it (the engine still opens, for fsck, gc and
+    /// `wal repair`).
+    pub(crate) broken: Option<String>,
     by_key: HashMap<Arc<SeriesKey>, u64>,
     series: HashMap<u64, HeadSeries>,
     next_ref: u64,

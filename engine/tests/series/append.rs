@@ -26,6 +26,7 @@ fn key(m: &str, host: &str, f: &str) -> SeriesKey {
 /// Every series' head points, by key.
 fn snapshot(e: &Engine) -> Vec<(SeriesKey, Vec<(i64, Value)>)> {
     e.head_series()
+        .unwrap()
         .into_iter()
         .map(|(k, r, _, _)| (k, e.head_points(r).unwrap()))
         .collect()
@@ -158,7 +159,7 @@ fn checkpoints_and_raw_records_between_commits_lose_nothing() {
     drop(e);
     let e = Engine::open(d.path(), opts()).unwrap();
     let p = e
-        .head_points(e.find_series(&key("m", "a", "f")).unwrap())
+        .head_points(e.find_series(&key("m", "a", "f")).unwrap().unwrap())
         .unwrap();
     assert_eq!(p.len(), 600);
     assert!(p.iter().all(|(t, v)| *v == Value::I64(t / 100)));
@@ -173,7 +174,7 @@ fn checkpoints_and_raw_records_between_commits_lose_nothing() {
 }
 
 #[test]
-fn a_sample_without_its_definition_is_an_error_naming_the_record() {
+fn a_head_that_cannot_be_rebuilt_refuses_series_operations_but_the_engine_opens() {
     let d = tempfile::tempdir().unwrap();
     let e = Engine::create(d.path(), opts()).unwrap();
     let mut r = sydra_engine::series::record::SamplesRecord::new();
@@ -185,9 +186,20 @@ fn a_sample_without_its_definition_is_an_error_naming_the_record() {
     .unwrap();
     let seq = e.append(&r.finish()).unwrap();
     drop(e);
-    let err = Engine::open(d.path(), opts()).unwrap_err().to_string();
+    // Open still works (fsck, gc and the WAL repair need it) ...
+    let e = Engine::open(d.path(), opts()).unwrap();
+    let why = e.open_report().head_error.clone().unwrap();
     assert!(
-        err.contains(&format!("record {seq}")) && err.contains("42"),
+        why.contains(&format!("record {seq}")) && why.contains("42"),
+        "{why}"
+    );
+    // ... but nothing reads or writes over a head that lacks points.
+    let err = e.series(&key("m", "a", "f")).unwrap_err().to_string();
+    assert!(
+        err.contains("could not be rebuilt") && err.contains("42"),
         "{err}"
     );
+    assert!(e.head_series().is_err());
+    // Raw records still work.
+    e.append(b"raw").unwrap();
 }

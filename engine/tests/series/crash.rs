@@ -132,7 +132,7 @@ fn acknowledged_points_survive_sigkill_exactly_once() {
         let mut distinct = 0u64;
         for t in 0..THREADS {
             let want = acked.get(&t).copied().unwrap_or(-1);
-            let Some(s) = e.find_series(&key(t)) else {
+            let Some(s) = e.find_series(&key(t)).unwrap() else {
                 assert_eq!(want, -1, "cycle {cycle}: series {t} lost");
                 continue;
             };

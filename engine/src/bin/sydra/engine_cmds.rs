@@ -40,6 +40,9 @@ pub(crate) fn open_engine(dir: &Path, sync: SyncMode) -> anyhow::Result<Engine> 
             r.stale_locks_removed.len()
         );
     }
+    if let Some(why) = &r.head_error {
+        eprintln!("sydra: warning: the time-series head could not be rebuilt: {why}");
+    }
     if r.ref_writers_active {
         eprintln!(
             "sydra: another process is updating refs; its ref locks were left in place (stale ones are removed at a later open)"

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use sydra_engine::series::lineproto::{self, Precision};
-use sydra_engine::series::{SeriesKey, SeriesRef};
+use sydra_engine::series::{SeriesKey, SeriesRef, Value};
 use sydra_engine::wal::SyncMode;
 use sydra_engine::{Engine, now_ns};
 
@@ -36,11 +36,6 @@ pub struct SeriesArgs {
     json: bool,
 }
 
-struct Point {
-    timestamp: i64,
-    value: sydra_engine::series::Value,
-}
-
 /// The key of one field of a parsed line.
 fn line_key(
     line: &lineproto::Line<'_>,
@@ -55,100 +50,103 @@ fn line_key(
     )
 }
 
-/// Where the points of one input came from, for error messages.
-struct Source<'a> {
-    name: &'a str,
-    line_base: usize,
+/// Parsed lines of one block of input, ready to append: points in input
+/// order, and where each line's points end.
+struct Parsed {
+    /// The input's name, for messages.
+    name: std::sync::Arc<str>,
+    points: Vec<(SeriesRef, i64, Value)>,
+    /// (line number, end index in `points`), one per line.
+    lines: Vec<(usize, usize)>,
 }
 
-struct Writer<'e> {
+/// What the parsing thread hands the appending one, in input order.
+enum Msg {
+    Block(Parsed),
+    /// The input stops here: the lines before it were all sent.
+    Error(anyhow::Error),
+}
+
+/// The parsing side: reads the inputs in blocks, parses complete lines and
+/// resolves each field's series handle (cached by the input's spelling of
+/// measurement and tags, so a known series builds no key).
+struct Parser<'e> {
     engine: &'e Engine,
-    /// Handles by the input's spelling of measurement and tags, then by
-    /// field: a line of a known series builds no key at all.
     refs: HashMap<Box<str>, Vec<(Box<str>, SeriesRef)>>,
-    app: Option<sydra_engine::series::Appender<'e>>,
-    points: u64,
-    new_series: u64,
-    lines: u64,
+    precision: Precision,
     now: i64,
+    tx: std::sync::mpsc::SyncSender<Msg>,
 }
 
-impl<'e> Writer<'e> {
-    fn commit(&mut self) -> anyhow::Result<()> {
-        if let Some(app) = self.app.take() {
-            let done = app.commit()?;
-            self.points += done.points;
-            self.new_series += done.new_series;
+impl Parser<'_> {
+    /// Parse the complete lines of `chunk` (numbered from `line_base + 1`)
+    /// and send them; on the first bad line, send what came before it and
+    /// return the error.
+    fn chunk(&mut self, name: &str, chunk: &[u8], line_base: usize) -> anyhow::Result<()> {
+        let mut out = Parsed {
+            name: name.into(),
+            points: Vec::new(),
+            lines: Vec::new(),
+        };
+        let result = self.lines(name, chunk, line_base, &mut out);
+        if !out.lines.is_empty() {
+            // A closed channel means the appending side stopped on an
+            // error of its own, which it reports.
+            let _ = self.tx.send(Msg::Block(out));
         }
-        Ok(())
+        result
     }
 
-    /// Parse and append the complete lines of `chunk`.
-    fn feed(&mut self, chunk: &[u8], precision: Precision, src: &Source<'_>) -> anyhow::Result<()> {
-        for line in lineproto::parse(chunk, precision) {
+    fn lines(
+        &mut self,
+        name: &str,
+        chunk: &[u8],
+        line_base: usize,
+        out: &mut Parsed,
+    ) -> anyhow::Result<()> {
+        for line in lineproto::parse(chunk, self.precision) {
             let line = line.map_err(|e| {
                 anyhow::anyhow!(
-                    "{}: line {}, column {}: {}",
-                    src.name,
-                    e.line + src.line_base,
+                    "{name}: line {}, column {}: {}",
+                    e.line + line_base,
                     e.column,
                     e.message
                 )
             })?;
-            let at = line.line + src.line_base;
+            let line_no = line.line + line_base;
             let ts = line.timestamp.unwrap_or(self.now);
-            // The whole line is checked before any of its points is added:
-            // a refused line adds nothing.
-            let mut refs = Vec::with_capacity(line.fields.len());
-            for (field, value) in &line.fields {
+            for (field, _) in &line.fields {
                 let known = self
                     .refs
                     .get(line.raw_series)
                     .and_then(|fs| fs.iter().find(|(f, _)| **f == **field))
                     .map(|(_, r)| *r);
-                let r = match known {
-                    Some(r) => r,
-                    None => {
-                        let key = line_key(&line, field)
-                            .map_err(|e| anyhow::anyhow!("{}: line {at}: {e}", src.name))?;
-                        let r = self.engine.series(&key)?;
-                        self.refs
-                            .entry(line.raw_series.into())
-                            .or_default()
-                            .push((field.as_ref().into(), r));
-                        r
-                    }
-                };
-                let app = self.app.get_or_insert_with(|| self.engine.appender());
-                app.check(r, value)
-                    .map_err(|e| anyhow::anyhow!("{}: line {at}: {e}", src.name))?;
-                refs.push(r);
+                if known.is_none() {
+                    let key = line_key(&line, field)
+                        .map_err(|e| anyhow::anyhow!("{name}: line {line_no}: {e}"))?;
+                    let r = self.engine.series(&key)?;
+                    self.refs
+                        .entry(line.raw_series.into())
+                        .or_default()
+                        .push((field.as_ref().into(), r));
+                }
             }
-            let points = line.fields.into_iter().map(|(_, v)| Point {
-                timestamp: ts,
-                value: v,
-            });
-            let app = self.app.get_or_insert_with(|| self.engine.appender());
-            for (p, r) in points.zip(refs) {
-                app.append(r, p.timestamp, p.value)
-                    .map_err(|e| anyhow::anyhow!("{}: line {at}: {e}", src.name))?;
+            let fields = self.refs.get(line.raw_series);
+            for (field, value) in line.fields {
+                let r = fields
+                    .and_then(|fs| fs.iter().find(|(f, _)| **f == *field))
+                    .map(|(_, r)| *r)
+                    .ok_or_else(|| anyhow::anyhow!("{name}: line {line_no}: no series handle"))?;
+                out.points.push((r, ts, value));
             }
-            self.lines += 1;
-            if self.app.as_ref().is_some_and(|a| a.len() >= COMMIT_POINTS) {
-                self.commit()?;
-            }
+            out.lines.push((line_no, out.points.len()));
         }
         Ok(())
     }
 
-    /// Read `input` in blocks, feeding complete lines; a line longer than
-    /// [`MAX_LINE`] is refused naming it.
-    fn read(
-        &mut self,
-        name: &str,
-        mut input: impl Read,
-        precision: Precision,
-    ) -> anyhow::Result<()> {
+    /// Read `input` in blocks and parse its complete lines; a line longer
+    /// than [`MAX_LINE`] is refused naming it.
+    fn read(&mut self, name: &str, mut input: impl Read) -> anyhow::Result<()> {
         let mut carry: Vec<u8> = Vec::new();
         let mut block = vec![0u8; 1 << 20];
         let mut line_base = 0usize;
@@ -159,13 +157,11 @@ impl<'e> Writer<'e> {
                 Err(e) => return Err(e).with_context(|| format!("cannot read {name}")),
             };
             if n == 0 {
-                let src = Source { name, line_base };
-                return self.feed(&carry, precision, &src);
+                return self.chunk(name, &carry, line_base);
             }
             carry.extend_from_slice(&block[..n]);
             if let Some(last) = carry.iter().rposition(|&b| b == b'\n') {
-                let src = Source { name, line_base };
-                self.feed(&carry[..=last], precision, &src)?;
+                self.chunk(name, &carry[..=last], line_base)?;
                 line_base += carry[..=last].iter().filter(|&&b| b == b'\n').count();
                 carry.drain(..=last);
             }
@@ -180,6 +176,66 @@ impl<'e> Writer<'e> {
     }
 }
 
+/// The appending side's tally.
+#[derive(Default)]
+struct Tally {
+    points: u64,
+    new_series: u64,
+    lines: u64,
+}
+
+/// Append what the parser sends, line by line (each line checked whole
+/// before any of its points is added), committing every
+/// [`COMMIT_POINTS`]; stops at the first error, committing what came
+/// before it.
+fn append_all(
+    engine: &Engine,
+    rx: std::sync::mpsc::Receiver<Msg>,
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
+    let mut app = engine.appender();
+    let mut result = Ok(());
+    'blocks: for msg in rx {
+        let block = match msg {
+            Msg::Block(b) => b,
+            Msg::Error(e) => {
+                result = Err(e);
+                break;
+            }
+        };
+        let mut from = 0;
+        for &(line_no, end) in &block.lines {
+            let line = &block.points[from..end];
+            from = end;
+            let fail =
+                |e: sydra_engine::Error| anyhow::anyhow!("{}: line {line_no}: {e}", block.name);
+            if let Some(e) = line.iter().find_map(|(r, _, v)| app.check(*r, v).err()) {
+                result = Err(fail(e));
+                break 'blocks;
+            }
+            for (r, ts, v) in line {
+                // A clone of a checked value: no string, so no allocation.
+                if let Err(e) = app.append(*r, *ts, v.clone()) {
+                    result = Err(fail(e));
+                    break 'blocks;
+                }
+            }
+            tally.lines += 1;
+            if app.len() >= COMMIT_POINTS {
+                let done = std::mem::replace(&mut app, engine.appender()).commit()?;
+                tally.points += done.points;
+                tally.new_series += done.new_series;
+            }
+        }
+    }
+    // Every line before an error is committed too, so the count reported
+    // is exactly what the store keeps.
+    let done = app.commit()?;
+    tally.points += done.points;
+    tally.new_series += done.new_series;
+    result
+}
+
 pub fn write(dir: &Path, a: WriteArgs) -> anyhow::Result<u8> {
     let precision: Precision = a
         .precision
@@ -187,54 +243,60 @@ pub fn write(dir: &Path, a: WriteArgs) -> anyhow::Result<u8> {
         .map_err(|e: String| crate::util::usage(format!("--precision: {e}")))?;
     let engine = open_engine(dir, SyncMode::Never)?;
     let started = Instant::now();
-    let mut w = Writer {
-        engine: &engine,
-        refs: HashMap::new(),
-        app: None,
-        points: 0,
-        new_series: 0,
-        lines: 0,
-        now: now_ns(),
-    };
     let files = if a.files.is_empty() {
         vec![PathBuf::from("-")]
     } else {
         a.files
     };
-    let mut result = Ok(());
-    for f in &files {
-        result = if f.as_os_str() == "-" {
-            w.read("standard input", io::stdin().lock(), precision)
-        } else {
-            let name = f.display().to_string();
-            match std::fs::File::open(f) {
-                Ok(file) => w.read(&name, file, precision),
-                Err(e) => Err(anyhow::anyhow!("cannot open {name}: {e}")),
+    let mut tally = Tally::default();
+    // Two threads, one per core here: one reads, parses and resolves
+    // series; the other appends and commits. A few blocks in flight bound
+    // the memory between them.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(4);
+    let result = std::thread::scope(|scope| {
+        let engine = &engine;
+        scope.spawn(move || {
+            let mut p = Parser {
+                engine,
+                refs: HashMap::new(),
+                precision,
+                now: now_ns(),
+                tx,
+            };
+            for f in &files {
+                let r = if f.as_os_str() == "-" {
+                    p.read("standard input", io::stdin().lock())
+                } else {
+                    let name = f.display().to_string();
+                    match std::fs::File::open(f) {
+                        Ok(file) => p.read(&name, file),
+                        Err(e) => Err(anyhow::anyhow!("cannot open {name}: {e}")),
+                    }
+                };
+                if let Err(e) = r {
+                    let _ = p.tx.send(Msg::Error(e));
+                    return;
+                }
             }
-        };
-        if result.is_err() {
-            break;
-        }
-    }
-    // Every line before an error is committed and made durable too, so
-    // the count reported is exactly what the store keeps.
-    let committed = w.commit();
+        });
+        append_all(engine, rx, &mut tally)
+    });
     engine.sync()?;
     let secs = started.elapsed().as_secs_f64();
-    match result.and(committed) {
+    match result {
         Ok(()) => {
             eprintln!(
                 "sydra: wrote {} points ({} new series) from {} lines in {secs:.2} s ({:.0} points/s), durable",
-                w.points,
-                w.new_series,
-                w.lines,
-                w.points as f64 / secs.max(1e-9)
+                tally.points,
+                tally.new_series,
+                tally.lines,
+                tally.points as f64 / secs.max(1e-9)
             );
             Ok(0)
         }
         Err(e) => Err(anyhow::anyhow!(
             "{e:#}; the {} point(s) before it were written and are durable",
-            w.points
+            tally.points
         )),
     }
 }
@@ -243,7 +305,7 @@ pub fn export(dir: &Path) -> anyhow::Result<u8> {
     let engine = open_engine(dir, SyncMode::Never)?;
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut line = String::new();
-    for (key, r, _, _) in engine.head_series() {
+    for (key, r, _, _) in engine.head_series()? {
         for (ts, v) in engine.head_points(r)? {
             line.clear();
             lineproto::write_point(&mut line, &key, ts, &v)?;
@@ -257,7 +319,7 @@ pub fn export(dir: &Path) -> anyhow::Result<u8> {
 pub fn series(dir: &Path, a: SeriesArgs) -> anyhow::Result<u8> {
     let engine = open_engine(dir, SyncMode::Never)?;
     let mut out = io::BufWriter::new(io::stdout().lock());
-    for (key, r, t, n) in engine.head_series() {
+    for (key, r, t, n) in engine.head_series()? {
         if a.json {
             let v = serde_json::json!({
                 "series": key.series_string(),
