@@ -109,6 +109,9 @@ pub struct Engine {
     pub(crate) report: OpenReport,
     /// The time-series head (series/head.rs): points not yet compacted.
     pub(crate) head: Mutex<crate::series::head::Head>,
+    /// The lowest seq of a series record the head holds points or
+    /// definitions from (`u64::MAX`: none): no checkpoint may apply it.
+    pub(crate) series_floor: std::sync::atomic::AtomicU64,
 }
 
 /// The engine's poison flag, shared with the sections it hands out: the
@@ -202,6 +205,7 @@ impl Engine {
             poisoned: Poison::default(),
             report,
             head: Mutex::new(crate::series::head::Head::new(1)),
+            series_floor: std::sync::atomic::AtomicU64::new(u64::MAX),
         };
         engine.rebuild_head();
         Ok(engine)
@@ -260,7 +264,9 @@ impl Engine {
         &self.repo
     }
 
-    /// The WAL.
+    /// The WAL itself: stats, options, and appends below the engine's
+    /// checks (no poison check, no refusal of the series records' magic:
+    /// use [`Engine::append`] for records of your own).
     pub fn wal(&self) -> &Wal {
         &self.wal
     }
@@ -288,8 +294,12 @@ impl Engine {
     }
 
     /// Append a record; returns its seq once acknowledged per the sync mode.
+    ///
+    /// A payload starting with the series records' magic (`FF 'S' 'Y' 'T'`,
+    /// FORMAT §17) is refused: the head would read it as one of its own.
     pub fn append(&self, payload: &[u8]) -> Result<u64> {
         self.check_poison()?;
+        refuse_series_magic(&[payload])?;
         self.note(self.wal.append(payload).map_err(Error::from))
     }
 
@@ -299,6 +309,7 @@ impl Engine {
         payloads: &[P],
     ) -> Result<std::ops::RangeInclusive<u64>> {
         self.check_poison()?;
+        refuse_series_magic(payloads)?;
         self.note(self.wal.append_batch(payloads).map_err(Error::from))
     }
 
@@ -360,6 +371,19 @@ impl Engine {
                 return Err(Error::AppliedSeq {
                     applied,
                     reason: format!("the WAL is durable only through seq {durable}"),
+                });
+            }
+            // The head is rebuilt only from records after the applied seq;
+            // until compaction moves series points into segments, no
+            // applied seq may cover a series record.
+            let floor = self.series_floor.load(std::sync::atomic::Ordering::Acquire);
+            if applied > prev_applied && applied >= floor {
+                return Err(Error::AppliedSeq {
+                    applied,
+                    reason: format!(
+                        "series records from seq {floor} on are not compacted into segments; \
+                         applying them would take their points out of the head"
+                    ),
                 });
             }
             let arena = Bump::new();
@@ -520,6 +544,20 @@ fn head_chunked_through(repo: &Repository) -> Result<u64> {
             .unwrap_or(0),
         None => 0,
     })
+}
+
+fn refuse_series_magic<P: AsRef<[u8]>>(payloads: &[P]) -> Result<()> {
+    if payloads
+        .iter()
+        .any(|p| crate::series::record::is_series_record(p.as_ref()))
+    {
+        return Err(Error::Series(
+            "a raw WAL record may not start with the bytes FF 53 59 54 (\\xFFSYT), \
+             which mark the engine's own series records"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Take the writer lock. `LOCK` exists in every store `init` made; it is

@@ -74,13 +74,14 @@ pub fn line_protocol(data: &[u8]) {
 }
 
 /// The series column codecs (`series::codec`): every decoder on the same
-/// bytes; what one accepts re-encodes to a column no longer than the input
-/// that decodes to the same values (bit for bit for floats).
+/// bytes; what one accepts re-encodes to a column that decodes to the same
+/// values (bit for bit for floats); integer columns re-encode no longer
+/// (their mode and widths are chosen by size; a timestamp column's nominal
+/// interval is the median delta, not the smallest coding, so it may grow).
 pub fn series_codecs(data: &[u8]) {
     use sydra_engine::series::codec as c;
     if let Ok(ts) = c::decode_timestamps(data) {
         let again = c::encode_timestamps(&ts);
-        assert!(again.len() <= data.len(), "timestamps re-encode longer");
         assert_eq!(c::decode_timestamps(&again).as_ref(), Ok(&ts));
     }
     if let Ok(v) = c::decode_i64(data) {
@@ -90,7 +91,6 @@ pub fn series_codecs(data: &[u8]) {
     }
     if let Ok(v) = c::decode_f64(data) {
         let again = c::encode_f64(&v);
-        assert!(again.len() <= data.len(), "floats re-encode longer");
         let back = c::decode_f64(&again).unwrap_or_else(|e| panic!("re-encoded floats: {e}"));
         assert!(
             back.iter()

@@ -72,7 +72,10 @@ impl Engine {
     }
 
     /// The head, unless its rebuild at open failed.
+    /// Refused too once the engine is poisoned: the head may then hold
+    /// points whose records never became durable.
     pub(crate) fn live_head(&self) -> Result<parking_lot::MutexGuard<'_, super::head::Head>> {
+        self.check_poison()?;
         let head = self.head.lock();
         match &head.broken {
             None => Ok(head),
@@ -112,7 +115,8 @@ impl Engine {
     /// The head's points of a series, sorted by time, one per timestamp
     /// (the last written).
     pub fn head_points(&self, series: SeriesRef) -> Result<Vec<(i64, Value)>> {
-        self.live_head()?.points(series.0).map_err(series_error)
+        let snapshot = self.live_head()?.snapshot(series.0).map_err(series_error)?;
+        snapshot.points().map_err(series_error)
     }
 
     /// Points and bytes the head holds.
@@ -146,6 +150,8 @@ impl Engine {
             if !record::is_series_record(payload) {
                 continue;
             }
+            self.series_floor
+                .fetch_min(seq, std::sync::atomic::Ordering::AcqRel);
             let rec = record::decode(payload).map_err(|e| Error::SeriesRecord {
                 seq,
                 reason: e.to_string(),
@@ -262,7 +268,13 @@ impl Appender<'_> {
         // does not know yet. A series typed here but not yet logged by
         // another commit gets a definition in both; replay accepts the
         // repeat.
-        let mut defs = SeriesRecord::new();
+        // Records stay well under the log's record limit: at most `cap`
+        // bytes; definitions are split at it, and so are big sample groups
+        // (a point takes at most MAX_POINT_BYTES: two 10-byte varints).
+        let max_record = engine.wal().options().max_record;
+        let cap = (max_record / 2).clamp(GROUP_HEADER_BYTES + MAX_POINT_BYTES, RECORD_TARGET);
+        let per_record = (cap - GROUP_HEADER_BYTES) / MAX_POINT_BYTES;
+        let mut payloads: Vec<Vec<u8>> = Vec::new();
         let mut defined = Vec::new();
         {
             let mut head = engine.live_head()?;
@@ -270,25 +282,26 @@ impl Appender<'_> {
                 let (_, col) = &self.groups[&r];
                 head.type_for(r, column_type(col)).map_err(series_error)?;
             }
+            let mut defs = SeriesRecord::new();
+            let mut one = Vec::new();
             for &r in &order {
                 if let Some(s) = head.get(r)
                     && !s.logged
                     && let Some(t) = s.value_type
                 {
+                    one.clear();
+                    s.key.encode(&mut one);
+                    if !defs.is_empty() && defs.len() + one.len() + GROUP_HEADER_BYTES > cap {
+                        payloads.push(std::mem::take(&mut defs).finish());
+                    }
                     defs.push(r, t, &s.key);
                     defined.push(r);
                 }
             }
+            if !defs.is_empty() {
+                payloads.push(defs.finish());
+            }
         }
-        let mut payloads: Vec<Vec<u8>> = Vec::new();
-        if !defs.is_empty() {
-            payloads.push(defs.finish());
-        }
-        // Records stay well under the log's record limit: at most `cap`
-        // bytes, a point taking at most MAX_POINT_BYTES (two 10-byte
-        // varints), so a big group is split across records.
-        let cap = (engine.wal().options().max_record / 2).clamp(256, RECORD_TARGET);
-        let per_record = (cap - GROUP_HEADER_BYTES) / MAX_POINT_BYTES;
         let mut rec = SamplesRecord::new();
         for &r in &order {
             let (ts, col) = &self.groups[&r];
@@ -314,9 +327,13 @@ impl Appender<'_> {
             payloads.push(rec.finish());
         }
         let groups = &self.groups;
-        let appended = engine.wal().append_batch_then(&payloads, |_| {
+        let appended = engine.wal().append_batch_then(&payloads, |seqs| {
             // Under the log's lock, right after the records are queued:
-            // the head sees commits in log order.
+            // the head sees commits in log order. Only copies here; full
+            // groups are sealed after the log's lock is released.
+            engine
+                .series_floor
+                .fetch_min(*seqs.start(), std::sync::atomic::Ordering::AcqRel);
             let mut head = engine.head.lock();
             for &r in &defined {
                 head.mark_logged(r);
@@ -327,6 +344,12 @@ impl Appender<'_> {
             }
         });
         let (seqs, ()) = engine.note(appended.map_err(Error::from))?;
+        {
+            let mut head = engine.head.lock();
+            for &r in &order {
+                head.seal(r);
+            }
+        }
         Ok(AppendCommit {
             points: self.points,
             new_series: defined.len() as u64,

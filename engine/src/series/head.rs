@@ -28,6 +28,10 @@ use super::record::{SampleGroup, SeriesDef, Values};
 /// Points per sealed chunk.
 pub const CHUNK_POINTS: usize = 128;
 
+/// The highest series ref a log may name (refs count up from 1; the bound
+/// keeps `next_ref` far from overflow whatever a damaged log says).
+pub const MAX_REF: u64 = 1 << 62;
+
 /// A handle to a series, from [`crate::Engine::series`]: reuse it for every
 /// point of that series so its key is not looked up again. Valid for the
 /// engine that returned it.
@@ -77,11 +81,19 @@ impl Column {
         }
     }
 
-    fn encode(&self) -> Vec<u8> {
+    fn encode_range(&self, start: usize, end: usize) -> Vec<u8> {
         match self {
-            Column::F64(c) => codec::encode_f64(c),
-            Column::I64(c) => codec::encode_i64(c),
-            Column::Bool(c) => codec::encode_bool(c),
+            Column::F64(c) => codec::encode_f64(&c[start..end]),
+            Column::I64(c) => codec::encode_i64(&c[start..end]),
+            Column::Bool(c) => codec::encode_bool(&c[start..end]),
+        }
+    }
+
+    fn drain_front(&mut self, n: usize) {
+        match self {
+            Column::F64(c) => drop(c.drain(..n)),
+            Column::I64(c) => drop(c.drain(..n)),
+            Column::Bool(c) => drop(c.drain(..n)),
         }
     }
 
@@ -91,14 +103,6 @@ impl Column {
             ValueType::Boolean => Column::Bool(codec::decode_bool(b)?),
             _ => Column::F64(codec::decode_f64(b)?),
         })
-    }
-
-    fn clear(&mut self) {
-        match self {
-            Column::F64(c) => c.clear(),
-            Column::I64(c) => c.clear(),
-            Column::Bool(c) => c.clear(),
-        }
     }
 }
 
@@ -114,7 +118,7 @@ pub(crate) struct HeadSeries {
     pub(crate) key: Arc<SeriesKey>,
     pub(crate) value_type: Option<ValueType>,
     pub(crate) logged: bool,
-    chunks: Vec<Chunk>,
+    chunks: Vec<Arc<Chunk>>,
     open_ts: Vec<i64>,
     open: Option<Column>,
     points: u64,
@@ -140,6 +144,56 @@ impl HeadSeries {
             .map(|c| c.timestamps.len() + c.values.len())
             .sum::<usize>()
             + self.open_ts.len() * 16
+    }
+}
+
+/// A series' head data, copied out under the lock (sealed chunks shared).
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    key: Arc<SeriesKey>,
+    value_type: Option<ValueType>,
+    chunks: Vec<Arc<Chunk>>,
+    open_ts: Vec<i64>,
+    open: Option<Column>,
+    points: u64,
+}
+
+impl Snapshot {
+    /// The points, sorted by time, one per timestamp (the last written).
+    pub(crate) fn points(self) -> Result<Vec<(i64, Value)>, HeadError> {
+        let s = self;
+        let Some(t) = s.value_type else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<(i64, Value)> = Vec::with_capacity(s.points as usize);
+        for c in &s.chunks {
+            let ts = codec::decode_timestamps(&c.timestamps)
+                .map_err(|e| HeadError::Log(format!("head chunk of {}: {e}", s.key)))?;
+            let vals = Column::decode(t, &c.values)
+                .map_err(|e| HeadError::Log(format!("head chunk of {}: {e}", s.key)))?;
+            for (i, t) in ts.into_iter().enumerate() {
+                if let Some(v) = vals.get(i) {
+                    out.push((t, v));
+                }
+            }
+        }
+        if let Some(open) = &s.open {
+            for (i, &t) in s.open_ts.iter().enumerate() {
+                if let Some(v) = open.get(i) {
+                    out.push((t, v));
+                }
+            }
+        }
+        // Stable: equal timestamps keep append order, and the last wins.
+        out.sort_by_key(|p| p.0);
+        let mut dedup: Vec<(i64, Value)> = Vec::with_capacity(out.len());
+        for p in out {
+            match dedup.last_mut() {
+                Some(last) if last.0 == p.0 => *last = p,
+                _ => dedup.push(p),
+            }
+        }
+        Ok(dedup)
     }
 }
 
@@ -244,6 +298,8 @@ impl Head {
     }
 
     /// Append points to a typed series (the caller checked the type).
+    /// Only copies: [`seal`](Head::seal) compresses full groups later, so
+    /// the appender's call under the log's lock stays short.
     pub(crate) fn push(&mut self, r: u64, ts: &[i64], values: &Column) {
         let Some(s) = self.series.get_mut(&r) else {
             return;
@@ -259,21 +315,40 @@ impl Head {
             s.open_ts.push(t);
             s.points += 1;
             self.points += 1;
-            if s.open_ts.len() >= CHUNK_POINTS {
-                s.chunks.push(Chunk {
-                    timestamps: codec::encode_timestamps(&s.open_ts).into_boxed_slice(),
-                    values: open.encode().into_boxed_slice(),
-                });
-                s.open_ts.clear();
-                open.clear();
-            }
         }
+    }
+
+    /// Compress every full group of the series' open points, oldest first
+    /// (order is kept, so sealing never changes which write is last).
+    pub(crate) fn seal(&mut self, r: u64) {
+        let Some(s) = self.series.get_mut(&r) else {
+            return;
+        };
+        let Some(open) = s.open.as_mut() else {
+            return;
+        };
+        if s.open_ts.len() < CHUNK_POINTS {
+            return;
+        }
+        let full = s.open_ts.len() / CHUNK_POINTS * CHUNK_POINTS;
+        for start in (0..full).step_by(CHUNK_POINTS) {
+            let end = start + CHUNK_POINTS;
+            s.chunks.push(Arc::new(Chunk {
+                timestamps: codec::encode_timestamps(&s.open_ts[start..end]).into_boxed_slice(),
+                values: open.encode_range(start, end).into_boxed_slice(),
+            }));
+        }
+        s.open_ts.drain(..full);
+        open.drain_front(full);
     }
 
     /// Apply a definition read from the log (seq names it in errors).
     pub(crate) fn replay_def(&mut self, seq: u64, d: &SeriesDef) -> Result<(), HeadError> {
-        if d.series == 0 {
-            return Err(HeadError::Log(format!("record {seq} defines series ref 0")));
+        if d.series == 0 || d.series > MAX_REF {
+            return Err(HeadError::Log(format!(
+                "record {seq} defines series ref {}, outside 1..={MAX_REF}",
+                d.series
+            )));
         }
         if let Some(s) = self.series.get(&d.series) {
             if *s.key != d.key || s.value_type != Some(d.value_type) {
@@ -338,6 +413,7 @@ impl Head {
             }
         };
         self.push(g.series, &g.timestamps, &column);
+        self.seal(g.series);
         Ok(())
     }
 
@@ -352,42 +428,18 @@ impl Head {
         v
     }
 
-    /// A series' points, sorted by time, one per timestamp (the last
-    /// written).
-    pub(crate) fn points(&self, r: u64) -> Result<Vec<(i64, Value)>, HeadError> {
+    /// What reading a series needs, taken under the head's lock; the
+    /// decoding happens after it is released ([`Snapshot::points`]).
+    pub(crate) fn snapshot(&self, r: u64) -> Result<Snapshot, HeadError> {
         let s = self.series.get(&r).ok_or(HeadError::UnknownRef(r))?;
-        let Some(t) = s.value_type else {
-            return Ok(Vec::new());
-        };
-        let mut out: Vec<(i64, Value)> = Vec::with_capacity(s.points as usize);
-        for c in &s.chunks {
-            let ts = codec::decode_timestamps(&c.timestamps)
-                .map_err(|e| HeadError::Log(format!("head chunk of {}: {e}", s.key)))?;
-            let vals = Column::decode(t, &c.values)
-                .map_err(|e| HeadError::Log(format!("head chunk of {}: {e}", s.key)))?;
-            for (i, t) in ts.into_iter().enumerate() {
-                if let Some(v) = vals.get(i) {
-                    out.push((t, v));
-                }
-            }
-        }
-        if let Some(open) = &s.open {
-            for (i, &t) in s.open_ts.iter().enumerate() {
-                if let Some(v) = open.get(i) {
-                    out.push((t, v));
-                }
-            }
-        }
-        // Stable: equal timestamps keep append order, and the last wins.
-        out.sort_by_key(|p| p.0);
-        let mut dedup: Vec<(i64, Value)> = Vec::with_capacity(out.len());
-        for p in out {
-            match dedup.last_mut() {
-                Some(last) if last.0 == p.0 => *last = p,
-                _ => dedup.push(p),
-            }
-        }
-        Ok(dedup)
+        Ok(Snapshot {
+            key: s.key.clone(),
+            value_type: s.value_type,
+            chunks: s.chunks.clone(),
+            open_ts: s.open_ts.clone(),
+            open: s.open.clone(),
+            points: s.points,
+        })
     }
 
     /// Points held (as appended, duplicates included).
@@ -428,7 +480,11 @@ mod tests {
         h.push(r.0, &ts, &vals);
         // Overwrite t = 5 twice, the second write wins.
         h.push(r.0, &[5, 5], &Column::F64(vec![-1.0, -2.0]));
-        let p = h.points(r.0).unwrap_or_else(|e| panic!("{e}"));
+        h.seal(r.0);
+        let p = h
+            .snapshot(r.0)
+            .and_then(Snapshot::points)
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(p.len(), 300);
         assert!(p.windows(2).all(|w| w[0].0 < w[1].0));
         assert_eq!(p[5], (5, Value::F64(-2.0)));

@@ -7,7 +7,8 @@
 //!
 //! - no part is empty, and no part holds `\n`, `\r` or NUL (line protocol
 //!   has no escape for a line break; NUL is refused as in tree names);
-//! - a measurement does not start with `#` (it would read as a comment);
+//! - a measurement does not start with `#` (it would read as a comment)
+//!   or a tab (parsers skip leading blanks; a tab has no escape);
 //! - tag keys are unique, kept sorted by their bytes, and none is `_field`,
 //!   the pseudo-tag selectors use to name the field.
 //!
@@ -184,6 +185,15 @@ impl SeriesKey {
         if measurement.starts_with('#') {
             return Err(KeyError::CommentMeasurement(measurement));
         }
+        if measurement.starts_with('\t') {
+            // A parser skips leading blanks; a space is escaped on output,
+            // a tab has no escape.
+            return Err(KeyError::BadByte {
+                what: "measurement",
+                text: measurement,
+                byte: "a leading tab",
+            });
+        }
         check_part("field key", &field)?;
         let mut tags: Vec<(String, String)> = tags.into_iter().collect();
         if tags.len() > MAX_TAGS {
@@ -348,6 +358,7 @@ mod tests {
         );
         assert!(err(SeriesKey::new("m", tags(&[("_field", "x")]), "f")).is_some());
         assert!(err(SeriesKey::new("#m", tags(&[]), "f")).is_some());
+        assert!(err(SeriesKey::new("\tm", tags(&[]), "f")).is_some());
         assert!(err(SeriesKey::new("m\nx", tags(&[]), "f")).is_some());
         assert!(err(SeriesKey::new("m", tags(&[]), "f".repeat(MAX_PART_LEN + 1))).is_some());
     }

@@ -20,6 +20,11 @@
 //!   `f F false False FALSE`) or a string `"…"` in which `\"` and `\\` are
 //!   escapes. Unsigned `12u` (InfluxDB 2) is refused with a message saying
 //!   so, not guessed at.
+//! - Where this differs from InfluxDB 1.x, on purpose: 1.x unescapes only
+//!   `\,` and `\ ` in a measurement and never `\\` in keys; here `\=` and
+//!   `\\` are escapes everywhere (as InfluxDB 2's documentation describes),
+//!   so every byte string round-trips through the canonical writer. A key
+//!   exported as `a\\b` reads back as `a\b` here, as `a\\b` in 1.x.
 //! - Keys may not repeat within a line (a tag or a field twice is an error,
 //!   not a silent "last one wins").
 //! - The timestamp is an optional signed integer in the precision unit

@@ -182,6 +182,11 @@ impl SeriesRecord {
         self.buf.is_empty()
     }
 
+    /// Bytes so far (to cut records at a size).
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
     /// The payload (empty if nothing was added).
     pub fn finish(self) -> Vec<u8> {
         self.buf

@@ -313,14 +313,15 @@ impl Wal {
             inner.push(&mut st, p.as_ref());
         }
         let last = st.next_seq - 1;
+        // Counted under the lock the append holds anyway (an atomic here
+        // would be one more read-modify-write per record), and before
+        // `then`, so the count covers what was queued whatever it does.
+        st.appends += payloads.len() as u64;
+        st.pending_records += payloads.len();
         let out = then(first..=last);
         if payloads.is_empty() {
             return Ok((first..=last, out));
         }
-        // Counted under the lock the append holds anyway: an atomic here
-        // would be one more read-modify-write per record.
-        st.appends += payloads.len() as u64;
-        st.pending_records += payloads.len();
         if durable {
             // Read by a leaving appender to decide whether to wake the
             // gatherer (only durable appends gather).

@@ -184,7 +184,8 @@ fn a_head_that_cannot_be_rebuilt_refuses_series_operations_but_the_engine_opens(
         sydra_engine::series::record::ValuesRef::F64(&[1.0]),
     )
     .unwrap();
-    let seq = e.append(&r.finish()).unwrap();
+    // Planted below the engine's check (its raw appends refuse the magic).
+    let seq = e.wal().append(&r.finish()).unwrap();
     drop(e);
     // Open still works (fsck, gc and the WAL repair need it) ...
     let e = Engine::open(d.path(), opts()).unwrap();
@@ -202,4 +203,102 @@ fn a_head_that_cannot_be_rebuilt_refuses_series_operations_but_the_engine_opens(
     assert!(e.head_series().is_err());
     // Raw records still work.
     e.append(b"raw").unwrap();
+}
+
+#[test]
+fn no_checkpoint_may_apply_series_records_the_head_still_needs() {
+    let d = tempfile::tempdir().unwrap();
+    let e = Engine::create(d.path(), opts()).unwrap();
+    let raw = e.append(b"raw before any series").unwrap();
+    // Applying raw records before the first series record is fine.
+    e.checkpoint(Some(raw), "raw only").unwrap();
+    let s = e.series(&key("m", "a", "f")).unwrap();
+    let mut app = e.appender();
+    app.append(s, 1, Value::F64(1.0)).unwrap();
+    let seqs = app.commit().unwrap().seqs.unwrap();
+    let after = e.append(b"raw after").unwrap();
+    for applied in [*seqs.start(), *seqs.end(), after] {
+        let err = e
+            .checkpoint(Some(applied), "too far")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not compacted"), "{err}");
+    }
+    e.checkpoint(None, "keeps the applied seq").unwrap();
+    drop(e);
+    // And after a reopen (the floor comes from the rebuild).
+    let e = Engine::open(d.path(), opts()).unwrap();
+    assert!(e.checkpoint(Some(after), "too far").is_err());
+    assert_eq!(
+        e.head_points(e.find_series(&key("m", "a", "f")).unwrap().unwrap())
+            .unwrap(),
+        vec![(1, Value::F64(1.0))]
+    );
+}
+
+#[test]
+fn raw_records_may_not_look_like_series_records() {
+    let d = tempfile::tempdir().unwrap();
+    let e = Engine::create(d.path(), opts()).unwrap();
+    let next = e.wal().next_seq();
+    let err = e.append(b"\xffSYT\x01\x02junk").unwrap_err().to_string();
+    assert!(err.contains("FF 53 59 54"), "{err}");
+    assert!(e.append_batch(&[&b"ok"[..], b"\xffSYTx"]).is_err());
+    assert_eq!(e.wal().next_seq(), next, "nothing was appended");
+    // Through the CLI too.
+    drop(e);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sydra"))
+        .arg("--dir")
+        .arg(d.path())
+        .args(["wal", "append"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(b"\xffSYT\x01\x02junk\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let e = Engine::open(d.path(), opts()).unwrap();
+    assert!(e.open_report().head_error.is_none());
+}
+
+#[test]
+fn many_new_series_in_one_commit_are_defined_across_records() {
+    let d = tempfile::tempdir().unwrap();
+    let small = Options {
+        wal: WalOptions {
+            max_record: 600,
+            ..opts().wal
+        },
+        ..Options::default()
+    };
+    let e = Engine::create(d.path(), small.clone()).unwrap();
+    let mut app = e.appender();
+    for i in 0..50 {
+        let s = e
+            .series(&key(
+                "long_measurement_name",
+                &format!("host-{i:04}-{}", "x".repeat(60)),
+                "value",
+            ))
+            .unwrap();
+        app.append(s, i, Value::I64(i)).unwrap();
+    }
+    let done = app.commit().unwrap();
+    assert_eq!(done.new_series, 50);
+    let seqs = done.seqs.unwrap();
+    assert!(
+        seqs.end() - seqs.start() >= 5,
+        "definitions split: {seqs:?}"
+    );
+    drop(e);
+    let e = Engine::open(d.path(), small).unwrap();
+    assert_eq!(e.open_report().head_series, 50);
 }
