@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use sydra_engine::compaction::{ChangeSet, SegmentChange, SegmentData};
 use sydra_engine::objects::ObjectId;
+use sydra_engine::series::{SeriesKey, Value};
 use sydra_engine::wal::{SyncMode, WalOptions};
 use sydra_engine::{Engine, Options};
 
@@ -20,6 +21,9 @@ pub enum Ack {
     Commit(ObjectId),
     /// A snapshot ref and its commit.
     Snapshot(String, ObjectId),
+    /// Time-series points through the appender: the cycle's seed and the
+    /// last timestamp of a commit that returned (every earlier one too).
+    Points(u64, i64),
     /// Between operations.
     Idle,
 }
@@ -35,6 +39,7 @@ impl Ack {
             )),
             ["C", id] => Some(Ack::Commit(id.parse().ok()?)),
             ["S", name, id] => Some(Ack::Snapshot((*name).to_owned(), id.parse().ok()?)),
+            ["P", seed, ts] => Some(Ack::Points(seed.parse().ok()?, ts.parse().ok()?)),
             ["I"] => Some(Ack::Idle),
             _ => None,
         }
@@ -47,6 +52,17 @@ pub fn payload(thread: u64, counter: u64) -> Vec<u8> {
         "w".repeat((counter * 7 % 300) as usize)
     )
     .into_bytes()
+}
+
+/// The series the cycle with `seed` writes (one per cycle, so no
+/// timestamp is ever written twice).
+pub fn series_key(seed: u64) -> SeriesKey {
+    SeriesKey::new("powercut", [("cycle".to_string(), seed.to_string())], "v").unwrap()
+}
+
+/// The value written at `ts`.
+pub fn point_value(ts: i64) -> Value {
+    Value::F64(ts as f64 * 0.25 - 1.0)
 }
 
 pub fn options() -> Options {
@@ -94,6 +110,27 @@ pub fn run_if_child() {
             })
         })
         .collect();
+    // A third writer ingests points through the appender, four per commit.
+    let ingest = {
+        let e = Arc::clone(&engine);
+        std::thread::spawn(move || {
+            let Ok(s) = e.series(&series_key(seed)) else {
+                return;
+            };
+            for round in 0i64.. {
+                let mut app = e.appender();
+                for ts in round * 4..round * 4 + 4 {
+                    if app.append(s, ts, point_value(ts)).is_err() {
+                        return;
+                    }
+                }
+                if app.commit().is_err() {
+                    return;
+                }
+                say(format!("P {seed} {}", round * 4 + 3));
+            }
+        })
+    };
     let mut version = 0u64;
     for round in 0.. {
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -136,4 +173,5 @@ pub fn run_if_child() {
     for w in writers {
         let _ = w.join();
     }
+    let _ = ingest.join();
 }

@@ -122,6 +122,7 @@ pub struct Totals {
     pub records: u64,
     pub commits: u64,
     pub snapshots: u64,
+    pub points: u64,
 }
 
 pub fn run(fs: &str, cycles: u32) -> Totals {
@@ -195,6 +196,7 @@ pub fn run(fs: &str, cycles: u32) -> Totals {
         totals.records = counts.0;
         totals.commits = counts.1;
         totals.snapshots = counts.2;
+        totals.points = counts.3;
         m.unmount();
         totals.cycles += 1;
     }

@@ -1,6 +1,7 @@
 //! Real power cuts: a small ext4 (and XFS) filesystem on a loop device, a
 //! child process that acknowledges WAL appends (`SyncMode::Always`),
-//! checkpoints, compaction commits and snapshots on it, and a parent that
+//! checkpoints, compaction commits, snapshots and time-series points
+//! (through the appender) on it, and a parent that
 //! cuts the power at a random moment with the filesystem shutdown ioctl
 //! without log flush (`xfs_io -x -c shutdown`, as fstests does), kills the
 //! child, remounts (journal replay), and checks that every acknowledged item
@@ -40,8 +41,8 @@ fn acknowledged_writes_survive_power_cuts() {
     for fs in fss.split(',').filter(|s| !s.is_empty()) {
         let totals = harness::run(fs, cycles);
         eprintln!(
-            "power cuts on {fs}: {} cycles, {} acknowledged records, {} commits, {} snapshots verified",
-            totals.cycles, totals.records, totals.commits, totals.snapshots
+            "power cuts on {fs}: {} cycles, {} acknowledged records, {} commits, {} snapshots, {} appender points verified",
+            totals.cycles, totals.records, totals.commits, totals.snapshots, totals.points
         );
         assert_eq!(totals.cycles, cycles);
     }

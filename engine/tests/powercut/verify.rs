@@ -7,7 +7,7 @@ use sydra_engine::Engine;
 use sydra_engine::objects::ObjectId;
 use sydra_engine::refs::RefName;
 
-use super::child::{Ack, options, payload};
+use super::child::{Ack, options, payload, point_value, series_key};
 
 #[derive(Debug, Default)]
 pub struct Acked {
@@ -17,6 +17,8 @@ pub struct Acked {
     last_commit: Option<ObjectId>,
     commits: u64,
     snapshots: BTreeMap<String, ObjectId>,
+    /// Per cycle seed: the last acknowledged timestamp of its series.
+    points: BTreeMap<u64, i64>,
 }
 
 impl Acked {
@@ -34,14 +36,19 @@ impl Acked {
                 Ack::Snapshot(name, id) => {
                     self.snapshots.insert(name, id);
                 }
+                Ack::Points(seed, ts) => {
+                    let last = self.points.entry(seed).or_insert(ts);
+                    *last = (*last).max(ts);
+                }
                 Ack::Idle => {}
             }
         }
     }
 }
 
-/// Check everything acknowledged so far; returns (records, commits, snapshots).
-pub fn verify(dir: &Path, acked: &Acked) -> Result<(u64, u64, u64), String> {
+/// Check everything acknowledged so far; returns (records, commits,
+/// snapshots, points).
+pub fn verify(dir: &Path, acked: &Acked) -> Result<(u64, u64, u64, u64), String> {
     let e = Engine::open(dir, options()).map_err(|e| format!("reopen failed: {e}"))?;
     let replayed = super::support::replay_all(&e)?;
     for (seq, data) in &acked.records {
@@ -98,10 +105,48 @@ pub fn verify(dir: &Path, acked: &Acked) -> Result<(u64, u64, u64), String> {
             ));
         }
     }
+    // Every acknowledged point is in the head rebuilt from the WAL, once,
+    // with its value; nothing was applied twice.
+    if let Some(why) = &e.open_report().head_error {
+        return Err(format!("the head could not be rebuilt: {why}"));
+    }
+    let mut distinct = 0u64;
+    for (seed, last) in &acked.points {
+        let s = e
+            .find_series(&series_key(*seed))
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("series of cycle {seed} lost (acknowledged up to {last})"))?;
+        let points = e.head_points(s).map_err(|e| e.to_string())?;
+        distinct += points.len() as u64;
+        if points.last().map_or(-1, |p| p.0) < *last {
+            return Err(format!(
+                "cycle {seed}: points acknowledged up to {last}, the head has {}",
+                points.len()
+            ));
+        }
+        for (i, (ts, v)) in points.iter().enumerate() {
+            if *ts != i as i64 || *v != point_value(*ts) {
+                return Err(format!("cycle {seed}: point {i} is ({ts}, {v:?})"));
+            }
+        }
+    }
+    let series_total: u64 = e
+        .head_series()
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|(_, r, _, _)| e.head_points(*r).map(|p| p.len() as u64).unwrap_or(0))
+        .sum();
+    let (_, raw, _) = e.head_stats();
+    if raw != series_total || distinct > series_total {
+        return Err(format!(
+            "a point was applied twice: {raw} appended, {series_total} distinct"
+        ));
+    }
     super::support::check_objects(&e).map_err(|e| format!("after the power cut: {e}"))?;
     Ok((
         acked.records.len() as u64,
         acked.commits,
         acked.snapshots.len() as u64,
+        acked.points.values().map(|l| (l + 1) as u64).sum(),
     ))
 }
