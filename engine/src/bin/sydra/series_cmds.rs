@@ -83,6 +83,10 @@ impl Parser<'_> {
     /// and send them; on the first bad line, send what came before it and
     /// return the error.
     fn chunk(&mut self, name: &str, chunk: &[u8], line_base: usize) -> anyhow::Result<()> {
+        // Lines without a timestamp take the time their block is parsed,
+        // as InfluxDB stamps a request's points with its arrival (a stream
+        // on stdin does not collapse into one instant).
+        self.now = now_ns();
         let mut out = Parsed {
             name: name.into(),
             points: Vec::new(),
