@@ -63,6 +63,14 @@ def _unescape(s):
 
 def parse_line(line):
     """(measurement, [(tag, value)], [(field, raw value)], timestamp or None)."""
+    if "\\" not in line and '"' not in line:
+        # No escapes and no string fields: plain splits give the same parts.
+        sections = line.split()
+        key = sections[0].split(",")
+        tags = [tuple(kv.split("=", 1)) for kv in key[1:]]
+        fields = [tuple(kv.split("=", 1)) for kv in sections[1].split(",")]
+        ts = int(sections[2]) if len(sections) > 2 else None
+        return key[0], tags, fields, ts
     sections = _split(line, " ", quotes=True)
     sections = [x for x in sections if x != ""]
     key = _split(sections[0], ",")
