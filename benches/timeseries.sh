@@ -214,7 +214,9 @@ bench_dataset() {
         >"$results/$ds.sydra.series.json"
     rm -rf "$work/sydra-$ds"
     echo "-- $ds: Sydra parse only" >&2
-    $py run "$results/$ds.parse.json" -- "$lp_parse" "$input" --precision "$precision"
+    for ((i = 0; i < repeat; i++)); do
+        $py run "$results/$ds.parse.$i.json" -- "$lp_parse" "$input" --precision "$precision"
+    done
 
     # InfluxDB: a fresh server per run; the last one is left to compact.
     for ((i = 0; i < repeat; i++)); do
