@@ -5,6 +5,7 @@
     timeseries.py run OUT.json -- CMD...          run CMD: wall time, peak RSS, stderr
     timeseries.py influx-write PORT DB PRECISION BATCH FILE
                                                   POST FILE to InfluxDB's /write in batches
+    timeseries.py influx-count PORT DB            field values InfluxDB holds (count(*))
     timeseries.py influx-settle PORT TIMEOUT      wait until InfluxDB holds nothing in its
                                                   cache or WAL and no compaction runs
     timeseries.py to-openmetrics FILE PRECISION OUT
@@ -238,6 +239,29 @@ def cmd_influx_settle(port, timeout):
         time.sleep(0.5)
 
 
+def cmd_influx_count(port, db):
+    """The number of field values InfluxDB holds: SELECT count(*) over every
+    measurement, summed."""
+    import urllib.parse
+
+    q = urllib.parse.urlencode({"db": db, "q": "SELECT count(*) FROM /.*/"})
+    conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=300)
+    conn.request("GET", f"/query?{q}")
+    r = conn.getresponse()
+    body = json.loads(r.read())
+    conn.close()
+    if r.status != 200:
+        raise SystemExit(f"InfluxDB /query answered {r.status}: {body}")
+    total = 0
+    for result in body.get("results", []):
+        if "error" in result:
+            raise SystemExit(f"InfluxDB count(*) failed: {result['error']}")
+        for series in result.get("series", []):
+            for row in series.get("values", []):
+                total += sum(x for x in row[1:] if isinstance(x, int))
+    print(json.dumps({"samples": total}))
+
+
 # ---------------------------------------------------------------- Prometheus
 
 def _metric_name(measurement, field):
@@ -384,6 +408,8 @@ def dataset_section(d, ds):
     ix_data = _load(d, f"{ds}.influx.data.json")
     ix_wal = _load(d, f"{ds}.influx.wal.json")
     ix_rss = _load(d, f"{ds}.influx.rss.json")
+    ix_count = _load(d, f"{ds}.influx.count.json")["samples"]
+    sy_written = [int(r["stderr"].split("wrote ", 1)[1].split(" ", 1)[0]) for r in sy_runs]
     om = _load(d, f"{ds}.om.json")
     prom = _load(d, f"{ds}.prom.json")
     prom_size = _load(d, f"{ds}.prom.size.json")
@@ -448,6 +474,13 @@ def dataset_section(d, ds):
         f"the Python client used {ix_runs[-1]['client_cpu_seconds']:.2f} s of CPU during its "
         f"{ix_runs[-1]['seconds']:.2f} s. Prometheus: {prom_size['files']} files; promtool read "
         f"{om['samples_out']:,} samples (`promtool tsdb list`: {meta['prom_listed_samples']:,}).",
+        "",
+        f"Stored counts: Sydra wrote {', '.join(f'{x:,}' for x in sy_written)} points "
+        f"(`sydra write`, per run); InfluxDB holds {ix_count:,} field values (`SELECT count(*)`); "
+        f"the Prometheus blocks hold {meta['prom_listed_samples']:,} samples."
+        + ("" if all(x == n for x in sy_written) and ix_count == om["samples_out"]
+           and meta["prom_listed_samples"] == om["samples_out"]
+           else " **The counts differ from the input's: read the rates and sizes with that in mind.**"),
         "",
     ]
     return "\n".join(lines), {
@@ -563,6 +596,8 @@ def main():
         cmd_run(rest[0], rest[2:])
     elif cmd == "influx-write":
         cmd_influx_write(*rest)
+    elif cmd == "influx-count":
+        cmd_influx_count(*rest)
     elif cmd == "influx-settle":
         cmd_influx_settle(*rest)
     elif cmd == "to-openmetrics":

@@ -230,6 +230,7 @@ bench_dataset() {
     done
     echo "-- $ds: waiting for InfluxDB to snapshot and compact" >&2
     $py influx-settle "$influx_port" 900 >"$results/$ds.influx.settle.json"
+    $py influx-count "$influx_port" bench >"$results/$ds.influx.count.json"
     awk '/^VmHWM/ {print "{\"vm_hwm_kib\": " $2 "}"}' "/proc/$influx_pid/status" >"$results/$ds.influx.rss.json"
     stop_influx
     $py sizes "$work/influx-$ds/data" >"$results/$ds.influx.data.json"
