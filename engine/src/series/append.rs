@@ -24,7 +24,7 @@
 //! become durable poisons the engine (reopen rebuilds the head from what is
 //! in the log).
 
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 use std::ops::RangeInclusive;
 
 use super::head::{Column, HeadError, SeriesRef};

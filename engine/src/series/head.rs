@@ -18,7 +18,7 @@
 //!   accepts a repeated, identical definition);
 //! - refs are never reused: `next_ref` is above every ref the log names.
 
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 use std::sync::Arc;
 
 use super::codec;

@@ -177,6 +177,9 @@ impl Line<'_> {
 #[derive(Debug)]
 pub struct Lines<'a> {
     input: &'a [u8],
+    /// The whole input as text when it is valid UTF-8 (checked once, so
+    /// lines are sliced from it rather than each validated again).
+    text: Option<&'a str>,
     pos: usize,
     line: usize,
     precision: Precision,
@@ -186,6 +189,7 @@ pub struct Lines<'a> {
 pub fn parse(input: &[u8], precision: Precision) -> Lines<'_> {
     Lines {
         input,
+        text: std::str::from_utf8(input).ok(),
         pos: 0,
         line: 0,
         precision,
@@ -205,7 +209,9 @@ impl<'a> Iterator for Lines<'a> {
             if let [head @ .., b'\r'] = raw {
                 raw = head;
             }
-            let text = match std::str::from_utf8(raw) {
+            let start = self.pos - len - 1;
+            let whole = self.text.and_then(|t| t.get(start..start + raw.len()));
+            let text = match whole.map_or_else(|| std::str::from_utf8(raw), Ok) {
                 Ok(t) => t,
                 Err(e) => {
                     return Some(Err(ParseError {
@@ -237,6 +243,23 @@ struct LineParser<'a> {
     pos: usize,
 }
 
+/// `table[b]`: whether `b` is one of `bytes` or a backslash.
+const fn special_table(bytes: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    t[b'\\' as usize] = true;
+    let mut i = 0;
+    while i < bytes.len() {
+        t[bytes[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
+/// What ends or escapes a measurement.
+static SPECIAL_IN_MEASUREMENT: [bool; 256] = special_table(b", ");
+/// What ends or escapes a tag key or value or a field key.
+static SPECIAL_IN_KEY: [bool; 256] = special_table(b",= ");
+
 /// Bytes a backslash escapes in measurements, tag keys and values and
 /// field keys.
 fn escapable(b: u8) -> bool {
@@ -262,7 +285,18 @@ impl<'a> LineParser<'a> {
         let b = self.text.as_bytes();
         let start = self.pos;
         let mut escaped = false;
+        // Bytes that end or escape an identifier: everything else is
+        // skipped by one table lookup per byte.
+        let special = if stops.contains(&b'=') {
+            &SPECIAL_IN_KEY
+        } else {
+            &SPECIAL_IN_MEASUREMENT
+        };
         while let Some(&c) = b.get(self.pos) {
+            if !special[usize::from(c)] {
+                self.pos += 1;
+                continue;
+            }
             if c == b'\\' && b.get(self.pos + 1).is_some_and(|&n| escapable(n)) {
                 escaped = true;
                 self.pos += 2;

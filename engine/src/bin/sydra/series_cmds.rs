@@ -1,7 +1,7 @@
 //! Time-series commands: write (line protocol in), export (canonical line
 //! protocol out), series (what the head holds).
 
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
