@@ -202,7 +202,7 @@ impl<'a> Iterator for Lines<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         while self.pos < self.input.len() {
             let rest = &self.input[self.pos..];
-            let len = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+            let len = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
             let mut raw = &rest[..len];
             self.pos += len + 1;
             self.line += 1;

@@ -164,9 +164,9 @@ impl Parser<'_> {
                 return self.chunk(name, &carry, line_base);
             }
             carry.extend_from_slice(&block[..n]);
-            if let Some(last) = carry.iter().rposition(|&b| b == b'\n') {
+            if let Some(last) = memchr::memrchr(b'\n', &carry) {
                 self.chunk(name, &carry[..=last], line_base)?;
-                line_base += carry[..=last].iter().filter(|&&b| b == b'\n').count();
+                line_base += memchr::memchr_iter(b'\n', &carry[..=last]).count();
                 carry.drain(..=last);
             }
             if carry.len() > MAX_LINE {
