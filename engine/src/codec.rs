@@ -14,6 +14,8 @@
 //! varints and counts the input cannot hold, and never
 //! allocate more than the input justifies.
 
+use crate::varint::{put as put_varint, unzigzag, zigzag};
+
 /// Why a column does not decode.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {codec} column at byte {offset}: {reason}")]
@@ -24,22 +26,6 @@ pub struct CodecError {
     pub offset: usize,
     /// What was wrong.
     pub reason: &'static str,
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
 struct Reader<'a> {
@@ -58,24 +44,10 @@ impl Reader<'_> {
     }
 
     fn varint(&mut self) -> Result<u64, CodecError> {
-        let mut v: u64 = 0;
-        for i in 0..10 {
-            let Some(&byte) = self.b.get(self.pos) else {
-                return Err(self.err("truncated varint"));
-            };
-            self.pos += 1;
-            if i == 9 && byte > 1 {
-                return Err(self.err("varint overflows 64 bits"));
-            }
-            v |= u64::from(byte & 0x7f) << (7 * i);
-            if byte & 0x80 == 0 {
-                if byte == 0 && i > 0 {
-                    return Err(self.err("overlong varint"));
-                }
-                return Ok(v);
-            }
-        }
-        Err(self.err("varint longer than 10 bytes"))
+        let mut pos = self.pos;
+        let r = crate::varint::read(self.b, &mut pos);
+        self.pos = pos;
+        r.map_err(|reason| self.err(reason))
     }
 }
 

@@ -21,6 +21,7 @@ pub mod revision;
 pub mod section;
 pub mod series;
 pub mod time;
+mod varint;
 pub mod wal;
 
 pub use engine::{Checkpoint, Engine, OpenReport, Options, main_ref, snapshot_name};

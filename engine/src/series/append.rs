@@ -186,7 +186,7 @@ impl Appender<'_> {
     pub fn check(&self, series: SeriesRef, value: &Value) -> Result<()> {
         let t = value.value_type();
         if let Some((_, col)) = self.groups.get(&series.0)
-            && column_type(col) == t
+            && col.value_type() == t
         {
             // Typed by this appender's earlier points, which were checked.
             return Ok(());
@@ -201,7 +201,7 @@ impl Appender<'_> {
             }));
         }
         let has = match self.groups.get(&series.0) {
-            Some((_, col)) => Some(column_type(col)),
+            Some((_, col)) => Some(col.value_type()),
             None => s.value_type,
         };
         match has {
@@ -221,22 +221,24 @@ impl Appender<'_> {
         let t = value.value_type();
         match self.groups.get_mut(&series.0) {
             Some((ts, col)) => {
-                if column_type(col) != t {
+                if col.value_type() != t {
                     return Err(self.check(series, &value).err().unwrap_or_else(|| {
                         Error::Series(format!("series ref {}: {t} value refused", series.0))
                     }));
                 }
-                push(col, &value);
+                col.push(&value);
                 ts.push(timestamp);
             }
             None => {
                 self.check(series, &value)?;
-                let mut col = match t {
-                    ValueType::Integer => Column::I64(Vec::new()),
-                    ValueType::Boolean => Column::Bool(Vec::new()),
-                    _ => Column::F64(Vec::new()),
+                // `check` refused strings: every other type has a column.
+                let Some(mut col) = Column::new(t) else {
+                    return Err(Error::Series(format!(
+                        "series ref {}: {t} value refused",
+                        series.0
+                    )));
                 };
-                push(&mut col, &value);
+                col.push(&value);
                 self.groups.insert(series.0, (vec![timestamp], col));
             }
         }
@@ -280,7 +282,7 @@ impl Appender<'_> {
             let mut head = engine.live_head()?;
             for &r in &order {
                 let (_, col) = &self.groups[&r];
-                head.type_for(r, column_type(col)).map_err(series_error)?;
+                head.type_for(r, col.value_type()).map_err(series_error)?;
             }
             let mut defs = SeriesRecord::new();
             let mut one = Vec::new();
@@ -355,23 +357,5 @@ impl Appender<'_> {
             new_series: defined.len() as u64,
             seqs: Some(seqs),
         })
-    }
-}
-
-fn push(col: &mut Column, v: &Value) -> bool {
-    match (col, v) {
-        (Column::F64(c), Value::F64(x)) => c.push(*x),
-        (Column::I64(c), Value::I64(x)) => c.push(*x),
-        (Column::Bool(c), Value::Bool(x)) => c.push(*x),
-        _ => return false,
-    }
-    true
-}
-
-fn column_type(c: &Column) -> ValueType {
-    match c {
-        Column::F64(_) => ValueType::Float,
-        Column::I64(_) => ValueType::Integer,
-        Column::Bool(_) => ValueType::Boolean,
     }
 }

@@ -75,6 +75,7 @@
 //! `count`.
 
 use crate::codec::CodecError;
+use crate::varint::{len as varint_len, put as put_varint, unzigzag, zigzag};
 
 /// The most values one column holds. Segments and head chunks are far
 /// smaller; the bound keeps a boolean column's run lengths (which expand)
@@ -113,22 +114,6 @@ const POW10_I64: [i64; 19] = [
 /// The largest integer every f64 up to which is exact.
 const MAX_EXACT: f64 = 9_007_199_254_740_992.0;
 
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 /// A byte cursor, then a bit cursor over the same input.
 struct Input<'a> {
     b: &'a [u8],
@@ -160,21 +145,11 @@ impl<'a> Input<'a> {
     }
 
     fn varint(&mut self) -> Result<u64, CodecError> {
-        let mut v: u64 = 0;
-        for i in 0..10 {
-            let byte = self.byte()?;
-            if i == 9 && byte > 1 {
-                return Err(self.err("varint overflows 64 bits"));
-            }
-            v |= u64::from(byte & 0x7f) << (7 * i);
-            if byte & 0x80 == 0 {
-                if byte == 0 && i > 0 {
-                    return Err(self.err("overlong varint"));
-                }
-                return Ok(v);
-            }
-        }
-        Err(self.err("varint longer than 10 bytes"))
+        debug_assert!(self.bit.is_multiple_of(8));
+        let mut pos = self.bit / 8;
+        let r = crate::varint::read(self.b, &mut pos);
+        self.bit = pos * 8;
+        r.map_err(|reason| self.err(reason))
     }
 
     fn svarint(&mut self) -> Result<i64, CodecError> {
@@ -399,14 +374,21 @@ pub fn encode_timestamps(ts: &[i64]) -> Vec<u8> {
         e -= 1;
     }
     let scaled: Vec<i64> = ts.iter().map(|&t| t / POW10_I64[e]).collect();
-    let a = ts_body(&scaled, 0, e as u8);
-    if scaled.len() < 3 {
-        out.extend_from_slice(&a);
-        return out;
-    }
-    let b = ts_body(&scaled, 1, e as u8);
-    out.extend_from_slice(if b.len() < a.len() { &b } else { &a });
+    out.extend_from_slice(&best_body(scaled.len(), |mode| {
+        ts_body(&scaled, mode, e as u8)
+    }));
     out
+}
+
+/// The smaller of a column's body in mode 0 and in mode 1 (which needs at
+/// least three values); ties go to mode 0.
+fn best_body(n: usize, body: impl Fn(u8) -> Vec<u8>) -> Vec<u8> {
+    let a = body(0);
+    if n < 3 {
+        return a;
+    }
+    let b = body(1);
+    if b.len() < a.len() { b } else { a }
 }
 
 fn deltas(s: &[i64]) -> Vec<i64> {
@@ -509,13 +491,7 @@ pub fn encode_i64(values: &[i64]) -> Vec<u8> {
     if values.is_empty() {
         return out;
     }
-    let a = int_body(values, 0);
-    if values.len() < 3 {
-        out.extend_from_slice(&a);
-        return out;
-    }
-    let b = int_body(values, 1);
-    out.extend_from_slice(if b.len() < a.len() { &b } else { &a });
+    out.extend_from_slice(&int_body_best(values));
     out
 }
 
@@ -640,18 +616,7 @@ pub fn encode_f64(values: &[f64]) -> Vec<u8> {
 }
 
 fn int_body_best(values: &[i64]) -> Vec<u8> {
-    let a = int_body(values, 0);
-    if values.len() < 3 {
-        return a;
-    }
-    let b = int_body(values, 1);
-    if b.len() < a.len() { b } else { a }
-}
-
-fn varint_len(v: u64) -> usize {
-    let mut out = Vec::with_capacity(10);
-    put_varint(&mut out, v);
-    out.len()
+    best_body(values.len(), |mode| int_body(values, mode))
 }
 
 /// Decode a float column.

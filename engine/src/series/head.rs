@@ -54,7 +54,17 @@ pub(crate) enum Column {
 }
 
 impl Column {
-    fn new(t: ValueType) -> Option<Column> {
+    /// The type of its values.
+    pub(crate) fn value_type(&self) -> ValueType {
+        match self {
+            Column::F64(_) => ValueType::Float,
+            Column::I64(_) => ValueType::Integer,
+            Column::Bool(_) => ValueType::Boolean,
+        }
+    }
+
+    /// An empty column of type `t` (none for strings, which are not stored).
+    pub(crate) fn new(t: ValueType) -> Option<Column> {
         match t {
             ValueType::Float => Some(Column::F64(Vec::new())),
             ValueType::Integer => Some(Column::I64(Vec::new())),
@@ -63,7 +73,8 @@ impl Column {
         }
     }
 
-    fn push(&mut self, v: &Value) -> bool {
+    /// Append `v`; false (nothing appended) when its type is not the column's.
+    pub(crate) fn push(&mut self, v: &Value) -> bool {
         match (self, v) {
             (Column::F64(c), Value::F64(x)) => c.push(*x),
             (Column::I64(c), Value::I64(x)) => c.push(*x),

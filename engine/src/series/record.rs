@@ -29,6 +29,7 @@
 //! appends that do.
 
 use super::key::{MAX_PART_LEN, SeriesKey, ValueType};
+use crate::varint::{put as put_varint, unzigzag, zigzag};
 
 /// The first four bytes of every series record.
 pub const MAGIC: [u8; 4] = [0xFF, b'S', b'Y', b'T'];
@@ -131,22 +132,6 @@ fn type_code(t: ValueType) -> u8 {
         ValueType::Boolean => 3,
         ValueType::String => 4,
     }
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
 fn header(out: &mut Vec<u8>, kind: u8) {
@@ -330,21 +315,8 @@ impl<'a> Cursor<'a> {
     }
 
     fn varint(&mut self) -> Result<u64, RecordError> {
-        let mut v: u64 = 0;
-        for i in 0..10 {
-            let byte = self.u8()?;
-            if i == 9 && byte > 1 {
-                return self.err("varint overflows 64 bits");
-            }
-            v |= u64::from(byte & 0x7f) << (7 * i);
-            if byte & 0x80 == 0 {
-                if byte == 0 && i > 0 {
-                    return self.err("overlong varint");
-                }
-                return Ok(v);
-            }
-        }
-        self.err("varint longer than 10 bytes")
+        let r = crate::varint::read(self.b, &mut self.pos);
+        r.or_else(|reason| self.err(reason))
     }
 
     fn str(&mut self, what: &str) -> Result<&'a str, RecordError> {

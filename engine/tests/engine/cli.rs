@@ -31,17 +31,11 @@ fn ok(o: &Output) -> String {
 /// A store with one checkpoint of three records.
 fn store_with_a_checkpoint(dir: &Path) {
     ok(&sydra(dir, &["init"]));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sydra"))
-        .arg("--dir")
-        .arg(dir)
-        .args(["wal", "append"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"a\nb\nc\n").unwrap();
-    ok(&child.wait_with_output().unwrap());
+    ok(&super::common::sydra_with_input(
+        dir,
+        &["wal", "append"],
+        b"a\nb\nc\n",
+    ));
     ok(&sydra(dir, &["checkpoint"]));
 }
 

@@ -4,9 +4,8 @@
 //! and change nothing there (DESIGN.md §5).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use sydra_engine::{Engine, Error, Options, Repository};
 
@@ -71,21 +70,7 @@ fn commands() -> Vec<(Vec<&'static str>, &'static str)> {
 }
 
 fn sydra(dir: &Path, args: &[&str], input: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sydra"))
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    // A command that refuses early closes its stdin: a broken pipe here is
-    // expected.
-    let _ = stdin.write_all(input.as_bytes());
-    drop(stdin);
-    child.wait_with_output().unwrap()
+    super::common::sydra_with_input(dir, args, input.as_bytes())
 }
 
 fn refused(out: &Output, args: &[&str], want: &str) {

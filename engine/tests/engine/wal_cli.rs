@@ -6,24 +6,7 @@ use std::time::{Duration, Instant};
 use sydra_engine::{Replay, Repository, Tail};
 
 fn sydra(dir: &Path, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sydra"))
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let bytes = stdin.to_vec();
-    // A child that refuses early closes its end: ignore EPIPE.
-    let feeder = std::thread::spawn(move || {
-        let _ = input.write_all(&bytes);
-    });
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    out
+    super::common::sydra_with_input(dir, args, stdin)
 }
 
 fn init(dir: &Path) {

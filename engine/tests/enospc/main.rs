@@ -68,19 +68,7 @@ fn writes_fail_cleanly_on_a_full_disk_and_resume_after() {
     ) {
         return;
     }
-    let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private"])
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", "enospc_child", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the ENOSPC child failed:\n{stdout}\n{stderr}"
-    );
+    let (stdout, stderr) = run_child_in_private_mount("enospc_child", "the ENOSPC child");
     let summary = stdout
         .lines()
         .chain(stderr.lines())
@@ -93,6 +81,35 @@ fn writes_fail_cleanly_on_a_full_disk_and_resume_after() {
     );
 }
 
+/// Run this binary's test `child` (with [`CHILD_ENV`] set) in a private
+/// mount namespace; assert it passed and return its stdout and stderr.
+fn run_child_in_private_mount(child: &str, what: &str) -> (String, String) {
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", child, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{what} failed:\n{stdout}\n{stderr}");
+    (stdout, stderr)
+}
+
+/// A fresh tmpfs of `size` (mount(8) syntax) on a temp directory, inside
+/// the child's private mount namespace.
+fn mount_tmpfs(size: &str) -> tempfile::TempDir {
+    let mnt = tempfile::tempdir().unwrap();
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(mnt.path())
+        .status()
+        .unwrap();
+    assert!(ok.success(), "mount tmpfs failed");
+    mnt
+}
+
 #[test]
 fn enospc_child() {
     if std::env::var(CHILD_ENV).is_err() {
@@ -102,13 +119,7 @@ fn enospc_child() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(120);
-    let mnt = tempfile::tempdir().unwrap();
-    let ok = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"])
-        .arg(mnt.path())
-        .status()
-        .unwrap();
-    assert!(ok.success(), "mount tmpfs failed");
+    let mnt = mount_tmpfs("24m");
     let (mut failures, mut acked_total) = (0u64, 0u64);
     for level in 0..levels {
         let (f, a) = one_level(mnt.path(), level * PAGE);
@@ -378,24 +389,7 @@ fn a_first_gc_on_a_disk_full_from_the_start_reclaims_space() {
     ) {
         return;
     }
-    let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private"])
-        .arg(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "full_disk_gc_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the full-disk GC child failed:\n{stdout}\n{stderr}"
-    );
+    let (stdout, _) = run_child_in_private_mount("full_disk_gc_child", "the full-disk GC child");
     assert!(
         stdout.contains("full-disk gc:"),
         "the child did not run: {stdout}"
@@ -407,13 +401,7 @@ fn full_disk_gc_child() {
     if std::env::var(CHILD_ENV).is_err() {
         return;
     }
-    let mnt = tempfile::tempdir().unwrap();
-    let ok = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
-        .arg(mnt.path())
-        .status()
-        .unwrap();
-    assert!(ok.success(), "mount tmpfs failed");
+    let mnt = mount_tmpfs("8m");
     let dir = mnt.path().join("store");
     let garbage = store_with_garbage(&dir, 16);
     fill(&mnt.path().join("filler"), 0);
