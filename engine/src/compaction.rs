@@ -207,9 +207,11 @@ impl Engine {
             &changes.message
         };
         let r = self.checkpoint_locked(changes.applied_seq, message, |b, batch| {
-            apply(changes, b, batch)
+            apply(changes, b, batch).map(|()| crate::engine::Edited::Commit)
         });
-        let checkpoint = self.note(r)?;
+        let checkpoint = self
+            .note(r)?
+            .ok_or(Error::NoHead("the compaction commit was abandoned"))?;
         Ok(CompactionCommit {
             checkpoint,
             reapplied,

@@ -39,6 +39,10 @@ pub struct Options {
     pub objects: sydra_objects::Options,
     /// Author recorded in commits.
     pub author: String,
+    /// Length of a time-series block in ns: compaction cuts segments at
+    /// multiples of it since the epoch (default one hour). A store keeps
+    /// the length its first compaction used (commit meta `series.block`).
+    pub series_block_ns: i64,
 }
 
 impl Default for Options {
@@ -47,6 +51,7 @@ impl Default for Options {
             wal: WalOptions::default(),
             objects: sydra_objects::Options::default(),
             author: "sydra".into(),
+            series_block_ns: 3_600_000_000_000,
         }
     }
 }
@@ -112,6 +117,22 @@ pub struct Engine {
     /// The lowest seq of a series record the head holds points or
     /// definitions from (`u64::MAX`: none): no checkpoint may apply it.
     pub(crate) series_floor: std::sync::atomic::AtomicU64,
+    /// One time-series compaction at a time.
+    pub(crate) compact_lock: Mutex<()>,
+}
+
+/// What a checkpoint's tree edit asks of the commit.
+pub(crate) enum Edited {
+    /// Commit with the applied seq the caller gave.
+    Commit,
+    /// Commit with this applied seq and these extra meta entries (a
+    /// time-series compaction, which owns the series floor).
+    CommitWith {
+        applied: u64,
+        meta: Vec<(String, String)>,
+    },
+    /// Nothing to commit.
+    Abandon,
 }
 
 /// The engine's poison flag, shared with the sections it hands out: the
@@ -206,6 +227,7 @@ impl Engine {
             report,
             head: Mutex::new(crate::series::head::Head::new(1)),
             series_floor: std::sync::atomic::AtomicU64::new(u64::MAX),
+            compact_lock: Mutex::new(()),
         };
         engine.rebuild_head();
         Ok(engine)
@@ -331,8 +353,8 @@ impl Engine {
     pub fn checkpoint(&self, applied_seq: Option<u64>, message: &str) -> Result<Checkpoint> {
         self.check_poison()?;
         let _one = self.commit_lock.lock();
-        let r = self.checkpoint_locked(applied_seq, message, |_, _| Ok(()));
-        self.note(r)
+        let r = self.checkpoint_locked(applied_seq, message, |_, _| Ok(Edited::Commit));
+        self.note(r)?.ok_or(Error::NoHead("the checkpoint was abandoned"))
     }
 
     /// A checkpoint that also applies `edit` to the tree, writing any new
@@ -342,14 +364,23 @@ impl Engine {
         &self,
         applied_seq: Option<u64>,
         message: &str,
-        edit: impl FnOnce(&mut TreeBuilder<'_>, &mut Batch) -> Result<()>,
-    ) -> Result<Checkpoint> {
+        edit: impl FnOnce(&mut TreeBuilder<'_>, &mut Batch) -> Result<Edited>,
+    ) -> Result<Option<Checkpoint>> {
         let store = self.repo.objects();
         let head = self.head()?;
+        let mut carried: Vec<(String, Vec<u8>)> = Vec::new();
         let (base_tree, prev_applied, parent_ts) = match head {
             Some(h) => {
                 let obj = store.get(&h)?;
                 let c = obj.commit()?;
+                // The time-series cut (series/compact.rs) holds until the
+                // next compaction moves it.
+                carried.extend(
+                    c.meta
+                        .iter()
+                        .filter(|(k, _)| k.starts_with("series."))
+                        .map(|(k, v)| ((*k).to_owned(), v.to_vec())),
+                );
                 (
                     Some(c.tree),
                     c.meta_u64("wal.applied_seq").unwrap_or(0),
@@ -359,8 +390,19 @@ impl Engine {
             None => (None, 0, i64::MIN),
         };
         let (chunks, durable) = self.wal.cut_chunks()?;
-        let applied = applied_seq.unwrap_or(prev_applied);
         let result = (|| {
+            let arena = Bump::new();
+            let mut builder = TreeBuilder::new(store, &arena, base_tree)?;
+            let mut batch = store.batch(Durability::Batch);
+            for c in &chunks {
+                let id = batch.put(Kind::Blob, &c.encode())?;
+                builder.upsert(&index::chunk_path(c.segment, c.first_seq), Kind::Blob, id)?;
+            }
+            let (applied, meta) = match edit(&mut builder, &mut batch)? {
+                Edited::Abandon => return Ok(None),
+                Edited::Commit => (applied_seq.unwrap_or(prev_applied), Vec::new()),
+                Edited::CommitWith { applied, meta } => (applied.max(prev_applied), meta),
+            };
             if applied < prev_applied {
                 return Err(Error::AppliedSeq {
                     applied,
@@ -374,10 +416,10 @@ impl Engine {
                 });
             }
             // The head is rebuilt only from records after the applied seq;
-            // until compaction moves series points into segments, no
-            // applied seq may cover a series record.
+            // only a compaction (which moves points into segments and says
+            // so with its own applied seq) may apply series records.
             let floor = self.series_floor.load(std::sync::atomic::Ordering::Acquire);
-            if applied > prev_applied && applied >= floor {
+            if meta.is_empty() && applied > prev_applied && applied >= floor {
                 return Err(Error::AppliedSeq {
                     applied,
                     reason: format!(
@@ -385,13 +427,6 @@ impl Engine {
                          applying them would take their points out of the head"
                     ),
                 });
-            }
-            let arena = Bump::new();
-            let mut builder = TreeBuilder::new(store, &arena, base_tree)?;
-            let mut batch = store.batch(Durability::Batch);
-            for c in &chunks {
-                let id = batch.put(Kind::Blob, &c.encode())?;
-                builder.upsert(&index::chunk_path(c.segment, c.first_seq), Kind::Blob, id)?;
             }
             // A segment is wholly applied when its successor starts at or
             // below applied + 1. The newest segment is never dropped.
@@ -408,7 +443,6 @@ impl Engine {
                     builder.remove(&index::segment_path(w[0]))?;
                 }
             }
-            edit(&mut builder, &mut batch)?;
             let tree = builder.write(&mut batch)?;
             let mut commit = Commit {
                 tree,
@@ -419,8 +453,14 @@ impl Engine {
                 branch: "main".into(),
                 ..Commit::default()
             };
+            for (k, v) in carried {
+                commit.meta.insert(k, v);
+            }
             commit.set_meta("wal.applied_seq", applied);
             commit.set_meta("wal.last_seq", durable);
+            for (k, v) in meta {
+                commit.set_meta(&k, v);
+            }
             let id = batch.put(
                 Kind::Commit,
                 &commit.encode().map_err(sydra_objects::Error::from)?,
@@ -434,18 +474,18 @@ impl Engine {
                 .refs()
                 .update(&main_ref(), id, prev, &format!("checkpoint: {message}"))?;
             drop(pins);
-            Ok(Checkpoint {
+            Ok(Some(Checkpoint {
                 commit: id,
                 applied_seq: applied,
                 last_seq: durable,
                 chunks: chunks.len(),
-            })
+            }))
         })();
         // A failure after the ref moved (`Committed`, e.g. a failed directory
         // fsync) is still an error, but the commit landed with these chunks:
         // handing them back would commit them twice.
         let landed = matches!(&result, Err(Error::Refs(e)) if e.committed().is_some());
-        if result.is_err() && !landed {
+        if matches!(result, Ok(None)) || (result.is_err() && !landed) {
             self.wal.restore_chunks(chunks);
         }
         result

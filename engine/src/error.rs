@@ -59,6 +59,15 @@ pub enum Error {
     /// unknown series ref.
     #[error("{0}")]
     Series(String),
+    /// A segment or series-index blob in a commit's tree that does not
+    /// verify.
+    #[error("{path}: {reason}")]
+    Segment {
+        /// Its path in the tree.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A series record in the WAL that does not decode or contradicts the
     /// records before it.
     #[error("WAL record {seq}: {reason}")]

@@ -29,7 +29,7 @@ use std::ops::RangeInclusive;
 
 use super::head::{Column, HeadError, SeriesRef};
 use super::key::{SeriesKey, Value, ValueType};
-use super::record::{self, Record, SamplesRecord, SeriesRecord, ValuesRef};
+use super::record::{SamplesRecord, SeriesRecord, ValuesRef};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 
@@ -144,29 +144,9 @@ impl Engine {
 
     fn try_rebuild_head(&mut self) -> Result<()> {
         let mut replay = self.replay_head()?;
-        let mut head = super::head::Head::new(1);
-        while let Some(r) = replay.next_record() {
-            let (seq, payload) = r?;
-            if !record::is_series_record(payload) {
-                continue;
-            }
-            self.series_floor
-                .fetch_min(seq, std::sync::atomic::Ordering::AcqRel);
-            let rec = record::decode(payload).map_err(|e| Error::SeriesRecord {
-                seq,
-                reason: e.to_string(),
-            })?;
-            let applied = match &rec {
-                Record::Series(defs) => defs.iter().try_for_each(|d| head.replay_def(seq, d)),
-                Record::Samples(groups) => {
-                    groups.iter().try_for_each(|g| head.replay_samples(seq, g))
-                }
-            };
-            applied.map_err(|e| Error::SeriesRecord {
-                seq,
-                reason: e.to_string(),
-            })?;
-        }
+        let head = super::compact::build_head(self.repo().objects(), self.head()?, &mut replay)?;
+        self.series_floor
+            .store(head.floor(), std::sync::atomic::Ordering::Release);
         self.report.head_series = head.series_count();
         self.report.head_points = head.point_count();
         *self.head.get_mut() = head;
@@ -333,16 +313,19 @@ impl Appender<'_> {
             // Under the log's lock, right after the records are queued:
             // the head sees commits in log order. Only copies here; full
             // groups are sealed after the log's lock is released.
+            // The floor moves under the head's lock, which a compaction
+            // holds while it recomputes it.
+            let mut head = engine.head.lock();
             engine
                 .series_floor
                 .fetch_min(*seqs.start(), std::sync::atomic::Ordering::AcqRel);
-            let mut head = engine.head.lock();
+            head.last_seq = head.last_seq.max(*seqs.end());
             for &r in &defined {
-                head.mark_logged(r);
+                head.mark_logged(r, *seqs.start());
             }
             for &r in &order {
                 let (ts, col) = &groups[&r];
-                head.push(r, ts, col);
+                head.push(r, *seqs.start(), ts, col);
             }
         });
         let (seqs, ()) = engine.note(appended.map_err(Error::from))?;

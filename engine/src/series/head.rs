@@ -84,7 +84,7 @@ impl Column {
         true
     }
 
-    fn get(&self, i: usize) -> Option<Value> {
+    pub(crate) fn get(&self, i: usize) -> Option<Value> {
         match self {
             Column::F64(c) => c.get(i).map(|v| Value::F64(*v)),
             Column::I64(c) => c.get(i).map(|v| Value::I64(*v)),
@@ -97,6 +97,30 @@ impl Column {
             Column::F64(c) => codec::encode_f64(&c[start..end]),
             Column::I64(c) => codec::encode_i64(&c[start..end]),
             Column::Bool(c) => codec::encode_bool(&c[start..end]),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Column::F64(c) => c.len(),
+            Column::I64(c) => c.len(),
+            Column::Bool(c) => c.len(),
+        }
+    }
+
+    /// The values at `keep`'s true positions.
+    fn select(&self, keep: &[bool]) -> Column {
+        fn pick<T: Copy>(c: &[T], keep: &[bool]) -> Vec<T> {
+            c.iter()
+                .zip(keep)
+                .filter(|(_, k)| **k)
+                .map(|(v, _)| *v)
+                .collect()
+        }
+        match self {
+            Column::F64(c) => Column::F64(pick(c, keep)),
+            Column::I64(c) => Column::I64(pick(c, keep)),
+            Column::Bool(c) => Column::Bool(pick(c, keep)),
         }
     }
 
@@ -119,9 +143,45 @@ impl Column {
 
 /// A sealed group of points: both columns compressed.
 #[derive(Debug)]
-struct Chunk {
+pub(crate) struct Chunk {
     timestamps: Box<[u8]>,
     values: Box<[u8]>,
+    /// Points in it.
+    len: u32,
+    /// Its earliest timestamp.
+    min_ts: i64,
+    /// A WAL seq at or below that of the record of its first point (the
+    /// log must be replayed from here to rebuild it).
+    first_seq: u64,
+}
+
+impl Chunk {
+    fn new(ts: &[i64], values: &Column, start: usize, end: usize, first_seq: u64) -> Chunk {
+        let part = &ts[start..end];
+        Chunk {
+            timestamps: codec::encode_timestamps(part).into_boxed_slice(),
+            values: values.encode_range(start, end).into_boxed_slice(),
+            len: part.len() as u32,
+            min_ts: part.iter().copied().min().unwrap_or(0),
+            first_seq,
+        }
+    }
+
+    /// Its points in append order.
+    fn decode(&self, t: ValueType, key: &SeriesKey) -> Result<(Vec<i64>, Column), HeadError> {
+        let bad = |e: crate::codec::CodecError| HeadError::Log(format!("head chunk of {key}: {e}"));
+        let ts = codec::decode_timestamps(&self.timestamps).map_err(bad)?;
+        let vals = Column::decode(t, &self.values).map_err(bad)?;
+        if ts.len() != self.len as usize || vals.len() != ts.len() {
+            return Err(HeadError::Log(format!(
+                "head chunk of {key}: {} timestamps and {} values, expected {}",
+                ts.len(),
+                vals.len(),
+                self.len
+            )));
+        }
+        Ok((ts, vals))
+    }
 }
 
 #[derive(Debug)]
@@ -129,9 +189,16 @@ pub(crate) struct HeadSeries {
     pub(crate) key: Arc<SeriesKey>,
     pub(crate) value_type: Option<ValueType>,
     pub(crate) logged: bool,
+    /// Whether the series index of the head commit holds it.
+    pub(crate) indexed: bool,
+    /// A seq at or below its definition record's (while not indexed, the
+    /// log must be replayed from here to know the series).
+    def_seq: u64,
     chunks: Vec<Arc<Chunk>>,
     open_ts: Vec<i64>,
     open: Option<Column>,
+    /// `(index into open_ts, seq)`: the record seq from each index on.
+    open_seqs: Vec<(u32, u64)>,
     points: u64,
 }
 
@@ -141,11 +208,34 @@ impl HeadSeries {
             key,
             value_type: None,
             logged: false,
+            indexed: false,
+            def_seq: 0,
             chunks: Vec::new(),
             open_ts: Vec::new(),
             open: None,
+            open_seqs: Vec::new(),
             points: 0,
         }
+    }
+
+    /// The lowest seq the log must be replayed from to rebuild its points
+    /// (and, until it is indexed, its definition).
+    fn first_seq(&self) -> Option<u64> {
+        let points = match self.chunks.first() {
+            Some(c) => Some(c.first_seq),
+            None => self.open_seqs.first().map(|r| r.1),
+        };
+        let def = (self.logged && !self.indexed).then_some(self.def_seq);
+        match (points, def) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The seq of open point `i`.
+    fn open_seq(&self, i: usize) -> u64 {
+        let at = self.open_seqs.partition_point(|r| r.0 as usize <= i);
+        self.open_seqs[at.saturating_sub(1)].1
     }
 
     /// Bytes this series holds in memory (points only).
@@ -154,7 +244,9 @@ impl HeadSeries {
             .iter()
             .map(|c| c.timestamps.len() + c.values.len())
             .sum::<usize>()
+            + self.chunks.len() * std::mem::size_of::<Chunk>()
             + self.open_ts.len() * 16
+            + self.open_seqs.len() * 12
     }
 }
 
@@ -178,15 +270,8 @@ impl Snapshot {
         };
         let mut out: Vec<(i64, Value)> = Vec::with_capacity(s.points as usize);
         for c in &s.chunks {
-            let ts = codec::decode_timestamps(&c.timestamps)
-                .map_err(|e| HeadError::Log(format!("head chunk of {}: {e}", s.key)))?;
-            let vals = Column::decode(t, &c.values)
-                .map_err(|e| HeadError::Log(format!("head chunk of {}: {e}", s.key)))?;
-            for (i, t) in ts.into_iter().enumerate() {
-                if let Some(v) = vals.get(i) {
-                    out.push((t, v));
-                }
-            }
+            let (ts, vals) = c.decode(t, &s.key)?;
+            out.extend(ts.into_iter().enumerate().filter_map(|(i, t)| Some((t, vals.get(i)?))));
         }
         if let Some(open) = &s.open {
             for (i, &t) in s.open_ts.iter().enumerate() {
@@ -195,17 +280,24 @@ impl Snapshot {
                 }
             }
         }
-        // Stable: equal timestamps keep append order, and the last wins.
-        out.sort_by_key(|p| p.0);
-        let mut dedup: Vec<(i64, Value)> = Vec::with_capacity(out.len());
-        for p in out {
-            match dedup.last_mut() {
-                Some(last) if last.0 == p.0 => *last = p,
-                _ => dedup.push(p),
-            }
-        }
-        Ok(dedup)
+        last_per_timestamp(out)
     }
+}
+
+/// Sort points by time (stably: equal timestamps keep append order) and
+/// keep the last of each timestamp — last write wins.
+pub(crate) fn last_per_timestamp(
+    mut out: Vec<(i64, Value)>,
+) -> Result<Vec<(i64, Value)>, HeadError> {
+    out.sort_by_key(|p| p.0);
+    let mut dedup: Vec<(i64, Value)> = Vec::with_capacity(out.len());
+    for p in out {
+        match dedup.last_mut() {
+            Some(last) if last.0 == p.0 => *last = p,
+            _ => dedup.push(p),
+        }
+    }
+    Ok(dedup)
 }
 
 /// Why the head refused something.
@@ -247,6 +339,11 @@ pub(crate) struct Head {
     series: HashMap<u64, HeadSeries>,
     next_ref: u64,
     points: u64,
+    /// The seq of the last series record applied (the head reflects exactly
+    /// the records up to it).
+    pub(crate) last_seq: u64,
+    /// The latest timestamp pushed since open (compaction's block cut).
+    pub(crate) max_ts: Option<i64>,
 }
 
 impl Head {
@@ -301,23 +398,29 @@ impl Head {
         }
     }
 
-    /// Mark a series' definition as in the log.
-    pub(crate) fn mark_logged(&mut self, r: u64) {
-        if let Some(s) = self.series.get_mut(&r) {
+    /// Mark a series' definition as in the log at (or after) `seq`.
+    pub(crate) fn mark_logged(&mut self, r: u64, seq: u64) {
+        if let Some(s) = self.series.get_mut(&r)
+            && !s.logged
+        {
             s.logged = true;
+            s.def_seq = seq;
         }
     }
 
-    /// Append points to a typed series (the caller checked the type).
-    /// Only copies: [`seal`](Head::seal) compresses full groups later, so
-    /// the appender's call under the log's lock stays short.
-    pub(crate) fn push(&mut self, r: u64, ts: &[i64], values: &Column) {
+    /// Append points of record `seq` to a typed series (the caller
+    /// checked the type). Only copies: [`seal`](Head::seal) compresses full
+    /// groups later, so the appender's call under the log's lock stays short.
+    pub(crate) fn push(&mut self, r: u64, seq: u64, ts: &[i64], values: &Column) {
         let Some(s) = self.series.get_mut(&r) else {
             return;
         };
         let Some(open) = s.open.as_mut() else {
             return;
         };
+        if s.open_seqs.last().is_none_or(|run| run.1 != seq) {
+            s.open_seqs.push((s.open_ts.len() as u32, seq));
+        }
         for (i, &t) in ts.iter().enumerate() {
             let Some(v) = values.get(i) else { break };
             if !open.push(&v) {
@@ -326,6 +429,7 @@ impl Head {
             s.open_ts.push(t);
             s.points += 1;
             self.points += 1;
+            self.max_ts = Some(self.max_ts.map_or(t, |m| m.max(t)));
         }
     }
 
@@ -335,22 +439,40 @@ impl Head {
         let Some(s) = self.series.get_mut(&r) else {
             return;
         };
-        let Some(open) = s.open.as_mut() else {
-            return;
-        };
         if s.open_ts.len() < CHUNK_POINTS {
             return;
         }
         let full = s.open_ts.len() / CHUNK_POINTS * CHUNK_POINTS;
-        for start in (0..full).step_by(CHUNK_POINTS) {
-            let end = start + CHUNK_POINTS;
-            s.chunks.push(Arc::new(Chunk {
-                timestamps: codec::encode_timestamps(&s.open_ts[start..end]).into_boxed_slice(),
-                values: open.encode_range(start, end).into_boxed_slice(),
-            }));
+        let mut sealed = Vec::with_capacity(full / CHUNK_POINTS);
+        if let Some(open) = &s.open {
+            for start in (0..full).step_by(CHUNK_POINTS) {
+                let seq = s.open_seq(start);
+                sealed.push(Arc::new(Chunk::new(
+                    &s.open_ts,
+                    open,
+                    start,
+                    start + CHUNK_POINTS,
+                    seq,
+                )));
+            }
         }
+        let rest_seq = s.open_seq(full);
+        s.chunks.extend(sealed);
         s.open_ts.drain(..full);
-        open.drain_front(full);
+        if let Some(open) = s.open.as_mut() {
+            open.drain_front(full);
+        }
+        let mut runs = vec![(0u32, rest_seq)];
+        runs.extend(
+            s.open_seqs
+                .iter()
+                .filter(|r| r.0 as usize > full)
+                .map(|r| (r.0 - full as u32, r.1)),
+        );
+        if s.open_ts.is_empty() {
+            runs.clear();
+        }
+        s.open_seqs = runs;
     }
 
     /// Apply a definition read from the log (seq names it in errors).
@@ -392,14 +514,21 @@ impl Head {
         s.value_type = Some(d.value_type);
         s.open = Column::new(d.value_type);
         s.logged = true;
+        s.def_seq = seq;
         self.by_key.insert(key, d.series);
         self.series.insert(d.series, s);
         self.next_ref = self.next_ref.max(d.series.saturating_add(1));
         Ok(())
     }
 
-    /// Apply a sample group read from the log.
-    pub(crate) fn replay_samples(&mut self, seq: u64, g: &SampleGroup) -> Result<(), HeadError> {
+    /// Apply a sample group read from the log, keeping only the points
+    /// `keep` accepts (those compaction has not moved into segments).
+    pub(crate) fn replay_samples(
+        &mut self,
+        seq: u64,
+        g: &SampleGroup,
+        keep: impl Fn(i64) -> bool,
+    ) -> Result<(), HeadError> {
         let Some(s) = self.series.get(&g.series) else {
             return Err(HeadError::Log(format!(
                 "record {seq} holds samples of series ref {}, which no earlier record defines",
@@ -423,8 +552,125 @@ impl Head {
                 return Err(HeadError::Log(format!("record {seq} holds string samples")));
             }
         };
-        self.push(g.series, &g.timestamps, &column);
+        let mask: Vec<bool> = g.timestamps.iter().map(|&t| keep(t)).collect();
+        if mask.iter().all(|k| *k) {
+            self.push(g.series, seq, &g.timestamps, &column);
+        } else {
+            let ts: Vec<i64> = g.timestamps.iter().zip(&mask).filter(|(_, k)| **k).map(|(t, _)| *t).collect();
+            self.push(g.series, seq, &ts, &column.select(&mask));
+        }
         self.seal(g.series);
+        Ok(())
+    }
+
+    /// Load a series from the series index of the head commit.
+    pub(crate) fn load_indexed(&mut self, d: &SeriesDef) -> Result<(), HeadError> {
+        self.replay_def(0, d)?;
+        if let Some(s) = self.series.get_mut(&d.series) {
+            s.indexed = true;
+        }
+        Ok(())
+    }
+
+    /// Note that the series index of the head commit now holds `r`.
+    pub(crate) fn mark_indexed(&mut self, r: u64) {
+        if let Some(s) = self.series.get_mut(&r) {
+            s.indexed = true;
+        }
+    }
+
+    /// The lowest seq the log must be replayed from to rebuild the head's
+    /// points (`u64::MAX` when it holds none).
+    pub(crate) fn floor(&self) -> u64 {
+        self.series
+            .values()
+            .filter_map(HeadSeries::first_seq)
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
+    /// What a compaction reads: every logged series (with its points up to
+    /// now, shared or copied), and the seq of the last record they reflect.
+    pub(crate) fn compaction_snapshot(&self) -> (u64, Vec<CompactSeries>) {
+        let mut out = Vec::new();
+        for (&r, s) in &self.series {
+            let (Some(t), Some(open)) = (s.value_type, &s.open) else {
+                continue;
+            };
+            if !s.logged || (s.points == 0 && s.indexed) {
+                continue;
+            }
+            out.push(CompactSeries {
+                series: r,
+                key: s.key.clone(),
+                value_type: t,
+                indexed: s.indexed,
+                chunks: s.chunks.clone(),
+                open_ts: s.open_ts.clone(),
+                open: open.clone(),
+                open_seqs: s.open_seqs.clone(),
+                n: s.points,
+            });
+        }
+        out.sort_by_key(|c| c.series);
+        (self.last_seq, out)
+    }
+
+    /// After a compaction commit landed: the first `n` points of series `r`
+    /// (append order, as its snapshot saw them) become `survivors`; later
+    /// points are kept as they are.
+    pub(crate) fn replace_front(
+        &mut self,
+        r: u64,
+        n: u64,
+        survivors: Vec<Arc<Chunk>>,
+    ) -> Result<(), HeadError> {
+        let Some(s) = self.series.get_mut(&r) else {
+            return Err(HeadError::UnknownRef(r));
+        };
+        let (Some(t), Some(open)) = (s.value_type, s.open.as_mut()) else {
+            return Err(HeadError::UnknownRef(r));
+        };
+        let kept: u64 = survivors.iter().map(|c| u64::from(c.len)).sum();
+        let mut chunks = survivors;
+        let mut pos = 0u64;
+        let mut cut_open = 0usize;
+        for c in &s.chunks {
+            let len = u64::from(c.len);
+            if pos + len <= n {
+                // Wholly covered by the snapshot: replaced by the survivors.
+            } else if pos >= n {
+                chunks.push(c.clone());
+            } else {
+                let (ts, vals) = c.decode(t, &s.key)?;
+                let from = (n - pos) as usize;
+                chunks.push(Arc::new(Chunk::new(&ts, &vals, from, ts.len(), c.first_seq)));
+            }
+            pos += len;
+        }
+        if n > pos {
+            cut_open = ((n - pos) as usize).min(s.open_ts.len());
+        }
+        if cut_open > 0 {
+            let rest_seq = (cut_open < s.open_ts.len()).then(|| {
+                let at = s.open_seqs.partition_point(|run| run.0 as usize <= cut_open);
+                s.open_seqs[at.saturating_sub(1)].1
+            });
+            s.open_ts.drain(..cut_open);
+            open.drain_front(cut_open);
+            let mut runs: Vec<(u32, u64)> = rest_seq.into_iter().map(|q| (0, q)).collect();
+            runs.extend(
+                s.open_seqs
+                    .iter()
+                    .filter(|run| run.0 as usize > cut_open)
+                    .map(|run| (run.0 - cut_open as u32, run.1)),
+            );
+            s.open_seqs = runs;
+        }
+        let removed = n.saturating_sub(kept);
+        s.chunks = chunks;
+        s.points = s.points.saturating_sub(removed);
+        self.points = self.points.saturating_sub(removed);
         Ok(())
     }
 
@@ -469,6 +715,82 @@ impl Head {
     /// Bytes of point data in memory.
     pub(crate) fn bytes(&self) -> usize {
         self.series.values().map(HeadSeries::bytes).sum()
+    }
+}
+
+/// One series as a compaction reads it (see [`Head::compaction_snapshot`]).
+#[derive(Debug)]
+pub(crate) struct CompactSeries {
+    pub(crate) series: u64,
+    pub(crate) key: Arc<SeriesKey>,
+    pub(crate) value_type: ValueType,
+    /// Whether the head commit's series index already holds it.
+    pub(crate) indexed: bool,
+    chunks: Vec<Arc<Chunk>>,
+    open_ts: Vec<i64>,
+    open: Column,
+    open_seqs: Vec<(u32, u64)>,
+    /// Its points in the head when the snapshot was taken.
+    pub(crate) n: u64,
+}
+
+/// A series split by a compaction: the points that go into segments, and
+/// the chunks that stay in the head.
+#[derive(Debug, Default)]
+pub(crate) struct Split {
+    /// Points moving to segments, in append order.
+    pub(crate) moved: Vec<(i64, Value)>,
+    /// What stays, as chunks, in append order.
+    pub(crate) survivors: Vec<Arc<Chunk>>,
+    /// The lowest seq the survivors need replayed.
+    pub(crate) first_seq: Option<u64>,
+}
+
+impl CompactSeries {
+    /// Split the points: those before `cut` (all of them for `None`) go to
+    /// segments.
+    pub(crate) fn split(&self, cut: Option<i64>) -> Result<Split, HeadError> {
+        let moves = |t: i64| cut.is_none_or(|c| t < c);
+        let mut out = Split::default();
+        let keep_part = |ts: &[i64], vals: &Column, first_seq: u64, out: &mut Split| {
+            let mask: Vec<bool> = ts.iter().map(|&t| !moves(t)).collect();
+            let mut kept_ts = Vec::new();
+            for (i, &t) in ts.iter().enumerate() {
+                if mask[i] {
+                    kept_ts.push(t);
+                } else if let Some(v) = vals.get(i) {
+                    out.moved.push((t, v));
+                }
+            }
+            if !kept_ts.is_empty() {
+                let kept = vals.select(&mask);
+                out.survivors
+                    .push(Arc::new(Chunk::new(&kept_ts, &kept, 0, kept_ts.len(), first_seq)));
+            }
+        };
+        for c in &self.chunks {
+            if !moves(c.min_ts) {
+                out.survivors.push(c.clone());
+                continue;
+            }
+            let (ts, vals) = c.decode(self.value_type, &self.key)?;
+            keep_part(&ts, &vals, c.first_seq, &mut out);
+        }
+        // Open points: survivors keep the seq of the first of them.
+        let first_kept = self.open_ts.iter().position(|&t| !moves(t));
+        if let Some(i) = first_kept {
+            let at = self.open_seqs.partition_point(|run| run.0 as usize <= i);
+            let seq = self.open_seqs.get(at.saturating_sub(1)).map_or(0, |r| r.1);
+            keep_part(&self.open_ts, &self.open, seq, &mut out);
+        } else {
+            for (i, &t) in self.open_ts.iter().enumerate() {
+                if let Some(v) = self.open.get(i) {
+                    out.moved.push((t, v));
+                }
+            }
+        }
+        out.first_seq = out.survivors.iter().map(|c| c.first_seq).min();
+        Ok(out)
     }
 }
 

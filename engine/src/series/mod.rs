@@ -4,12 +4,17 @@
 
 pub mod append;
 pub mod codec;
+pub mod compact;
 pub mod head;
 pub mod key;
 pub mod lineproto;
 pub mod record;
+pub mod segment;
+pub mod view;
 
 pub use append::{AppendCommit, Appender};
+pub use compact::{CompactOptions, CompactReport};
 pub use head::SeriesRef;
+pub use view::View;
 pub use key::{KeyError, SeriesId, SeriesKey, Value, ValueType};
 pub use lineproto::{Line, ParseError, Point, Precision};

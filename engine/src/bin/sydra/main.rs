@@ -78,11 +78,15 @@ enum Command {
     /// Write InfluxDB line protocol (files or standard input); exit 0 only
     /// when every point is durable.
     Write(series_cmds::WriteArgs),
-    /// Print every point of the head as canonical line protocol (one field
-    /// per line, tags sorted, ns timestamps), sorted by series and time.
-    Export,
-    /// List the series of the head: key, type, points appended.
+    /// Print every point (or those of a revision, --as-of) as canonical
+    /// line protocol (one field per line, tags sorted, ns timestamps),
+    /// sorted by series and time.
+    Export(series_cmds::ExportArgs),
+    /// List the series (or those of a revision, --as-of): key and type.
     Series(series_cmds::SeriesArgs),
+    /// Move the head's points older than the newest block into segments
+    /// (--all: every point) in one compaction commit.
+    Compact(series_cmds::CompactArgs),
     /// The main job: an embedded time-series workload, end to end.
     Demo(demo::DemoArgs),
 }
@@ -132,7 +136,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Fsck(a) => admin::fsck(&dir, a),
         Command::Stats(a) => admin::stats(&dir, a),
         Command::Write(a) => series_cmds::write(&dir, a),
-        Command::Export => series_cmds::export(&dir),
+        Command::Export(a) => series_cmds::export(&dir, a),
+        Command::Compact(a) => series_cmds::compact(&dir, a),
         Command::Series(a) => series_cmds::series(&dir, a),
         Command::Demo(_) => Ok(0),
     }

@@ -34,6 +34,29 @@ pub struct SeriesArgs {
     /// One JSON object per series.
     #[arg(long)]
     json: bool,
+    /// The series of this revision (ref, commit, snapshot, REV@{TIME})
+    /// instead of the live ones.
+    #[arg(long)]
+    as_of: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// The data of this revision (ref, commit, snapshot, REV@{TIME}):
+    /// its segments and the points its WAL chunks hold beyond them.
+    /// Without it: every acknowledged point, compacted or not.
+    #[arg(long)]
+    as_of: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompactArgs {
+    /// Move every point of the head, the newest block's too.
+    #[arg(long)]
+    all: bool,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 /// The key of one field of a parsed line.
@@ -305,12 +328,13 @@ pub fn write(dir: &Path, a: WriteArgs) -> anyhow::Result<u8> {
     }
 }
 
-pub fn export(dir: &Path) -> anyhow::Result<u8> {
+pub fn export(dir: &Path, a: ExportArgs) -> anyhow::Result<u8> {
     let engine = open_engine(dir, SyncMode::Never)?;
+    let view = engine.view(a.as_of.as_deref())?;
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut line = String::new();
-    for (key, r, _, _) in engine.head_series()? {
-        for (ts, v) in engine.head_points(r)? {
+    for (key, _) in view.series()? {
+        for (ts, v) in view.points(&key)? {
             line.clear();
             lineproto::write_point(&mut line, &key, ts, &v)?;
             out.write_all(line.as_bytes())?;
@@ -323,20 +347,59 @@ pub fn export(dir: &Path) -> anyhow::Result<u8> {
 pub fn series(dir: &Path, a: SeriesArgs) -> anyhow::Result<u8> {
     let engine = open_engine(dir, SyncMode::Never)?;
     let mut out = io::BufWriter::new(io::stdout().lock());
-    for (key, r, t, n) in engine.head_series()? {
+    let view = engine.view(a.as_of.as_deref())?;
+    for (key, t) in view.series()? {
         if a.json {
             let v = serde_json::json!({
                 "series": key.series_string(),
                 "field": key.field(),
                 "type": t.to_string(),
-                "ref": r.id(),
-                "points": n,
             });
             writeln!(out, "{v}")?;
         } else {
-            writeln!(out, "{key}\t{t}\t{n}")?;
+            writeln!(out, "{key}\t{t}")?;
         }
     }
     out.flush()?;
+    Ok(0)
+}
+
+pub fn compact(dir: &Path, a: CompactArgs) -> anyhow::Result<u8> {
+    let engine = open_engine(dir, SyncMode::Always)?;
+    let started = Instant::now();
+    let r = engine.compact(sydra_engine::series::CompactOptions { all: a.all })?;
+    let secs = started.elapsed().as_secs_f64();
+    if a.json {
+        let v = serde_json::json!({
+            "commit": r.commit.map(|c| c.to_string()),
+            "points": r.points,
+            "segments_added": r.segments_added,
+            "segments_replaced": r.segments_replaced,
+            "series_indexed": r.series_indexed,
+            "cut": r.cut,
+            "applied_seq": r.applied_seq,
+            "head_points": r.head_points,
+            "seconds": secs,
+        });
+        println!("{v}");
+    } else if let Some(c) = r.commit {
+        let before = match r.cut {
+            Some(t) => format!("before {}", sydra_engine::time::format_rfc3339(t)),
+            None => "(all)".to_string(),
+        };
+        println!(
+            "compacted {} point(s) {before} into {} new and {} replaced segment(s), \
+             {} new series indexed, in {secs:.2}s\ncommit {c}\n{} point(s) left in the head; \
+             wal.applied_seq {}",
+            r.points,
+            r.segments_added,
+            r.segments_replaced,
+            r.series_indexed,
+            r.head_points,
+            r.applied_seq
+        );
+    } else {
+        println!("nothing to compact ({} point(s) in the head, all in the newest block)", r.head_points);
+    }
     Ok(0)
 }

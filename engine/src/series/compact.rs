@@ -1,0 +1,432 @@
+//! Compaction from the head: points older than the block boundary move from
+//! memory into segments (FORMAT.md §18) in one commit that also advances
+//! `wal.applied_seq`; and the head's rebuild from a commit.
+//!
+//! The log is never rewritten. A compaction commit records a *cut*:
+//! `series.cut_seq` = S, the last record its snapshot of the head
+//! reflected, and `series.cut_ts` = T, the block boundary: every point of
+//! a record at or below S with a timestamp before T is in segments; every
+//! other point of the log after `wal.applied_seq` is in the head. The
+//! commit's `wal.applied_seq` is the seq just below the oldest record the
+//! head still needs (its oldest surviving point, or the definition of a
+//! series the index does not yet hold). Rebuilding the head from a commit
+//! therefore loads the series index, then replays the log after
+//! `wal.applied_seq`, dropping a record's points before T when its seq is
+//! at most S. T only grows from one compaction to the next, so a point a
+//! compaction moved is never replayed into the head again.
+//!
+//! `compact --all` moves every point the snapshot holds, whatever its
+//! time (the open block becomes a segment a later compaction replaces);
+//! the head then needs nothing at or below S.
+//!
+//! Late points — older than a block already compacted — stay in the head
+//! until the next compaction, which merges them into that block's segment
+//! and writes it anew (the previous version stays in history). A read
+//! merges segments and head, the head winning a timestamp both hold.
+
+use std::sync::Arc;
+
+use sydra_objects::{Batch, Kind, ObjectId, Store, TreeBuilder};
+
+use super::head::{CompactSeries, Head, SeriesRef, last_per_timestamp};
+use super::key::{SeriesKey, Value, ValueType};
+use super::record::{self, Record, SeriesDef};
+use super::segment::{self, SegmentStats};
+use crate::engine::{Edited, Engine};
+use crate::error::{Error, Result};
+use crate::replay::Replay;
+
+/// Commit meta: the last record a compaction's snapshot reflected.
+pub const META_CUT_SEQ: &str = "series.cut_seq";
+/// Commit meta: the block boundary of the last compaction (ns).
+pub const META_CUT_TS: &str = "series.cut_ts";
+/// Commit meta: the block length segments were cut with (ns).
+pub const META_BLOCK: &str = "series.block";
+
+/// What to compact.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompactOptions {
+    /// Move every point of the head, the newest block's too.
+    pub all: bool,
+}
+
+/// What a compaction did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactReport {
+    /// The compaction commit (`None` when there was nothing to do).
+    pub commit: Option<ObjectId>,
+    /// Points moved from the head into segments.
+    pub points: u64,
+    /// Segments written for blocks that had none.
+    pub segments_added: u64,
+    /// Segments written anew because late points arrived for their block.
+    pub segments_replaced: u64,
+    /// Series added to the series index.
+    pub series_indexed: u64,
+    /// Points before this time moved (`None` with `--all`: every point).
+    pub cut: Option<i64>,
+    /// The commit's `wal.applied_seq`.
+    pub applied_seq: u64,
+    /// Points left in the head.
+    pub head_points: u64,
+}
+
+/// A commit's cut (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Cut {
+    pub(crate) seq: u64,
+    pub(crate) ts: i64,
+}
+
+impl Cut {
+    /// Whether the head holds a point of record `seq` at time `t`.
+    pub(crate) fn in_head(&self, seq: u64, t: i64) -> bool {
+        seq > self.seq || t >= self.ts
+    }
+}
+
+fn meta_i64(c: &sydra_objects::CommitRef<'_>, key: &str) -> Option<i64> {
+    std::str::from_utf8(c.meta(key)?).ok()?.parse().ok()
+}
+
+/// The cut and block length a commit records.
+pub(crate) fn cut_of(store: &Store, commit: Option<ObjectId>) -> Result<(Cut, Option<i64>)> {
+    let none = Cut {
+        seq: 0,
+        ts: i64::MIN,
+    };
+    let Some(id) = commit else {
+        return Ok((none, None));
+    };
+    let obj = store.get(&id)?;
+    let c = obj.commit()?;
+    let cut = Cut {
+        seq: c.meta_u64(META_CUT_SEQ).unwrap_or(0),
+        ts: meta_i64(&c, META_CUT_TS).unwrap_or(i64::MIN),
+    };
+    Ok((cut, meta_i64(&c, META_BLOCK).filter(|b| *b > 0)))
+}
+
+/// The tree at `path` under `root`, if there is one.
+pub(crate) fn subtree(store: &Store, root: ObjectId, path: &str) -> Result<Option<ObjectId>> {
+    let mut cur = root;
+    for name in path.split('/') {
+        let obj = store.get(&cur)?;
+        let tree = obj.tree()?;
+        match tree.find(name) {
+            Some(e) if e.kind == Kind::Tree => cur = e.id,
+            _ => return Ok(None),
+        }
+    }
+    Ok(Some(cur))
+}
+
+/// Every series the index of tree `root` holds.
+pub(crate) fn index_of(store: &Store, root: ObjectId) -> Result<Vec<SeriesDef>> {
+    let Some(dir) = subtree(store, root, "index/series")? else {
+        return Ok(Vec::new());
+    };
+    let obj = store.get(&dir)?;
+    let mut out = Vec::new();
+    for e in obj.tree()?.entries {
+        let aa = u8::from_str_radix(e.name, 16)
+            .ok()
+            .filter(|_| e.name.len() == 2 && e.kind == Kind::Blob)
+            .ok_or_else(|| Error::Segment {
+                path: format!("index/series/{}", e.name),
+                reason: "not a two-hex-digit index blob".into(),
+            })?;
+        let blob = store.get(&e.id)?;
+        let defs = segment::decode_index(aa, &blob.data).map_err(|err| Error::Segment {
+            path: format!("index/series/{}", e.name),
+            reason: err.0,
+        })?;
+        out.extend(defs);
+    }
+    Ok(out)
+}
+
+/// A head as of `commit`: its series index, then the log `replay` streams
+/// (records after its applied seq), minus what its cut says is in segments.
+pub(crate) fn build_head(store: &Store, commit: Option<ObjectId>, replay: &mut Replay) -> Result<Head> {
+    let (cut, _) = cut_of(store, commit)?;
+    let mut head = Head::new(1);
+    if let Some(id) = commit {
+        let tree = store.get(&id)?.commit()?.tree;
+        for d in index_of(store, tree)? {
+            head.load_indexed(&d).map_err(|e| Error::Segment {
+                path: format!("index/series (series {})", d.key),
+                reason: e.to_string(),
+            })?;
+        }
+    }
+    head.last_seq = cut.seq.max(replay.applied_seq());
+    while let Some(r) = replay.next_record() {
+        let (seq, payload) = r?;
+        if !record::is_series_record(payload) {
+            continue;
+        }
+        let bad = |reason: String| Error::SeriesRecord { seq, reason };
+        let rec = record::decode(payload).map_err(|e| bad(e.to_string()))?;
+        match &rec {
+            Record::Series(defs) => defs.iter().try_for_each(|d| head.replay_def(seq, d)),
+            Record::Samples(groups) => groups
+                .iter()
+                .try_for_each(|g| head.replay_samples(seq, g, |t| cut.in_head(seq, t))),
+        }
+        .map_err(|e| bad(e.to_string()))?;
+        head.last_seq = head.last_seq.max(seq);
+    }
+    Ok(head)
+}
+
+/// A segment's two blob paths.
+fn segment_paths(dir: &str, block: i64) -> (String, String) {
+    let name = segment::block_name(block);
+    (format!("{dir}/raw/{name}.t"), format!("{dir}/raw/{name}.v"))
+}
+
+/// Read and verify the segment of `block` at `dir` through `b`, if any.
+fn existing_segment(
+    store: &Store,
+    b: &mut TreeBuilder<'_>,
+    dir: &str,
+    block: i64,
+) -> Result<Option<segment::Segment>> {
+    let (tp, vp) = segment_paths(dir, block);
+    let (Some(t), Some(v)) = (b.get(&tp)?, b.get(&vp)?) else {
+        return Ok(None);
+    };
+    let (Some(t), Some(v)) = (t.id, v.id) else {
+        return Ok(None);
+    };
+    let tb = store.get(&t)?;
+    let vb = store.get(&v)?;
+    segment::decode(block, &tb.data, &vb.data)
+        .map(Some)
+        .map_err(|e| Error::Segment {
+            path: vp,
+            reason: e.0,
+        })
+}
+
+fn column_of(t: ValueType, points: &[(i64, Value)]) -> super::head::Column {
+    let mut col = super::head::Column::new(t).unwrap_or(super::head::Column::F64(Vec::new()));
+    for (_, v) in points {
+        col.push(v);
+    }
+    col
+}
+
+impl Engine {
+    /// Move the head's points older than the newest block's start (all of
+    /// them with `all`) into segments, in one commit on `refs/heads/main`.
+    /// Safe beside writers: points they append meanwhile stay in the head.
+    pub fn compact(&self, options: CompactOptions) -> Result<CompactReport> {
+        let _one = self.compact_lock.lock();
+        let (s_seq, max_ts, snaps) = {
+            let head = self.live_head()?;
+            let (s, snaps) = head.compaction_snapshot();
+            (s, head.max_ts, snaps)
+        };
+        // Everything the snapshot reflects must be durable before a commit
+        // claims it: its seqs must never be reused after a crash.
+        if s_seq > 0 {
+            self.note(self.wal().sync().map_err(Error::from))?;
+        }
+        let store = self.repo().objects();
+        let _commit = self.commit_lock.lock();
+        let head_commit = self.head()?;
+        let (prev, stored_block) = cut_of(store, head_commit)?;
+        let span = stored_block.unwrap_or(self.options().series_block_ns);
+        let candidate = max_ts.map(|m| segment::block_start(m, span));
+        let cut_ts = match candidate {
+            Some(c) => c.max(prev.ts),
+            None => prev.ts,
+        };
+        let moves_before = (!options.all).then_some(cut_ts);
+        let mut report = CompactReport {
+            cut: moves_before,
+            ..CompactReport::default()
+        };
+        let mut cut_head: Vec<(SeriesRef, u64, Vec<Arc<super::head::Chunk>>)> = Vec::new();
+        let mut indexed: Vec<SeriesRef> = Vec::new();
+        let mut floor = s_seq.saturating_add(1);
+        let mut work = false;
+        let r = self.checkpoint_locked(None, "compaction", |b, batch| {
+            let mut new_index: std::collections::BTreeMap<u8, Vec<SeriesDef>> = Default::default();
+            for snap in &snaps {
+                let split = snap.split(moves_before).map_err(|e| Error::Series(e.to_string()))?;
+                if let Some(f) = split.first_seq {
+                    floor = floor.min(f);
+                }
+                if !snap.indexed {
+                    new_index.entry(snap.key.id().0[0]).or_default().push(SeriesDef {
+                        series: snap.series,
+                        value_type: snap.value_type,
+                        key: (*snap.key).clone(),
+                    });
+                    indexed.push(SeriesRef(snap.series));
+                }
+                if !split.moved.is_empty() {
+                    report.points += self.write_segments(store, b, batch, snap, split.moved, span, &mut report)?;
+                }
+                cut_head.push((SeriesRef(snap.series), snap.n, split.survivors));
+            }
+            for (aa, mut defs) in new_index {
+                let path = format!("index/series/{aa:02x}");
+                if let Some(l) = b.get(&path)?
+                    && let Some(id) = l.id
+                {
+                    let blob = store.get(&id)?;
+                    let old = segment::decode_index(aa, &blob.data).map_err(|e| Error::Segment {
+                        path: path.clone(),
+                        reason: e.0,
+                    })?;
+                    defs.extend(old);
+                }
+                let mut keyed: Vec<_> = defs.into_iter().map(|d| (d.key.id(), d)).collect();
+                let id = batch.put(Kind::Blob, &segment::encode_index(&mut keyed))?;
+                b.upsert(&path, Kind::Blob, id)?;
+            }
+            report.series_indexed = indexed.len() as u64;
+            work = report.points > 0 || report.series_indexed > 0;
+            if !work {
+                return Ok(Edited::Abandon);
+            }
+            Ok(Edited::CommitWith {
+                applied: floor - 1,
+                meta: vec![
+                    (META_CUT_SEQ.to_string(), s_seq.to_string()),
+                    (META_CUT_TS.to_string(), cut_ts.to_string()),
+                    (META_BLOCK.to_string(), span.to_string()),
+                ],
+            })
+        });
+        let checkpoint = match self.note(r)? {
+            Some(c) => c,
+            None => {
+                report.head_points = self.head.lock().point_count();
+                return Ok(report);
+            }
+        };
+        report.commit = Some(checkpoint.commit);
+        report.applied_seq = checkpoint.applied_seq;
+        let mut head = self.head.lock();
+        for (r, n, survivors) in cut_head {
+            head.replace_front(r.0, n, survivors)
+                .map_err(|e| Error::Series(e.to_string()))?;
+        }
+        for r in indexed {
+            head.mark_indexed(r.0);
+        }
+        self.series_floor
+            .store(head.floor(), std::sync::atomic::Ordering::Release);
+        report.head_points = head.point_count();
+        Ok(report)
+    }
+
+    /// Write the segments of one series' moved points (merged with the
+    /// segments already there); returns the points moved.
+    #[allow(clippy::too_many_arguments)]
+    fn write_segments(
+        &self,
+        store: &Store,
+        b: &mut TreeBuilder<'_>,
+        batch: &mut Batch,
+        snap: &CompactSeries,
+        moved: Vec<(i64, Value)>,
+        span: i64,
+        report: &mut CompactReport,
+    ) -> Result<u64> {
+        let n = moved.len() as u64;
+        let points = last_per_timestamp(moved).map_err(|e| Error::Series(e.to_string()))?;
+        let dir = segment::series_dir(&snap.key.id());
+        let mut i = 0;
+        while i < points.len() {
+            let block = segment::block_start(points[i].0, span);
+            let end = block.saturating_add(span);
+            let j = i + points[i..].partition_point(|p| p.0 < end);
+            let mut block_points = points[i..j].to_vec();
+            match existing_segment(store, b, &dir, block)? {
+                Some(old) => {
+                    if old.value_type() != snap.value_type {
+                        return Err(Error::Segment {
+                            path: segment_paths(&dir, block).1,
+                            reason: format!(
+                                "holds {} values, the head's {} holds {}",
+                                old.value_type(),
+                                snap.key,
+                                snap.value_type
+                            ),
+                        });
+                    }
+                    let mut all = old.points();
+                    all.extend(block_points);
+                    block_points =
+                        last_per_timestamp(all).map_err(|e| Error::Series(e.to_string()))?;
+                    report.segments_replaced += 1;
+                }
+                None => report.segments_added += 1,
+            }
+            let ts: Vec<i64> = block_points.iter().map(|p| p.0).collect();
+            let col = column_of(snap.value_type, &block_points);
+            let Some((tb, vb)) = segment::encode(block, span, &ts, &col) else {
+                return Err(Error::Series(format!("{}: empty segment", snap.key)));
+            };
+            let (tp, vp) = segment_paths(&dir, block);
+            let tid = batch.put(Kind::Blob, &tb)?;
+            let vid = batch.put(Kind::Blob, &vb)?;
+            b.upsert(&tp, Kind::Blob, tid)?;
+            b.upsert(&vp, Kind::Blob, vid)?;
+            i = j;
+        }
+        Ok(n)
+    }
+
+    /// The segments of series `key` in commit `commit`'s tree, verified, in
+    /// time order, with their block starts.
+    pub fn segments(&self, commit: ObjectId, key: &SeriesKey) -> Result<Vec<segment::Segment>> {
+        let store = self.repo().objects();
+        let tree = store.get(&commit)?.commit()?.tree;
+        let dir = segment::series_dir(&key.id());
+        let Some(raw) = subtree(store, tree, &format!("{dir}/raw"))? else {
+            return Ok(Vec::new());
+        };
+        let obj = store.get(&raw)?;
+        let t = obj.tree()?;
+        let mut out = Vec::new();
+        for e in &t.entries {
+            let Some(name) = e.name.strip_suffix(".v") else {
+                continue;
+            };
+            let path = format!("{dir}/raw/{}", e.name);
+            let block = segment::parse_block_name(name).ok_or_else(|| Error::Segment {
+                path: path.clone(),
+                reason: "not a block name (YYYYMMDDTHHMMSSZ.v)".into(),
+            })?;
+            let ts = t.find(&format!("{name}.t")).ok_or_else(|| Error::Segment {
+                path: path.clone(),
+                reason: "has no timestamps blob beside it".into(),
+            })?;
+            let tb = store.get(&ts.id)?;
+            let vb = store.get(&e.id)?;
+            let seg = segment::decode(block, &tb.data, &vb.data).map_err(|err| Error::Segment {
+                path: path.clone(),
+                reason: err.0,
+            })?;
+            out.push(seg);
+        }
+        Ok(out)
+    }
+
+    /// Statistics of series `key`'s segments in `commit` (without decoding
+    /// values would be cheaper; this verifies them).
+    pub fn segment_stats(&self, commit: ObjectId, key: &SeriesKey) -> Result<Vec<SegmentStats>> {
+        Ok(self
+            .segments(commit, key)?
+            .into_iter()
+            .map(|s| s.stats)
+            .collect())
+    }
+}

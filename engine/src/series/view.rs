@@ -1,0 +1,139 @@
+//! Reading series: the live data (segments of the head commit and the
+//! in-memory head) or the data as of any commit (its segments and the
+//! points its WAL chunks hold beyond them).
+//!
+//! ```no_run
+//! # fn main() -> sydra_engine::Result<()> {
+//! # let engine = sydra_engine::Engine::open("data", Default::default())?;
+//! let before = engine.view(Some("snapshots/nightly"))?;
+//! for (key, _type) in before.series()? {
+//!     let points = before.points(&key)?; // sorted by time, last write wins
+//!     println!("{key}: {} points", points.len());
+//! }
+//! # Ok(()) }
+//! ```
+
+use sydra_objects::ObjectId;
+
+use super::compact::{build_head, index_of};
+use super::head::{Head, last_per_timestamp};
+use super::key::{SeriesKey, Value, ValueType};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+
+/// A read of the series as of one version: see the module docs.
+#[derive(Debug)]
+pub struct View<'e> {
+    engine: &'e Engine,
+    /// The commit read (`None` for the live view: the head commit at each
+    /// read).
+    commit: Option<ObjectId>,
+    /// The head as of `commit` (`None` for the live view).
+    head: Option<Head>,
+}
+
+impl Engine {
+    /// The series as of `as_of` (a revision: ref, commit, snapshot,
+    /// `REV@{TIME}`), or live (`None`): segments plus every acknowledged
+    /// point not yet compacted.
+    pub fn view(&self, as_of: Option<&str>) -> Result<View<'_>> {
+        let Some(rev) = as_of else {
+            drop(self.live_head()?);
+            return Ok(View {
+                engine: self,
+                commit: None,
+                head: None,
+            });
+        };
+        let id = self.repo().resolve(rev)?;
+        self.repo().expect_commit(id)?;
+        let mut replay = self.replay(rev)?;
+        let head = build_head(self.repo().objects(), Some(id), &mut replay)?;
+        Ok(View {
+            engine: self,
+            commit: Some(id),
+            head: Some(head),
+        })
+    }
+}
+
+impl View<'_> {
+    /// The commit an as-of view reads (`None` when live).
+    pub fn commit(&self) -> Option<ObjectId> {
+        self.commit
+    }
+
+    /// Every series of this version, sorted by key, with its type.
+    pub fn series(&self) -> Result<Vec<(SeriesKey, ValueType)>> {
+        let list = match &self.head {
+            Some(h) => h.list(),
+            None => self.engine.live_head()?.list(),
+        };
+        Ok(list.into_iter().map(|(k, _, t, _)| ((*k).clone(), t)).collect())
+    }
+
+    /// The points of `key` in this version, sorted by time, one per
+    /// timestamp (the last written). Empty for a series it does not hold.
+    pub fn points(&self, key: &SeriesKey) -> Result<Vec<(i64, Value)>> {
+        let (head_points, commit) = match &self.head {
+            Some(h) => {
+                let pts = match h.ref_of(key) {
+                    Some(r) => h
+                        .snapshot(r.0)
+                        .and_then(super::head::Snapshot::points)
+                        .map_err(|e| Error::Series(e.to_string()))?,
+                    None => Vec::new(),
+                };
+                (pts, self.commit)
+            }
+            None => {
+                // The head first, then the commit: a compaction removes
+                // points from the head only after its commit landed, so
+                // every point is in one or the other (or both: the head's
+                // copy is the same or later).
+                let snap = {
+                    let h = self.engine.live_head()?;
+                    h.ref_of(key).map(|r| h.snapshot(r.0)).transpose()
+                }
+                .map_err(|e| Error::Series(e.to_string()))?;
+                let pts = match snap {
+                    Some(s) => s.points().map_err(|e| Error::Series(e.to_string()))?,
+                    None => Vec::new(),
+                };
+                (pts, self.engine.head()?)
+            }
+        };
+        let mut all = Vec::new();
+        if let Some(c) = commit {
+            for seg in self.engine.segments(c, key)? {
+                all.extend(seg.points());
+            }
+        }
+        if all.is_empty() {
+            return Ok(head_points);
+        }
+        // Segments first, then the head: the head wins a timestamp both hold.
+        all.extend(head_points);
+        last_per_timestamp(all).map_err(|e| Error::Series(e.to_string()))
+    }
+
+    /// The series the index of this version's commit holds (without the
+    /// head's newer ones).
+    pub fn indexed_series(&self) -> Result<Vec<(SeriesKey, ValueType)>> {
+        let commit = match self.commit {
+            Some(c) => Some(c),
+            None => self.engine.head()?,
+        };
+        let Some(c) = commit else {
+            return Ok(Vec::new());
+        };
+        let store = self.engine.repo().objects();
+        let tree = store.get(&c)?.commit()?.tree;
+        let mut v: Vec<_> = index_of(store, tree)?
+            .into_iter()
+            .map(|d| (d.key, d.value_type))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(v)
+    }
+}
