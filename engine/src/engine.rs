@@ -354,7 +354,8 @@ impl Engine {
         self.check_poison()?;
         let _one = self.commit_lock.lock();
         let r = self.checkpoint_locked(applied_seq, message, |_, _| Ok(Edited::Commit));
-        self.note(r)?.ok_or(Error::NoHead("the checkpoint was abandoned"))
+        self.note(r)?
+            .ok_or(Error::NoHead("the checkpoint was abandoned"))
     }
 
     /// A checkpoint that also applies `edit` to the tree, writing any new

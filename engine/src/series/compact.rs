@@ -148,7 +148,11 @@ pub(crate) fn index_of(store: &Store, root: ObjectId) -> Result<Vec<SeriesDef>> 
 
 /// A head as of `commit`: its series index, then the log `replay` streams
 /// (records after its applied seq), minus what its cut says is in segments.
-pub(crate) fn build_head(store: &Store, commit: Option<ObjectId>, replay: &mut Replay) -> Result<Head> {
+pub(crate) fn build_head(
+    store: &Store,
+    commit: Option<ObjectId>,
+    replay: &mut Replay,
+) -> Result<Head> {
     let (cut, _) = cut_of(store, commit)?;
     let mut head = Head::new(1);
     if let Some(id) = commit {
@@ -239,6 +243,11 @@ impl Engine {
         let head_commit = self.head()?;
         let (prev, stored_block) = cut_of(store, head_commit)?;
         let span = stored_block.unwrap_or(self.options().series_block_ns);
+        if span <= 0 || span % 1_000_000_000 != 0 {
+            return Err(Error::Series(format!(
+                "the series block length {span} ns is not a positive whole number of seconds"
+            )));
+        }
         let candidate = max_ts.map(|m| segment::block_start(m, span));
         let cut_ts = match candidate {
             Some(c) => c.max(prev.ts),
@@ -256,20 +265,26 @@ impl Engine {
         let r = self.checkpoint_locked(None, "compaction", |b, batch| {
             let mut new_index: std::collections::BTreeMap<u8, Vec<SeriesDef>> = Default::default();
             for snap in &snaps {
-                let split = snap.split(moves_before).map_err(|e| Error::Series(e.to_string()))?;
+                let split = snap
+                    .split(moves_before)
+                    .map_err(|e| Error::Series(e.to_string()))?;
                 if let Some(f) = split.first_seq {
                     floor = floor.min(f);
                 }
                 if !snap.indexed {
-                    new_index.entry(snap.key.id().0[0]).or_default().push(SeriesDef {
-                        series: snap.series,
-                        value_type: snap.value_type,
-                        key: (*snap.key).clone(),
-                    });
+                    new_index
+                        .entry(snap.key.id().0[0])
+                        .or_default()
+                        .push(SeriesDef {
+                            series: snap.series,
+                            value_type: snap.value_type,
+                            key: (*snap.key).clone(),
+                        });
                     indexed.push(SeriesRef(snap.series));
                 }
                 if !split.moved.is_empty() {
-                    report.points += self.write_segments(store, b, batch, snap, split.moved, span, &mut report)?;
+                    report.points +=
+                        self.write_segments(store, b, batch, snap, split.moved, span, &mut report)?;
                 }
                 cut_head.push((SeriesRef(snap.series), snap.n, split.survivors));
             }
@@ -279,10 +294,11 @@ impl Engine {
                     && let Some(id) = l.id
                 {
                     let blob = store.get(&id)?;
-                    let old = segment::decode_index(aa, &blob.data).map_err(|e| Error::Segment {
-                        path: path.clone(),
-                        reason: e.0,
-                    })?;
+                    let old =
+                        segment::decode_index(aa, &blob.data).map_err(|e| Error::Segment {
+                            path: path.clone(),
+                            reason: e.0,
+                        })?;
                     defs.extend(old);
                 }
                 let mut keyed: Vec<_> = defs.into_iter().map(|d| (d.key.id(), d)).collect();

@@ -271,7 +271,11 @@ impl Snapshot {
         let mut out: Vec<(i64, Value)> = Vec::with_capacity(s.points as usize);
         for c in &s.chunks {
             let (ts, vals) = c.decode(t, &s.key)?;
-            out.extend(ts.into_iter().enumerate().filter_map(|(i, t)| Some((t, vals.get(i)?))));
+            out.extend(
+                ts.into_iter()
+                    .enumerate()
+                    .filter_map(|(i, t)| Some((t, vals.get(i)?))),
+            );
         }
         if let Some(open) = &s.open {
             for (i, &t) in s.open_ts.iter().enumerate() {
@@ -556,7 +560,13 @@ impl Head {
         if mask.iter().all(|k| *k) {
             self.push(g.series, seq, &g.timestamps, &column);
         } else {
-            let ts: Vec<i64> = g.timestamps.iter().zip(&mask).filter(|(_, k)| **k).map(|(t, _)| *t).collect();
+            let ts: Vec<i64> = g
+                .timestamps
+                .iter()
+                .zip(&mask)
+                .filter(|(_, k)| **k)
+                .map(|(t, _)| *t)
+                .collect();
             self.push(g.series, seq, &ts, &column.select(&mask));
         }
         self.seal(g.series);
@@ -644,7 +654,13 @@ impl Head {
             } else {
                 let (ts, vals) = c.decode(t, &s.key)?;
                 let from = (n - pos) as usize;
-                chunks.push(Arc::new(Chunk::new(&ts, &vals, from, ts.len(), c.first_seq)));
+                chunks.push(Arc::new(Chunk::new(
+                    &ts,
+                    &vals,
+                    from,
+                    ts.len(),
+                    c.first_seq,
+                )));
             }
             pos += len;
         }
@@ -653,7 +669,9 @@ impl Head {
         }
         if cut_open > 0 {
             let rest_seq = (cut_open < s.open_ts.len()).then(|| {
-                let at = s.open_seqs.partition_point(|run| run.0 as usize <= cut_open);
+                let at = s
+                    .open_seqs
+                    .partition_point(|run| run.0 as usize <= cut_open);
                 s.open_seqs[at.saturating_sub(1)].1
             });
             s.open_ts.drain(..cut_open);
@@ -764,8 +782,13 @@ impl CompactSeries {
             }
             if !kept_ts.is_empty() {
                 let kept = vals.select(&mask);
-                out.survivors
-                    .push(Arc::new(Chunk::new(&kept_ts, &kept, 0, kept_ts.len(), first_seq)));
+                out.survivors.push(Arc::new(Chunk::new(
+                    &kept_ts,
+                    &kept,
+                    0,
+                    kept_ts.len(),
+                    first_seq,
+                )));
             }
         };
         for c in &self.chunks {
@@ -810,9 +833,9 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         let ts: Vec<i64> = (0..300).rev().collect();
         let vals = Column::F64(ts.iter().map(|&t| t as f64).collect());
-        h.push(r.0, &ts, &vals);
+        h.push(r.0, 1, &ts, &vals);
         // Overwrite t = 5 twice, the second write wins.
-        h.push(r.0, &[5, 5], &Column::F64(vec![-1.0, -2.0]));
+        h.push(r.0, 2, &[5, 5], &Column::F64(vec![-1.0, -2.0]));
         h.seal(r.0);
         let p = h
             .snapshot(r.0)
@@ -823,6 +846,53 @@ mod tests {
         assert_eq!(p[5], (5, Value::F64(-2.0)));
         assert_eq!(p[299], (299, Value::F64(299.0)));
         assert!(h.bytes() < 302 * 16, "chunks are compressed: {}", h.bytes());
+    }
+
+    #[test]
+    fn a_compaction_cut_keeps_later_appends_and_the_floor_follows() {
+        let mut h = Head::new(1);
+        let r = h.series(&key("f"));
+        h.type_for(r.0, ValueType::Integer)
+            .unwrap_or_else(|e| panic!("{e}"));
+        h.mark_logged(r.0, 1);
+        // 300 points from seqs 1..=3, times 0..300.
+        for (seq, range) in [(1u64, 0..100i64), (2, 100..200), (3, 200..300)] {
+            let ts: Vec<i64> = range.collect();
+            h.push(r.0, seq, &ts, &Column::I64(ts.clone()));
+            h.seal(r.0);
+        }
+        let (_, snaps) = h.compaction_snapshot();
+        let split = snaps[0].split(Some(150)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(split.moved.len(), 150);
+        assert!(
+            split.first_seq.is_some_and(|s| s <= 2),
+            "{:?}",
+            split.first_seq
+        );
+        // A late write (t = 10) and a new one arrive before the commit lands.
+        h.push(r.0, 4, &[10, 400], &Column::I64(vec![-10, 400]));
+        h.seal(r.0);
+        h.replace_front(r.0, snaps[0].n, split.survivors)
+            .unwrap_or_else(|e| panic!("{e}"));
+        h.mark_indexed(r.0);
+        let p = h
+            .snapshot(r.0)
+            .and_then(Snapshot::points)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.len(), 152, "150 survivors and the two later points");
+        assert_eq!(p[0], (10, Value::I64(-10)));
+        assert_eq!(p[1], (150, Value::I64(150)));
+        assert_eq!(p[151], (400, Value::I64(400)));
+        assert_eq!(h.point_count(), 152);
+        assert!(h.floor() >= 1 && h.floor() <= 2);
+        // Everything moved: the floor is the later points' seq.
+        let (_, snaps) = h.compaction_snapshot();
+        let split = snaps[0].split(None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(split.moved.len(), 152);
+        h.replace_front(r.0, snaps[0].n, split.survivors)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(h.point_count(), 0);
+        assert_eq!(h.floor(), u64::MAX);
     }
 
     #[test]
@@ -859,7 +929,7 @@ mod tests {
             values: Values::F64(vec![1.0]),
         };
         assert!(
-            h.replay_samples(5, &g)
+            h.replay_samples(5, &g, |_| true)
                 .unwrap_err()
                 .to_string()
                 .contains("99")

@@ -15,6 +15,6 @@ pub mod view;
 pub use append::{AppendCommit, Appender};
 pub use compact::{CompactOptions, CompactReport};
 pub use head::SeriesRef;
-pub use view::View;
 pub use key::{KeyError, SeriesId, SeriesKey, Value, ValueType};
 pub use lineproto::{Line, ParseError, Point, Precision};
+pub use view::View;

@@ -69,7 +69,10 @@ impl View<'_> {
             Some(h) => h.list(),
             None => self.engine.live_head()?.list(),
         };
-        Ok(list.into_iter().map(|(k, _, t, _)| ((*k).clone(), t)).collect())
+        Ok(list
+            .into_iter()
+            .map(|(k, _, t, _)| ((*k).clone(), t))
+            .collect())
     }
 
     /// The points of `key` in this version, sorted by time, one per

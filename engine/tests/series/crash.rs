@@ -6,8 +6,10 @@
 //! that was never written. Each cycle's child resumes each series after the
 //! last point the log kept, so no timestamp is ever written twice and a
 //! point replayed twice would show as a raw count above the distinct one.
-//! Thread 0 checkpoints now and then, so the rebuild also reads through
-//! committed chunks.
+//! Thread 0 checkpoints and compacts (blocks of a minute, the timestamps
+//! one second apart) now and then, so the rebuild also reads through
+//! committed chunks and compaction cuts, and kills land mid-compaction;
+//! the check reads segments and head together.
 //!
 //! `SYDRA_CRASH_CYCLES=N cargo test -p sydra-engine --test series crash`
 //! runs N cycles (default 20).
@@ -33,9 +35,12 @@ fn opts() -> Options {
             max_record: 4 << 10,
             ..WalOptions::default()
         },
+        series_block_ns: 60_000_000_000,
         ..Options::default()
     }
 }
+
+const SECOND: i64 = 1_000_000_000;
 
 fn key(t: u64) -> SeriesKey {
     SeriesKey::new("crash", [("thread".to_string(), t.to_string())], "v").unwrap()
@@ -58,18 +63,28 @@ fn series_crash_child() {
             let e = Arc::clone(&e);
             std::thread::spawn(move || {
                 let s = e.series(&key(t)).unwrap();
-                let mut next = e.head_points(s).unwrap().last().map_or(0, |p| p.0 + 1);
+                let view = e.view(None).unwrap();
+                let mut next = view
+                    .points(&key(t))
+                    .unwrap()
+                    .last()
+                    .map_or(0, |p| p.0 + SECOND);
                 for round in 0u64.. {
                     let mut app = e.appender();
                     for _ in 0..(1 + round % 7) {
                         app.append(s, next, value(next)).unwrap();
-                        next += 1;
+                        next += SECOND;
                     }
                     app.commit().unwrap();
                     // Printed only after the commit returned: acknowledged.
-                    println!("{t} {}", next - 1);
+                    println!("{t} {}", next - SECOND);
                     if t == 0 && round % 50 == 49 {
                         let _ = e.checkpoint(None, "series crash test");
+                    }
+                    if t == 1 && round % 40 == 39 {
+                        let all = round % 120 == 119;
+                        e.compact(sydra_engine::series::CompactOptions { all })
+                            .unwrap();
                     }
                 }
             })
@@ -89,6 +104,7 @@ fn acknowledged_points_survive_sigkill_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut acked: BTreeMap<u64, i64> = BTreeMap::new();
     let mut rng = 0x2545_F491_4F6C_DD1Du64;
+    let mut segments_seen = false;
     for cycle in 0..cycles {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
@@ -129,15 +145,18 @@ fn acknowledged_points_survive_sigkill_exactly_once() {
             *e = (*e).max(last);
         }
         let e = Engine::open(dir.path(), opts()).unwrap();
+        let view = e.view(None).unwrap();
         let mut distinct = 0u64;
+        let mut all_points = 0u64;
         for t in 0..THREADS {
             let want = acked.get(&t).copied().unwrap_or(-1);
             let Some(s) = e.find_series(&key(t)).unwrap() else {
                 assert_eq!(want, -1, "cycle {cycle}: series {t} lost");
                 continue;
             };
-            let points = e.head_points(s).unwrap();
-            distinct += points.len() as u64;
+            distinct += e.head_points(s).unwrap().len() as u64;
+            let points = view.points(&key(t)).unwrap();
+            all_points += points.len() as u64;
             let have = points.last().map_or(-1, |p| p.0);
             assert!(
                 have >= want,
@@ -145,19 +164,25 @@ fn acknowledged_points_survive_sigkill_exactly_once() {
             );
             for (i, (ts, v)) in points.iter().enumerate() {
                 assert_eq!(
-                    *ts, i as i64,
+                    *ts,
+                    i as i64 * SECOND,
                     "cycle {cycle}: thread {t}: a hole or a stray point"
                 );
                 assert_eq!(*v, value(*ts), "cycle {cycle}: thread {t} ts {ts}");
             }
         }
         let (_, raw, _) = e.head_stats();
+        segments_seen |= all_points > distinct;
         assert_eq!(
             raw, distinct,
             "cycle {cycle}: a point was applied twice (raw {raw}, distinct {distinct})"
         );
     }
-    let total: i64 = acked.values().map(|v| v + 1).sum();
+    assert!(
+        segments_seen,
+        "no cycle read points from segments: compaction never ran"
+    );
+    let total: i64 = acked.values().map(|v| v / SECOND + 1).sum();
     eprintln!("series crash test: {cycles} SIGKILL cycles, {total} acknowledged points verified");
     assert!(total > 0);
 }

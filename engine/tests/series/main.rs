@@ -19,3 +19,6 @@ mod crash;
 
 /// `sydra write` and `sydra export` end to end.
 mod cli;
+
+/// Compaction from the head: a model through reopens, late points, as-of.
+mod compact;

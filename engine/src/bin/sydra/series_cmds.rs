@@ -399,7 +399,10 @@ pub fn compact(dir: &Path, a: CompactArgs) -> anyhow::Result<u8> {
             r.applied_seq
         );
     } else {
-        println!("nothing to compact ({} point(s) in the head, all in the newest block)", r.head_points);
+        println!(
+            "nothing to compact ({} point(s) in the head, all in the newest block)",
+            r.head_points
+        );
     }
     Ok(0)
 }
