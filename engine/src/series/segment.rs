@@ -447,7 +447,7 @@ pub fn decode(block: i64, ts_blob: &[u8], v_blob: &[u8]) -> Result<Segment, Segm
 
 /// Encode the index blob for `aa` from its series (any order).
 pub fn encode_index(series: &mut [(SeriesId, SeriesDef)]) -> Vec<u8> {
-    series.sort_by(|a, b| a.0.cmp(&b.0));
+    series.sort_by_key(|a| a.0);
     let mut rec = SeriesRecord::new();
     for (_, d) in series.iter() {
         rec.push(d.series, d.value_type, &d.key);

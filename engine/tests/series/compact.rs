@@ -66,7 +66,7 @@ fn compaction_matches_a_model_through_reopens_and_as_of_every_commit() {
         for step in 0..120 {
             match rng.next() % 10 {
                 0 => {
-                    let all = rng.next() % 3 == 0;
+                    let all = rng.next().is_multiple_of(3);
                     let r = e.compact(CompactOptions { all }).unwrap();
                     if let Some(c) = r.commit {
                         history.push((c, model.clone()));
@@ -96,7 +96,7 @@ fn compaction_matches_a_model_through_reopens_and_as_of_every_commit() {
                     let mut app = e.appender();
                     for _ in 0..(1 + rng.next() % 40) {
                         let s = rng.next() % 5;
-                        let late = rng.next() % 8 == 0;
+                        let late = rng.next().is_multiple_of(8);
                         let t = if late {
                             now - (rng.next() % 5) as i64 * MINUTE
                                 - (rng.next() % 60) as i64 * SECOND
@@ -105,9 +105,9 @@ fn compaction_matches_a_model_through_reopens_and_as_of_every_commit() {
                             now
                         };
                         let v = match s {
-                            0 | 1 | 2 => Value::F64((rng.next() % 1000) as f64 / 8.0),
+                            0..=2 => Value::F64((rng.next() % 1000) as f64 / 8.0),
                             3 => Value::I64((rng.next() % 100) as i64 - 50),
-                            _ => Value::Bool(rng.next() % 2 == 0),
+                            _ => Value::Bool(rng.next().is_multiple_of(2)),
                         };
                         let r = e.series(&key(s)).unwrap();
                         app.append(r, t, v.clone()).unwrap();
