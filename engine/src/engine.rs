@@ -119,6 +119,24 @@ pub struct Engine {
     pub(crate) series_floor: std::sync::atomic::AtomicU64,
     /// One time-series compaction at a time.
     pub(crate) compact_lock: Mutex<()>,
+    /// Seqs of raw records ([`Engine::append`]) after the head commit's
+    /// applied seq, ascending: a time-series compaction never applies them
+    /// (only the caller's own checkpoints do).
+    pub(crate) raw_pending: Mutex<std::collections::VecDeque<u64>>,
+}
+
+/// Note raw records' seqs as pending (kept ascending).
+pub(crate) fn note_raw(
+    pending: &Mutex<std::collections::VecDeque<u64>>,
+    seqs: impl Iterator<Item = u64>,
+) {
+    let mut p = pending.lock();
+    for seq in seqs {
+        let at = p.partition_point(|&s| s < seq);
+        if p.get(at) != Some(&seq) {
+            p.insert(at, seq);
+        }
+    }
 }
 
 /// What a checkpoint's tree edit asks of the commit.
@@ -228,6 +246,7 @@ impl Engine {
             head: Mutex::new(crate::series::head::Head::new(1)),
             series_floor: std::sync::atomic::AtomicU64::new(u64::MAX),
             compact_lock: Mutex::new(()),
+            raw_pending: Mutex::new(std::collections::VecDeque::new()),
         };
         engine.rebuild_head();
         Ok(engine)
@@ -322,7 +341,9 @@ impl Engine {
     pub fn append(&self, payload: &[u8]) -> Result<u64> {
         self.check_poison()?;
         refuse_series_magic(&[payload])?;
-        self.note(self.wal.append(payload).map_err(Error::from))
+        let seq = self.note(self.wal.append(payload).map_err(Error::from))?;
+        note_raw(&self.raw_pending, std::iter::once(seq));
+        Ok(seq)
     }
 
     /// Append records with contiguous seqs.
@@ -332,7 +353,9 @@ impl Engine {
     ) -> Result<std::ops::RangeInclusive<u64>> {
         self.check_poison()?;
         refuse_series_magic(payloads)?;
-        self.note(self.wal.append_batch(payloads).map_err(Error::from))
+        let seqs = self.note(self.wal.append_batch(payloads).map_err(Error::from))?;
+        note_raw(&self.raw_pending, seqs.clone());
+        Ok(seqs)
     }
 
     /// Make every appended record durable; returns the last durable seq.
@@ -475,6 +498,12 @@ impl Engine {
                 .refs()
                 .update(&main_ref(), id, prev, &format!("checkpoint: {message}"))?;
             drop(pins);
+            {
+                let mut p = self.raw_pending.lock();
+                while p.front().is_some_and(|&s| s <= applied) {
+                    p.pop_front();
+                }
+            }
             Ok(Some(Checkpoint {
                 commit: id,
                 applied_seq: applied,

@@ -144,7 +144,12 @@ impl Engine {
 
     fn try_rebuild_head(&mut self) -> Result<()> {
         let mut replay = self.replay_head()?;
-        let head = super::compact::build_head(self.repo().objects(), self.head()?, &mut replay)?;
+        let mut raw = Vec::new();
+        let head =
+            super::compact::build_head(self.repo().objects(), self.head()?, &mut replay, |seq| {
+                raw.push(seq)
+            })?;
+        crate::engine::note_raw(&self.raw_pending, raw.into_iter());
         self.series_floor
             .store(head.floor(), std::sync::atomic::Ordering::Release);
         self.report.head_series = head.series_count();

@@ -152,6 +152,7 @@ pub(crate) fn build_head(
     store: &Store,
     commit: Option<ObjectId>,
     replay: &mut Replay,
+    mut raw: impl FnMut(u64),
 ) -> Result<Head> {
     let (cut, _) = cut_of(store, commit)?;
     let mut head = Head::new(1);
@@ -168,6 +169,7 @@ pub(crate) fn build_head(
     while let Some(r) = replay.next_record() {
         let (seq, payload) = r?;
         if !record::is_series_record(payload) {
+            raw(seq);
             continue;
         }
         let bad = |reason: String| Error::SeriesRecord { seq, reason };
@@ -310,8 +312,10 @@ impl Engine {
             if !work {
                 return Ok(Edited::Abandon);
             }
+            // Raw records the caller has not applied stay unapplied.
+            let raw_floor = self.raw_pending.lock().front().copied().unwrap_or(u64::MAX);
             Ok(Edited::CommitWith {
-                applied: floor - 1,
+                applied: floor.min(raw_floor) - 1,
                 meta: vec![
                     (META_CUT_SEQ.to_string(), s_seq.to_string()),
                     (META_CUT_TS.to_string(), cut_ts.to_string()),

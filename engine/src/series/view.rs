@@ -48,7 +48,7 @@ impl Engine {
         let id = self.repo().resolve(rev)?;
         self.repo().expect_commit(id)?;
         let mut replay = self.replay(rev)?;
-        let head = build_head(self.repo().objects(), Some(id), &mut replay)?;
+        let head = build_head(self.repo().objects(), Some(id), &mut replay, |_| {})?;
         Ok(View {
             engine: self,
             commit: Some(id),

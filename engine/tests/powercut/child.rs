@@ -73,6 +73,9 @@ pub fn options() -> Options {
             max_record: 4096,
             ..WalOptions::default()
         },
+        // Blocks of one second; the appender's timestamps count ns from 0,
+        // so --all moves them (a cut before the newest block, rarely).
+        series_block_ns: 1_000_000_000,
         ..Options::default()
     }
 }
@@ -134,7 +137,19 @@ pub fn run_if_child() {
     let mut version = 0u64;
     for round in 0.. {
         std::thread::sleep(std::time::Duration::from_millis(20));
-        let r = if round % 3 == 2 {
+        let r = if round % 6 == 4 {
+            // A time-series compaction: the points move into segments.
+            let all = round % 12 == 10;
+            engine
+                .compact(sydra_engine::series::CompactOptions { all })
+                .map(|c| c.commit)
+                .and_then(|c| match c {
+                    Some(c) => Ok(c),
+                    None => engine
+                        .checkpoint(None, "powercut checkpoint")
+                        .map(|c| c.commit),
+                })
+        } else if round % 3 == 2 {
             version += 1;
             let series = version % 5;
             let exists = engine

@@ -111,13 +111,15 @@ pub fn verify(dir: &Path, acked: &Acked) -> Result<(u64, u64, u64, u64), String>
         return Err(format!("the head could not be rebuilt: {why}"));
     }
     let mut distinct = 0u64;
+    let view = e.view(None).map_err(|e| e.to_string())?;
     for (seed, last) in &acked.points {
         let s = e
             .find_series(&series_key(*seed))
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("series of cycle {seed} lost (acknowledged up to {last})"))?;
-        let points = e.head_points(s).map_err(|e| e.to_string())?;
-        distinct += points.len() as u64;
+        distinct += e.head_points(s).map_err(|e| e.to_string())?.len() as u64;
+        // Segments and head together.
+        let points = view.points(&series_key(*seed)).map_err(|e| e.to_string())?;
         if points.last().map_or(-1, |p| p.0) < *last {
             return Err(format!(
                 "cycle {seed}: points acknowledged up to {last}, the head has {}",
