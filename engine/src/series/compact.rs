@@ -189,7 +189,7 @@ pub(crate) fn build_head(
 /// A segment's two blob paths.
 fn segment_paths(dir: &str, block: i64) -> (String, String) {
     let name = segment::block_name(block);
-    (format!("{dir}/raw/{name}.t"), format!("{dir}/raw/{name}.v"))
+    (format!("{dir}/{name}.t"), format!("{dir}/{name}.v"))
 }
 
 /// Read and verify the segment of `block` at `dir` through `b`, if any.
@@ -410,7 +410,7 @@ impl Engine {
         let store = self.repo().objects();
         let tree = store.get(&commit)?.commit()?.tree;
         let dir = segment::series_dir(&key.id());
-        let Some(raw) = subtree(store, tree, &format!("{dir}/raw"))? else {
+        let Some(raw) = subtree(store, tree, &dir)? else {
             return Ok(Vec::new());
         };
         let obj = store.get(&raw)?;
@@ -420,7 +420,7 @@ impl Engine {
             let Some(name) = e.name.strip_suffix(".v") else {
                 continue;
             };
-            let path = format!("{dir}/raw/{}", e.name);
+            let path = format!("{dir}/{}", e.name);
             let block = segment::parse_block_name(name).ok_or_else(|| Error::Segment {
                 path: path.clone(),
                 reason: "not a block name (YYYYMMDDTHHMMSSZ.v)".into(),

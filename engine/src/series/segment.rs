@@ -2,8 +2,8 @@
 //! segments and its index entry live, and the byte format of a segment.
 //!
 //! ```text
-//! series/<aa>/<30 hex>/raw/<block>.t   timestamps (series codec column)
-//! series/<aa>/<30 hex>/raw/<block>.v   header with stats + values column
+//! series/<aa>/<30 hex>/<block>.t   timestamps (series codec column)
+//! series/<aa>/<30 hex>/<block>.v   header with stats + values column
 //! index/series/<aa>                    the series whose id starts with aa
 //! ```
 //!
