@@ -210,6 +210,13 @@ bench_dataset() {
         $py run "$results/$ds.sydra.$i.json" -- "$sydra" --dir "$work/sydra-$ds" write --precision "$precision" "$input"
     done
     $py sizes "$work/sydra-$ds" >"$results/$ds.sydra.size.json"
+    # Full compaction, then a GC that keeps only the last commit: what the
+    # store holds for these samples once the WAL is applied and collected.
+    $py run "$results/$ds.sydra.compact.json" -- "$sydra" --dir "$work/sydra-$ds" compact --all --json
+    "$sydra" --dir "$work/sydra-$ds" gc --grace 0s --retain 1 --reflog-expiry 0s >/dev/null
+    "$sydra" --dir "$work/sydra-$ds" stats --json >"$results/$ds.sydra.stats.json"
+    "$sydra" --dir "$work/sydra-$ds" export | cmp -s - <("$sydra" --dir "$work/sydra-$ds" export --as-of main) ||
+        { echo "export after compaction differs from export --as-of main" >&2; exit 1; }
     "$sydra" --dir "$work/sydra-$ds" series --json | python3 -c 'import sys; print("{\"series\": %d}" % sum(1 for l in sys.stdin if l.strip()))' \
         >"$results/$ds.sydra.series.json"
     rm -rf "$work/sydra-$ds"
