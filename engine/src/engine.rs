@@ -43,6 +43,10 @@ pub struct Options {
     /// multiples of it since the epoch (default one hour). A store keeps
     /// the length its first compaction used (commit meta `series.block`).
     pub series_block_ns: i64,
+    /// Bytes of point data the head may hold before [`Engine::maintain`]
+    /// compacts all of it (not only the blocks before the newest); default
+    /// 1 GiB.
+    pub series_head_max_bytes: usize,
 }
 
 impl Default for Options {
@@ -52,6 +56,7 @@ impl Default for Options {
             objects: sydra_objects::Options::default(),
             author: "sydra".into(),
             series_block_ns: 3_600_000_000_000,
+            series_head_max_bytes: 1 << 30,
         }
     }
 }
@@ -123,6 +128,10 @@ pub struct Engine {
     /// applied seq, ascending: a time-series compaction never applies them
     /// (only the caller's own checkpoints do).
     pub(crate) raw_pending: Mutex<std::collections::VecDeque<u64>>,
+    /// The head commit's `series.cut_ts` and block length (as
+    /// [`Engine::maintain`] reads them without touching the store).
+    pub(crate) series_cut: std::sync::atomic::AtomicI64,
+    pub(crate) series_block: std::sync::atomic::AtomicI64,
 }
 
 /// Note raw records' seqs as pending (kept ascending).
@@ -235,6 +244,7 @@ impl Engine {
         let chunked_through = head_chunked_through(&repo)?;
         let (wal, wal_report) = Wal::open(&repo.layout().wal(), options.wal, chunked_through)?;
         report.wal = wal_report;
+        let block = options.series_block_ns;
         let mut engine = Engine {
             repo,
             wal,
@@ -247,6 +257,8 @@ impl Engine {
             series_floor: std::sync::atomic::AtomicU64::new(u64::MAX),
             compact_lock: Mutex::new(()),
             raw_pending: Mutex::new(std::collections::VecDeque::new()),
+            series_cut: std::sync::atomic::AtomicI64::new(i64::MIN),
+            series_block: std::sync::atomic::AtomicI64::new(block),
         };
         engine.rebuild_head();
         Ok(engine)

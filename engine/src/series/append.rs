@@ -119,6 +119,12 @@ impl Engine {
         snapshot.points().map_err(series_error)
     }
 
+    /// About the bytes of point data the head holds (O(1); what
+    /// [`Engine::maintain`] compares with `Options::series_head_max_bytes`).
+    pub fn head_bytes(&self) -> usize {
+        self.head.lock().bytes_estimate()
+    }
+
     /// Points and bytes the head holds.
     pub fn head_stats(&self) -> (usize, u64, usize) {
         let h = self.head.lock();
@@ -144,6 +150,13 @@ impl Engine {
 
     fn try_rebuild_head(&mut self) -> Result<()> {
         let mut replay = self.replay_head()?;
+        let (cut, block) = super::compact::cut_of(self.repo().objects(), self.head()?)?;
+        self.series_cut
+            .store(cut.ts, std::sync::atomic::Ordering::Release);
+        if let Some(b) = block {
+            self.series_block
+                .store(b, std::sync::atomic::Ordering::Release);
+        }
         let mut raw = Vec::new();
         let head =
             super::compact::build_head(self.repo().objects(), self.head()?, &mut replay, |seq| {

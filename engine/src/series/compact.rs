@@ -25,6 +25,7 @@
 //! merges segments and head, the head winning a timestamp both hold.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use sydra_objects::{Batch, Kind, ObjectId, Store, TreeBuilder};
 
@@ -331,6 +332,8 @@ impl Engine {
             }
         };
         report.commit = Some(checkpoint.commit);
+        self.series_cut.store(cut_ts, Ordering::Release);
+        self.series_block.store(span, Ordering::Release);
         report.applied_seq = checkpoint.applied_seq;
         let mut head = self.head.lock();
         for (r, n, survivors) in cut_head {
@@ -344,6 +347,31 @@ impl Engine {
             .store(head.floor(), std::sync::atomic::Ordering::Release);
         report.head_points = head.point_count();
         Ok(report)
+    }
+
+    /// The compaction an embedder should run now, if any: run it. Call it
+    /// after commits (cheap when there is nothing to do: one look at the
+    /// head and the head commit's cut). It compacts when the head holds
+    /// points of a block before the newest one (the blocks a compaction
+    /// would move), and compacts everything when the head holds more than
+    /// `Options::series_head_max_bytes` — the bound on the head's memory.
+    pub fn maintain(&self) -> Result<Option<CompactReport>> {
+        let (max_ts, bytes) = {
+            let head = self.live_head()?;
+            (head.max_ts, head.bytes_estimate())
+        };
+        if bytes > self.options().series_head_max_bytes {
+            return self.compact(CompactOptions { all: true }).map(Some);
+        }
+        let Some(max_ts) = max_ts else {
+            return Ok(None);
+        };
+        let span = self.series_block.load(Ordering::Acquire);
+        let cut = self.series_cut.load(Ordering::Acquire);
+        if span <= 0 || segment::block_start(max_ts, span) <= cut {
+            return Ok(None);
+        }
+        self.compact(CompactOptions::default()).map(Some)
     }
 
     /// Write the segments of one series' moved points (merged with the

@@ -348,6 +348,19 @@ pub(crate) struct Head {
     pub(crate) last_seq: u64,
     /// The latest timestamp pushed since open (compaction's block cut).
     pub(crate) max_ts: Option<i64>,
+    /// Bytes and points in sealed chunks (kept current for
+    /// [`Head::bytes_estimate`]).
+    sealed_bytes: usize,
+    sealed_points: u64,
+}
+
+fn chunk_bytes(chunks: &[Arc<Chunk>]) -> (usize, u64) {
+    chunks.iter().fold((0, 0), |(b, p), c| {
+        (
+            b + c.timestamps.len() + c.values.len() + std::mem::size_of::<Chunk>(),
+            p + u64::from(c.len),
+        )
+    })
 }
 
 impl Head {
@@ -461,6 +474,9 @@ impl Head {
             }
         }
         let rest_seq = s.open_seq(full);
+        let (b, p) = chunk_bytes(&sealed);
+        self.sealed_bytes += b;
+        self.sealed_points += p;
         s.chunks.extend(sealed);
         s.open_ts.drain(..full);
         if let Some(open) = s.open.as_mut() {
@@ -686,6 +702,10 @@ impl Head {
             s.open_seqs = runs;
         }
         let removed = n.saturating_sub(kept);
+        let (ob, op) = chunk_bytes(&s.chunks);
+        let (nb, np) = chunk_bytes(&chunks);
+        self.sealed_bytes = (self.sealed_bytes + nb).saturating_sub(ob);
+        self.sealed_points = (self.sealed_points + np).saturating_sub(op);
         s.chunks = chunks;
         s.points = s.points.saturating_sub(removed);
         self.points = self.points.saturating_sub(removed);
@@ -728,6 +748,12 @@ impl Head {
             .values()
             .filter(|s| s.value_type.is_some())
             .count()
+    }
+
+    /// About the bytes of point data in memory, in O(1): sealed chunks
+    /// exactly, open points at 16 bytes each.
+    pub(crate) fn bytes_estimate(&self) -> usize {
+        self.sealed_bytes + (self.points.saturating_sub(self.sealed_points) as usize) * 16
     }
 
     /// Bytes of point data in memory.

@@ -274,3 +274,52 @@ fn a_compaction_never_applies_raw_records() {
     }
     assert_eq!(seen, vec![b"raw two".to_vec()]);
 }
+
+/// `maintain` compacts once a block boundary is crossed, not before, not
+/// twice; and everything once the head passes its memory bound.
+#[test]
+fn maintain_compacts_at_block_boundaries_and_at_the_memory_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::create(dir.path(), opts()).unwrap();
+    let s = e.series(&key(1)).unwrap();
+    let write = |from: i64, to: i64| {
+        let mut app = e.appender();
+        for i in from..to {
+            app.append(s, i * SECOND, Value::I64(i)).unwrap();
+        }
+        app.commit().unwrap();
+    };
+    write(0, 50);
+    // The first call sets the cut (and indexes the series); it moves nothing.
+    assert_eq!(e.maintain().unwrap().map_or(0, |r| r.points), 0);
+    assert!(
+        e.maintain().unwrap().is_none(),
+        "one block: nothing to move"
+    );
+    write(50, 70);
+    let r = e.maintain().unwrap().expect("a block boundary was crossed");
+    assert_eq!((r.points, r.cut), (60, Some(MINUTE)));
+    assert!(
+        e.maintain().unwrap().is_none(),
+        "nothing new before the newest block"
+    );
+    drop(e);
+
+    let mut o = opts();
+    o.series_head_max_bytes = 500;
+    let e = Engine::open(dir.path(), o).unwrap();
+    assert!(
+        e.maintain().unwrap().is_none(),
+        "the cut is read back at open"
+    );
+    let s = e.series(&key(1)).unwrap();
+    let mut app = e.appender();
+    for i in 70..100 {
+        app.append(s, i * SECOND, Value::I64(i)).unwrap();
+    }
+    app.commit().unwrap();
+    assert!(e.head_bytes() > 500, "{}", e.head_bytes());
+    let r = e.maintain().unwrap().expect("over the bound");
+    assert_eq!((r.cut, r.head_points), (None, 0));
+    assert_eq!(e.view(None).unwrap().points(&key(1)).unwrap().len(), 100);
+}

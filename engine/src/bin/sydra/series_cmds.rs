@@ -252,6 +252,12 @@ fn append_all(
                 let done = std::mem::replace(&mut app, engine.appender()).commit()?;
                 tally.points += done.points;
                 tally.new_series += done.new_series;
+                // The head's memory bound: past it, everything moves into
+                // segments (blocks are compacted otherwise only when asked:
+                // `sydra compact`, or an embedder's `maintain`).
+                if engine.head_bytes() > engine.options().series_head_max_bytes {
+                    engine.maintain()?;
+                }
             }
         }
     }
