@@ -49,6 +49,9 @@ pub const META_BLOCK: &str = "series.block";
 pub struct CompactOptions {
     /// Move every point of the head, the newest block's too.
     pub all: bool,
+    /// Retention by data time: drop points before this time (ns) instead of
+    /// writing them, and remove segments whose block ends at or before it.
+    pub retention_before: Option<i64>,
 }
 
 /// What a compaction did.
@@ -62,6 +65,10 @@ pub struct CompactReport {
     pub segments_added: u64,
     /// Segments written anew because late points arrived for their block.
     pub segments_replaced: u64,
+    /// Segments removed by retention.
+    pub segments_expired: u64,
+    /// Head points dropped by retention.
+    pub points_expired: u64,
     /// Series added to the series index.
     pub series_indexed: u64,
     /// Points before this time moved (`None` with `--all`: every point).
@@ -187,6 +194,33 @@ pub(crate) fn build_head(
     Ok(head)
 }
 
+/// The blob paths of every segment under `root`'s `series/` whose block
+/// (of `span` ns) ends at or before `horizon`.
+fn expired_segments(store: &Store, root: ObjectId, span: i64, horizon: i64) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let Some(series) = subtree(store, root, "series")? else {
+        return Ok(out);
+    };
+    let top = store.get(&series)?;
+    for aa in top.tree()?.entries.iter().filter(|e| e.kind == Kind::Tree) {
+        let fan = store.get(&aa.id)?;
+        for dir in fan.tree()?.entries.iter().filter(|e| e.kind == Kind::Tree) {
+            let obj = store.get(&dir.id)?;
+            for e in obj.tree()?.entries.iter().filter(|e| e.kind == Kind::Blob) {
+                let Some((name, _)) = e.name.split_once('.') else {
+                    continue;
+                };
+                if let Some(block) = segment::parse_block_name(name)
+                    && block.saturating_add(span) <= horizon
+                {
+                    out.push(format!("series/{}/{}/{}", aa.name, dir.name, e.name));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// A segment's two blob paths.
 fn segment_paths(dir: &str, block: i64) -> (String, String) {
     let name = segment::block_name(block);
@@ -285,11 +319,25 @@ impl Engine {
                         });
                     indexed.push(SeriesRef(snap.series));
                 }
+                let mut split = split;
+                if let Some(h) = options.retention_before {
+                    let before = split.moved.len();
+                    split.moved.retain(|p| p.0 >= h);
+                    report.points_expired += (before - split.moved.len()) as u64;
+                }
                 if !split.moved.is_empty() {
                     report.points +=
                         self.write_segments(store, b, batch, snap, split.moved, span, &mut report)?;
                 }
                 cut_head.push((SeriesRef(snap.series), snap.n, split.survivors));
+            }
+            if let (Some(h), Some(c)) = (options.retention_before, head_commit) {
+                let tree = store.get(&c)?.commit()?.tree;
+                for path in expired_segments(store, tree, span, h)? {
+                    if b.remove(&path)? && path.ends_with(".v") {
+                        report.segments_expired += 1;
+                    }
+                }
             }
             for (aa, mut defs) in new_index {
                 let path = format!("index/series/{aa:02x}");
@@ -309,7 +357,10 @@ impl Engine {
                 b.upsert(&path, Kind::Blob, id)?;
             }
             report.series_indexed = indexed.len() as u64;
-            work = report.points > 0 || report.series_indexed > 0;
+            work = report.points > 0
+                || report.series_indexed > 0
+                || report.segments_expired > 0
+                || report.points_expired > 0;
             if !work {
                 return Ok(Edited::Abandon);
             }
@@ -361,7 +412,12 @@ impl Engine {
             (head.max_ts, head.bytes_estimate())
         };
         if bytes > self.options().series_head_max_bytes {
-            return self.compact(CompactOptions { all: true }).map(Some);
+            return self
+                .compact(CompactOptions {
+                    all: true,
+                    retention_before: None,
+                })
+                .map(Some);
         }
         let Some(max_ts) = max_ts else {
             return Ok(None);

@@ -141,7 +141,10 @@ pub fn run_if_child() {
             // A time-series compaction: the points move into segments.
             let all = round % 12 == 10;
             engine
-                .compact(sydra_engine::series::CompactOptions { all })
+                .compact(sydra_engine::series::CompactOptions {
+                    all,
+                    ..Default::default()
+                })
                 .map(|c| c.commit)
                 .and_then(|c| match c {
                     Some(c) => Ok(c),

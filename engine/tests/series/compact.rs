@@ -67,7 +67,12 @@ fn compaction_matches_a_model_through_reopens_and_as_of_every_commit() {
             match rng.next() % 10 {
                 0 => {
                     let all = rng.next().is_multiple_of(3);
-                    let r = e.compact(CompactOptions { all }).unwrap();
+                    let r = e
+                        .compact(CompactOptions {
+                            all,
+                            ..Default::default()
+                        })
+                        .unwrap();
                     if let Some(c) = r.commit {
                         history.push((c, model.clone()));
                     }
@@ -118,7 +123,12 @@ fn compaction_matches_a_model_through_reopens_and_as_of_every_commit() {
             }
             check(&e, &model, &format!("seed {seed} step {step}"));
         }
-        let r = e.compact(CompactOptions { all: true }).unwrap();
+        let r = e
+            .compact(CompactOptions {
+                all: true,
+                ..Default::default()
+            })
+            .unwrap();
         if let Some(c) = r.commit {
             history.push((c, model.clone()));
         }
@@ -237,7 +247,12 @@ fn a_compaction_never_applies_raw_records() {
     app.commit().unwrap();
     e.append(b"raw two").unwrap();
     for round in 0..2 {
-        let r = e.compact(CompactOptions { all: true }).unwrap();
+        let r = e
+            .compact(CompactOptions {
+                all: true,
+                ..Default::default()
+            })
+            .unwrap();
         assert!(
             r.applied_seq < raw,
             "round {round}: applied {} covers raw record {raw}",
@@ -262,7 +277,12 @@ fn a_compaction_never_applies_raw_records() {
     // Once the caller applies the first, the next compaction moves past it
     // (and stops before the second).
     e.checkpoint(Some(raw), "applied raw one").unwrap();
-    let r = e.compact(CompactOptions { all: true }).unwrap();
+    let r = e
+        .compact(CompactOptions {
+            all: true,
+            ..Default::default()
+        })
+        .unwrap();
     assert!(r.applied_seq >= raw, "{}", r.applied_seq);
     let mut replay = e.replay_head().unwrap();
     let mut seen = Vec::new();
@@ -322,4 +342,41 @@ fn maintain_compacts_at_block_boundaries_and_at_the_memory_bound() {
     let r = e.maintain().unwrap().expect("over the bound");
     assert_eq!((r.cut, r.head_points), (None, 0));
     assert_eq!(e.view(None).unwrap().points(&key(1)).unwrap().len(), 100);
+}
+
+/// Retention by data time drops the segments of blocks wholly before the
+/// horizon and the head's points before it; the commit before still has
+/// them.
+#[test]
+fn retention_removes_old_blocks_and_history_keeps_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::create(dir.path(), opts()).unwrap();
+    let s = e.series(&key(1)).unwrap();
+    let mut app = e.appender();
+    for i in 0..240 {
+        app.append(s, i * SECOND, Value::I64(i)).unwrap();
+    }
+    app.commit().unwrap();
+    let first = e.compact(CompactOptions::default()).unwrap();
+    assert_eq!(first.segments_added, 3);
+    // A late point in the first minute, still in the head.
+    let mut app = e.appender();
+    app.append(s, 5 * SECOND, Value::I64(-5)).unwrap();
+    app.commit().unwrap();
+    let r = e
+        .compact(CompactOptions {
+            all: false,
+            retention_before: Some(2 * MINUTE),
+        })
+        .unwrap();
+    assert_eq!((r.segments_expired, r.points_expired), (2, 1));
+    let now = e.view(None).unwrap().points(&key(1)).unwrap();
+    assert_eq!(now.len(), 120);
+    assert_eq!(now[0].0, 2 * MINUTE);
+    let then = e
+        .view(Some(&first.commit.unwrap().to_string()))
+        .unwrap()
+        .points(&key(1))
+        .unwrap();
+    assert_eq!(then.len(), 240);
 }

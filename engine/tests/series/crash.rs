@@ -83,8 +83,11 @@ fn series_crash_child() {
                     }
                     if t == 1 && round % 40 == 39 {
                         let all = round % 120 == 119;
-                        e.compact(sydra_engine::series::CompactOptions { all })
-                            .unwrap();
+                        e.compact(sydra_engine::series::CompactOptions {
+                            all,
+                            ..Default::default()
+                        })
+                        .unwrap();
                     }
                 }
             })

@@ -18,7 +18,7 @@ use sydra_engine::maintenance::{
 };
 use sydra_engine::{Engine, Options, Repository};
 
-fn duration(s: &str) -> Result<Duration, String> {
+pub fn duration(s: &str) -> Result<Duration, String> {
     sydra_engine::gc::parse_duration(s).map_err(|e| e.to_string())
 }
 

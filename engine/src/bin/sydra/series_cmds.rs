@@ -54,6 +54,11 @@ pub struct CompactArgs {
     /// Move every point of the head, the newest block's too.
     #[arg(long)]
     all: bool,
+    /// Retention by data time: drop points older than now - DUR and remove
+    /// the segments of blocks that end before it (`90d`, `12h`); history
+    /// keeps them until `sydra gc --retain` lets it go.
+    #[arg(long, value_name = "DUR", value_parser = crate::admin::duration)]
+    retention: Option<std::time::Duration>,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
@@ -373,7 +378,14 @@ pub fn series(dir: &Path, a: SeriesArgs) -> anyhow::Result<u8> {
 pub fn compact(dir: &Path, a: CompactArgs) -> anyhow::Result<u8> {
     let engine = open_engine(dir, SyncMode::Always)?;
     let started = Instant::now();
-    let r = engine.compact(sydra_engine::series::CompactOptions { all: a.all })?;
+    let retention_before = match a.retention {
+        Some(d) => Some(now_ns().saturating_sub(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))),
+        None => None,
+    };
+    let r = engine.compact(sydra_engine::series::CompactOptions {
+        all: a.all,
+        retention_before,
+    })?;
     let secs = started.elapsed().as_secs_f64();
     if a.json {
         let v = serde_json::json!({
@@ -381,6 +393,8 @@ pub fn compact(dir: &Path, a: CompactArgs) -> anyhow::Result<u8> {
             "points": r.points,
             "segments_added": r.segments_added,
             "segments_replaced": r.segments_replaced,
+            "segments_expired": r.segments_expired,
+            "points_expired": r.points_expired,
             "series_indexed": r.series_indexed,
             "cut": r.cut,
             "applied_seq": r.applied_seq,
@@ -395,12 +409,14 @@ pub fn compact(dir: &Path, a: CompactArgs) -> anyhow::Result<u8> {
         };
         println!(
             "compacted {} point(s) {before} into {} new and {} replaced segment(s), \
-             {} new series indexed, in {secs:.2}s\ncommit {c}\n{} point(s) left in the head; \
-             wal.applied_seq {}",
+             {} new series indexed, {} segment(s) and {} head point(s) expired, in {secs:.2}s\n\
+             commit {c}\n{} point(s) left in the head; wal.applied_seq {}",
             r.points,
             r.segments_added,
             r.segments_replaced,
             r.series_indexed,
+            r.segments_expired,
+            r.points_expired,
             r.head_points,
             r.applied_seq
         );
