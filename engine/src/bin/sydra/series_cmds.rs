@@ -378,10 +378,9 @@ pub fn series(dir: &Path, a: SeriesArgs) -> anyhow::Result<u8> {
 pub fn compact(dir: &Path, a: CompactArgs) -> anyhow::Result<u8> {
     let engine = open_engine(dir, SyncMode::Always)?;
     let started = Instant::now();
-    let retention_before = match a.retention {
-        Some(d) => Some(now_ns().saturating_sub(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))),
-        None => None,
-    };
+    let retention_before = a
+        .retention
+        .map(|d| now_ns().saturating_sub(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)));
     let r = engine.compact(sydra_engine::series::CompactOptions {
         all: a.all,
         retention_before,
