@@ -32,9 +32,10 @@ use sydra_objects::{Batch, Kind, ObjectId, Store, TreeBuilder};
 use super::head::{CompactSeries, Head, SeriesRef, last_per_timestamp};
 use super::key::{SeriesKey, Value, ValueType};
 use super::record::{self, Record, SeriesDef};
-use super::segment::{self, SegmentStats};
+use super::segment;
 use crate::engine::{Edited, Engine};
 use crate::error::{Error, Result};
+use crate::index::tree_at;
 use crate::replay::Replay;
 
 /// Commit meta: the last record a compaction's snapshot reflected.
@@ -115,23 +116,9 @@ pub(crate) fn cut_of(store: &Store, commit: Option<ObjectId>) -> Result<(Cut, Op
     Ok((cut, meta_i64(&c, META_BLOCK).filter(|b| *b > 0)))
 }
 
-/// The tree at `path` under `root`, if there is one.
-pub(crate) fn subtree(store: &Store, root: ObjectId, path: &str) -> Result<Option<ObjectId>> {
-    let mut cur = root;
-    for name in path.split('/') {
-        let obj = store.get(&cur)?;
-        let tree = obj.tree()?;
-        match tree.find(name) {
-            Some(e) if e.kind == Kind::Tree => cur = e.id,
-            _ => return Ok(None),
-        }
-    }
-    Ok(Some(cur))
-}
-
 /// Every series the index of tree `root` holds.
 pub(crate) fn index_of(store: &Store, root: ObjectId) -> Result<Vec<SeriesDef>> {
-    let Some(dir) = subtree(store, root, "index/series")? else {
+    let Some(dir) = tree_at(store, root, "index/series")? else {
         return Ok(Vec::new());
     };
     let obj = store.get(&dir)?;
@@ -198,7 +185,7 @@ pub(crate) fn build_head(
 /// (of `span` ns) ends at or before `horizon`.
 fn expired_segments(store: &Store, root: ObjectId, span: i64, horizon: i64) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    let Some(series) = subtree(store, root, "series")? else {
+    let Some(series) = tree_at(store, root, "series")? else {
         return Ok(out);
     };
     let top = store.get(&series)?;
@@ -367,7 +354,7 @@ impl Engine {
             // Raw records the caller has not applied stay unapplied.
             let raw_floor = self.raw_pending.lock().front().copied().unwrap_or(u64::MAX);
             Ok(Edited::CommitWith {
-                applied: floor.min(raw_floor) - 1,
+                applied: floor.min(raw_floor).saturating_sub(1),
                 meta: vec![
                     (META_CUT_SEQ.to_string(), s_seq.to_string()),
                     (META_CUT_TS.to_string(), cut_ts.to_string()),
@@ -475,7 +462,7 @@ impl Engine {
             }
             let ts: Vec<i64> = block_points.iter().map(|p| p.0).collect();
             let col = column_of(snap.value_type, &block_points);
-            let Some((tb, vb)) = segment::encode(block, span, &ts, &col) else {
+            let Some((tb, vb)) = segment::encode(span, &ts, &col) else {
                 return Err(Error::Series(format!("{}: empty segment", snap.key)));
             };
             let (tp, vp) = segment_paths(&dir, block);
@@ -494,7 +481,7 @@ impl Engine {
         let store = self.repo().objects();
         let tree = store.get(&commit)?.commit()?.tree;
         let dir = segment::series_dir(&key.id());
-        let Some(raw) = subtree(store, tree, &dir)? else {
+        let Some(raw) = tree_at(store, tree, &dir)? else {
             return Ok(Vec::new());
         };
         let obj = store.get(&raw)?;
@@ -522,15 +509,5 @@ impl Engine {
             out.push(seg);
         }
         Ok(out)
-    }
-
-    /// Statistics of series `key`'s segments in `commit` (without decoding
-    /// values would be cheaper; this verifies them).
-    pub fn segment_stats(&self, commit: ObjectId, key: &SeriesKey) -> Result<Vec<SegmentStats>> {
-        Ok(self
-            .segments(commit, key)?
-            .into_iter()
-            .map(|s| s.stats)
-            .collect())
     }
 }

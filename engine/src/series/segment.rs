@@ -41,7 +41,7 @@
 
 use super::codec;
 use super::head::Column;
-use super::key::{SeriesId, SeriesKey, Value, ValueType};
+use super::key::{SeriesId, Value, ValueType};
 use super::record::{self, Record, SeriesDef, SeriesRecord};
 use crate::varint::{put as put_varint, unzigzag, zigzag};
 
@@ -204,12 +204,7 @@ fn type_code(t: ValueType) -> u8 {
 /// Encode a segment of sorted, unique timestamps and their values as its
 /// timestamps blob and value blob. `None` for no points or mismatched
 /// lengths.
-pub(crate) fn encode(
-    block: i64,
-    span: i64,
-    ts: &[i64],
-    values: &Column,
-) -> Option<(Vec<u8>, Vec<u8>)> {
+pub(crate) fn encode(span: i64, ts: &[i64], values: &Column) -> Option<(Vec<u8>, Vec<u8>)> {
     if ts.len() != values.len() {
         return None;
     }
@@ -222,7 +217,6 @@ pub(crate) fn encode(
     put_varint(&mut v, zigzag(st.min_ts));
     put_varint(&mut v, st.max_ts.wrapping_sub(st.min_ts) as u64);
     put_varint(&mut v, span as u64);
-    let _ = block;
     match (&st.first, &st.last, &st.min, &st.max, st.sum) {
         (Value::F64(a), Value::F64(b), Value::F64(c), Value::F64(d), Sum::F64(e)) => {
             for x in [a, b, c, d, &e] {
@@ -482,11 +476,6 @@ pub fn decode_index(aa: u8, b: &[u8]) -> Result<Vec<SeriesDef>, SegmentError> {
     Ok(defs)
 }
 
-/// The key of a definition (for callers holding only the index).
-pub fn def_key(d: &SeriesDef) -> &SeriesKey {
-    &d.key
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -508,7 +497,7 @@ mod tests {
         let h = 3_600_000_000_000i64;
         let ts: Vec<i64> = (0..100).map(|i| i * 1_000_000_000).collect();
         let vals = Column::F64((0..100).map(|i| f64::from(i) / 4.0).collect());
-        let (t, v) = encode(0, h, &ts, &vals).unwrap_or_else(|| panic!("encode"));
+        let (t, v) = encode(h, &ts, &vals).unwrap_or_else(|| panic!("encode"));
         let s = decode(0, &t, &v).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.timestamps, ts);
         assert_eq!(

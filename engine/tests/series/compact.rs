@@ -231,6 +231,19 @@ fn a_block_that_is_not_whole_seconds_is_refused() {
     assert!(err.contains("whole number of seconds"), "{err}");
 }
 
+/// The raw records a replay from the head yields.
+fn raw_records(e: &Engine) -> Vec<Vec<u8>> {
+    let mut replay = e.replay_head().unwrap();
+    let mut seen = Vec::new();
+    while let Some(rec) = replay.next_record() {
+        let (_, p) = rec.unwrap();
+        if p.starts_with(b"raw") {
+            seen.push(p.to_vec());
+        }
+    }
+    seen
+}
+
 /// Raw records (`Engine::append`) the caller has not applied by its own
 /// checkpoint stay after the applied seq a compaction writes, so replay
 /// from the head still yields them — also after a reopen.
@@ -258,15 +271,10 @@ fn a_compaction_never_applies_raw_records() {
             "round {round}: applied {} covers raw record {raw}",
             r.applied_seq
         );
-        let mut replay = e.replay_head().unwrap();
-        let mut seen = Vec::new();
-        while let Some(rec) = replay.next_record() {
-            let (_, p) = rec.unwrap();
-            if p.starts_with(b"raw") {
-                seen.push(p.to_vec());
-            }
-        }
-        assert_eq!(seen, vec![b"raw one".to_vec(), b"raw two".to_vec()]);
+        assert_eq!(
+            raw_records(&e),
+            vec![b"raw one".to_vec(), b"raw two".to_vec()]
+        );
         drop(e);
         e = Engine::open(dir.path(), opts()).unwrap();
         let mut app = e.appender();
@@ -284,15 +292,7 @@ fn a_compaction_never_applies_raw_records() {
         })
         .unwrap();
     assert!(r.applied_seq >= raw, "{}", r.applied_seq);
-    let mut replay = e.replay_head().unwrap();
-    let mut seen = Vec::new();
-    while let Some(rec) = replay.next_record() {
-        let (_, p) = rec.unwrap();
-        if p.starts_with(b"raw") {
-            seen.push(p.to_vec());
-        }
-    }
-    assert_eq!(seen, vec![b"raw two".to_vec()]);
+    assert_eq!(raw_records(&e), vec![b"raw two".to_vec()]);
 }
 
 /// `maintain` compacts once a block boundary is crossed, not before, not
