@@ -8,8 +8,10 @@ pub mod compact;
 pub mod head;
 pub mod key;
 pub mod lineproto;
+pub mod query;
 pub mod record;
 pub mod segment;
+pub mod selector;
 pub mod view;
 
 pub use append::{AppendCommit, Appender};
@@ -17,4 +19,6 @@ pub use compact::{CompactOptions, CompactReport};
 pub use head::SeriesRef;
 pub use key::{KeyError, SeriesId, SeriesKey, Value, ValueType};
 pub use lineproto::{Line, ParseError, Point, Precision};
+pub use query::{Agg, Batch, Buckets, Points, QueryStats, bucket_of};
+pub use selector::{Selector, SelectorError};
 pub use view::View;

@@ -310,9 +310,9 @@ fn same_stat(a: &Value, b: &Value) -> bool {
     a.same_bits(b)
 }
 
-/// Decode and verify a segment of the block starting at `block` from its
-/// two blobs.
-pub fn decode(block: i64, ts_blob: &[u8], v_blob: &[u8]) -> Result<Segment, SegmentError> {
+/// A value blob's header, read without decoding the columns, and where
+/// its values column starts.
+fn header(v_blob: &[u8]) -> Result<(ValueType, SegmentStats, usize), SegmentError> {
     if v_blob.len() < 6 || &v_blob[..4] != MAGIC {
         return bad("value blob does not start with SYSG");
     }
@@ -330,8 +330,13 @@ pub fn decode(block: i64, ts_blob: &[u8], v_blob: &[u8]) -> Result<Segment, Segm
     };
     let mut r = Reader { b: v_blob, pos: 6 };
     let count = r.varint("count")?;
+    if count == 0 {
+        return bad("a segment must hold at least one point");
+    }
     let min_ts = r.i64("min_ts")?;
-    let max_ts = (r.varint("max_ts")? as i64).wrapping_add(min_ts);
+    let max_ts = min_ts
+        .checked_add_unsigned(r.varint("max_ts")?)
+        .ok_or_else(|| SegmentError("max_ts is past the range of i64".into()))?;
     let span = r.varint("span")?;
     if span == 0 || span > i64::MAX as u64 {
         return bad(format!("block span {span} ns is out of range"));
@@ -371,15 +376,62 @@ pub fn decode(block: i64, ts_blob: &[u8], v_blob: &[u8]) -> Result<Segment, Segm
             let a = r.bool("first")?;
             let b = r.bool("last")?;
             let n = r.varint("trues")?;
+            if n > count {
+                return bad(format!("{n} true values in a segment of {count} points"));
+            }
+            // Not stored: they follow from the count of trues.
             (
                 Value::Bool(a),
                 Value::Bool(b),
-                Value::Bool(false),
-                Value::Bool(false),
+                Value::Bool(n == count),
+                Value::Bool(n > 0),
                 Sum::Trues(n),
             )
         }
     };
+    let stats = SegmentStats {
+        count,
+        min_ts,
+        max_ts,
+        span,
+        first,
+        last,
+        min,
+        max,
+        sum,
+    };
+    Ok((t, stats, r.pos))
+}
+
+/// A segment's statistics from its value blob's header alone (no column
+/// decoded): what a query answers counts, bounds, sums, firsts and lasts
+/// from when a whole segment lies inside one bucket. The blob itself was
+/// verified by its BLAKE3 id when read; [`decode`] also checks the header
+/// against the columns.
+pub fn decode_stats(v_blob: &[u8]) -> Result<SegmentStats, SegmentError> {
+    let (_, stats, _) = header(v_blob)?;
+    if stats.max_ts < stats.min_ts {
+        return bad("max_ts is before min_ts");
+    }
+    Ok(stats)
+}
+
+/// Decode and verify a segment of the block starting at `block` from its
+/// two blobs.
+pub fn decode(block: i64, ts_blob: &[u8], v_blob: &[u8]) -> Result<Segment, SegmentError> {
+    let (t, st, pos) = header(v_blob)?;
+    let SegmentStats {
+        count,
+        min_ts,
+        max_ts,
+        span,
+        first,
+        last,
+        min,
+        max,
+        sum,
+    } = st;
+    let r = Reader { b: v_blob, pos };
     let column = &v_blob[r.pos..];
     let values = match t {
         ValueType::Float => codec::decode_f64(column).map(Column::F64),
@@ -413,13 +465,13 @@ pub fn decode(block: i64, ts_blob: &[u8], v_blob: &[u8]) -> Result<Segment, Segm
     let Some(want) = stats_of(&timestamps, &values, span) else {
         return bad("a segment must hold at least one point");
     };
-    let bool_minmax_ok = t == ValueType::Boolean;
     let ok = want.count == count
         && want.min_ts == min_ts
         && want.max_ts == max_ts
         && same_stat(&want.first, &first)
         && same_stat(&want.last, &last)
-        && (bool_minmax_ok || (same_stat(&want.min, &min) && same_stat(&want.max, &max)))
+        && same_stat(&want.min, &min)
+        && same_stat(&want.max, &max)
         && match (want.sum, sum) {
             (Sum::F64(a), Sum::F64(b)) => a.to_bits() == b.to_bits(),
             (a, b) => a == b,

@@ -15,8 +15,10 @@
 
 use sydra_objects::ObjectId;
 
+use std::sync::Arc;
+
 use super::compact::{build_head, index_of};
-use super::head::{Head, last_per_timestamp};
+use super::head::{Head, Snapshot};
 use super::key::{SeriesKey, Value, ValueType};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -57,67 +59,83 @@ impl Engine {
     }
 }
 
-impl View<'_> {
+impl<'e> View<'e> {
     /// The commit an as-of view reads (`None` when live).
     pub fn commit(&self) -> Option<ObjectId> {
         self.commit
     }
 
+    /// The engine read.
+    pub fn engine(&self) -> &'e Engine {
+        self.engine
+    }
+
     /// Every series of this version, sorted by key, with its type.
     pub fn series(&self) -> Result<Vec<(SeriesKey, ValueType)>> {
+        Ok(self
+            .series_arcs()?
+            .into_iter()
+            .map(|(k, t)| ((*k).clone(), t))
+            .collect())
+    }
+
+    /// [`View::series`] without copying the keys.
+    pub(crate) fn series_arcs(&self) -> Result<Vec<(Arc<SeriesKey>, ValueType)>> {
         let list = match &self.head {
             Some(h) => h.list(),
             None => self.engine.live_head()?.list(),
         };
-        Ok(list
-            .into_iter()
-            .map(|(k, _, t, _)| ((*k).clone(), t))
-            .collect())
+        Ok(list.into_iter().map(|(k, _, t, _)| (k, t)).collect())
+    }
+
+    /// The type of `key` in this version, if it holds the series.
+    pub fn series_type(&self, key: &SeriesKey) -> Result<Option<ValueType>> {
+        let of = |h: &Head| {
+            h.ref_of(key)
+                .and_then(|r| h.get(r.0))
+                .and_then(|s| s.value_type)
+        };
+        Ok(match &self.head {
+            Some(h) => of(h),
+            None => of(&*self.engine.live_head()?),
+        })
+    }
+
+    /// The head's data of `key` and then the commit whose segments go with
+    /// it. Live, the head is read first and the head commit after it: a
+    /// compaction removes points from the head only after its commit
+    /// landed, so every point is in one or the other (or both: the head's
+    /// copy is the same or later).
+    pub(crate) fn head_and_commit(
+        &self,
+        key: &SeriesKey,
+    ) -> Result<(Option<Snapshot>, Option<ObjectId>)> {
+        let snap = |h: &Head| {
+            h.ref_of(key)
+                .map(|r| h.snapshot(r.0))
+                .transpose()
+                .map_err(|e| Error::Series(e.to_string()))
+        };
+        match &self.head {
+            Some(h) => Ok((snap(h)?, self.commit)),
+            None => {
+                let s = snap(&*self.engine.live_head()?)?;
+                Ok((s, self.engine.head()?))
+            }
+        }
     }
 
     /// The points of `key` in this version, sorted by time, one per
     /// timestamp (the last written). Empty for a series it does not hold.
     pub fn points(&self, key: &SeriesKey) -> Result<Vec<(i64, Value)>> {
-        let (head_points, commit) = match &self.head {
-            Some(h) => {
-                let pts = match h.ref_of(key) {
-                    Some(r) => h
-                        .snapshot(r.0)
-                        .and_then(super::head::Snapshot::points)
-                        .map_err(|e| Error::Series(e.to_string()))?,
-                    None => Vec::new(),
-                };
-                (pts, self.commit)
-            }
-            None => {
-                // The head first, then the commit: a compaction removes
-                // points from the head only after its commit landed, so
-                // every point is in one or the other (or both: the head's
-                // copy is the same or later).
-                let snap = {
-                    let h = self.engine.live_head()?;
-                    h.ref_of(key).map(|r| h.snapshot(r.0)).transpose()
-                }
-                .map_err(|e| Error::Series(e.to_string()))?;
-                let pts = match snap {
-                    Some(s) => s.points().map_err(|e| Error::Series(e.to_string()))?,
-                    None => Vec::new(),
-                };
-                (pts, self.engine.head()?)
-            }
+        let Some(t) = self.series_type(key)? else {
+            return Ok(Vec::new());
         };
-        let mut all = Vec::new();
-        if let Some(c) = commit {
-            for seg in self.engine.segments(c, key)? {
-                all.extend(seg.points());
-            }
+        let mut out = Vec::new();
+        for b in self.query_series(Arc::new(key.clone()), t, i64::MIN, i64::MAX) {
+            out.extend(b?.points);
         }
-        if all.is_empty() {
-            return Ok(head_points);
-        }
-        // Segments first, then the head: the head wins a timestamp both hold.
-        all.extend(head_points);
-        last_per_timestamp(all).map_err(|e| Error::Series(e.to_string()))
+        Ok(out)
     }
 
     /// The series the index of this version's commit holds (without the

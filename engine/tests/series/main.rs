@@ -22,3 +22,6 @@ mod cli;
 
 /// Compaction from the head: a model through reopens, late points, as-of.
 mod compact;
+
+/// Range queries and aggregates: a model at the head and as of snapshots.
+mod query;

@@ -1,0 +1,715 @@
+//! Range queries and aggregates over a [`View`] (DESIGN.md §10, read path):
+//! selector → the view's series set → per series, its segments that
+//! overlap the range (pruned by block name, then by the header's min/max)
+//! merged with its head points → the points, or the aggregate per bucket.
+//!
+//! Results are exact: every acknowledged point of the range once, and for
+//! a timestamp written twice the last write (the head's copy wins over a
+//! segment's). Reads stream one series at a time and, within a series, one
+//! segment at a time, so memory is bounded by a segment plus the series'
+//! head points, not by the size of the answer.
+//!
+//! ```no_run
+//! # fn main() -> sydra_engine::Result<()> {
+//! use sydra_engine::series::{Agg, Selector};
+//! # let engine = sydra_engine::Engine::open("data", Default::default())?;
+//! let view = engine.view(Some("snapshots/nightly"))?;
+//! let sel = Selector::parse(r#"cpu{host="a"}"#).map_err(|e| sydra_engine::Error::Series(e.to_string()))?;
+//! for batch in view.query(&sel, i64::MIN, i64::MAX)? {
+//!     let batch = batch?;
+//!     println!("{}: {} points", batch.key, batch.points.len());
+//! }
+//! for series in view.aggregate(&sel, 0, i64::MAX, 60_000_000_000, Agg::Mean)? {
+//!     let (key, buckets) = series?;
+//!     println!("{key}: {} minutes", buckets.len());
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use ahash::AHashMap as HashMap;
+use sydra_objects::{Kind, ObjectId, Store};
+
+use super::compact::cut_of;
+use super::head::Snapshot;
+use super::key::{SeriesKey, Value, ValueType};
+use super::segment::{self, SegmentStats, Sum};
+use super::selector::Selector;
+use super::view::View;
+use crate::error::{Error, Result};
+use crate::index::tree_at;
+
+/// A run of one series' points, in time order. Consecutive batches of the
+/// same series continue each other (later times).
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// The series.
+    pub key: Arc<SeriesKey>,
+    /// Its type.
+    pub value_type: ValueType,
+    /// The points, strictly increasing in time.
+    pub points: Vec<(i64, Value)>,
+}
+
+/// An aggregate function ([`View::aggregate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Agg {
+    /// Points in the bucket (an integer).
+    Count,
+    /// Their sum: floats a float; integers an integer (a float when it
+    /// overflows i64); booleans the count of `true`.
+    Sum,
+    /// The smallest value (booleans: `false` if any).
+    Min,
+    /// The largest value.
+    Max,
+    /// The mean, a float (booleans: the fraction that are `true`).
+    Mean,
+    /// The earliest point's value.
+    First,
+    /// The latest point's value.
+    Last,
+}
+
+impl std::str::FromStr for Agg {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Agg, String> {
+        Ok(match s {
+            "count" => Agg::Count,
+            "sum" => Agg::Sum,
+            "min" => Agg::Min,
+            "max" => Agg::Max,
+            "mean" | "avg" => Agg::Mean,
+            "first" => Agg::First,
+            "last" => Agg::Last,
+            _ => {
+                return Err(format!(
+                    "{s:?} is not an aggregate (count, sum, min, max, mean, first, last)"
+                ));
+            }
+        })
+    }
+}
+
+/// What a query read, for `--stats` and the benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueryStats {
+    /// Series selected.
+    pub series: u64,
+    /// Segments whose columns were decoded.
+    pub segments_decoded: u64,
+    /// Segments answered from their header's statistics alone.
+    pub segments_from_stats: u64,
+    /// Segments skipped by their block or header min/max.
+    pub segments_pruned: u64,
+    /// Points read from the head.
+    pub head_points: u64,
+}
+
+/// One segment of a series in a commit's tree.
+#[derive(Debug, Clone, Copy)]
+struct SegRef {
+    block: i64,
+    ts: ObjectId,
+    values: ObjectId,
+}
+
+/// The series directories of one commit's tree, read lazily and kept, so a
+/// query over many series decodes each fan-out tree once.
+#[derive(Debug)]
+struct Trees {
+    commit: Option<ObjectId>,
+    root: Option<ObjectId>,
+    span: i64,
+    /// `aa` → (`30 hex` → the series directory).
+    fanout: HashMap<String, HashMap<String, ObjectId>>,
+}
+
+impl Trees {
+    fn new() -> Trees {
+        Trees {
+            commit: None,
+            root: None,
+            span: 1,
+            fanout: HashMap::new(),
+        }
+    }
+
+    /// Point at `commit` (dropping what was read of another one).
+    fn set(&mut self, store: &Store, commit: Option<ObjectId>, default_span: i64) -> Result<()> {
+        if self.commit == commit && (commit.is_none() || self.root.is_some()) {
+            return Ok(());
+        }
+        self.commit = commit;
+        self.fanout.clear();
+        self.root = None;
+        self.span = default_span;
+        if let Some(c) = commit {
+            self.root = Some(store.get(&c)?.commit()?.tree);
+            if let (_, Some(block)) = cut_of(store, Some(c))? {
+                self.span = block;
+            }
+        }
+        Ok(())
+    }
+
+    /// The segments of `key` whose blocks overlap `[from, to]`, by time.
+    fn segments(
+        &mut self,
+        store: &Store,
+        key: &SeriesKey,
+        from: i64,
+        to: i64,
+        stats: &mut QueryStats,
+    ) -> Result<Vec<SegRef>> {
+        let Some(root) = self.root else {
+            return Ok(Vec::new());
+        };
+        let dir = segment::series_dir(&key.id());
+        let (aa, rest) = (&dir[7..9], &dir[10..]);
+        if !self.fanout.contains_key(aa) {
+            let mut m = HashMap::new();
+            if let Some(t) = tree_at(store, root, &dir[..9])? {
+                for e in store.get(&t)?.tree()?.entries {
+                    if e.kind == Kind::Tree {
+                        m.insert(e.name.to_owned(), e.id);
+                    }
+                }
+            }
+            self.fanout.insert(aa.to_owned(), m);
+        }
+        let Some(&series_tree) = self.fanout.get(aa).and_then(|m| m.get(rest)) else {
+            return Ok(Vec::new());
+        };
+        let obj = store.get(&series_tree)?;
+        let t = obj.tree()?;
+        let mut out = Vec::new();
+        for e in &t.entries {
+            let Some(name) = e.name.strip_suffix(".v") else {
+                continue;
+            };
+            let path = format!("{dir}/{}", e.name);
+            let block = segment::parse_block_name(name).ok_or_else(|| Error::Segment {
+                path: path.clone(),
+                reason: "not a block name (YYYYMMDDTHHMMSSZ.v)".into(),
+            })?;
+            let ts = t.find(&format!("{name}.t")).ok_or_else(|| Error::Segment {
+                path: path.clone(),
+                reason: "has no timestamps blob beside it".into(),
+            })?;
+            if block > to || block.saturating_add(self.span) <= from {
+                stats.segments_pruned += 1;
+                continue;
+            }
+            out.push(SegRef {
+                block,
+                ts: ts.id,
+                values: e.id,
+            });
+        }
+        out.sort_by_key(|s| s.block);
+        Ok(out)
+    }
+}
+
+fn head_err(e: impl std::fmt::Display) -> Error {
+    Error::Series(e.to_string())
+}
+
+/// The points of one series being read.
+#[derive(Debug)]
+struct Current {
+    key: Arc<SeriesKey>,
+    value_type: ValueType,
+    /// Its head points in the range, by time; drained from the front.
+    head: VecDeque<(i64, Value)>,
+    segs: VecDeque<SegRef>,
+}
+
+/// The engine side of a query: the view, the selected series, and the
+/// trees read so far.
+#[derive(Debug)]
+struct Source<'v, 'e> {
+    view: &'v View<'e>,
+    series: VecDeque<(Arc<SeriesKey>, ValueType)>,
+    from: i64,
+    to: i64,
+    trees: Trees,
+    stats: QueryStats,
+}
+
+impl<'v, 'e> Source<'v, 'e> {
+    fn new(view: &'v View<'e>, sel: &Selector, from: i64, to: i64) -> Result<Source<'v, 'e>> {
+        let series: VecDeque<_> = view
+            .series_arcs()?
+            .into_iter()
+            .filter(|(k, _)| sel.matches(k))
+            .collect();
+        Ok(Source::of(view, series, from, to))
+    }
+
+    fn of(
+        view: &'v View<'e>,
+        series: VecDeque<(Arc<SeriesKey>, ValueType)>,
+        from: i64,
+        to: i64,
+    ) -> Source<'v, 'e> {
+        let stats = QueryStats {
+            series: series.len() as u64,
+            ..QueryStats::default()
+        };
+        Source {
+            view,
+            series,
+            from,
+            to,
+            trees: Trees::new(),
+            stats,
+        }
+    }
+
+    /// Start reading the next selected series: its head points, then the
+    /// commit to read its segments from (in that order, so a compaction
+    /// in between cannot hide a point: see [`View::points`]).
+    fn next_series(&mut self) -> Option<Result<Current>> {
+        let (key, value_type) = self.series.pop_front()?;
+        Some(self.open(key, value_type))
+    }
+
+    fn open(&mut self, key: Arc<SeriesKey>, value_type: ValueType) -> Result<Current> {
+        let (snap, commit) = self.view.head_and_commit(&key)?;
+        let mut head = VecDeque::new();
+        if let Some(s) = snap {
+            for p in Snapshot::points(s).map_err(head_err)? {
+                if p.0 >= self.from && p.0 <= self.to {
+                    head.push_back(p);
+                }
+            }
+        }
+        self.stats.head_points += head.len() as u64;
+        let store = self.view.engine().repo().objects();
+        let span = self.view.engine().options().series_block_ns;
+        self.trees.set(store, commit, span)?;
+        let segs = self
+            .trees
+            .segments(store, &key, self.from, self.to, &mut self.stats)?
+            .into();
+        Ok(Current {
+            key,
+            value_type,
+            head,
+            segs,
+        })
+    }
+
+    fn store(&self) -> &'e Store {
+        self.view.engine().repo().objects()
+    }
+
+    /// A segment's value blob and the statistics in its header.
+    fn header(&self, key: &SeriesKey, s: &SegRef) -> Result<(sydra_objects::Object, SegmentStats)> {
+        let vb = self.store().get(&s.values)?;
+        let st = segment::decode_stats(&vb.data).map_err(|e| Error::Segment {
+            path: seg_path(key, s.block),
+            reason: e.0,
+        })?;
+        Ok((vb, st))
+    }
+
+    /// A segment's points in the range.
+    fn points(
+        &mut self,
+        key: &SeriesKey,
+        s: &SegRef,
+        vb: &sydra_objects::Object,
+    ) -> Result<Vec<(i64, Value)>> {
+        let tb = self.store().get(&s.ts)?;
+        let seg = segment::decode(s.block, &tb.data, &vb.data).map_err(|e| Error::Segment {
+            path: seg_path(key, s.block),
+            reason: e.0,
+        })?;
+        self.stats.segments_decoded += 1;
+        let (from, to) = (self.from, self.to);
+        Ok(seg
+            .points()
+            .into_iter()
+            .filter(|p| p.0 >= from && p.0 <= to)
+            .collect())
+    }
+}
+
+fn seg_path(key: &SeriesKey, block: i64) -> String {
+    format!(
+        "{}/{}.v",
+        segment::series_dir(&key.id()),
+        segment::block_name(block)
+    )
+}
+
+/// Merge a segment's points with the head's points of the same block (the
+/// head wins a timestamp both hold).
+fn merge(seg: Vec<(i64, Value)>, head: Vec<(i64, Value)>) -> Vec<(i64, Value)> {
+    if head.is_empty() {
+        return seg;
+    }
+    let mut out = Vec::with_capacity(seg.len() + head.len());
+    let mut h = head.into_iter().peekable();
+    for p in seg {
+        while let Some(q) = h.next_if(|q| q.0 < p.0) {
+            out.push(q);
+        }
+        match h.next_if(|q| q.0 == p.0) {
+            Some(q) => out.push(q),
+            None => out.push(p),
+        }
+    }
+    out.extend(h);
+    out
+}
+
+/// Take the head points before `t` off the front.
+fn head_before(head: &mut VecDeque<(i64, Value)>, t: i64) -> Vec<(i64, Value)> {
+    let n = head.partition_point(|p| p.0 < t);
+    head.drain(..n).collect()
+}
+
+/// The iterator [`View::query`] returns.
+#[derive(Debug)]
+pub struct Points<'v, 'e> {
+    src: Source<'v, 'e>,
+    cur: Option<Current>,
+    failed: bool,
+}
+
+impl Points<'_, '_> {
+    /// What the query has read so far.
+    pub fn stats(&self) -> QueryStats {
+        self.src.stats
+    }
+
+    fn step(&mut self) -> Result<Option<Batch>> {
+        loop {
+            let Some(cur) = self.cur.as_mut() else {
+                match self.src.next_series() {
+                    None => return Ok(None),
+                    Some(c) => {
+                        self.cur = Some(c?);
+                        continue;
+                    }
+                }
+            };
+            let mut points;
+            if let Some(s) = cur.segs.pop_front() {
+                points = head_before(&mut cur.head, s.block);
+                let (vb, st) = self.src.header(&cur.key, &s)?;
+                let end = s.block.saturating_add(st.span);
+                let in_block = head_before(&mut cur.head, end);
+                if st.max_ts < self.src.from || st.min_ts > self.src.to {
+                    self.src.stats.segments_pruned += 1;
+                    points.extend(in_block);
+                } else {
+                    let seg = self.src.points(&cur.key, &s, &vb)?;
+                    points.extend(merge(seg, in_block));
+                }
+            } else {
+                points = cur.head.drain(..).collect();
+            }
+            let batch = Batch {
+                key: cur.key.clone(),
+                value_type: cur.value_type,
+                points,
+            };
+            if cur.segs.is_empty() && cur.head.is_empty() {
+                self.cur = None;
+            }
+            if !batch.points.is_empty() {
+                return Ok(Some(batch));
+            }
+        }
+    }
+}
+
+impl Iterator for Points<'_, '_> {
+    type Item = Result<Batch>;
+    fn next(&mut self) -> Option<Result<Batch>> {
+        if self.failed {
+            return None;
+        }
+        match self.step() {
+            Ok(b) => b.map(Ok),
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// One bucket being folded.
+#[derive(Debug, Clone)]
+struct Acc {
+    start: i64,
+    count: u64,
+    sum: Sum,
+    min: Value,
+    max: Value,
+    first: Value,
+    last: Value,
+}
+
+fn less(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::F64(x), Value::F64(y)) => x < y || (x.is_nan() && !y.is_nan()),
+        (Value::I64(x), Value::I64(y)) => x < y,
+        (Value::Bool(x), Value::Bool(y)) => !x & y,
+        _ => false,
+    }
+}
+
+impl Acc {
+    fn of_point(start: i64, v: &Value) -> Acc {
+        let sum = match v {
+            Value::F64(x) => Sum::F64(*x),
+            Value::I64(x) => Sum::I128(i128::from(*x)),
+            Value::Bool(b) => Sum::Trues(u64::from(*b)),
+            Value::Str(_) => Sum::Trues(0),
+        };
+        Acc {
+            start,
+            count: 1,
+            sum,
+            min: v.clone(),
+            max: v.clone(),
+            first: v.clone(),
+            last: v.clone(),
+        }
+    }
+
+    fn of_stats(start: i64, st: &SegmentStats) -> Acc {
+        Acc {
+            start,
+            count: st.count,
+            sum: st.sum,
+            min: st.min.clone(),
+            max: st.max.clone(),
+            first: st.first.clone(),
+            last: st.last.clone(),
+        }
+    }
+
+    /// Fold in `o`, which comes later in time.
+    fn add(&mut self, o: Acc) {
+        self.count += o.count;
+        self.sum = match (self.sum, o.sum) {
+            (Sum::F64(a), Sum::F64(b)) => Sum::F64(a + b),
+            (Sum::I128(a), Sum::I128(b)) => Sum::I128(a.saturating_add(b)),
+            (Sum::Trues(a), Sum::Trues(b)) => Sum::Trues(a + b),
+            (a, _) => a,
+        };
+        if less(&o.min, &self.min) {
+            self.min = o.min;
+        }
+        if less(&self.max, &o.max) {
+            self.max = o.max;
+        }
+        self.last = o.last;
+    }
+
+    fn value(&self, agg: Agg) -> Value {
+        match agg {
+            Agg::Count => Value::I64(i64::try_from(self.count).unwrap_or(i64::MAX)),
+            Agg::Sum => match self.sum {
+                Sum::F64(s) => Value::F64(s),
+                Sum::I128(s) => i64::try_from(s).map_or(Value::F64(s as f64), Value::I64),
+                Sum::Trues(n) => Value::I64(i64::try_from(n).unwrap_or(i64::MAX)),
+            },
+            Agg::Mean => {
+                let n = self.count as f64;
+                Value::F64(match self.sum {
+                    Sum::F64(s) => s / n,
+                    Sum::I128(s) => s as f64 / n,
+                    Sum::Trues(t) => t as f64 / n,
+                })
+            }
+            Agg::Min => self.min.clone(),
+            Agg::Max => self.max.clone(),
+            Agg::First => self.first.clone(),
+            Agg::Last => self.last.clone(),
+        }
+    }
+}
+
+/// The start of the bucket of `step` ns holding `t` (aligned to multiples
+/// of `step` since the Unix epoch).
+pub fn bucket_of(t: i64, step: i64) -> i64 {
+    t.div_euclid(step) * step
+}
+
+/// The iterator [`View::aggregate`] returns: per series with points in the
+/// range, its buckets (start, value) in time order, empty buckets omitted.
+#[derive(Debug)]
+pub struct Buckets<'v, 'e> {
+    src: Source<'v, 'e>,
+    step: i64,
+    agg: Agg,
+    failed: bool,
+}
+
+impl Buckets<'_, '_> {
+    /// What the query has read so far.
+    pub fn stats(&self) -> QueryStats {
+        self.src.stats
+    }
+
+    fn fold_point(&self, out: &mut Vec<Acc>, t: i64, v: &Value) {
+        let start = bucket_of(t, self.step);
+        let a = Acc::of_point(start, v);
+        match out.last_mut() {
+            Some(last) if last.start == start => last.add(a),
+            _ => out.push(a),
+        }
+    }
+
+    fn series(&mut self, mut cur: Current) -> Result<Vec<Acc>> {
+        let mut out: Vec<Acc> = Vec::new();
+        let (from, to) = (self.src.from, self.src.to);
+        while let Some(s) = cur.segs.pop_front() {
+            for (t, v) in head_before(&mut cur.head, s.block) {
+                self.fold_point(&mut out, t, &v);
+            }
+            let (vb, st) = self.src.header(&cur.key, &s)?;
+            let end = s.block.saturating_add(st.span);
+            let in_block = head_before(&mut cur.head, end);
+            if st.max_ts < from || st.min_ts > to {
+                self.src.stats.segments_pruned += 1;
+                for (t, v) in in_block {
+                    self.fold_point(&mut out, t, &v);
+                }
+                continue;
+            }
+            let start = bucket_of(st.min_ts, self.step);
+            if in_block.is_empty()
+                && st.min_ts >= from
+                && st.max_ts <= to
+                && start == bucket_of(st.max_ts, self.step)
+            {
+                // The whole segment in one bucket and in the range, and the
+                // head holds nothing of its block: its header answers.
+                self.src.stats.segments_from_stats += 1;
+                let a = Acc::of_stats(start, &st);
+                match out.last_mut() {
+                    Some(last) if last.start == start => last.add(a),
+                    _ => out.push(a),
+                }
+                continue;
+            }
+            let seg = self.src.points(&cur.key, &s, &vb)?;
+            for (t, v) in merge(seg, in_block) {
+                self.fold_point(&mut out, t, &v);
+            }
+        }
+        for (t, v) in std::mem::take(&mut cur.head) {
+            self.fold_point(&mut out, t, &v);
+        }
+        Ok(out)
+    }
+}
+
+/// One series' aggregate: its key and (bucket start, value) pairs.
+pub type SeriesBuckets = (Arc<SeriesKey>, Vec<(i64, Value)>);
+
+impl Iterator for Buckets<'_, '_> {
+    type Item = Result<SeriesBuckets>;
+    fn next(&mut self) -> Option<Result<SeriesBuckets>> {
+        while !self.failed {
+            let cur = match self.src.next_series()? {
+                Ok(c) => c,
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            };
+            let key = cur.key.clone();
+            match self.series(cur) {
+                Ok(accs) if accs.is_empty() => continue,
+                Ok(accs) => {
+                    let agg = self.agg;
+                    let v = accs.iter().map(|a| (a.start, a.value(agg))).collect();
+                    return Some(Ok((key, v)));
+                }
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        None
+    }
+}
+
+impl<'e> View<'e> {
+    /// The series `sel` selects in this version, by key, with their types.
+    pub fn select(&self, sel: &Selector) -> Result<Vec<(Arc<SeriesKey>, ValueType)>> {
+        Ok(self
+            .series_arcs()?
+            .into_iter()
+            .filter(|(k, _)| sel.matches(k))
+            .collect())
+    }
+
+    /// The points of one series in `[from, to]`.
+    pub(crate) fn query_series<'v>(
+        &'v self,
+        key: Arc<SeriesKey>,
+        value_type: ValueType,
+        from: i64,
+        to: i64,
+    ) -> Points<'v, 'e> {
+        Points {
+            src: Source::of(self, VecDeque::from([(key, value_type)]), from, to),
+            cur: None,
+            failed: false,
+        }
+    }
+
+    /// The points of the series `sel` selects with `from <= t <= to`
+    /// (nanoseconds, both inclusive), series by series in key order, each in
+    /// time order, as batches ([`Batch`]).
+    pub fn query<'v>(&'v self, sel: &Selector, from: i64, to: i64) -> Result<Points<'v, 'e>> {
+        Ok(Points {
+            src: Source::new(self, sel, from, to)?,
+            cur: None,
+            failed: false,
+        })
+    }
+
+    /// `agg` of the points of each selected series in `[from, to]`, per
+    /// bucket of `step` ns (aligned to multiples of `step` since the epoch,
+    /// labelled by their start; empty buckets omitted). A segment wholly
+    /// inside one bucket and the range is answered from its header's
+    /// statistics without decoding it. Float sums add per-segment partial
+    /// sums, so they may differ from a strictly time-ordered sum in the last
+    /// bits.
+    pub fn aggregate<'v>(
+        &'v self,
+        sel: &Selector,
+        from: i64,
+        to: i64,
+        step: i64,
+        agg: Agg,
+    ) -> Result<Buckets<'v, 'e>> {
+        if step <= 0 {
+            return Err(Error::Series(format!(
+                "the step of an aggregate must be positive, not {step} ns"
+            )));
+        }
+        Ok(Buckets {
+            src: Source::new(self, sel, from, to)?,
+            step,
+            agg,
+            failed: false,
+        })
+    }
+}

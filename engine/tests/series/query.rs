@@ -1,0 +1,339 @@
+//! Range queries and aggregates against a brute-force model: random writes
+//! (late and overwriting ones included), compactions, snapshots and
+//! reopens; then random selectors, ranges, as-of revisions and aggregates,
+//! each compared with the model as it was at that revision.
+
+use std::collections::BTreeMap;
+
+use sydra_engine::series::{Agg, CompactOptions, Selector, SeriesKey, Value, bucket_of};
+use sydra_engine::wal::{SyncMode, WalOptions};
+use sydra_engine::{Engine, Options};
+
+const SECOND: i64 = 1_000_000_000;
+const MINUTE: i64 = 60 * SECOND;
+
+fn opts() -> Options {
+    Options {
+        wal: WalOptions {
+            sync: SyncMode::Never,
+            segment_size: 64 << 10,
+            max_record: 16 << 10,
+            ..WalOptions::default()
+        },
+        series_block_ns: MINUTE,
+        ..Options::default()
+    }
+}
+
+/// Series `i` of 12: measurement, optional host tag, field; its type
+/// follows from the field and measurement.
+fn parts(i: u64) -> (&'static str, Option<&'static str>, &'static str) {
+    let m = if i.is_multiple_of(2) { "cpu" } else { "mem" };
+    let host = [Some("a"), Some("b"), Some("c"), None][(i / 2 % 4) as usize];
+    let f = if i / 8 == 0 { "v" } else { "w" };
+    (m, host, f)
+}
+
+fn key(i: u64) -> SeriesKey {
+    let (m, host, f) = parts(i);
+    SeriesKey::new(m, host.map(|h| ("host".to_string(), h.to_string())), f).unwrap()
+}
+
+fn value(i: u64, r: u64) -> Value {
+    match parts(i) {
+        (_, _, "v") => Value::F64((r % 1000) as f64 / 8.0 - 20.0),
+        ("cpu", _, _) => Value::I64((r % 100) as i64 - 50),
+        _ => Value::Bool(r.is_multiple_of(2)),
+    }
+}
+
+type Model = BTreeMap<u64, BTreeMap<i64, Value>>;
+
+/// Selectors, each with what it means written out by hand.
+type Pick = fn(&str, Option<&str>, &str) -> bool;
+const SELECTORS: &[(&str, Pick)] = &[
+    ("{}", |_, _, _| true),
+    ("cpu", |m, _, _| m == "cpu"),
+    (r#"mem{host="a"}"#, |m, h, _| m == "mem" && h == Some("a")),
+    (r#"{host!="b"}"#, |_, h, _| h != Some("b")),
+    (r#"{host=~"a|c"}"#, |_, h, _| matches!(h, Some("a" | "c"))),
+    (r#"{host!~"a"}"#, |_, h, _| h != Some("a")),
+    (r#"{host=""}"#, |_, h, _| h.is_none()),
+    (r#"{_field="w"}"#, |_, _, f| f == "w"),
+    (r#"cpu{_field=~"v|w", host!="c"}"#, |m, h, _| {
+        m == "cpu" && h != Some("c")
+    }),
+    (r#"{__name__=~"m.*", host=~".+"}"#, |m, h, _| {
+        m == "mem" && h.is_some()
+    }),
+];
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+const AGGS: [Agg; 7] = [
+    Agg::Count,
+    Agg::Sum,
+    Agg::Min,
+    Agg::Max,
+    Agg::Mean,
+    Agg::First,
+    Agg::Last,
+];
+
+/// The aggregate of `points` (in time order) as the definition says.
+fn brute(points: &[(i64, Value)], step: i64, agg: Agg) -> Vec<(i64, Value)> {
+    let mut buckets: BTreeMap<i64, Vec<Value>> = BTreeMap::new();
+    for (t, v) in points {
+        buckets
+            .entry(bucket_of(*t, step))
+            .or_default()
+            .push(v.clone());
+    }
+    buckets
+        .into_iter()
+        .map(|(b, vs)| {
+            let f = |v: &Value| match v {
+                Value::F64(x) => *x,
+                Value::I64(x) => *x as f64,
+                Value::Bool(x) => f64::from(u8::from(*x)),
+                _ => f64::NAN,
+            };
+            let v = match agg {
+                Agg::Count => Value::I64(vs.len() as i64),
+                Agg::First => vs[0].clone(),
+                Agg::Last => vs[vs.len() - 1].clone(),
+                Agg::Mean => Value::F64(vs.iter().map(f).sum::<f64>() / vs.len() as f64),
+                Agg::Sum => match &vs[0] {
+                    Value::F64(_) => Value::F64(vs.iter().map(f).sum()),
+                    _ => Value::I64(vs.iter().map(f).sum::<f64>() as i64),
+                },
+                Agg::Min | Agg::Max => {
+                    let mut best = vs[0].clone();
+                    for v in &vs[1..] {
+                        let better = match agg {
+                            Agg::Min => f(v) < f(&best),
+                            _ => f(v) > f(&best),
+                        };
+                        if better {
+                            best = v.clone();
+                        }
+                    }
+                    best
+                }
+            };
+            (b, v)
+        })
+        .collect()
+}
+
+/// Equal, with float sums and means allowed rounding differences (the
+/// engine adds per-segment partial sums).
+fn same(a: &Value, b: &Value, agg: Agg) -> bool {
+    match (a, b) {
+        (Value::F64(x), Value::F64(y)) if matches!(agg, Agg::Sum | Agg::Mean) => {
+            (x - y).abs() <= 1e-9 * (1.0 + x.abs().max(y.abs()))
+        }
+        (a, b) => a == b,
+    }
+}
+
+/// Random queries at `as_of` against `model`.
+fn check(e: &Engine, as_of: Option<&str>, model: &Model, rng: &mut Rng, end: i64, what: &str) {
+    let view = e.view(as_of).unwrap();
+    for q in 0..12 {
+        let (sel_text, pick) = SELECTORS[(rng.next() % SELECTORS.len() as u64) as usize];
+        let sel = Selector::parse(sel_text).unwrap();
+        let (from, to) = match rng.next() % 4 {
+            0 => (i64::MIN, i64::MAX),
+            _ => {
+                let a = (rng.next() % (end as u64 + 1)) as i64;
+                let b = (rng.next() % (end as u64 + 1)) as i64;
+                (a.min(b), a.max(b))
+            }
+        };
+        let what = format!("{what} query {q}: {sel_text} [{from}, {to}]");
+        let want: BTreeMap<SeriesKey, Vec<(i64, Value)>> = model
+            .iter()
+            .filter(|(i, _)| {
+                let (m, h, f) = parts(**i);
+                pick(m, h, f)
+            })
+            .map(|(i, pts)| {
+                let p: Vec<_> = pts.range(from..=to).map(|(t, v)| (*t, v.clone())).collect();
+                (key(*i), p)
+            })
+            .filter(|(_, p)| !p.is_empty())
+            .collect();
+        // Points, reassembled from batches.
+        let mut got: BTreeMap<SeriesKey, Vec<(i64, Value)>> = BTreeMap::new();
+        let mut last_key: Option<SeriesKey> = None;
+        for b in view.query(&sel, from, to).unwrap() {
+            let b = b.unwrap();
+            assert!(!b.points.is_empty(), "{what}: an empty batch");
+            let k = (*b.key).clone();
+            if last_key.as_ref() != Some(&k) {
+                assert!(
+                    last_key.as_ref().is_none_or(|l| *l < k),
+                    "{what}: series out of order"
+                );
+                assert!(!got.contains_key(&k), "{what}: {k} came back twice");
+            }
+            let pts = got.entry(k.clone()).or_default();
+            if let (Some(l), Some(f)) = (pts.last(), b.points.first()) {
+                assert!(l.0 < f.0, "{what}: batches of {k} overlap");
+            }
+            pts.extend(b.points);
+            last_key = Some(k);
+        }
+        assert_eq!(got, want, "{what}");
+        // One aggregate per query.
+        let agg = AGGS[(rng.next() % 7) as usize];
+        let step =
+            [SECOND, 7 * SECOND, MINUTE, 150 * SECOND, 3600 * SECOND][(rng.next() % 5) as usize];
+        let got: Vec<_> = view
+            .aggregate(&sel, from, to, step, agg)
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(got.len(), want.len(), "{what}: {agg:?} per {step}");
+        for ((k, buckets), (wk, pts)) in got.iter().zip(&want) {
+            assert_eq!(**k, *wk, "{what}");
+            let w = brute(pts, step, agg);
+            assert_eq!(buckets.len(), w.len(), "{what}: {agg:?} per {step} of {k}");
+            for (g, w) in buckets.iter().zip(&w) {
+                assert!(
+                    g.0 == w.0 && same(&g.1, &w.1, agg),
+                    "{what}: {agg:?} per {step} of {k}: got {g:?}, want {w:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn queries_and_aggregates_match_a_model_at_the_head_and_as_of_every_snapshot() {
+    for seed in 1..=3u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = Engine::create(dir.path(), opts()).unwrap();
+        let mut rng = Rng(0xD1B5_4A32_D192_ED03 ^ seed);
+        let mut model: Model = BTreeMap::new();
+        let mut now = 10 * MINUTE;
+        let mut snaps: Vec<(String, Model)> = Vec::new();
+        for step in 0..90 {
+            match rng.next() % 12 {
+                0 | 1 => {
+                    let all = rng.next().is_multiple_of(3);
+                    e.compact(CompactOptions {
+                        all,
+                        ..Default::default()
+                    })
+                    .unwrap();
+                }
+                2 => {
+                    drop(e);
+                    e = Engine::open(dir.path(), opts()).unwrap();
+                }
+                3 => {
+                    let name = format!("s{step}");
+                    e.checkpoint(None, "test").unwrap();
+                    e.snapshot(Some(&name)).unwrap();
+                    snaps.push((format!("snapshots/{name}"), model.clone()));
+                }
+                _ => {
+                    let mut app = e.appender();
+                    for _ in 0..(1 + rng.next() % 30) {
+                        let s = rng.next() % 12;
+                        let t = if rng.next().is_multiple_of(6) {
+                            // Late, often on a timestamp already written: into an
+                            // older (maybe compacted) block.
+                            now - (rng.next() % 480) as i64 * SECOND
+                        } else {
+                            now += SECOND * (1 + (rng.next() % 4) as i64);
+                            now
+                        };
+                        let v = value(s, rng.next());
+                        let r = e.series(&key(s)).unwrap();
+                        app.append(r, t, v.clone()).unwrap();
+                        model.entry(s).or_default().insert(t, v);
+                    }
+                    app.commit().unwrap();
+                }
+            }
+            if step % 6 == 5 {
+                check(
+                    &e,
+                    None,
+                    &model,
+                    &mut rng,
+                    now,
+                    &format!("seed {seed} step {step}"),
+                );
+            }
+        }
+        check(&e, None, &model, &mut rng, now, &format!("seed {seed} end"));
+        assert!(snaps.len() >= 3, "seed {seed}: too few snapshots");
+        for (rev, m) in &snaps {
+            check(
+                &e,
+                Some(rev),
+                m,
+                &mut rng,
+                now,
+                &format!("seed {seed} as of {rev}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn whole_segments_in_one_bucket_are_answered_from_their_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::create(dir.path(), opts()).unwrap();
+    let r = e.series(&key(0)).unwrap();
+    let mut app = e.appender();
+    for i in 0..600 {
+        app.append(r, i * SECOND, Value::F64(i as f64)).unwrap();
+    }
+    app.commit().unwrap();
+    e.compact(CompactOptions {
+        all: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let view = e.view(None).unwrap();
+    let sel = Selector::parse("cpu").unwrap();
+    // Ten one-minute segments; an hour bucket holds them whole.
+    let mut b = view
+        .aggregate(&sel, i64::MIN, i64::MAX, 3600 * SECOND, Agg::Count)
+        .unwrap();
+    let (_, got) = b.next().unwrap().unwrap();
+    assert_eq!(got, vec![(0, Value::I64(600))]);
+    let st = b.stats();
+    assert_eq!((st.segments_from_stats, st.segments_decoded), (10, 0));
+    // A range cutting two segments: those two are decoded, the rest not.
+    let mut b = view
+        .aggregate(&sel, 30 * SECOND, 569 * SECOND, 3600 * SECOND, Agg::Sum)
+        .unwrap();
+    let (_, got) = b.next().unwrap().unwrap();
+    assert_eq!(
+        got,
+        vec![(0, Value::F64((30..=569).map(|i| i as f64).sum()))]
+    );
+    let st = b.stats();
+    assert_eq!((st.segments_from_stats, st.segments_decoded), (8, 2));
+    // A point query prunes every segment but one by its block.
+    let mut q = view.query(&sel, 125 * SECOND, 125 * SECOND).unwrap();
+    let got = q.next().unwrap().unwrap();
+    assert_eq!(got.points, vec![(125 * SECOND, Value::F64(125.0))]);
+    assert!(q.next().is_none());
+    let st = q.stats();
+    assert_eq!((st.segments_decoded, st.segments_pruned), (1, 9));
+}
