@@ -19,6 +19,6 @@ pub use compact::{CompactOptions, CompactReport};
 pub use head::SeriesRef;
 pub use key::{KeyError, SeriesId, SeriesKey, Value, ValueType};
 pub use lineproto::{Line, ParseError, Point, Precision};
-pub use query::{Agg, Batch, Buckets, Points, QueryStats, bucket_of};
+pub use query::{Agg, Batch, Buckets, Points, QueryStats, WHOLE_RANGE, bucket_of};
 pub use selector::{Selector, SelectorError};
 pub use view::View;

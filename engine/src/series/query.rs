@@ -541,6 +541,10 @@ impl Acc {
     }
 }
 
+/// The step of [`View::aggregate`] that makes one bucket of the whole
+/// range, labelled by its start.
+pub const WHOLE_RANGE: i64 = i64::MAX;
+
 /// The start of the bucket of `step` ns holding `t` (aligned to multiples
 /// of `step` since the Unix epoch).
 pub fn bucket_of(t: i64, step: i64) -> i64 {
@@ -563,8 +567,17 @@ impl Buckets<'_, '_> {
         self.src.stats
     }
 
+    /// The bucket of `t`: aligned, or the whole range for [`WHOLE_RANGE`].
+    fn bucket(&self, t: i64) -> i64 {
+        if self.step == WHOLE_RANGE {
+            self.src.from
+        } else {
+            bucket_of(t, self.step)
+        }
+    }
+
     fn fold_point(&self, out: &mut Vec<Acc>, t: i64, v: &Value) {
-        let start = bucket_of(t, self.step);
+        let start = self.bucket(t);
         let a = Acc::of_point(start, v);
         match out.last_mut() {
             Some(last) if last.start == start => last.add(a),
@@ -589,11 +602,11 @@ impl Buckets<'_, '_> {
                 }
                 continue;
             }
-            let start = bucket_of(st.min_ts, self.step);
+            let start = self.bucket(st.min_ts);
             if in_block.is_empty()
                 && st.min_ts >= from
                 && st.max_ts <= to
-                && start == bucket_of(st.max_ts, self.step)
+                && start == self.bucket(st.max_ts)
             {
                 // The whole segment in one bucket and in the range, and the
                 // head holds nothing of its block: its header answers.
@@ -687,7 +700,8 @@ impl<'e> View<'e> {
 
     /// `agg` of the points of each selected series in `[from, to]`, per
     /// bucket of `step` ns (aligned to multiples of `step` since the epoch,
-    /// labelled by their start; empty buckets omitted). A segment wholly
+    /// labelled by their start; empty buckets omitted); a step of
+    /// [`WHOLE_RANGE`] makes one bucket labelled `from`. A segment wholly
     /// inside one bucket and the range is answered from its header's
     /// statistics without decoding it. Float sums add per-segment partial
     /// sums, so they may differ from a strictly time-ordered sum in the last

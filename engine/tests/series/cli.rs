@@ -232,3 +232,112 @@ fn a_bad_line_stops_the_write_naming_it_and_keeps_the_lines_before() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 1, column 5"), "{err}");
 }
+
+/// `sydra query` end to end: every format, a range, an aggregate, a late
+/// correction seen live but not as of the snapshot before it, and selector
+/// errors naming the column (exit 2).
+#[test]
+fn query_reads_ranges_aggregates_and_earlier_versions_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ok = |o: std::process::Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let mut lp = String::new();
+    for i in 0..7200i64 {
+        lp.push_str(&format!(
+            "cpu,host=a usage={} {}\ncpu,host=b usage={} {}\n",
+            i % 100,
+            i * 1_000_000_000,
+            i,
+            i * 1_000_000_000
+        ));
+    }
+    ok(sydra(d, &["init"], None));
+    ok(sydra(d, &["write"], Some(lp.as_bytes())));
+    ok(sydra(d, &["compact", "--all"], None));
+    ok(sydra(d, &["snapshot", "before"], None));
+    // A late correction of a compacted point.
+    ok(sydra(
+        d,
+        &["write"],
+        Some(b"cpu,host=a usage=-1 10000000000\n"),
+    ));
+
+    let q = |args: &[&str]| ok(sydra(d, &[&["query"], args].concat(), None));
+    let csv = q(&[
+        "cpu{host=\"a\"}",
+        "--from",
+        "8",
+        "--to",
+        "11",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(
+        csv,
+        "series,field,time,value\n\
+         \"cpu,host=a\",usage,8000000000,8\n\
+         \"cpu,host=a\",usage,9000000000,9\n\
+         \"cpu,host=a\",usage,10000000000,-1\n\
+         \"cpu,host=a\",usage,11000000000,11\n"
+    );
+    let before = q(&[
+        "cpu{host=\"a\"}",
+        "--from",
+        "10000000000ns",
+        "--to",
+        "10",
+        "--as-of",
+        "snapshots/before",
+        "--format",
+        "lp",
+    ]);
+    assert_eq!(before, "cpu,host=a usage=10 10000000000\n");
+    // Mean per hour of host b: 0..3599 and 3600..7199.
+    let json = q(&[
+        "cpu{host=~\"b\"}",
+        "--step",
+        "1h",
+        "--agg",
+        "mean",
+        "--format",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(v["series"], "cpu,host=b");
+    assert_eq!(
+        v["points"],
+        serde_json::json!([[0, 1799.5], [3_600_000_000_000i64, 5399.5]])
+    );
+    let count = q(&["{}", "--agg", "count", "--format", "csv"]);
+    assert_eq!(
+        count,
+        "series,field,time,value\n\"cpu,host=a\",usage,0,7200\n\"cpu,host=b\",usage,0,7200\n"
+    );
+    let table = q(&["cpu{host=\"b\"}", "--to", "1"]);
+    assert_eq!(
+        table,
+        "series            time                            value\n\
+         cpu,host=b usage  1970-01-01T00:00:00.000000000Z  0\n\
+         cpu,host=b usage  1970-01-01T00:00:01.000000000Z  1\n"
+    );
+    let chart = q(&["cpu{host=\"b\"}", "--format", "chart"]);
+    assert!(chart.contains("7200 point(s), min 0, max 7199"), "{chart}");
+
+    let bad = sydra(d, &["query", "cpu{host=a}"], None);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("column 10") && err.contains("quoted value"),
+        "{err}"
+    );
+    let bad = sydra(d, &["query", "cpu", "--from", "yesterday"], None);
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}

@@ -5,9 +5,11 @@
 //! 2 a usage error. Errors are one sentence on stderr.
 
 mod admin;
+mod chart;
 mod demo;
 mod engine_cmds;
 mod plumbing;
+mod query_cmd;
 mod series_cmds;
 mod util;
 
@@ -82,6 +84,10 @@ enum Command {
     /// line protocol (one field per line, tags sorted, ns timestamps),
     /// sorted by series and time.
     Export(series_cmds::ExportArgs),
+    /// Points or aggregates of the selected series in a time range, live or
+    /// as of a revision (--as-of), as a table, CSV, JSON, line protocol or a
+    /// chart.
+    Query(query_cmd::QueryArgs),
     /// List the series (or those of a revision, --as-of): key and type.
     Series(series_cmds::SeriesArgs),
     /// Move the head's points older than the newest block into segments
@@ -139,6 +145,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Export(a) => series_cmds::export(&dir, a),
         Command::Compact(a) => series_cmds::compact(&dir, a),
         Command::Series(a) => series_cmds::series(&dir, a),
+        Command::Query(a) => query_cmd::query(&dir, a),
         Command::Demo(_) => Ok(0),
     }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use sydra_engine::series::lineproto::{self, Precision};
-use sydra_engine::series::{SeriesKey, SeriesRef, Value};
+use sydra_engine::series::{Selector, SeriesKey, SeriesRef, Value};
 use sydra_engine::wal::SyncMode;
 use sydra_engine::{Engine, now_ns};
 
@@ -29,8 +29,19 @@ pub struct WriteArgs {
     files: Vec<PathBuf>,
 }
 
+/// A selector argument, parsed (a bad one is a usage error naming the
+/// column).
+pub fn selector(s: Option<&str>) -> anyhow::Result<Selector> {
+    match s {
+        None => Ok(Selector::all()),
+        Some(s) => Selector::parse(s).map_err(|e| crate::util::usage(format!("{s:?}: {e}"))),
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct SeriesArgs {
+    /// Only the series this selects (`cpu{host="a"}`; see `sydra query`).
+    selector: Option<String>,
     /// One JSON object per series.
     #[arg(long)]
     json: bool,
@@ -42,6 +53,8 @@ pub struct SeriesArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
+    /// Only the series this selects (`cpu{host="a"}`; see `sydra query`).
+    selector: Option<String>,
     /// The data of this revision (ref, commit, snapshot, REV@{TIME}):
     /// its segments and the points its WAL chunks hold beyond them.
     /// Without it: every acknowledged point, compacted or not.
@@ -340,14 +353,16 @@ pub fn write(dir: &Path, a: WriteArgs) -> anyhow::Result<u8> {
 }
 
 pub fn export(dir: &Path, a: ExportArgs) -> anyhow::Result<u8> {
+    let sel = selector(a.selector.as_deref())?;
     let engine = open_engine(dir, SyncMode::Never)?;
     let view = engine.view(a.as_of.as_deref())?;
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut line = String::new();
-    for (key, _) in view.series()? {
-        for (ts, v) in view.points(&key)? {
+    for batch in view.query(&sel, i64::MIN, i64::MAX)? {
+        let batch = batch?;
+        for (ts, v) in &batch.points {
             line.clear();
-            lineproto::write_point(&mut line, &key, ts, &v)?;
+            lineproto::write_point(&mut line, &batch.key, *ts, v)?;
             out.write_all(line.as_bytes())?;
         }
     }
@@ -356,10 +371,11 @@ pub fn export(dir: &Path, a: ExportArgs) -> anyhow::Result<u8> {
 }
 
 pub fn series(dir: &Path, a: SeriesArgs) -> anyhow::Result<u8> {
+    let sel = selector(a.selector.as_deref())?;
     let engine = open_engine(dir, SyncMode::Never)?;
     let mut out = io::BufWriter::new(io::stdout().lock());
     let view = engine.view(a.as_of.as_deref())?;
-    for (key, t) in view.series()? {
+    for (key, t) in view.select(&sel)? {
         if a.json {
             let v = serde_json::json!({
                 "series": key.series_string(),
