@@ -53,6 +53,7 @@ fn demo_arguments_out_of_range_are_usage_errors_and_touch_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let demo = dir.path().join("demo");
     for args in [
+        ["--hours", "2"],
         ["--hours", "1"],
         ["--hours", "0"],
         ["--series", "0"],
