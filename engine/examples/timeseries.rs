@@ -1,96 +1,87 @@
-//! The Sydra API in one flow: ingest points into the WAL, compact an hour
-//! into a segment, snapshot, time-travel, replay.
+//! The time-series API in one flow: ingest through the appender, let the
+//! engine compact, snapshot, correct a compacted hour late, then query the
+//! data now and as of the snapshot, with an aggregate.
 //!
 //! `cargo run -p sydra-engine --example timeseries`
 
-use sydra_engine::codec::{decode_f64, encode_f64, encode_timestamps};
-use sydra_engine::compaction::{ChangeSet, SegmentChange, SegmentData};
-use sydra_engine::manifest::{Codec, ColumnStats, ColumnType, SegmentManifest};
+use sydra_engine::series::{Agg, CompactOptions, Selector, SeriesKey, Value};
 use sydra_engine::{Engine, Options};
 
+const SECOND: i64 = 1_000_000_000;
+const HOUR: i64 = 3600 * SECOND;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = tempfile_dir()?;
-    // One writer per directory; SyncMode::Always: an append returns once durable.
-    // `create` makes the data directory (`open` would refuse a new one).
+    let dir = std::env::temp_dir().join(format!("sydra-example-{}", std::process::id()));
+    // `create` makes the data directory (`open` refuses a missing one).
+    // SyncMode::Always: a commit returns once durable.
     let engine = Engine::create(&dir, Options::default())?;
 
-    // 1. Ingest: one WAL record per point (series, timestamp, value).
-    let start_ns: i64 = 1_700_000_000_000_000_000;
-    let points: Vec<(i64, f64)> = (0..360)
-        .map(|i| (start_ns + i * 10_000_000_000, 20.0 + (i % 7) as f64 / 10.0))
-        .collect();
-    let records: Vec<Vec<u8>> = points
-        .iter()
-        .map(|(t, v)| [&t.to_le_bytes()[..], &v.to_le_bytes()].concat())
-        .collect();
-    let seqs = engine.append_batch(&records)?;
-    println!("appended seqs {seqs:?}");
+    // 1. Series handles once, then an appender per batch: three hours of
+    //    one point every 10 s for two hosts.
+    let start = 1_700_000_000 / 3600 * HOUR;
+    let hosts = ["a", "b"];
+    let mut refs = Vec::new();
+    for h in hosts {
+        let key = SeriesKey::new("cpu", [("host".into(), h.into())], "usage")?;
+        refs.push(engine.series(&key)?);
+    }
+    for minute in 0..180 {
+        let mut app = engine.appender();
+        for i in 0..6 {
+            let t = start + (minute * 6 + i) * 10 * SECOND;
+            for (n, r) in refs.iter().enumerate() {
+                app.append(*r, t, Value::F64((minute % 60) as f64 + n as f64))?;
+            }
+        }
+        app.commit()?; // one group-committed WAL record set, durable
+        // The embedder's maintenance call: compacts each finished hour.
+        if let Some(c) = engine.maintain()? {
+            let (p, n) = (c.points, c.series_indexed);
+            println!(
+                "compacted {p} points, indexed {n} new series: commit {:?}",
+                c.commit
+            );
+        }
+    }
 
-    // 2. Compact the hour into a segment, advancing wal.applied_seq.
-    let ts: Vec<i64> = points.iter().map(|p| p.0).collect();
-    let vals: Vec<f64> = points.iter().map(|p| p.1).collect();
-    let (ts_col, val_col) = (encode_timestamps(&ts), encode_f64(&vals));
-    let col = |name: &str, ty, codec, bytes: &[u8]| ColumnStats {
-        name: name.into(),
-        ty,
-        codec,
-        value_count: 360,
-        null_count: 0,
-        min: vec![],
-        max: vec![],
-        stored_bytes: bytes.len() as u64,
-    };
-    let manifest = SegmentManifest {
-        series: "cpu.host-a".into(),
-        rollup: "raw".into(),
-        segment: "2023-11-14T22".into(),
-        min_ts: ts[0],
-        max_ts: ts[359],
-        row_count: 360,
-        columns: vec![
-            col("ts", ColumnType::Timestamp, Codec::DeltaOfDelta, &ts_col),
-            col("value", ColumnType::F64, Codec::GorillaXor, &val_col),
-        ],
-        meta: Default::default(),
-    };
-    let data = SegmentData {
-        manifest,
-        columns: vec![("ts".into(), ts_col), ("value".into(), val_col)],
-    };
-    let set = ChangeSet {
-        changes: vec![SegmentChange::Add(data)],
-        applied_seq: Some(*seqs.end()),
-        message: "compact".into(),
-    };
-    let commit = engine.commit_compaction(engine.head()?, &set)?;
-    println!("compaction commit {}", commit.checkpoint.commit);
-
-    // 3. Snapshot, then more writes that only live in the WAL.
-    engine.snapshot(Some("after-first-hour"))?;
-    engine.append(b"late point")?;
-
-    // 4. Time travel: read the segment as of the snapshot, by revision.
-    let repo = engine.repo();
-    let id = repo.resolve("after-first-hour:series/cpu.host-a/raw/2023-11-14T22/columns/value")?;
-    let values = decode_f64(&repo.objects().get(&id)?.data)?;
+    // 2. A snapshot, then a late correction of the first (compacted) hour.
+    engine.checkpoint(None, "before the correction")?;
+    engine.snapshot(Some("before-fix"))?;
+    let mut app = engine.appender();
+    app.append(refs[0], start + 60 * SECOND, Value::F64(-1.0))?;
+    app.commit()?;
+    let r = engine.compact(CompactOptions::default())?;
     println!(
-        "{} values as of the snapshot, first {}",
-        values.len(),
-        values[0]
+        "{} segment(s) replaced by the late point",
+        r.segments_replaced
     );
 
-    // 5. Replay what the head has not applied yet: just the late point.
-    let mut replay = engine.replay_head()?;
-    while let Some(rec) = replay.next_record() {
-        let (seq, bytes) = rec?;
-        println!("replay seq {seq}: {:?}", String::from_utf8_lossy(bytes));
+    // 3. The same range now and as of the snapshot (bitemporal).
+    let sel = Selector::parse(r#"cpu{host="a"}"#)?;
+    for as_of in [None, Some("snapshots/before-fix")] {
+        let view = engine.view(as_of)?;
+        for batch in view.query(&sel, start + 50 * SECOND, start + 70 * SECOND)? {
+            let b = batch?;
+            println!("{as_of:?}: {} {:?}", b.key, b.points);
+        }
     }
+
+    // 4. Mean per hour of both hosts: whole segments answer from their
+    //    statistics, without decoding.
+    {
+        let view = engine.view(None)?;
+        let cpu = Selector::parse("cpu")?;
+        let mut buckets = view.aggregate(&cpu, i64::MIN, i64::MAX, HOUR, Agg::Mean)?;
+        for series in buckets.by_ref() {
+            let (key, v) = series?;
+            println!(
+                "{key}: hourly means {:?}",
+                v.iter().map(|b| &b.1).collect::<Vec<_>>()
+            );
+        }
+        println!("read: {:?}", buckets.stats());
+    }
+    drop(engine);
     std::fs::remove_dir_all(&dir)?;
     Ok(())
-}
-
-fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("sydra-example-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }

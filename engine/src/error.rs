@@ -55,6 +55,9 @@ pub enum Error {
     /// tag).
     #[error("invalid series key: {0}")]
     SeriesKey(#[from] crate::series::KeyError),
+    /// A selector that does not parse (the column is in the message).
+    #[error("invalid selector: {0}")]
+    Selector(#[from] crate::series::SelectorError),
     /// A time-series write refused: a type mismatch, a string value, an
     /// unknown series ref.
     #[error("{0}")]

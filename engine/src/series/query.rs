@@ -14,7 +14,7 @@
 //! use sydra_engine::series::{Agg, Selector};
 //! # let engine = sydra_engine::Engine::open("data", Default::default())?;
 //! let view = engine.view(Some("snapshots/nightly"))?;
-//! let sel = Selector::parse(r#"cpu{host="a"}"#).map_err(|e| sydra_engine::Error::Series(e.to_string()))?;
+//! let sel = Selector::parse(r#"cpu{host="a"}"#)?;
 //! for batch in view.query(&sel, i64::MIN, i64::MAX)? {
 //!     let batch = batch?;
 //!     println!("{}: {} points", batch.key, batch.points.len());
