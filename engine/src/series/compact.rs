@@ -32,6 +32,7 @@ use sydra_objects::{Batch, Kind, ObjectId, Store, TreeBuilder};
 use super::head::{CompactSeries, Head, SeriesRef, last_per_timestamp};
 use super::key::{SeriesKey, Value, ValueType};
 use super::record::{self, Record, SeriesDef};
+use super::rollup;
 use super::segment;
 use crate::engine::{Edited, Engine};
 use crate::error::{Error, Result};
@@ -212,6 +213,50 @@ fn expired_segments(store: &Store, root: ObjectId, span: i64, horizon: i64) -> R
 fn segment_paths(dir: &str, block: i64) -> (String, String) {
     let name = segment::block_name(block);
     (format!("{dir}/{name}.t"), format!("{dir}/{name}.v"))
+}
+
+/// Write the segment of `block` under `dir` — its timestamps and value
+/// blobs, and its rollup where one pays ([`rollup::encode`]; a stale one is
+/// removed) — through `b`.
+pub(crate) fn put_segment(
+    b: &mut TreeBuilder<'_>,
+    batch: &mut Batch,
+    dir: &str,
+    block: i64,
+    span: i64,
+    ts: &[i64],
+    col: &super::head::Column,
+) -> Result<()> {
+    let Some((tb, vb)) = segment::encode(span, ts, col) else {
+        return Err(Error::Series("an empty segment".into()));
+    };
+    let (tp, vp) = segment_paths(dir, block);
+    let tid = batch.put(Kind::Blob, &tb)?;
+    let vid = batch.put(Kind::Blob, &vb)?;
+    b.upsert(&tp, Kind::Blob, tid)?;
+    b.upsert(&vp, Kind::Blob, vid)?;
+    let rp = rollup_path(dir, block);
+    // A block of a minute or less has its minute's statistics in the
+    // segment header already.
+    match rollup::encode(ts, col).filter(|_| span > rollup::ROLLUP_STEP) {
+        Some(rb) => {
+            let rid = batch.put(Kind::Blob, &rb)?;
+            b.upsert(&rp, Kind::Blob, rid)?;
+        }
+        None => {
+            b.remove(&rp)?;
+        }
+    }
+    Ok(())
+}
+
+/// A segment's rollup blob path.
+pub(crate) fn rollup_path(dir: &str, block: i64) -> String {
+    format!(
+        "{dir}/{}.{}",
+        segment::block_name(block),
+        rollup::ROLLUP_SUFFIX
+    )
 }
 
 /// Read and verify the segment of `block` at `dir` through `b`, if any.
@@ -460,16 +505,12 @@ impl Engine {
                 }
                 None => report.segments_added += 1,
             }
-            let ts: Vec<i64> = block_points.iter().map(|p| p.0).collect();
             let col = column_of(snap.value_type, &block_points);
-            let Some((tb, vb)) = segment::encode(span, &ts, &col) else {
-                return Err(Error::Series(format!("{}: empty segment", snap.key)));
-            };
-            let (tp, vp) = segment_paths(&dir, block);
-            let tid = batch.put(Kind::Blob, &tb)?;
-            let vid = batch.put(Kind::Blob, &vb)?;
-            b.upsert(&tp, Kind::Blob, tid)?;
-            b.upsert(&vp, Kind::Blob, vid)?;
+            let ts: Vec<i64> = block_points.into_iter().map(|p| p.0).collect();
+            put_segment(b, batch, &dir, block, span, &ts, &col).map_err(|e| match e {
+                Error::Series(why) => Error::Series(format!("{}: {why}", snap.key)),
+                e => e,
+            })?;
             i = j;
         }
         Ok(n)

@@ -10,6 +10,7 @@ pub mod key;
 pub mod lineproto;
 pub mod query;
 pub mod record;
+pub mod rollup;
 pub mod segment;
 pub mod selector;
 pub mod view;

@@ -35,6 +35,7 @@ use sydra_objects::{Kind, ObjectId, Store};
 use super::compact::cut_of;
 use super::head::Snapshot;
 use super::key::{SeriesKey, Value, ValueType};
+use super::rollup;
 use super::segment::{self, SegmentStats, Sum};
 use super::selector::Selector;
 use super::view::View;
@@ -102,6 +103,8 @@ pub struct QueryStats {
     pub segments_decoded: u64,
     /// Segments answered from their header's statistics alone.
     pub segments_from_stats: u64,
+    /// Segments answered from their per-minute rollups.
+    pub segments_from_rollups: u64,
     /// Segments skipped by their block or header min/max.
     pub segments_pruned: u64,
     /// Points read from the head.
@@ -114,6 +117,7 @@ struct SegRef {
     block: i64,
     ts: ObjectId,
     values: ObjectId,
+    rollup: Option<ObjectId>,
 }
 
 /// The series directories of one commit's tree, read lazily and kept, so a
@@ -203,10 +207,14 @@ impl Trees {
                 stats.segments_pruned += 1;
                 continue;
             }
+            let rollup = t
+                .find(&format!("{name}.{}", rollup::ROLLUP_SUFFIX))
+                .map(|r| r.id);
             out.push(SegRef {
                 block,
                 ts: ts.id,
                 values: e.id,
+                rollup,
             });
         }
         out.sort_by_key(|s| s.block);
@@ -459,12 +467,14 @@ struct Acc {
     last: Value,
 }
 
-fn less(a: &Value, b: &Value) -> bool {
+/// `a` and `b` folded by `f64::min`/`max` (NaN ignored unless both are),
+/// integer order, or boolean and/or.
+fn extreme(a: &Value, b: &Value, max: bool) -> Value {
     match (a, b) {
-        (Value::F64(x), Value::F64(y)) => x < y || (x.is_nan() && !y.is_nan()),
-        (Value::I64(x), Value::I64(y)) => x < y,
-        (Value::Bool(x), Value::Bool(y)) => !x & y,
-        _ => false,
+        (Value::F64(x), Value::F64(y)) => Value::F64(if max { x.max(*y) } else { x.min(*y) }),
+        (Value::I64(x), Value::I64(y)) => Value::I64(if max { *x.max(y) } else { *x.min(y) }),
+        (Value::Bool(x), Value::Bool(y)) => Value::Bool(if max { *x | *y } else { *x & *y }),
+        (a, _) => a.clone(),
     }
 }
 
@@ -484,6 +494,18 @@ impl Acc {
             max: v.clone(),
             first: v.clone(),
             last: v.clone(),
+        }
+    }
+
+    fn of_bucket(start: i64, b: rollup::Bucket) -> Acc {
+        Acc {
+            start,
+            count: b.count,
+            sum: b.sum,
+            min: b.min,
+            max: b.max,
+            first: b.first,
+            last: b.last,
         }
     }
 
@@ -508,12 +530,8 @@ impl Acc {
             (Sum::Trues(a), Sum::Trues(b)) => Sum::Trues(a + b),
             (a, _) => a,
         };
-        if less(&o.min, &self.min) {
-            self.min = o.min;
-        }
-        if less(&self.max, &o.max) {
-            self.max = o.max;
-        }
+        self.min = extreme(&self.min, &o.min, false);
+        self.max = extreme(&self.max, &o.max, true);
         self.last = o.last;
     }
 
@@ -615,6 +633,37 @@ impl Buckets<'_, '_> {
                 match out.last_mut() {
                     Some(last) if last.start == start => last.add(a),
                     _ => out.push(a),
+                }
+                continue;
+            }
+            if let Some(rid) = s.rollup.filter(|_| {
+                in_block.is_empty()
+                    && st.min_ts >= from
+                    && st.max_ts <= to
+                    && self.step != WHOLE_RANGE
+                    && self.step % rollup::ROLLUP_STEP == 0
+            }) {
+                // Whole minutes inside the range: each lies in exactly one
+                // bucket of a step that is a multiple of a minute.
+                let rb = self.src.store().get(&rid)?;
+                let buckets =
+                    rollup::decode(s.block, &st, &rb.data).map_err(|e| Error::Segment {
+                        path: format!(
+                            "{}/{}.{}",
+                            segment::series_dir(&cur.key.id()),
+                            segment::block_name(s.block),
+                            rollup::ROLLUP_SUFFIX
+                        ),
+                        reason: e.0,
+                    })?;
+                self.src.stats.segments_from_rollups += 1;
+                for b in buckets {
+                    let start = self.bucket(b.start);
+                    let a = Acc::of_bucket(start, b);
+                    match out.last_mut() {
+                        Some(last) if last.start == start => last.add(a),
+                        _ => out.push(a),
+                    }
                 }
                 continue;
             }

@@ -337,3 +337,120 @@ fn whole_segments_in_one_bucket_are_answered_from_their_headers() {
     let st = q.stats();
     assert_eq!((st.segments_decoded, st.segments_pruned), (1, 9));
 }
+
+/// Rollups: hour blocks of random data (several points a minute, gaps,
+/// late overwrites), aggregated at steps that are whole minutes (answered
+/// from rollups) and steps that are not, over ranges that straddle block
+/// and bucket boundaries, equal the same aggregates over the raw points.
+#[test]
+fn rollup_aggregates_equal_raw_aggregates() {
+    const HOUR: i64 = 60 * MINUTE;
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::create(
+        dir.path(),
+        Options {
+            series_block_ns: HOUR,
+            ..opts()
+        },
+    )
+    .unwrap();
+    let mut rng = Rng(0xA076_1D64_78BD_642F);
+    let mut model: Model = BTreeMap::new();
+    let end = 5 * HOUR;
+    for s in [0u64, 8, 9] {
+        // Float, integer and boolean series.
+        let r = e.series(&key(s)).unwrap();
+        let mut app = e.appender();
+        let mut t = 0;
+        while t < end {
+            t += SECOND * (1 + (rng.next() % 20) as i64);
+            if rng.next().is_multiple_of(50) {
+                t += 10 * MINUTE; // a gap
+            }
+            let v = value(s, rng.next());
+            app.append(r, t, v.clone()).unwrap();
+            model.entry(s).or_default().insert(t, v);
+        }
+        app.commit().unwrap();
+    }
+    e.compact(CompactOptions {
+        all: true,
+        ..Default::default()
+    })
+    .unwrap();
+    // Late overwrites in an old hour: its segment and rollup are rewritten.
+    let mut app = e.appender();
+    for s in [0u64, 8, 9] {
+        let r = e.series(&key(s)).unwrap();
+        let old: Vec<i64> = model[&s]
+            .range(HOUR..2 * HOUR)
+            .map(|p| *p.0)
+            .take(5)
+            .collect();
+        for t in old {
+            let v = value(s, rng.next());
+            app.append(r, t, v.clone()).unwrap();
+            model.entry(s).or_default().insert(t, v);
+        }
+    }
+    app.commit().unwrap();
+    e.compact(CompactOptions::default()).unwrap();
+    let view = e.view(None).unwrap();
+    let sel = Selector::parse("{}").unwrap();
+    let mut from_rollups = 0;
+    for q in 0..60 {
+        let step = [
+            MINUTE,
+            5 * MINUTE,
+            7 * MINUTE,
+            HOUR,
+            90 * MINUTE,
+            24 * HOUR,
+            45 * SECOND,
+            100 * SECOND,
+        ][(rng.next() % 8) as usize];
+        let (from, to) = if q % 3 == 0 {
+            (i64::MIN, i64::MAX)
+        } else {
+            let a = (rng.next() % end as u64) as i64;
+            let b = (rng.next() % end as u64) as i64;
+            (a.min(b), a.max(b))
+        };
+        for agg in AGGS {
+            let mut it = view.aggregate(&sel, from, to, step, agg).unwrap();
+            let got: Vec<_> = it.by_ref().map(|r| r.unwrap()).collect();
+            from_rollups += it.stats().segments_from_rollups;
+            let want: Vec<_> = model
+                .iter()
+                .map(|(s, pts)| {
+                    let p: Vec<_> = pts.range(from..=to).map(|(t, v)| (*t, v.clone())).collect();
+                    (key(*s), brute(&p, step, agg))
+                })
+                .filter(|(_, b)| !b.is_empty())
+                .collect();
+            assert_eq!(
+                got.len(),
+                want.len(),
+                "{agg:?} per {step} in [{from}, {to}]"
+            );
+            for ((k, g), (wk, w)) in got.iter().zip(&want) {
+                assert_eq!(**k, *wk);
+                assert_eq!(
+                    g.len(),
+                    w.len(),
+                    "{agg:?} per {step} of {k} in [{from}, {to}]"
+                );
+                for (g, w) in g.iter().zip(w) {
+                    assert!(
+                        g.0 == w.0 && same(&g.1, &w.1, agg),
+                        "{agg:?} per {step} of {k} in [{from}, {to}]: got {g:?}, want {w:?}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        from_rollups > 100,
+        "rollups answered only {from_rollups} segments"
+    );
+}

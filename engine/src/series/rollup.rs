@@ -1,0 +1,410 @@
+//! Rollups (FORMAT.md §18): per-minute statistics of a segment, written
+//! beside it at compaction, so an aggregate whose step is a whole number of
+//! minutes reads one value per minute instead of every point.
+//!
+//! ```text
+//! series/<aa>/<30 hex>/<block>.1m
+//! ```
+//!
+//! A rollup is written only where it pays: when the segment averages at
+//! least [`MIN_POINTS_PER_BUCKET`] points per minute it covers (a series
+//! scraped every 30 s or faster); a slower series' raw points are already
+//! as small. Integer segments whose per-minute sums leave i64 get none.
+//!
+//! The blob:
+//!
+//! ```text
+//! 0  4  magic "SYRU"
+//! 4  1  version = 1
+//! 5  1  type: 1 float, 2 integer, 3 boolean
+//! 6  …  varint step (ns), varint bucket count n (>= 1),
+//!       then columns, each a varint byte length and a series codec column
+//!       of n values: bucket starts (timestamps), counts (integers),
+//!       sums (floats; integers; booleans: count of true as integers),
+//!       firsts, lasts, and — not for booleans — mins, maxs (the type's
+//!       column).
+//! ```
+//!
+//! A decoder checks the starts are strictly increasing multiples of the
+//! step inside the segment's block, every count is at least 1 and they add
+//! up to the segment's count, and the first and last values equal the
+//! segment header's.
+
+use super::codec;
+use super::head::Column;
+use super::key::{Value, ValueType};
+use super::segment::{SegmentError, SegmentStats, Sum};
+use crate::varint::put as put_varint;
+
+const MAGIC: &[u8; 4] = b"SYRU";
+const VERSION: u8 = 1;
+
+/// The rollup step: one minute.
+pub const ROLLUP_STEP: i64 = 60_000_000_000;
+/// The blob name's suffix after the block name.
+pub const ROLLUP_SUFFIX: &str = "1m";
+/// Points per bucket, on average, below which no rollup is written.
+pub const MIN_POINTS_PER_BUCKET: usize = 2;
+
+/// One minute's statistics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bucket {
+    /// Its start (a multiple of the step since the epoch).
+    pub start: i64,
+    /// Points in it (>= 1).
+    pub count: u64,
+    /// Their sum (floats in time order).
+    pub sum: Sum,
+    /// Smallest (floats: NaN ignored unless all are NaN).
+    pub min: Value,
+    /// Largest.
+    pub max: Value,
+    /// Earliest point's value.
+    pub first: Value,
+    /// Latest point's value.
+    pub last: Value,
+}
+
+fn bad<T>(why: impl Into<String>) -> Result<T, SegmentError> {
+    Err(SegmentError(why.into()))
+}
+
+/// The buckets of sorted, unique points of one type.
+pub(crate) fn buckets(ts: &[i64], values: &Column, step: i64) -> Vec<Bucket> {
+    let mut out: Vec<Bucket> = Vec::new();
+    for (i, &t) in ts.iter().enumerate() {
+        let Some(v) = values.get(i) else { break };
+        let start = t.div_euclid(step) * step;
+        match out.last_mut() {
+            Some(b) if b.start == start => {
+                b.count += 1;
+                b.sum = match (b.sum, &v) {
+                    (Sum::F64(s), Value::F64(x)) => Sum::F64(s + x),
+                    (Sum::I128(s), Value::I64(x)) => Sum::I128(s + i128::from(*x)),
+                    (Sum::Trues(n), Value::Bool(x)) => Sum::Trues(n + u64::from(*x)),
+                    (s, _) => s,
+                };
+                match (&mut b.min, &mut b.max, &v) {
+                    (Value::F64(lo), Value::F64(hi), Value::F64(x)) => {
+                        *lo = lo.min(*x);
+                        *hi = hi.max(*x);
+                    }
+                    (Value::I64(lo), Value::I64(hi), Value::I64(x)) => {
+                        *lo = (*lo).min(*x);
+                        *hi = (*hi).max(*x);
+                    }
+                    (Value::Bool(lo), Value::Bool(hi), Value::Bool(x)) => {
+                        *lo &= *x;
+                        *hi |= *x;
+                    }
+                    _ => {}
+                }
+                b.last = v;
+            }
+            _ => out.push(Bucket {
+                start,
+                count: 1,
+                sum: match &v {
+                    Value::F64(x) => Sum::F64(*x),
+                    Value::I64(x) => Sum::I128(i128::from(*x)),
+                    Value::Bool(x) => Sum::Trues(u64::from(*x)),
+                    Value::Str(_) => Sum::Trues(0),
+                },
+                min: v.clone(),
+                max: v.clone(),
+                first: v.clone(),
+                last: v,
+            }),
+        }
+    }
+    out
+}
+
+fn column(t: ValueType, vals: impl Iterator<Item = Value>) -> Column {
+    let mut c = Column::new(t).unwrap_or(Column::F64(Vec::new()));
+    for v in vals {
+        c.push(&v);
+    }
+    c
+}
+
+fn encode_column(c: &Column) -> Vec<u8> {
+    match c {
+        Column::F64(x) => codec::encode_f64(x),
+        Column::I64(x) => codec::encode_i64(x),
+        Column::Bool(x) => codec::encode_bool(x),
+    }
+}
+
+/// The rollup blob of a segment's points, or `None` where none is written
+/// (too few points per minute, an integer sum past i64, no points).
+pub(crate) fn encode(ts: &[i64], values: &Column) -> Option<Vec<u8>> {
+    let bs = buckets(ts, values, ROLLUP_STEP);
+    if bs.is_empty() || ts.len() < bs.len() * MIN_POINTS_PER_BUCKET {
+        return None;
+    }
+    let t = values.value_type();
+    let mut out = Vec::with_capacity(64 + bs.len() * 8);
+    out.extend_from_slice(MAGIC);
+    out.push(VERSION);
+    out.push(match t {
+        ValueType::Float => 1,
+        ValueType::Integer => 2,
+        _ => 3,
+    });
+    put_varint(&mut out, ROLLUP_STEP as u64);
+    put_varint(&mut out, bs.len() as u64);
+    let mut put = |col: Vec<u8>| {
+        put_varint(&mut out, col.len() as u64);
+        out.extend_from_slice(&col);
+    };
+    put(codec::encode_timestamps(
+        &bs.iter().map(|b| b.start).collect::<Vec<_>>(),
+    ));
+    put(codec::encode_i64(
+        &bs.iter().map(|b| b.count as i64).collect::<Vec<_>>(),
+    ));
+    let sums = match t {
+        ValueType::Float => Column::F64(
+            bs.iter()
+                .map(|b| match b.sum {
+                    Sum::F64(s) => s,
+                    _ => 0.0,
+                })
+                .collect(),
+        ),
+        _ => Column::I64(
+            bs.iter()
+                .map(|b| match b.sum {
+                    Sum::I128(s) => i64::try_from(s).ok(),
+                    Sum::Trues(n) => i64::try_from(n).ok(),
+                    Sum::F64(_) => None,
+                })
+                .collect::<Option<Vec<i64>>>()?,
+        ),
+    };
+    put(encode_column(&sums));
+    put(encode_column(&column(
+        t,
+        bs.iter().map(|b| b.first.clone()),
+    )));
+    put(encode_column(&column(t, bs.iter().map(|b| b.last.clone()))));
+    if t != ValueType::Boolean {
+        put(encode_column(&column(t, bs.iter().map(|b| b.min.clone()))));
+        put(encode_column(&column(t, bs.iter().map(|b| b.max.clone()))));
+    }
+    Some(out)
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn varint(&mut self, what: &str) -> Result<u64, SegmentError> {
+        crate::varint::read(self.b, &mut self.pos)
+            .map_err(|e| SegmentError(format!("rollup {what} at byte {}: {e}", self.pos)))
+    }
+    fn column(&mut self, what: &str) -> Result<&[u8], SegmentError> {
+        let n = self.varint(what)?;
+        let rest = self.b.len() - self.pos;
+        if n > rest as u64 {
+            return bad(format!(
+                "rollup {what} column of {n} bytes, {rest} left at byte {}",
+                self.pos
+            ));
+        }
+        let s = &self.b[self.pos..self.pos + n as usize];
+        self.pos += n as usize;
+        Ok(s)
+    }
+}
+
+fn decode_column(t: ValueType, b: &[u8], what: &str) -> Result<Column, SegmentError> {
+    match t {
+        ValueType::Float => codec::decode_f64(b).map(Column::F64),
+        ValueType::Integer => codec::decode_i64(b).map(Column::I64),
+        _ => codec::decode_bool(b).map(Column::Bool),
+    }
+    .map_err(|e| SegmentError(format!("rollup {what}: {e}")))
+}
+
+/// Decode and verify the rollup of the segment of `block` whose header is
+/// `seg`.
+pub fn decode(block: i64, seg: &SegmentStats, b: &[u8]) -> Result<Vec<Bucket>, SegmentError> {
+    if b.len() < 6 || &b[..4] != MAGIC {
+        return bad("rollup blob does not start with SYRU");
+    }
+    if b[4] != VERSION {
+        return bad(format!("rollup version {} (this build reads 1)", b[4]));
+    }
+    let t = match b[5] {
+        1 => ValueType::Float,
+        2 => ValueType::Integer,
+        3 => ValueType::Boolean,
+        x => return bad(format!("rollup value type {x} is not 1, 2 or 3")),
+    };
+    if t != seg.first.value_type() {
+        return bad(format!(
+            "rollup of {} values beside a segment of {} values",
+            t,
+            seg.first.value_type()
+        ));
+    }
+    let mut r = Reader { b, pos: 6 };
+    let step = r.varint("step")?;
+    if step == 0 || step > i64::MAX as u64 {
+        return bad(format!("rollup step {step} ns is out of range"));
+    }
+    let step = step as i64;
+    let n = r.varint("bucket count")?;
+    if n == 0 || n > seg.count {
+        return bad(format!(
+            "rollup of {n} buckets for a segment of {} points",
+            seg.count
+        ));
+    }
+    let n = n as usize;
+    let starts = codec::decode_timestamps(r.column("starts")?)
+        .map_err(|e| SegmentError(format!("rollup starts: {e}")))?;
+    let counts = codec::decode_i64(r.column("counts")?)
+        .map_err(|e| SegmentError(format!("rollup counts: {e}")))?;
+    let sum_type = if t == ValueType::Float {
+        ValueType::Float
+    } else {
+        ValueType::Integer
+    };
+    let sums = decode_column(sum_type, r.column("sums")?, "sums")?;
+    let firsts = decode_column(t, r.column("firsts")?, "firsts")?;
+    let lasts = decode_column(t, r.column("lasts")?, "lasts")?;
+    let (mins, maxs) = if t == ValueType::Boolean {
+        (None, None)
+    } else {
+        (
+            Some(decode_column(t, r.column("mins")?, "mins")?),
+            Some(decode_column(t, r.column("maxs")?, "maxs")?),
+        )
+    };
+    if r.pos != b.len() {
+        return bad(format!(
+            "rollup has {} bytes after its columns",
+            b.len() - r.pos
+        ));
+    }
+    let lens = [
+        starts.len(),
+        counts.len(),
+        sums.len(),
+        firsts.len(),
+        lasts.len(),
+        mins.as_ref().map_or(n, Column::len),
+        maxs.as_ref().map_or(n, Column::len),
+    ];
+    if lens.iter().any(|&l| l != n) {
+        return bad(format!(
+            "rollup of {n} buckets has columns of {lens:?} values"
+        ));
+    }
+    let end = block.saturating_add(seg.span);
+    let mut out = Vec::with_capacity(n);
+    let mut total = 0u64;
+    for i in 0..n {
+        let start = starts[i];
+        if start.rem_euclid(step) != 0
+            || out.last().is_some_and(|p: &Bucket| p.start >= start)
+            || start < block.div_euclid(step) * step
+            || start >= end
+        {
+            return bad(format!(
+                "rollup bucket {i} starts at {start}: not a strictly increasing multiple of {step} in [{block}, {end})"
+            ));
+        }
+        let count = u64::try_from(counts[i])
+            .ok()
+            .filter(|&c| c >= 1)
+            .ok_or_else(|| SegmentError(format!("rollup bucket {i} counts {}", counts[i])))?;
+        total = total.saturating_add(count);
+        let (Some(first), Some(last)) = (firsts.get(i), lasts.get(i)) else {
+            return bad("rollup column shorter than its count");
+        };
+        let sum = match (&sums, t) {
+            (Column::F64(s), _) => Sum::F64(s[i]),
+            (Column::I64(s), ValueType::Boolean) => {
+                let n = u64::try_from(s[i])
+                    .ok()
+                    .filter(|&x| x <= count)
+                    .ok_or_else(|| {
+                        SegmentError(format!("rollup bucket {i}: {} trues of {count}", s[i]))
+                    })?;
+                Sum::Trues(n)
+            }
+            (Column::I64(s), _) => Sum::I128(i128::from(s[i])),
+            _ => return bad("rollup sums of the wrong type"),
+        };
+        let (min, max) = match (&mins, &maxs, sum) {
+            (Some(lo), Some(hi), _) => match (lo.get(i), hi.get(i)) {
+                (Some(a), Some(b)) => (a, b),
+                _ => return bad("rollup column shorter than its count"),
+            },
+            (_, _, Sum::Trues(n)) => (Value::Bool(n == count), Value::Bool(n > 0)),
+            _ => return bad("rollup without mins and maxs"),
+        };
+        out.push(Bucket {
+            start,
+            count,
+            sum,
+            min,
+            max,
+            first,
+            last,
+        });
+    }
+    let ends_agree = out.first().is_some_and(|b| b.first.same_bits(&seg.first))
+        && out.last().is_some_and(|b| b.last.same_bits(&seg.last));
+    if total != seg.count || !ends_agree {
+        return bad(format!(
+            "rollup disagrees with its segment ({total} points, the segment {}; or its first/last values differ)",
+            seg.count
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_refusals() {
+        let ts: Vec<i64> = (0..600).map(|i| i * 1_000_000_000).collect();
+        let vals = Column::F64((0..600).map(|i| f64::from(i % 17)).collect());
+        let blob = encode(&ts, &vals).unwrap_or_default();
+        let seg = SegmentStats {
+            count: 600,
+            min_ts: 0,
+            max_ts: ts[599],
+            span: 3_600_000_000_000,
+            first: Value::F64(0.0),
+            last: Value::F64(f64::from(599 % 17)),
+            min: Value::F64(0.0),
+            max: Value::F64(16.0),
+            sum: Sum::F64(0.0),
+        };
+        let bs = decode(0, &seg, &blob).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(bs.len(), 10);
+        assert_eq!(bs, buckets(&ts, &vals, ROLLUP_STEP));
+        assert!(bs.iter().all(|b| b.count == 60));
+        // Every truncation and every single-byte change is refused or
+        // decodes to exactly what it says (never a panic).
+        for cut in 0..blob.len() {
+            assert!(decode(0, &seg, &blob[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut other = seg.clone();
+        other.count = 599;
+        assert!(decode(0, &other, &blob).is_err());
+        // One point a minute: no rollup.
+        let sparse: Vec<i64> = (0..60).map(|i| i * ROLLUP_STEP).collect();
+        assert!(encode(&sparse, &Column::I64(vec![1; 60])).is_none());
+    }
+}
