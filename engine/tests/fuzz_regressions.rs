@@ -148,3 +148,8 @@ fn seeds_series_codecs() {
 fn seeds_series_record() {
     replay_seeds("series_record", series::series_record);
 }
+
+#[test]
+fn seeds_series_segment() {
+    replay_seeds("series_segment", series::series_segment);
+}

@@ -399,7 +399,98 @@ fn main() {
     // A few ids for object_id that a store never holds.
     seeds.add("object_id", "zero", ObjectId::from_bytes([0; 32]).to_hex());
     series_seeds(&mut seeds);
+    segment_seeds(&mut seeds);
     seeds.write(&root);
+}
+
+/// Real compacted blobs (a float series with a rollup, an integer and a
+/// boolean series), an index blob and selectors for `series_segment`.
+fn segment_seeds(seeds: &mut Seeds) {
+    use sydra_engine::series::{CompactOptions, SeriesKey, Value};
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let e = Engine::create(tmp.path(), Options::default()).unwrap_or_else(|e| panic!("{e}"));
+    let block = 1_700_000_000_000_000_000 / 3_600_000_000_000 * 3_600_000_000_000;
+    let mut app = e.appender();
+    for (i, f) in ["usage", "count", "up"].iter().enumerate() {
+        let key = SeriesKey::new("cpu", [("host".into(), "a".into())], *f)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let r = e.series(&key).unwrap_or_else(|e| panic!("{e}"));
+        for j in 0..300i64 {
+            let v = match i {
+                0 => Value::F64(20.0 + (j % 13) as f64 / 10.0),
+                1 => Value::I64(j * 3 - 100),
+                _ => Value::Bool(j % 5 < 3),
+            };
+            app.append(r, block + j * 10_000_000_000, v)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    app.commit().unwrap_or_else(|e| panic!("{e}"));
+    e.compact(CompactOptions {
+        all: true,
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let repo = e.repo();
+    let blob = |path: &str| -> Vec<u8> {
+        let id = repo
+            .resolve(&format!("main:{path}"))
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        repo.objects()
+            .get(&id)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .data
+            .to_vec()
+    };
+    let framed = |mode: u8, a: &[u8], b: &[u8]| {
+        let mut v = vec![mode];
+        v.extend_from_slice(&(a.len() as u16).to_le_bytes());
+        v.extend_from_slice(a);
+        v.extend_from_slice(b);
+        v
+    };
+    let list = |path: &str| -> Vec<(String, ObjectId)> {
+        let id = repo
+            .resolve(&format!("main:{path}"))
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        let obj = repo.objects().get(&id).unwrap_or_else(|e| panic!("{e}"));
+        let t = obj.tree().unwrap_or_else(|e| panic!("{e}"));
+        t.entries
+            .iter()
+            .map(|e| (e.name.to_string(), e.id))
+            .collect()
+    };
+    for (aa, _) in list("series") {
+        for (dir, _) in list(&format!("series/{aa}")) {
+            let d = format!("series/{aa}/{dir}");
+            for (name, _) in list(&d) {
+                let Some(base) = name.strip_suffix(".v") else {
+                    continue;
+                };
+                let v = blob(&format!("{d}/{name}"));
+                let t = blob(&format!("{d}/{base}.t"));
+                seeds.add("series_segment", "segment", framed(0, &t, &v));
+                if let Ok(r) = repo.resolve(&format!("main:{d}/{base}.1m")) {
+                    let r = repo.objects().get(&r).unwrap_or_else(|e| panic!("{e}"));
+                    seeds.add("series_segment", "rollup", framed(1, &v, &r.data));
+                }
+            }
+        }
+    }
+    for (aa, _) in list("index/series") {
+        let mut v = vec![2, u8::from_str_radix(&aa, 16).unwrap_or(0)];
+        v.extend(blob(&format!("index/series/{aa}")));
+        seeds.add("series_segment", "index", v);
+    }
+    for s in [
+        r#"cpu{host="a", dc=~"eu-.*", _field!="x"}"#,
+        r#"{__name__=~'m|n', k!~"\d+"}"#,
+        "\"odd name\"",
+    ] {
+        let mut v = vec![3];
+        v.extend_from_slice(s.as_bytes());
+        seeds.add("series_segment", "selector", v);
+    }
 }
 
 /// Line protocol and series column codecs: the shapes real data has.

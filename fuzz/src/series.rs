@@ -113,3 +113,65 @@ pub fn series_record(data: &[u8]) {
         assert_eq!(again, data, "series record round trip");
     }
 }
+
+/// Compacted series data: the first byte picks a decoder, the rest is its
+/// input. 0: a segment (`u16 LE` length of the timestamps blob, the
+/// timestamps blob, the value blob); 1: a value blob's header alone and,
+/// when it decodes, the rest as that segment's rollup (`u16 LE` length of
+/// the value blob first); 2: a series index blob (next byte: its `aa`);
+/// 3: a selector. Accepted input must be self-consistent; nothing may
+/// panic, hang or allocate without bound.
+pub fn series_segment(data: &[u8]) {
+    use sydra_engine::series::{Selector, rollup, segment};
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let split = |b: &[u8]| -> Option<(Vec<u8>, Vec<u8>)> {
+        let n = usize::from(u16::from_le_bytes([*b.first()?, *b.get(1)?]));
+        let b = &b[2..];
+        (n <= b.len()).then(|| (b[..n].to_vec(), b[n..].to_vec()))
+    };
+    let block = 1_700_000_000_000_000_000 / 3_600_000_000_000 * 3_600_000_000_000;
+    match mode % 4 {
+        0 => {
+            let Some((t, v)) = split(rest) else { return };
+            if let Ok(seg) = segment::decode(block, &t, &v) {
+                assert_eq!(seg.timestamps.len() as u64, seg.stats.count);
+                assert_eq!(seg.points().len() as u64, seg.stats.count);
+                let stats = segment::decode_stats(&v).unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(stats.count, seg.stats.count);
+            }
+        }
+        1 => {
+            let Some((v, r)) = split(rest) else { return };
+            if let Ok(stats) = segment::decode_stats(&v) {
+                assert!(stats.min_ts <= stats.max_ts);
+                if let Ok(buckets) = rollup::decode(block, &stats, &r) {
+                    let n: u64 = buckets.iter().map(|b| b.count).sum();
+                    assert_eq!(n, stats.count, "rollup counts");
+                }
+            }
+        }
+        2 => {
+            let Some((&aa, b)) = rest.split_first() else {
+                return;
+            };
+            if let Ok(defs) = segment::decode_index(aa, b) {
+                for d in defs {
+                    assert_eq!(d.key.id().0[0], aa, "index entry in the wrong bucket");
+                }
+            }
+        }
+        _ => {
+            let Ok(s) = std::str::from_utf8(rest) else {
+                return;
+            };
+            if let Ok(sel) = Selector::parse(s) {
+                let shown = sel.to_string();
+                let again = Selector::parse(&shown)
+                    .unwrap_or_else(|e| panic!("{s:?} shows as {shown:?}, which fails: {e}"));
+                assert_eq!(again.to_string(), shown, "selector display round trip");
+            }
+        }
+    }
+}
