@@ -577,12 +577,22 @@ pub struct Buckets<'v, 'e> {
     step: i64,
     agg: Agg,
     failed: bool,
+    /// Whether segment statistics and rollups may answer.
+    summaries: bool,
 }
 
 impl Buckets<'_, '_> {
     /// What the query has read so far.
     pub fn stats(&self) -> QueryStats {
         self.src.stats
+    }
+
+    /// Fold every point: no segment statistics, no rollups (to verify
+    /// them, or to measure what they save). Call before iterating.
+    #[must_use]
+    pub fn raw(mut self) -> Self {
+        self.summaries = false;
+        self
     }
 
     /// The bucket of `t`: aligned, or the whole range for [`WHOLE_RANGE`].
@@ -621,7 +631,8 @@ impl Buckets<'_, '_> {
                 continue;
             }
             let start = self.bucket(st.min_ts);
-            if in_block.is_empty()
+            if self.summaries
+                && in_block.is_empty()
                 && st.min_ts >= from
                 && st.max_ts <= to
                 && start == self.bucket(st.max_ts)
@@ -637,7 +648,8 @@ impl Buckets<'_, '_> {
                 continue;
             }
             if let Some(rid) = s.rollup.filter(|_| {
-                in_block.is_empty()
+                self.summaries
+                    && in_block.is_empty()
                     && st.min_ts >= from
                     && st.max_ts <= to
                     && self.step != WHOLE_RANGE
@@ -773,6 +785,7 @@ impl<'e> View<'e> {
             step,
             agg,
             failed: false,
+            summaries: true,
         })
     }
 }

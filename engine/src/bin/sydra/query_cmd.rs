@@ -59,6 +59,10 @@ pub struct QueryArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
+    /// Aggregate every point: no segment statistics or rollups (to verify
+    /// them, or to see what they save).
+    #[arg(long, requires = "agg")]
+    raw: bool,
     /// Print what the query read (series, segments decoded, answered from
     /// statistics, pruned; head points) on standard error.
     #[arg(long)]
@@ -314,6 +318,9 @@ pub fn query(dir: &Path, a: QueryArgs) -> anyhow::Result<u8> {
             // --from (or the epoch when unbounded).
             let step = a.step.unwrap_or(WHOLE_RANGE);
             let mut it = view.aggregate(&sel, from, to, step, f)?;
+            if a.raw {
+                it = it.raw();
+            }
             for r in it.by_ref() {
                 let (key, mut buckets) = r?;
                 if a.step.is_none() && from == i64::MIN {
