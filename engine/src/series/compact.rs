@@ -525,28 +525,15 @@ impl Engine {
         let Some(raw) = tree_at(store, tree, &dir)? else {
             return Ok(Vec::new());
         };
-        let obj = store.get(&raw)?;
-        let t = obj.tree()?;
         let mut out = Vec::new();
-        for e in &t.entries {
-            let Some(name) = e.name.strip_suffix(".v") else {
-                continue;
-            };
-            let path = format!("{dir}/{}", e.name);
-            let block = segment::parse_block_name(name).ok_or_else(|| Error::Segment {
-                path: path.clone(),
-                reason: "not a block name (YYYYMMDDTHHMMSSZ.v)".into(),
-            })?;
-            let ts = t.find(&format!("{name}.t")).ok_or_else(|| Error::Segment {
-                path: path.clone(),
-                reason: "has no timestamps blob beside it".into(),
-            })?;
-            let tb = store.get(&ts.id)?;
-            let vb = store.get(&e.id)?;
-            let seg = segment::decode(block, &tb.data, &vb.data).map_err(|err| Error::Segment {
-                path: path.clone(),
-                reason: err.0,
-            })?;
+        for s in super::query::list_segments(store, raw, key)? {
+            let tb = store.get(&s.ts)?;
+            let vb = store.get(&s.values)?;
+            let seg =
+                segment::decode(s.block, &tb.data, &vb.data).map_err(|err| Error::Segment {
+                    path: super::query::seg_path(key, s.block),
+                    reason: err.0,
+                })?;
             out.push(seg);
         }
         Ok(out)

@@ -112,41 +112,52 @@ pub struct QueryStats {
 }
 
 /// One segment of a series in a commit's tree.
-#[derive(Debug, Clone, Copy)]
-struct SegRef {
-    block: i64,
-    ts: ObjectId,
-    values: ObjectId,
-    rollup: Option<ObjectId>,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct SegRef {
+    pub(super) block: i64,
+    pub(super) ts: ObjectId,
+    pub(super) values: ObjectId,
+    /// Its per-minute rollup, where one was written.
+    pub(super) rollup: Option<ObjectId>,
 }
 
 /// The series directories of one commit's tree, read lazily and kept, so a
 /// query over many series decodes each fan-out tree once.
 #[derive(Debug)]
-struct Trees {
+pub(super) struct Trees {
     commit: Option<ObjectId>,
     root: Option<ObjectId>,
-    span: i64,
+    /// The block length the commit's segments were cut with.
+    pub(super) span: i64,
+    /// `aa` → the id of `series/<aa>` (read with the first lookup).
+    fanout_ids: Option<HashMap<String, ObjectId>>,
     /// `aa` → (`30 hex` → the series directory).
     fanout: HashMap<String, HashMap<String, ObjectId>>,
 }
 
 impl Trees {
-    fn new() -> Trees {
+    pub(super) fn new() -> Trees {
         Trees {
             commit: None,
             root: None,
             span: 1,
+            fanout_ids: None,
             fanout: HashMap::new(),
         }
     }
 
     /// Point at `commit` (dropping what was read of another one).
-    fn set(&mut self, store: &Store, commit: Option<ObjectId>, default_span: i64) -> Result<()> {
+    pub(super) fn set(
+        &mut self,
+        store: &Store,
+        commit: Option<ObjectId>,
+        default_span: i64,
+    ) -> Result<()> {
         if self.commit == commit && (commit.is_none() || self.root.is_some()) {
             return Ok(());
         }
         self.commit = commit;
+        self.fanout_ids = None;
         self.fanout.clear();
         self.root = None;
         self.span = default_span;
@@ -159,6 +170,47 @@ impl Trees {
         Ok(())
     }
 
+    /// The id of the fan-out tree `series/<aa>`, if the commit has one.
+    pub(super) fn fanout_id(&mut self, store: &Store, aa: &str) -> Result<Option<ObjectId>> {
+        let Some(root) = self.root else {
+            return Ok(None);
+        };
+        if self.fanout_ids.is_none() {
+            let mut m = HashMap::new();
+            if let Some(t) = tree_at(store, root, "series")? {
+                for e in store.get(&t)?.tree()?.entries {
+                    if e.kind == Kind::Tree {
+                        m.insert(e.name.to_owned(), e.id);
+                    }
+                }
+            }
+            self.fanout_ids = Some(m);
+        }
+        Ok(self.fanout_ids.as_ref().and_then(|m| m.get(aa)).copied())
+    }
+
+    /// The id of `key`'s series directory, if the commit has one.
+    pub(super) fn series_tree(
+        &mut self,
+        store: &Store,
+        key: &SeriesKey,
+    ) -> Result<Option<ObjectId>> {
+        let dir = segment::series_dir(&key.id());
+        let (aa, rest) = (&dir[7..9], &dir[10..]);
+        if !self.fanout.contains_key(aa) {
+            let mut m = HashMap::new();
+            if let Some(t) = self.fanout_id(store, aa)? {
+                for e in store.get(&t)?.tree()?.entries {
+                    if e.kind == Kind::Tree {
+                        m.insert(e.name.to_owned(), e.id);
+                    }
+                }
+            }
+            self.fanout.insert(aa.to_owned(), m);
+        }
+        Ok(self.fanout.get(aa).and_then(|m| m.get(rest)).copied())
+    }
+
     /// The segments of `key` whose blocks overlap `[from, to]`, by time.
     fn segments(
         &mut self,
@@ -168,61 +220,56 @@ impl Trees {
         to: i64,
         stats: &mut QueryStats,
     ) -> Result<Vec<SegRef>> {
-        let Some(root) = self.root else {
+        let Some(series_tree) = self.series_tree(store, key)? else {
             return Ok(Vec::new());
         };
-        let dir = segment::series_dir(&key.id());
-        let (aa, rest) = (&dir[7..9], &dir[10..]);
-        if !self.fanout.contains_key(aa) {
-            let mut m = HashMap::new();
-            if let Some(t) = tree_at(store, root, &dir[..9])? {
-                for e in store.get(&t)?.tree()?.entries {
-                    if e.kind == Kind::Tree {
-                        m.insert(e.name.to_owned(), e.id);
-                    }
-                }
-            }
-            self.fanout.insert(aa.to_owned(), m);
-        }
-        let Some(&series_tree) = self.fanout.get(aa).and_then(|m| m.get(rest)) else {
-            return Ok(Vec::new());
-        };
-        let obj = store.get(&series_tree)?;
-        let t = obj.tree()?;
-        let mut out = Vec::new();
-        for e in &t.entries {
-            let Some(name) = e.name.strip_suffix(".v") else {
-                continue;
-            };
-            let path = format!("{dir}/{}", e.name);
-            let block = segment::parse_block_name(name).ok_or_else(|| Error::Segment {
-                path: path.clone(),
-                reason: "not a block name (YYYYMMDDTHHMMSSZ.v)".into(),
-            })?;
-            let ts = t.find(&format!("{name}.t")).ok_or_else(|| Error::Segment {
-                path: path.clone(),
-                reason: "has no timestamps blob beside it".into(),
-            })?;
-            if block > to || block.saturating_add(self.span) <= from {
+        let mut out = list_segments(store, series_tree, key)?;
+        let span = self.span;
+        out.retain(|s| {
+            let keep = s.block <= to && s.block.saturating_add(span) > from;
+            if !keep {
                 stats.segments_pruned += 1;
-                continue;
             }
-            let rollup = t
-                .find(&format!("{name}.{}", rollup::ROLLUP_SUFFIX))
-                .map(|r| r.id);
-            out.push(SegRef {
-                block,
-                ts: ts.id,
-                values: e.id,
-                rollup,
-            });
-        }
-        out.sort_by_key(|s| s.block);
+            keep
+        });
         Ok(out)
     }
 }
 
-fn head_err(e: impl std::fmt::Display) -> Error {
+/// Every segment in `key`'s series directory `tree`, by time.
+pub(super) fn list_segments(store: &Store, tree: ObjectId, key: &SeriesKey) -> Result<Vec<SegRef>> {
+    let dir = segment::series_dir(&key.id());
+    let obj = store.get(&tree)?;
+    let t = obj.tree()?;
+    let mut out = Vec::new();
+    for e in &t.entries {
+        let Some(name) = e.name.strip_suffix(".v") else {
+            continue;
+        };
+        let path = format!("{dir}/{}", e.name);
+        let block = segment::parse_block_name(name).ok_or_else(|| Error::Segment {
+            path: path.clone(),
+            reason: "not a block name (YYYYMMDDTHHMMSSZ.v)".into(),
+        })?;
+        let ts = t.find(&format!("{name}.t")).ok_or_else(|| Error::Segment {
+            path: path.clone(),
+            reason: "has no timestamps blob beside it".into(),
+        })?;
+        let rollup = t
+            .find(&format!("{name}.{}", rollup::ROLLUP_SUFFIX))
+            .map(|r| r.id);
+        out.push(SegRef {
+            block,
+            ts: ts.id,
+            values: e.id,
+            rollup,
+        });
+    }
+    out.sort_by_key(|s| s.block);
+    Ok(out)
+}
+
+pub(super) fn head_err(e: impl std::fmt::Display) -> Error {
     Error::Series(e.to_string())
 }
 
@@ -348,7 +395,7 @@ impl<'v, 'e> Source<'v, 'e> {
     }
 }
 
-fn seg_path(key: &SeriesKey, block: i64) -> String {
+pub(super) fn seg_path(key: &SeriesKey, block: i64) -> String {
     format!(
         "{}/{}.v",
         segment::series_dir(&key.id()),
@@ -358,7 +405,7 @@ fn seg_path(key: &SeriesKey, block: i64) -> String {
 
 /// Merge a segment's points with the head's points of the same block (the
 /// head wins a timestamp both hold).
-fn merge(seg: Vec<(i64, Value)>, head: Vec<(i64, Value)>) -> Vec<(i64, Value)> {
+pub(super) fn merge(seg: Vec<(i64, Value)>, head: Vec<(i64, Value)>) -> Vec<(i64, Value)> {
     if head.is_empty() {
         return seg;
     }

@@ -12,7 +12,11 @@ use sydra_engine::series::lineproto::{self, Precision};
 
 type Model = BTreeMap<(String, String), BTreeMap<i64, Value>>;
 
-fn sydra(dir: &std::path::Path, args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
+pub(crate) fn sydra(
+    dir: &std::path::Path,
+    args: &[&str],
+    stdin: Option<&[u8]>,
+) -> std::process::Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sydra"))
         .arg("--dir")
         .arg(dir)

@@ -25,3 +25,7 @@ mod compact;
 
 /// Range queries and aggregates: a model at the head and as of snapshots.
 mod query;
+
+/// Series diff between versions: a model of random snapshot pairs, the
+/// pruning, and `sydra diff --series`.
+mod diff;

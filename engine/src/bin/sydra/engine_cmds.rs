@@ -451,25 +451,49 @@ fn log_path(
     Ok(0)
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiffFormat {
+    /// One line per change.
+    Table,
+    /// JSON: one object (paths), or one object per series (--series).
+    Json,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct DiffArgs {
     /// Old side: a commit or tree (any revision).
-    a: String,
+    pub a: String,
     /// New side.
-    b: String,
-    /// Print a JSON object with the list of changes.
-    #[arg(long)]
-    json: bool,
+    pub b: String,
+    /// Compare the series data instead of the paths: per series the
+    /// selector picks in either version (default: all), the points added
+    /// (+), changed (~ old -> new) and removed (-). Give SELECTOR after
+    /// the revisions (or as --series=SELECTOR).
+    #[arg(long, value_name = "SELECTOR", num_args = 0..=1, default_missing_value = "{}")]
+    pub series: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: DiffFormat,
+    /// Print a JSON object with the list of changes (as --format json).
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+    /// With --series: print what the diff read (series and segments
+    /// skipped by id, segments decoded, head points) on standard error.
+    #[arg(long, requires = "series")]
+    pub stats: bool,
 }
 
 pub fn diff(dir: &Path, a: DiffArgs) -> anyhow::Result<u8> {
+    if a.series.is_some() {
+        return crate::series_cmds::diff(dir, a);
+    }
     let repo = Repository::open(dir)?;
     let ta = repo.peel_to_tree(repo.resolve(&a.a)?)?;
     let tb = repo.peel_to_tree(repo.resolve(&a.b)?)?;
     let changes = sydra_engine::diff::diff_trees(repo.objects(), Some(ta), Some(tb))?;
     let mut out = BufWriter::new(io::stdout().lock());
     let hex = |i: Option<ObjectId>| i.map(|i| i.to_hex());
-    if a.json {
+    if a.json || a.format == DiffFormat::Json {
         let list: Vec<_> = changes
             .iter()
             .map(|c| {

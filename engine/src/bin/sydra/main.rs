@@ -67,7 +67,8 @@ enum Command {
     Log(engine_cmds::LogArgs),
     /// Stream WAL records not yet applied, in seq order.
     Replay(engine_cmds::ReplayArgs),
-    /// Show the blob paths added, removed and modified between two trees.
+    /// Show the blob paths added, removed and modified between two trees,
+    /// or with --series the points added, changed and removed per series.
     Diff(engine_cmds::DiffArgs),
     /// Delete unreachable objects and WAL segments (optionally setting a
     /// retention horizon first).

@@ -105,7 +105,7 @@ fn agg(s: &str) -> Result<Agg, String> {
 
 /// A value as text: floats in Rust's shortest round-trip form, integers
 /// and booleans plainly.
-fn value_text(v: &Value) -> String {
+pub fn value_text(v: &Value) -> String {
     match v {
         Value::F64(x) => format!("{x}"),
         Value::I64(x) => x.to_string(),
@@ -115,7 +115,7 @@ fn value_text(v: &Value) -> String {
     }
 }
 
-fn value_json(v: &Value) -> serde_json::Value {
+pub fn value_json(v: &Value) -> serde_json::Value {
     match v {
         Value::F64(x) if x.is_finite() => serde_json::json!(x),
         // JSON has no NaN or infinity: their names, as strings.
