@@ -5,6 +5,7 @@
 pub mod append;
 pub mod codec;
 pub mod compact;
+pub mod delete;
 pub mod head;
 pub mod key;
 pub mod lineproto;
@@ -16,6 +17,7 @@ pub mod view;
 
 pub use append::{AppendCommit, Appender};
 pub use compact::{CompactOptions, CompactReport};
+pub use delete::DeleteReport;
 pub use head::SeriesRef;
 pub use key::{KeyError, SeriesId, SeriesKey, Value, ValueType};
 pub use lineproto::{Line, ParseError, Point, Precision};

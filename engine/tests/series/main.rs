@@ -25,3 +25,7 @@ mod compact;
 
 /// Range queries and aggregates: a model at the head and as of snapshots.
 mod query;
+
+/// Deletes: a model through compactions, reopens and as-of; rewritten and
+/// removed segments; no resurrection at a reopen.
+mod delete;
