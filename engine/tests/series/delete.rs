@@ -1,9 +1,12 @@
 //! Deletes: a model through random writes (late ones included),
 //! compactions, deletes of random selectors and ranges, snapshots and
 //! reopens, read live and as of every snapshot; the segments a delete
-//! rewrites and removes; no deleted point comes back at a reopen.
+//! rewrites and removes; no deleted point comes back at a reopen; `sydra
+//! delete` end to end.
 
 use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
 
 use sydra_engine::series::{CompactOptions, Selector, SeriesKey, Value};
 use sydra_engine::wal::{SyncMode, WalOptions};
@@ -402,4 +405,114 @@ fn deleted_points_do_not_come_back_at_a_reopen() {
                 .unwrap();
         }
     }
+}
+
+fn sydra(dir: &std::path::Path, args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sydra"))
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        c.stdin.take().unwrap().write_all(input).unwrap();
+    }
+    c.wait_with_output().unwrap()
+}
+
+/// `sydra delete` end to end: a range of one host's points goes (compacted
+/// and head points alike), the other host and the earlier revision keep
+/// theirs; `--json`; `{}` without a range needs `--yes`; a bad selector
+/// names its column and `--from` after `--to` is refused, both exit 2.
+#[test]
+fn sydra_delete_removes_a_range_and_refuses_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ok = |o: std::process::Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let mut lp = String::new();
+    for i in 0..10 {
+        lp.push_str(&format!("cpu,host=a u={i} {i}\ncpu,host=b u={i} {i}\n"));
+    }
+    ok(sydra(d, &["init"], None));
+    ok(sydra(
+        d,
+        &["write", "--precision", "s"],
+        Some(lp.as_bytes()),
+    ));
+    ok(sydra(d, &["compact", "--all"], None));
+    ok(sydra(d, &["snapshot", "before"], None));
+    ok(sydra(
+        d,
+        &["write", "--precision", "s"],
+        Some(b"cpu,host=a u=-1 5\ncpu,host=a u=20 20\n"),
+    ));
+
+    let out = ok(sydra(
+        d,
+        &["delete", r#"cpu{host="a"}"#, "--from", "3", "--to", "6"],
+        None,
+    ));
+    assert!(
+        out.starts_with("deleted 4 point(s) of 1 series (1 matched)"),
+        "{out}"
+    );
+    let export = |args: &[&str]| ok(sydra(d, &[&["export"], args].concat(), None));
+    let a: String = [0, 1, 2, 7, 8, 9]
+        .iter()
+        .map(|i| format!("cpu,host=a u={i} {}\n", i * SECOND))
+        .collect();
+    let b: String = (0..10)
+        .map(|i| format!("cpu,host=b u={i} {}\n", i * SECOND))
+        .collect();
+    assert_eq!(export(&[]), format!("{a}cpu,host=a u=20 20000000000\n{b}"));
+    let then = export(&[r#"{host="a"}"#, "--as-of", "snapshots/before"]);
+    assert_eq!(then.lines().count(), 10, "{then}");
+    assert!(then.contains("u=5 5000000000"), "{then}");
+    let log = ok(sydra(d, &["log", "-n", "1", "--json"], None));
+    let v: serde_json::Value = serde_json::from_str(log.trim()).unwrap();
+    assert_eq!(
+        v["meta"]["delete.selector"],
+        r#"{__name__="cpu", host="a"}"#
+    );
+    assert_eq!(v["meta"]["delete.from"], "3000000000");
+
+    let json = ok(sydra(d, &["delete", "cpu", "--from", "20", "--json"], None));
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(v["points_deleted"], 1);
+    assert_eq!(v["series_matched"], 2);
+    assert_eq!(v["to"], i64::MAX);
+    let none = ok(sydra(d, &["delete", "mem"], None));
+    assert!(
+        none.starts_with("nothing to delete: 0 series matched"),
+        "{none}"
+    );
+
+    let refused = sydra(d, &["delete", "{}"], None);
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("--yes"), "{err}");
+    let bad = sydra(d, &["delete", "cpu{host=a}"], None);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("column 10"), "{err}");
+    let bad = sydra(d, &["delete", "cpu", "--from", "5", "--to", "4"], None);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("--from is after --to"), "{err}");
+    assert_eq!(export(&[]).lines().count(), 16, "refusals changed nothing");
+
+    ok(sydra(d, &["delete", "{}", "--yes"], None));
+    assert_eq!(export(&[]), "");
+    let series = ok(sydra(d, &["series"], None));
+    assert_eq!(series.lines().count(), 2, "{series}");
 }

@@ -27,5 +27,5 @@ mod compact;
 mod query;
 
 /// Deletes: a model through compactions, reopens and as-of; rewritten and
-/// removed segments; no resurrection at a reopen.
+/// removed segments; no resurrection at a reopen; `sydra delete`.
 mod delete;
