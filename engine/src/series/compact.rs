@@ -19,6 +19,11 @@
 //! time (the open block becomes a segment a later compaction replaces);
 //! the head then needs nothing at or below S.
 //!
+//! A delete (series/delete.rs) is a compaction of everything that leaves
+//! the deleted points out; its `cut_ts` is at least the end of the newest
+//! block of its snapshot, so its cut covers every point the snapshot held
+//! even when raw records keep `wal.applied_seq` below `cut_seq`.
+//!
 //! Late points — older than a block already compacted — stay in the head
 //! until the next compaction, which merges them into that block's segment
 //! and writes it anew (the previous version stays in history). A read
@@ -29,6 +34,7 @@ use std::sync::atomic::Ordering;
 
 use sydra_objects::{Batch, Kind, ObjectId, Store, TreeBuilder};
 
+use super::delete::{Erase, Erased};
 use super::head::{CompactSeries, Head, SeriesRef, last_per_timestamp};
 use super::key::{SeriesKey, Value, ValueType};
 use super::record::{self, Record, SeriesDef};
@@ -210,7 +216,7 @@ fn expired_segments(store: &Store, root: ObjectId, span: i64, horizon: i64) -> R
 }
 
 /// A segment's two blob paths.
-fn segment_paths(dir: &str, block: i64) -> (String, String) {
+pub(super) fn segment_paths(dir: &str, block: i64) -> (String, String) {
     let name = segment::block_name(block);
     (format!("{dir}/{name}.t"), format!("{dir}/{name}.v"))
 }
@@ -250,6 +256,16 @@ pub(crate) fn put_segment(
     Ok(())
 }
 
+/// Remove the segment of `block` under `dir` (its two blobs and its
+/// rollup) through `b`.
+pub(crate) fn remove_segment(b: &mut TreeBuilder<'_>, dir: &str, block: i64) -> Result<()> {
+    let (tp, vp) = segment_paths(dir, block);
+    b.remove(&tp)?;
+    b.remove(&vp)?;
+    b.remove(&rollup_path(dir, block))?;
+    Ok(())
+}
+
 /// A segment's rollup blob path.
 pub(crate) fn rollup_path(dir: &str, block: i64) -> String {
     format!(
@@ -283,7 +299,7 @@ fn existing_segment(
         })
 }
 
-fn column_of(t: ValueType, points: &[(i64, Value)]) -> super::head::Column {
+pub(super) fn column_of(t: ValueType, points: &[(i64, Value)]) -> super::head::Column {
     let mut col = super::head::Column::new(t).unwrap_or(super::head::Column::F64(Vec::new()));
     for (_, v) in points {
         col.push(v);
@@ -296,6 +312,22 @@ impl Engine {
     /// them with `all`) into segments, in one commit on `refs/heads/main`.
     /// Safe beside writers: points they append meanwhile stay in the head.
     pub fn compact(&self, options: CompactOptions) -> Result<CompactReport> {
+        self.compact_erasing(options, None).map(|(r, _)| r)
+    }
+
+    /// [`Engine::compact`], and with `erase` a delete (series/delete.rs):
+    /// everything moves (as `all`), and the series it selects lose their
+    /// points in its range, from the moved points and from the segments of
+    /// the head commit alike, in the same commit.
+    pub(crate) fn compact_erasing(
+        &self,
+        options: CompactOptions,
+        erase: Option<&Erase<'_>>,
+    ) -> Result<(CompactReport, Erased)> {
+        let options = CompactOptions {
+            all: options.all || erase.is_some(),
+            ..options
+        };
         let _one = self.compact_lock.lock();
         let (s_seq, max_ts, snaps) = {
             let head = self.live_head()?;
@@ -318,10 +350,20 @@ impl Engine {
             )));
         }
         let candidate = max_ts.map(|m| segment::block_start(m, span));
-        let cut_ts = match candidate {
+        let mut cut_ts = match candidate {
             Some(c) => c.max(prev.ts),
             None => prev.ts,
         };
+        if erase.is_some()
+            && let Some(c) = candidate
+        {
+            // A delete's cut covers every point its snapshot holds (they are
+            // all before the end of the newest block): raw records not yet
+            // applied can hold `wal.applied_seq` below `cut_seq`, and a
+            // rebuild replaying a record at or below it must not bring a
+            // deleted point back.
+            cut_ts = cut_ts.max(c.saturating_add(span));
+        }
         let moves_before = (!options.all).then_some(cut_ts);
         let mut report = CompactReport {
             cut: moves_before,
@@ -331,7 +373,9 @@ impl Engine {
         let mut indexed: Vec<SeriesRef> = Vec::new();
         let mut floor = s_seq.saturating_add(1);
         let mut work = false;
-        let r = self.checkpoint_locked(None, "compaction", |b, batch| {
+        let mut erased = Erased::default();
+        let message = erase.map_or_else(|| "compaction".to_string(), Erase::message);
+        let r = self.checkpoint_locked(None, &message, |b, batch| {
             let mut new_index: std::collections::BTreeMap<u8, Vec<SeriesDef>> = Default::default();
             for snap in &snaps {
                 let split = snap
@@ -357,9 +401,19 @@ impl Engine {
                     split.moved.retain(|p| p.0 >= h);
                     report.points_expired += (before - split.moved.len()) as u64;
                 }
+                let range = erase.and_then(|e| e.range_for(&snap.key, &mut erased));
                 if !split.moved.is_empty() {
-                    report.points +=
-                        self.write_segments(store, b, batch, snap, split.moved, span, &mut report)?;
+                    report.points += self.write_segments(
+                        store,
+                        b,
+                        batch,
+                        snap,
+                        split.moved,
+                        span,
+                        range,
+                        &mut report,
+                        &mut erased,
+                    )?;
                 }
                 cut_head.push((SeriesRef(snap.series), snap.n, split.survivors));
             }
@@ -368,6 +422,22 @@ impl Engine {
                 for path in expired_segments(store, tree, span, h)? {
                     if b.remove(&path)? && path.ends_with(".v") {
                         report.segments_expired += 1;
+                    }
+                }
+            }
+            if let (Some(e), Some(c)) = (erase, head_commit) {
+                let tree = store.get(&c)?.commit()?.tree;
+                for d in index_of(store, tree)? {
+                    if let Some((from, to)) = e.range_for(&d.key, &mut erased) {
+                        super::delete::erase_segments(
+                            store,
+                            b,
+                            batch,
+                            tree,
+                            &d.key,
+                            (from, to),
+                            &mut erased,
+                        )?;
                     }
                 }
             }
@@ -389,29 +459,45 @@ impl Engine {
                 b.upsert(&path, Kind::Blob, id)?;
             }
             report.series_indexed = indexed.len() as u64;
-            work = report.points > 0
-                || report.series_indexed > 0
-                || report.segments_expired > 0
-                || report.points_expired > 0;
+            work = match erase {
+                // A delete that removes nothing changes nothing.
+                Some(_) => erased.points > 0,
+                None => {
+                    report.points > 0
+                        || report.series_indexed > 0
+                        || report.segments_expired > 0
+                        || report.points_expired > 0
+                }
+            };
             if !work {
                 return Ok(Edited::Abandon);
             }
             // Raw records the caller has not applied stay unapplied.
             let raw_floor = self.raw_pending.lock().front().copied().unwrap_or(u64::MAX);
+            let mut meta = vec![
+                (META_CUT_SEQ.to_string(), s_seq.to_string()),
+                (META_CUT_TS.to_string(), cut_ts.to_string()),
+                (META_BLOCK.to_string(), span.to_string()),
+            ];
+            if let Some(e) = erase {
+                meta.extend(e.meta());
+            }
             Ok(Edited::CommitWith {
                 applied: floor.min(raw_floor).saturating_sub(1),
-                meta: vec![
-                    (META_CUT_SEQ.to_string(), s_seq.to_string()),
-                    (META_CUT_TS.to_string(), cut_ts.to_string()),
-                    (META_BLOCK.to_string(), span.to_string()),
-                ],
+                meta,
             })
         });
         let checkpoint = match self.note(r)? {
             Some(c) => c,
             None => {
-                report.head_points = self.head.lock().point_count();
-                return Ok(report);
+                // Nothing moved (a delete that matched no point abandons
+                // the compaction it rode on too).
+                let report = CompactReport {
+                    head_points: self.head.lock().point_count(),
+                    cut: report.cut,
+                    ..CompactReport::default()
+                };
+                return Ok((report, erased));
             }
         };
         report.commit = Some(checkpoint.commit);
@@ -429,7 +515,7 @@ impl Engine {
         self.series_floor
             .store(head.floor(), std::sync::atomic::Ordering::Release);
         report.head_points = head.point_count();
-        Ok(report)
+        Ok((report, erased))
     }
 
     /// The compaction an embedder should run now, if any: run it. Call it
@@ -463,7 +549,8 @@ impl Engine {
     }
 
     /// Write the segments of one series' moved points (merged with the
-    /// segments already there); returns the points moved.
+    /// segments already there), without the points in `erase` (a delete's
+    /// range); returns the points moved.
     #[allow(clippy::too_many_arguments)]
     fn write_segments(
         &self,
@@ -473,7 +560,9 @@ impl Engine {
         snap: &CompactSeries,
         moved: Vec<(i64, Value)>,
         span: i64,
+        erase: Option<(i64, i64)>,
         report: &mut CompactReport,
+        erased: &mut Erased,
     ) -> Result<u64> {
         let n = moved.len() as u64;
         let points = last_per_timestamp(moved).map_err(|e| Error::Series(e.to_string()))?;
@@ -484,26 +573,48 @@ impl Engine {
             let end = block.saturating_add(span);
             let j = i + points[i..].partition_point(|p| p.0 < end);
             let mut block_points = points[i..j].to_vec();
-            match existing_segment(store, b, &dir, block)? {
-                Some(old) => {
-                    if old.value_type() != snap.value_type {
-                        return Err(Error::Segment {
-                            path: segment_paths(&dir, block).1,
-                            reason: format!(
-                                "holds {} values, the head's {} holds {}",
-                                old.value_type(),
-                                snap.key,
-                                snap.value_type
-                            ),
-                        });
-                    }
-                    let mut all = old.points();
-                    all.extend(block_points);
-                    block_points =
-                        last_per_timestamp(all).map_err(|e| Error::Series(e.to_string()))?;
-                    report.segments_replaced += 1;
+            let old = existing_segment(store, b, &dir, block)?;
+            let had_old = old.is_some();
+            if let Some(old) = old {
+                if old.value_type() != snap.value_type {
+                    return Err(Error::Segment {
+                        path: segment_paths(&dir, block).1,
+                        reason: format!(
+                            "holds {} values, the head's {} holds {}",
+                            old.value_type(),
+                            snap.key,
+                            snap.value_type
+                        ),
+                    });
                 }
-                None => report.segments_added += 1,
+                let mut all = old.points();
+                all.extend(block_points);
+                block_points = last_per_timestamp(all).map_err(|e| Error::Series(e.to_string()))?;
+            }
+            let mut gone = 0;
+            if let Some((from, to)) = erase {
+                let before = block_points.len();
+                block_points.retain(|p| p.0 < from || p.0 > to);
+                gone = (before - block_points.len()) as u64;
+                erased.points += gone;
+                erased.touched.insert((dir.clone(), block));
+                if gone > 0 {
+                    erased.affected.insert(snap.key.id());
+                }
+            }
+            if block_points.is_empty() {
+                // Every point of the block was deleted.
+                if had_old {
+                    remove_segment(b, &dir, block)?;
+                    erased.removed += 1;
+                }
+                i = j;
+                continue;
+            }
+            match (had_old, gone > 0) {
+                (true, true) => erased.rewritten += 1,
+                (true, false) => report.segments_replaced += 1,
+                (false, _) => report.segments_added += 1,
             }
             let col = column_of(snap.value_type, &block_points);
             let ts: Vec<i64> = block_points.into_iter().map(|p| p.0).collect();

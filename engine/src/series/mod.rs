@@ -5,6 +5,7 @@
 pub mod append;
 pub mod codec;
 pub mod compact;
+pub mod delete;
 pub mod diff;
 pub mod head;
 pub mod key;
@@ -18,6 +19,7 @@ pub mod view;
 
 pub use append::{AppendCommit, Appender};
 pub use compact::{CompactOptions, CompactReport};
+pub use delete::DeleteReport;
 pub use diff::{DiffStats, SeriesDiff, SeriesDiffs};
 pub use head::SeriesRef;
 pub use key::{KeyError, SeriesId, SeriesKey, Value, ValueType};

@@ -29,3 +29,7 @@ mod query;
 /// Series diff between versions: a model of random snapshot pairs, the
 /// pruning, and `sydra diff --series`.
 mod diff;
+
+/// Deletes: a model through compactions, reopens and as-of; rewritten and
+/// removed segments; no resurrection at a reopen; `sydra delete`.
+mod delete;

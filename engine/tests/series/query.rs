@@ -341,7 +341,8 @@ fn whole_segments_in_one_bucket_are_answered_from_their_headers() {
 /// Rollups: hour blocks of random data (several points a minute, gaps,
 /// late overwrites), aggregated at steps that are whole minutes (answered
 /// from rollups) and steps that are not, over ranges that straddle block
-/// and bucket boundaries, equal the same aggregates over the raw points.
+/// and bucket boundaries, also after a delete cut into an hour, equal the
+/// same aggregates over the raw points.
 #[test]
 fn rollup_aggregates_equal_raw_aggregates() {
     const HOUR: i64 = 60 * MINUTE;
@@ -395,6 +396,19 @@ fn rollup_aggregates_equal_raw_aggregates() {
     }
     app.commit().unwrap();
     e.compact(CompactOptions::default()).unwrap();
+    // A delete cutting into an hour: its segments and rollups rewritten.
+    let (a, b) = (2 * HOUR + 10 * MINUTE + 5 * SECOND, 2 * HOUR + 40 * MINUTE);
+    let r = e
+        .delete(&Selector::parse(r#"cpu{host="a"}"#).unwrap(), a, b)
+        .unwrap();
+    assert!(r.segments_rewritten >= 2, "{r:?}");
+    for s in [0u64, 8] {
+        let m = model.get_mut(&s).unwrap();
+        let gone: Vec<i64> = m.range(a..=b).map(|p| *p.0).collect();
+        for t in gone {
+            m.remove(&t);
+        }
+    }
     let view = e.view(None).unwrap();
     let sel = Selector::parse("{}").unwrap();
     let mut from_rollups = 0;

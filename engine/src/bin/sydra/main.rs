@@ -94,6 +94,9 @@ enum Command {
     /// Move the head's points older than the newest block into segments
     /// (--all: every point) in one compaction commit.
     Compact(series_cmds::CompactArgs),
+    /// Delete the selected series' points in a time range (default: all
+    /// time) in one commit; earlier revisions keep them until GC.
+    Delete(series_cmds::DeleteArgs),
     /// The main job: an embedded time-series workload, end to end.
     Demo(demo::DemoArgs),
 }
@@ -146,6 +149,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Export(a) => series_cmds::export(&dir, a),
         Command::Compact(a) => series_cmds::compact(&dir, a),
         Command::Series(a) => series_cmds::series(&dir, a),
+        Command::Delete(a) => series_cmds::delete(&dir, a),
         Command::Query(a) => query_cmd::query(&dir, a),
         Command::Demo(_) => Ok(0),
     }

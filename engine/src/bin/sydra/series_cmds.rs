@@ -77,6 +77,27 @@ pub struct CompactArgs {
     json: bool,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct DeleteArgs {
+    /// Which series: `cpu`, `cpu{host="a"}`, `{region=~"eu-.*"}`, `{}` for
+    /// all (as `sydra query`).
+    selector: String,
+    /// Data time, inclusive: RFC 3339, Unix seconds, or integer ns with an
+    /// `ns` suffix. [default: the beginning]
+    #[arg(long, value_name = "T", value_parser = crate::query_cmd::query_time, allow_hyphen_values = true)]
+    from: Option<i64>,
+    /// Data time, inclusive (as --from). [default: the end]
+    #[arg(long, value_name = "T", value_parser = crate::query_cmd::query_time, allow_hyphen_values = true)]
+    to: Option<i64>,
+    /// Confirm a delete of every point of every series (`{}` without
+    /// --from or --to).
+    #[arg(long)]
+    yes: bool,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
 /// The key of one field of a parsed line.
 fn line_key(
     line: &lineproto::Line<'_>,
@@ -505,6 +526,69 @@ pub fn diff(dir: &Path, a: crate::engine_cmds::DiffArgs) -> anyhow::Result<u8> {
         eprintln!(
             "sydra: {differ} of {} series differ ({} skipped by directory id); segments: {} decoded, {} skipped by blob ids; {} head point(s)",
             st.series, st.series_skipped, st.segments_decoded, st.segments_skipped, st.head_points
+        );
+    }
+    Ok(0)
+}
+
+pub fn delete(dir: &Path, a: DeleteArgs) -> anyhow::Result<u8> {
+    let sel = selector(Some(&a.selector))?;
+    let (from, to) = (a.from.unwrap_or(i64::MIN), a.to.unwrap_or(i64::MAX));
+    if from > to {
+        return Err(crate::util::usage("--from is after --to"));
+    }
+    if sel.matchers.is_empty() && a.from.is_none() && a.to.is_none() && !a.yes {
+        return Err(crate::util::usage(format!(
+            "{:?} without --from or --to deletes every point of every series; \
+             pass --yes to do that",
+            a.selector
+        )));
+    }
+    let engine = open_engine(dir, SyncMode::Always)?;
+    let started = Instant::now();
+    let r = engine.delete(&sel, from, to)?;
+    let secs = started.elapsed().as_secs_f64();
+    let c = &r.compaction;
+    if a.json {
+        let v = serde_json::json!({
+            "commit": r.commit.map(|c| c.to_string()),
+            "selector": sel.to_string(),
+            "from": from,
+            "to": to,
+            "points_deleted": r.points_deleted,
+            "series_matched": r.series_matched,
+            "series_affected": r.series_affected,
+            "segments_rewritten": r.segments_rewritten,
+            "segments_removed": r.segments_removed,
+            "points_compacted": c.points,
+            "segments_added": c.segments_added,
+            "segments_replaced": c.segments_replaced,
+            "series_indexed": c.series_indexed,
+            "applied_seq": c.applied_seq,
+            "head_points": c.head_points,
+            "seconds": secs,
+        });
+        println!("{v}");
+    } else if let Some(id) = r.commit {
+        println!(
+            "deleted {} point(s) of {} series ({} matched): {} segment(s) rewritten, {} removed; \
+             compacted {} head point(s) into {} new and {} replaced segment(s), in {secs:.2}s\n\
+             commit {id}\n{} point(s) left in the head; wal.applied_seq {}",
+            r.points_deleted,
+            r.series_affected,
+            r.series_matched,
+            r.segments_rewritten,
+            r.segments_removed,
+            c.points,
+            c.segments_added,
+            c.segments_replaced,
+            c.head_points,
+            c.applied_seq
+        );
+    } else {
+        println!(
+            "nothing to delete: {} series matched, none with a point in the range",
+            r.series_matched
         );
     }
     Ok(0)
