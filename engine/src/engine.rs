@@ -19,6 +19,7 @@
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use sydra_objects::{Batch, Bump, Commit, Durability, Kind, ObjectId, TreeBuilder};
@@ -132,6 +133,10 @@ pub struct Engine {
     /// [`Engine::maintain`] reads them without touching the store).
     pub(crate) series_cut: std::sync::atomic::AtomicI64,
     pub(crate) series_block: std::sync::atomic::AtomicI64,
+    /// The heads of the last few commits read as of (`Engine::view`):
+    /// a commit's data never changes, so a repeated as-of read skips the
+    /// rebuild.
+    pub(crate) series_asof: Mutex<Vec<(ObjectId, Arc<crate::series::head::Head>)>>,
 }
 
 /// Note raw records' seqs as pending (kept ascending).
@@ -259,6 +264,7 @@ impl Engine {
             raw_pending: Mutex::new(std::collections::VecDeque::new()),
             series_cut: std::sync::atomic::AtomicI64::new(i64::MIN),
             series_block: std::sync::atomic::AtomicI64::new(block),
+            series_asof: Mutex::new(Vec::new()),
         };
         engine.rebuild_head();
         Ok(engine)

@@ -120,7 +120,12 @@ pub(crate) fn cut_of(store: &Store, commit: Option<ObjectId>) -> Result<(Cut, Op
         seq: c.meta_u64(META_CUT_SEQ).unwrap_or(0),
         ts: meta_i64(&c, META_CUT_TS).unwrap_or(i64::MIN),
     };
-    Ok((cut, meta_i64(&c, META_BLOCK).filter(|b| *b > 0)))
+    Ok((cut, block_of(&c)))
+}
+
+/// The block length a commit's segments were cut with, if it says.
+pub(crate) fn block_of(c: &sydra_objects::CommitRef<'_>) -> Option<i64> {
+    meta_i64(c, META_BLOCK).filter(|b| *b > 0)
 }
 
 /// Every series the index of tree `root` holds.

@@ -714,12 +714,22 @@ impl Head {
 
     /// Every series in the head with its type (typed ones only), by key.
     pub(crate) fn list(&self) -> Vec<(Arc<SeriesKey>, SeriesRef, ValueType, u64)> {
+        self.list_where(|_| true)
+    }
+
+    /// [`Head::list`] of the series whose key satisfies `keep` (filtered
+    /// before sorting, so a selective read sorts only what it reads).
+    pub(crate) fn list_where(
+        &self,
+        mut keep: impl FnMut(&SeriesKey) -> bool,
+    ) -> Vec<(Arc<SeriesKey>, SeriesRef, ValueType, u64)> {
         let mut v: Vec<_> = self
             .series
             .iter()
+            .filter(|(_, s)| keep(&s.key))
             .filter_map(|(&r, s)| Some((s.key.clone(), SeriesRef(r), s.value_type?, s.points)))
             .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         v
     }
 

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use ahash::AHashMap as HashMap;
 use sydra_objects::{Kind, ObjectId, Store};
 
-use super::compact::cut_of;
+use super::compact::block_of;
 use super::head::Snapshot;
 use super::key::{SeriesKey, Value, ValueType};
 use super::rollup;
@@ -121,6 +121,53 @@ pub(super) struct SegRef {
     pub(super) rollup: Option<ObjectId>,
 }
 
+/// The subtrees of a tree, by name: the first lookup reads the tree and
+/// finds one entry; a second builds a sorted table for the rest (a query
+/// of one series allocates nothing per entry, one of many decodes each
+/// tree once).
+#[derive(Debug, Default)]
+struct Names {
+    tree: Option<ObjectId>,
+    looked: bool,
+    built: Option<Vec<(Box<str>, ObjectId)>>,
+}
+
+impl Names {
+    fn new(tree: Option<ObjectId>) -> Names {
+        Names {
+            tree,
+            ..Names::default()
+        }
+    }
+
+    fn get(&mut self, store: &Store, name: &str) -> Result<Option<ObjectId>> {
+        let Some(tree) = self.tree else {
+            return Ok(None);
+        };
+        if self.built.is_none() {
+            let obj = store.get(&tree)?;
+            let t = obj.tree()?;
+            if !self.looked {
+                self.looked = true;
+                return Ok(t.find(name).filter(|e| e.kind == Kind::Tree).map(|e| e.id));
+            }
+            let mut v: Vec<(Box<str>, ObjectId)> = t
+                .entries
+                .iter()
+                .filter(|e| e.kind == Kind::Tree)
+                .map(|e| (e.name.into(), e.id))
+                .collect();
+            v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            self.built = Some(v);
+        }
+        Ok(self.built.as_ref().and_then(|v| {
+            v.binary_search_by(|e| (*e.0).cmp(name))
+                .ok()
+                .map(|i| v[i].1)
+        }))
+    }
+}
+
 /// The series directories of one commit's tree, read lazily and kept, so a
 /// query over many series decodes each fan-out tree once.
 #[derive(Debug)]
@@ -130,9 +177,9 @@ pub(super) struct Trees {
     /// The block length the commit's segments were cut with.
     pub(super) span: i64,
     /// `aa` → the id of `series/<aa>` (read with the first lookup).
-    fanout_ids: Option<HashMap<String, ObjectId>>,
+    fanout_ids: Option<Names>,
     /// `aa` → (`30 hex` → the series directory).
-    fanout: HashMap<String, HashMap<String, ObjectId>>,
+    fanout: HashMap<u8, Names>,
 }
 
 impl Trees {
@@ -162,8 +209,10 @@ impl Trees {
         self.root = None;
         self.span = default_span;
         if let Some(c) = commit {
-            self.root = Some(store.get(&c)?.commit()?.tree);
-            if let (_, Some(block)) = cut_of(store, Some(c))? {
+            let obj = store.get(&c)?;
+            let c = obj.commit()?;
+            self.root = Some(c.tree);
+            if let Some(block) = block_of(&c) {
                 self.span = block;
             }
         }
@@ -176,17 +225,12 @@ impl Trees {
             return Ok(None);
         };
         if self.fanout_ids.is_none() {
-            let mut m = HashMap::new();
-            if let Some(t) = tree_at(store, root, "series")? {
-                for e in store.get(&t)?.tree()?.entries {
-                    if e.kind == Kind::Tree {
-                        m.insert(e.name.to_owned(), e.id);
-                    }
-                }
-            }
-            self.fanout_ids = Some(m);
+            self.fanout_ids = Some(Names::new(tree_at(store, root, "series")?));
         }
-        Ok(self.fanout_ids.as_ref().and_then(|m| m.get(aa)).copied())
+        match self.fanout_ids.as_mut() {
+            Some(m) => m.get(store, aa),
+            None => Ok(None),
+        }
     }
 
     /// The id of `key`'s series directory, if the commit has one.
@@ -197,18 +241,17 @@ impl Trees {
     ) -> Result<Option<ObjectId>> {
         let dir = segment::series_dir(&key.id());
         let (aa, rest) = (&dir[7..9], &dir[10..]);
-        if !self.fanout.contains_key(aa) {
-            let mut m = HashMap::new();
-            if let Some(t) = self.fanout_id(store, aa)? {
-                for e in store.get(&t)?.tree()?.entries {
-                    if e.kind == Kind::Tree {
-                        m.insert(e.name.to_owned(), e.id);
-                    }
-                }
-            }
-            self.fanout.insert(aa.to_owned(), m);
+        let Ok(byte) = u8::from_str_radix(aa, 16) else {
+            return Ok(None);
+        };
+        if !self.fanout.contains_key(&byte) {
+            let m = Names::new(self.fanout_id(store, aa)?);
+            self.fanout.insert(byte, m);
         }
-        Ok(self.fanout.get(aa).and_then(|m| m.get(rest)).copied())
+        match self.fanout.get_mut(&byte) {
+            Some(m) => m.get(store, rest),
+            None => Ok(None),
+        }
     }
 
     /// The segments of `key` whose blocks overlap `[from, to]`, by time.
@@ -297,11 +340,7 @@ struct Source<'v, 'e> {
 
 impl<'v, 'e> Source<'v, 'e> {
     fn new(view: &'v View<'e>, sel: &Selector, from: i64, to: i64) -> Result<Source<'v, 'e>> {
-        let series: VecDeque<_> = view
-            .series_arcs()?
-            .into_iter()
-            .filter(|(k, _)| sel.matches(k))
-            .collect();
+        let series: VecDeque<_> = view.series_where(|k| sel.matches(k))?.into();
         Ok(Source::of(view, series, from, to))
     }
 
@@ -773,11 +812,7 @@ impl Iterator for Buckets<'_, '_> {
 impl<'e> View<'e> {
     /// The series `sel` selects in this version, by key, with their types.
     pub fn select(&self, sel: &Selector) -> Result<Vec<(Arc<SeriesKey>, ValueType)>> {
-        Ok(self
-            .series_arcs()?
-            .into_iter()
-            .filter(|(k, _)| sel.matches(k))
-            .collect())
+        self.series_where(|k| sel.matches(k))
     }
 
     /// The points of one series in `[from, to]`.

@@ -23,6 +23,11 @@ use super::key::{SeriesKey, Value, ValueType};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 
+/// As-of heads kept ([`Engine::view`]), newest last.
+const ASOF_CACHE_ENTRIES: usize = 4;
+/// The largest as-of head kept (about its point bytes).
+const ASOF_CACHE_MAX_BYTES: usize = 64 << 20;
+
 /// A read of the series as of one version: see the module docs.
 #[derive(Debug)]
 pub struct View<'e> {
@@ -31,7 +36,7 @@ pub struct View<'e> {
     /// read).
     commit: Option<ObjectId>,
     /// The head as of `commit` (`None` for the live view).
-    head: Option<Head>,
+    head: Option<Arc<Head>>,
 }
 
 impl Engine {
@@ -49,8 +54,33 @@ impl Engine {
         };
         let id = self.repo().resolve(rev)?;
         self.repo().expect_commit(id)?;
-        let mut replay = self.replay(rev)?;
-        let head = build_head(self.repo().objects(), Some(id), &mut replay, |_| {})?;
+        let cached = self
+            .series_asof
+            .lock()
+            .iter()
+            .find(|(c, _)| *c == id)
+            .map(|(_, h)| h.clone());
+        let head = match cached {
+            Some(h) => h,
+            None => {
+                let mut replay = self.replay(rev)?;
+                let h = Arc::new(build_head(
+                    self.repo().objects(),
+                    Some(id),
+                    &mut replay,
+                    |_| {},
+                )?);
+                if h.bytes_estimate() <= ASOF_CACHE_MAX_BYTES {
+                    let mut cache = self.series_asof.lock();
+                    cache.retain(|(c, _)| *c != id);
+                    cache.push((id, h.clone()));
+                    if cache.len() > ASOF_CACHE_ENTRIES {
+                        cache.remove(0);
+                    }
+                }
+                h
+            }
+        };
         Ok(View {
             engine: self,
             commit: Some(id),
@@ -81,9 +111,17 @@ impl<'e> View<'e> {
 
     /// [`View::series`] without copying the keys.
     pub(crate) fn series_arcs(&self) -> Result<Vec<(Arc<SeriesKey>, ValueType)>> {
+        self.series_where(|_| true)
+    }
+
+    /// The series of this version whose key satisfies `keep`, by key.
+    pub(crate) fn series_where(
+        &self,
+        keep: impl FnMut(&SeriesKey) -> bool,
+    ) -> Result<Vec<(Arc<SeriesKey>, ValueType)>> {
         let list = match &self.head {
-            Some(h) => h.list(),
-            None => self.engine.live_head()?.list(),
+            Some(h) => h.list_where(keep),
+            None => self.engine.live_head()?.list_where(keep),
         };
         Ok(list.into_iter().map(|(k, _, t, _)| (k, t)).collect())
     }
