@@ -174,6 +174,31 @@ fn acknowledged_points_survive_sigkill_exactly_once() {
                 assert_eq!(*v, value(*ts), "cycle {cycle}: thread {t} ts {ts}");
             }
         }
+        // The query path over every series returns the same points, and an
+        // aggregate (answered from segment headers where it can) counts
+        // them all.
+        let every = sydra_engine::series::Selector::all();
+        let queried: u64 = view
+            .query(&every, i64::MIN, i64::MAX)
+            .unwrap()
+            .map(|b| b.unwrap().points.len() as u64)
+            .sum();
+        assert_eq!(queried, all_points, "cycle {cycle}: query after the crash");
+        let counted: i64 = view
+            .aggregate(
+                &every,
+                i64::MIN,
+                i64::MAX,
+                sydra_engine::series::WHOLE_RANGE,
+                sydra_engine::series::Agg::Count,
+            )
+            .unwrap()
+            .map(|r| match r.unwrap().1[..] {
+                [(_, sydra_engine::series::Value::I64(n))] => n,
+                ref other => panic!("cycle {cycle}: count {other:?}"),
+            })
+            .sum();
+        assert_eq!(counted as u64, all_points, "cycle {cycle}: count after the crash");
         let (_, raw, _) = e.head_stats();
         segments_seen |= all_points > distinct;
         assert_eq!(
