@@ -161,6 +161,10 @@ pub fn series_segment(data: &[u8]) {
                     assert_eq!(d.key.id().0[0], aa, "index entry in the wrong bucket");
                 }
             }
+            if let Ok(defs) = segment::decode_index_all(b) {
+                assert!(defs.len() <= segment::INDEX_ALL_MAX);
+                assert!(defs.windows(2).all(|w| w[0].key.id() < w[1].key.id()));
+            }
         }
         _ => {
             let Ok(s) = std::str::from_utf8(rest) else {

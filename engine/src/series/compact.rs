@@ -136,6 +136,15 @@ pub(crate) fn index_of(store: &Store, root: ObjectId) -> Result<Vec<SeriesDef>> 
     let obj = store.get(&dir)?;
     let mut out = Vec::new();
     for e in obj.tree()?.entries {
+        if e.name == segment::INDEX_ALL && e.kind == Kind::Blob {
+            let blob = store.get(&e.id)?;
+            let defs = segment::decode_index_all(&blob.data).map_err(|err| Error::Segment {
+                path: format!("index/series/{}", e.name),
+                reason: err.0,
+            })?;
+            out.extend(defs);
+            continue;
+        }
         let aa = u8::from_str_radix(e.name, 16)
             .ok()
             .filter(|_| e.name.len() == 2 && e.kind == Kind::Blob)
@@ -151,6 +160,94 @@ pub(crate) fn index_of(store: &Store, root: ObjectId) -> Result<Vec<SeriesDef>> 
         out.extend(defs);
     }
     Ok(out)
+}
+
+/// The index blob at `path` in `b`, decoded (`aa`: its bucket; `None` for
+/// `index/series/all`), or nothing.
+fn read_index(
+    store: &Store,
+    b: &mut TreeBuilder<'_>,
+    path: &str,
+    aa: Option<u8>,
+) -> Result<Option<Vec<SeriesDef>>> {
+    let Some(id) = b.get(path)?.and_then(|l| l.id) else {
+        return Ok(None);
+    };
+    let blob = store.get(&id)?;
+    match aa {
+        Some(aa) => segment::decode_index(aa, &blob.data),
+        None => segment::decode_index_all(&blob.data),
+    }
+    .map(Some)
+    .map_err(|e| Error::Segment {
+        path: path.to_owned(),
+        reason: e.0,
+    })
+}
+
+/// Add the series of `new` (by id prefix) to the index in `b`: one blob,
+/// `index/series/all`, while the store has at most
+/// [`segment::INDEX_ALL_MAX`] series (an open or an as-of read then loads
+/// one object), one blob per id prefix past that (a compaction then
+/// rewrites only the prefixes that gained series). The switch happens once,
+/// in the compaction that crosses the bound; a store that fanned out stays
+/// fanned out (series never leave the index).
+fn write_index(
+    store: &Store,
+    b: &mut TreeBuilder<'_>,
+    batch: &mut Batch,
+    new_index: std::collections::BTreeMap<u8, Vec<SeriesDef>>,
+) -> Result<()> {
+    let all_path = format!("index/series/{}", segment::INDEX_ALL);
+    let bucket = |aa: u8| format!("index/series/{aa:02x}");
+    let put = |b: &mut TreeBuilder<'_>, batch: &mut Batch, path: &str, defs: Vec<SeriesDef>| {
+        let mut keyed: Vec<_> = defs.into_iter().map(|d| (d.key.id(), d)).collect();
+        let id = batch.put(Kind::Blob, &segment::encode_index(&mut keyed))?;
+        b.upsert(path, Kind::Blob, id)?;
+        Ok::<(), Error>(())
+    };
+    let added: usize = new_index.values().map(Vec::len).sum();
+    let small = match read_index(store, b, &all_path, None)? {
+        Some(old) => Some(old),
+        None => {
+            let mut fanned = false;
+            for aa in 0..=255u8 {
+                if b.get(&bucket(aa))?.is_some() {
+                    fanned = true;
+                    break;
+                }
+            }
+            (!fanned).then(Vec::new)
+        }
+    };
+    match small {
+        Some(mut all) if all.len() + added <= segment::INDEX_ALL_MAX => {
+            all.extend(new_index.into_values().flatten());
+            put(b, batch, &all_path, all)
+        }
+        Some(all) => {
+            // Crossing the bound: fan out, once.
+            let mut by: std::collections::BTreeMap<u8, Vec<SeriesDef>> = new_index;
+            for d in all {
+                by.entry(d.key.id().0[0]).or_default().push(d);
+            }
+            for (aa, defs) in by {
+                put(b, batch, &bucket(aa), defs)?;
+            }
+            b.remove(&all_path)?;
+            Ok(())
+        }
+        None => {
+            for (aa, mut defs) in new_index {
+                let path = bucket(aa);
+                if let Some(old) = read_index(store, b, &path, Some(aa))? {
+                    defs.extend(old);
+                }
+                put(b, batch, &path, defs)?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// A head as of `commit`: its series index, then the log `replay` streams
@@ -446,22 +543,8 @@ impl Engine {
                     }
                 }
             }
-            for (aa, mut defs) in new_index {
-                let path = format!("index/series/{aa:02x}");
-                if let Some(l) = b.get(&path)?
-                    && let Some(id) = l.id
-                {
-                    let blob = store.get(&id)?;
-                    let old =
-                        segment::decode_index(aa, &blob.data).map_err(|e| Error::Segment {
-                            path: path.clone(),
-                            reason: e.0,
-                        })?;
-                    defs.extend(old);
-                }
-                let mut keyed: Vec<_> = defs.into_iter().map(|d| (d.key.id(), d)).collect();
-                let id = batch.put(Kind::Blob, &segment::encode_index(&mut keyed))?;
-                b.upsert(&path, Kind::Blob, id)?;
+            if !new_index.is_empty() {
+                write_index(store, b, batch, new_index)?;
             }
             report.series_indexed = indexed.len() as u64;
             work = match erase {

@@ -5,6 +5,7 @@
 //! series/<aa>/<30 hex>/<block>.t   timestamps (series codec column)
 //! series/<aa>/<30 hex>/<block>.v   header with stats + values column
 //! index/series/<aa>                    the series whose id starts with aa
+//! index/series/all                     instead, every series (small stores)
 //! ```
 //!
 //! `<aa><30 hex>` is the first 16 bytes of the series id (BLAKE3 of the
@@ -503,15 +504,40 @@ pub fn encode_index(series: &mut [(SeriesId, SeriesDef)]) -> Vec<u8> {
 
 /// Decode and check the index blob at `index/series/<aa>`.
 pub fn decode_index(aa: u8, b: &[u8]) -> Result<Vec<SeriesDef>, SegmentError> {
+    decode_defs(Some(aa), b)
+}
+
+/// Decode and check the one index blob of a small store,
+/// `index/series/all` ([`INDEX_ALL`]).
+pub fn decode_index_all(b: &[u8]) -> Result<Vec<SeriesDef>, SegmentError> {
+    decode_defs(None, b)
+}
+
+/// The name of the single index blob a store with at most
+/// [`INDEX_ALL_MAX`] series keeps instead of one blob per id prefix.
+pub const INDEX_ALL: &str = "all";
+/// The most series `index/series/all` holds; past it, the index fans out
+/// into `index/series/<aa>`.
+pub const INDEX_ALL_MAX: usize = 4096;
+
+fn decode_defs(aa: Option<u8>, b: &[u8]) -> Result<Vec<SeriesDef>, SegmentError> {
     let defs = match record::decode(b) {
         Ok(Record::Series(d)) => d,
         Ok(_) => return bad("not a series-definition record"),
         Err(e) => return bad(e.to_string()),
     };
+    if aa.is_none() && defs.len() > INDEX_ALL_MAX {
+        return bad(format!(
+            "{} series in index/series/all, which holds at most {INDEX_ALL_MAX}",
+            defs.len()
+        ));
+    }
     let mut prev: Option<SeriesId> = None;
     for d in &defs {
         let id = d.key.id();
-        if id.0[0] != aa {
+        if let Some(aa) = aa
+            && id.0[0] != aa
+        {
             return bad(format!(
                 "series {} (id {id}) is not in bucket {aa:02x}",
                 d.key

@@ -380,3 +380,55 @@ fn retention_removes_old_blocks_and_history_keeps_them() {
         .unwrap();
     assert_eq!(then.len(), 240);
 }
+
+/// The series index is one blob (`index/series/all`) while a store has at
+/// most 4,096 series, and fans out into `index/series/<aa>` in the
+/// compaction that crosses that; every version reads back its own series.
+#[test]
+fn the_index_is_one_blob_until_it_fans_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::create(dir.path(), opts()).unwrap();
+    let add = |from: u64, to: u64| {
+        let mut app = e.appender();
+        for i in from..to {
+            let r = e.series(&key(i)).unwrap();
+            app.append(r, i as i64, Value::F64(i as f64)).unwrap();
+        }
+        app.commit().unwrap();
+        e.compact(CompactOptions {
+            all: true,
+            ..Default::default()
+        })
+        .unwrap()
+        .commit
+        .unwrap()
+    };
+    let names = |c: sydra_engine::objects::ObjectId| -> Vec<String> {
+        let repo = e.repo();
+        let t = repo.resolve(&format!("{c}:index/series")).unwrap();
+        let obj = repo.objects().get(&t).unwrap();
+        obj.tree()
+            .unwrap()
+            .entries
+            .iter()
+            .map(|x| x.name.to_string())
+            .collect()
+    };
+    let first = add(0, 3000);
+    assert_eq!(names(first), ["all"]);
+    let second = add(3000, 4000);
+    assert_eq!(names(second), ["all"]);
+    let third = add(4000, 5000);
+    let n = names(third);
+    assert!(n.len() > 200 && !n.contains(&"all".to_string()), "{n:?}");
+    let fourth = add(5000, 5001);
+    assert!(!names(fourth).contains(&"all".to_string()));
+    drop(e);
+    let e = Engine::open(dir.path(), opts()).unwrap();
+    assert_eq!(e.view(None).unwrap().series().unwrap().len(), 5001);
+    for (c, want) in [(first, 3000), (second, 4000), (third, 5000)] {
+        let v = e.view(Some(&c.to_string())).unwrap();
+        assert_eq!(v.series().unwrap().len(), want);
+        assert_eq!(v.indexed_series().unwrap().len(), want);
+    }
+}

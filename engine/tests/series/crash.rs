@@ -198,7 +198,10 @@ fn acknowledged_points_survive_sigkill_exactly_once() {
                 ref other => panic!("cycle {cycle}: count {other:?}"),
             })
             .sum();
-        assert_eq!(counted as u64, all_points, "cycle {cycle}: count after the crash");
+        assert_eq!(
+            counted as u64, all_points,
+            "cycle {cycle}: count after the crash"
+        );
         let (_, raw, _) = e.head_stats();
         segments_seen |= all_points > distinct;
         assert_eq!(
