@@ -43,6 +43,7 @@ pub struct Options {
     /// Length of a time-series block in ns: compaction cuts segments at
     /// multiples of it since the epoch (default one hour). A store keeps
     /// the length its first compaction used (commit meta `series.block`).
+    /// A whole number of seconds, at most 100 days.
     pub series_block_ns: i64,
     /// Bytes of point data the head may hold before [`Engine::maintain`]
     /// compacts all of it (not only the blocks before the newest); default

@@ -216,6 +216,14 @@ impl Appender<'_> {
     /// the series' or from this appender's earlier points of it, or when it
     /// is a string.
     pub fn append(&mut self, series: SeriesRef, timestamp: i64, value: Value) -> Result<()> {
+        if !(super::segment::EARLIEST_TIMESTAMP..=super::segment::LATEST_TIMESTAMP)
+            .contains(&timestamp)
+        {
+            return Err(Error::Series(format!(
+                "timestamp {timestamp} ns is outside 1678-01-01T00:00:00Z..=2262-01-01T00:00:00Z, \
+                 the times a point may have"
+            )));
+        }
         let t = value.value_type();
         match self.groups.get_mut(&series.0) {
             Some((ts, col)) => {

@@ -446,9 +446,10 @@ impl Engine {
         let head_commit = self.head()?;
         let (prev, stored_block) = cut_of(store, head_commit)?;
         let span = stored_block.unwrap_or(self.options().series_block_ns);
-        if span <= 0 || span % 1_000_000_000 != 0 {
+        if span <= 0 || span % 1_000_000_000 != 0 || span > segment::MAX_BLOCK_NS {
             return Err(Error::Series(format!(
-                "the series block length {span} ns is not a positive whole number of seconds"
+                "the series block length {span} ns is not a whole number of seconds \
+                 between 1 s and 100 days"
             )));
         }
         let candidate = max_ts.map(|m| segment::block_start(m, span));
@@ -659,7 +660,9 @@ impl Engine {
         while i < points.len() {
             let block = segment::block_start(points[i].0, span);
             let end = block.saturating_add(span);
-            let j = i + points[i..].partition_point(|p| p.0 < end);
+            // At least one point: a block end saturated at i64::MAX must not
+            // stall the loop.
+            let j = i + points[i..].partition_point(|p| p.0 < end).max(1);
             let mut block_points = points[i..j].to_vec();
             let old = existing_segment(store, b, &dir, block)?;
             let had_old = old.is_some();

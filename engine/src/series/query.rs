@@ -652,7 +652,10 @@ pub const WHOLE_RANGE: i64 = i64::MAX;
 /// The start of the bucket of `step` ns holding `t` (aligned to multiples
 /// of `step` since the Unix epoch).
 pub fn bucket_of(t: i64, step: i64) -> i64 {
-    t.div_euclid(step) * step
+    // In i128: a step that does not divide i64::MIN would take the first
+    // bucket below it; such a bucket is labelled i64::MIN.
+    let b = i128::from(t).div_euclid(i128::from(step)) * i128::from(step);
+    i64::try_from(b).unwrap_or(i64::MIN)
 }
 
 /// The iterator [`View::aggregate`] returns: per series with points in the

@@ -74,7 +74,7 @@ pub(crate) fn buckets(ts: &[i64], values: &Column, step: i64) -> Vec<Bucket> {
     let mut out: Vec<Bucket> = Vec::new();
     for (i, &t) in ts.iter().enumerate() {
         let Some(v) = values.get(i) else { break };
-        let start = t.div_euclid(step) * step;
+        let start = t.div_euclid(step).saturating_mul(step);
         match out.last_mut() {
             Some(b) if b.start == start => {
                 b.count += 1;
@@ -313,7 +313,7 @@ pub fn decode(block: i64, seg: &SegmentStats, b: &[u8]) -> Result<Vec<Bucket>, S
         let start = starts[i];
         if start.rem_euclid(step) != 0
             || out.last().is_some_and(|p: &Bucket| p.start >= start)
-            || start < block.div_euclid(step) * step
+            || start < block.div_euclid(step).saturating_mul(step)
             || start >= end
         {
             return bad(format!(

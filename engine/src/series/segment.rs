@@ -109,8 +109,24 @@ pub fn parse_block_name(name: &str) -> Option<i64> {
 /// The start of the block holding `t` (blocks are `span` long, aligned to
 /// multiples of it since the epoch).
 pub fn block_start(t: i64, span: i64) -> i64 {
-    t.div_euclid(span) * span
+    // Saturating: timestamps before [`EARLIEST_TIMESTAMP`] are refused at
+    // the appender, so this never clamps for points the engine took.
+    t.div_euclid(span).saturating_mul(span)
 }
+
+/// The longest series block: 100 days. With [`EARLIEST_TIMESTAMP`], every
+/// block start of every point stays within i64.
+pub const MAX_BLOCK_NS: i64 = 100 * 86_400 * 1_000_000_000;
+
+/// The earliest timestamp a point may have: 1678-01-01T00:00:00Z (i64 ns
+/// reach back to 1677-09-21; the gap keeps every block start, for blocks up
+/// to [`MAX_BLOCK_NS`], representable).
+pub const EARLIEST_TIMESTAMP: i64 = -9_214_560_000_000_000_000;
+
+/// The latest timestamp a point may have: 2262-01-01T00:00:00Z (i64 ns
+/// reach to 2262-04-11; the gap keeps every block end, for blocks up to
+/// [`MAX_BLOCK_NS`], representable).
+pub const LATEST_TIMESTAMP: i64 = 9_214_646_400_000_000_000;
 
 /// What a segment's header says about its points.
 #[derive(Debug, Clone, PartialEq)]

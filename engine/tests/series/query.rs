@@ -468,3 +468,50 @@ fn rollup_aggregates_equal_raw_aggregates() {
         "rollups answered only {from_rollups} segments"
     );
 }
+
+/// The ends of time: points at the earliest and latest timestamps accepted
+/// are compacted, queried and aggregated at any step without overflow;
+/// points beyond them are refused by the appender.
+#[test]
+fn timestamps_at_the_ends_of_i64_neither_panic_nor_wrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::create(dir.path(), opts()).unwrap();
+    let r = e.series(&key(0)).unwrap();
+    let earliest = sydra_engine::series::segment::EARLIEST_TIMESTAMP;
+    let mut app = e.appender();
+    assert!(app.append(r, earliest - 1, Value::F64(0.0)).is_err());
+    assert!(app.append(r, i64::MIN, Value::F64(0.0)).is_err());
+    let latest = sydra_engine::series::segment::LATEST_TIMESTAMP;
+    assert!(app.append(r, latest + 1, Value::F64(0.0)).is_err());
+    assert!(app.append(r, i64::MAX, Value::F64(0.0)).is_err());
+    for t in [earliest, 0, latest] {
+        app.append(r, t, Value::F64(1.0)).unwrap();
+    }
+    app.commit().unwrap();
+    e.compact(CompactOptions {
+        all: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let view = e.view(None).unwrap();
+    let sel = Selector::parse("cpu").unwrap();
+    let pts: Vec<i64> = view
+        .query(&sel, i64::MIN, i64::MAX)
+        .unwrap()
+        .flat_map(|b| b.unwrap().points)
+        .map(|p| p.0)
+        .collect();
+    assert_eq!(pts, [earliest, 0, latest]);
+    for step in [1, 3, 7 * SECOND, MINUTE, 1 << 62, i64::MAX - 1] {
+        let n: i64 = view
+            .aggregate(&sel, i64::MIN, i64::MAX, step, Agg::Count)
+            .unwrap()
+            .flat_map(|r| r.unwrap().1)
+            .map(|b| match b.1 {
+                Value::I64(n) => n,
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(n, 3, "step {step}");
+    }
+}
