@@ -73,6 +73,8 @@ pub struct CompactReport {
     pub segments_added: u64,
     /// Segments written anew because late points arrived for their block.
     pub segments_replaced: u64,
+    /// Segments merged away into a wider level's segment.
+    pub segments_merged: u64,
     /// Segments removed by retention.
     pub segments_expired: u64,
     /// Head points dropped by retention.
@@ -302,14 +304,33 @@ fn expired_segments(store: &Store, root: ObjectId, span: i64, horizon: i64) -> R
         let fan = store.get(&aa.id)?;
         for dir in fan.tree()?.entries.iter().filter(|e| e.kind == Kind::Tree) {
             let obj = store.get(&dir.id)?;
-            for e in obj.tree()?.entries.iter().filter(|e| e.kind == Kind::Blob) {
-                let Some((name, _)) = e.name.split_once('.') else {
+            let t = obj.tree()?;
+            for e in t.entries.iter().filter(|e| e.kind == Kind::Blob) {
+                let Some(name) = e.name.strip_suffix(".v") else {
                     continue;
                 };
-                if let Some(block) = segment::parse_block_name(name)
-                    && block.saturating_add(span) <= horizon
-                {
-                    out.push(format!("series/{}/{}/{}", aa.name, dir.name, e.name));
+                let Some(block) = segment::parse_block_name(name) else {
+                    continue;
+                };
+                // Not over even at the store's block length: skip without
+                // reading; else its header says how far it reaches (a
+                // merged segment spans a level).
+                if block.saturating_add(span) > horizon {
+                    continue;
+                }
+                let path = format!("series/{}/{}/{name}", aa.name, dir.name);
+                let vb = store.get(&e.id)?;
+                let st = segment::decode_stats(&vb.data).map_err(|err| Error::Segment {
+                    path: format!("{path}.v"),
+                    reason: err.0,
+                })?;
+                if block.saturating_add(st.span) > horizon {
+                    continue;
+                }
+                for x in t.entries.iter().filter(|x| x.kind == Kind::Blob) {
+                    if x.name.split_once('.').is_some_and(|(n, _)| n == name) {
+                        out.push(format!("series/{}/{}/{}", aa.name, dir.name, x.name));
+                    }
                 }
             }
         }
@@ -375,6 +396,136 @@ pub(crate) fn rollup_path(dir: &str, block: i64) -> String {
         segment::block_name(block),
         rollup::ROLLUP_SUFFIX
     )
+}
+
+/// The segment under `dir` (through `b`) whose range holds `t`: the only
+/// candidates are the windows of each level and of the store's `span` that
+/// hold `t`, widest first. Returns its start and the segment, or the start
+/// of `t`'s block and nothing.
+///
+/// `written` lists the segments (start, span) this compaction already wrote
+/// for the series: their blobs are not in the store yet, and the points
+/// being placed come after them, so they are never rewritten here.
+fn covering_segment(
+    store: &Store,
+    b: &mut TreeBuilder<'_>,
+    dir: &str,
+    t: i64,
+    span: i64,
+    written: &[(i64, i64)],
+) -> Result<(i64, Option<segment::Segment>)> {
+    let levels = segment::LEVELS
+        .iter()
+        .rev()
+        .filter(|l| **l > span && **l % span == 0);
+    for w in levels
+        .map(|l| segment::block_start(t, *l))
+        .chain([segment::block_start(t, span)])
+    {
+        if let Some(&(_, s)) = written.iter().find(|x| x.0 == w) {
+            if t < w.saturating_add(s) {
+                return Err(Error::Series(format!(
+                    "compaction placed a point at {t} into a segment it already wrote"
+                )));
+            }
+            continue;
+        }
+        if let Some(seg) = existing_segment(store, b, dir, w)?
+            && t < w.saturating_add(seg.stats.span)
+        {
+            return Ok((w, Some(seg)));
+        }
+    }
+    Ok((segment::block_start(t, span), None))
+}
+
+/// Merge a series' segments into the next level where a window has closed
+/// (it ends at or before `cut_ts`) and its segments, at least two, hold at
+/// most [`segment::LEVEL_MAX_POINTS`] together: one segment spanning the
+/// window replaces them (history keeps them). Looks at the segments of the
+/// head commit `commit` and leaves alone windows this compaction wrote
+/// into (`written`: their starts); one level per window per compaction.
+/// Returns the segments merged away.
+#[allow(clippy::too_many_arguments)]
+fn merge_levels(
+    store: &Store,
+    b: &mut TreeBuilder<'_>,
+    batch: &mut Batch,
+    commit: ObjectId,
+    snap: &CompactSeries,
+    span: i64,
+    cut_ts: i64,
+    written: &[i64],
+) -> Result<u64> {
+    let dir = segment::series_dir(&snap.key.id());
+    let root = store.get(&commit)?.commit()?.tree;
+    let Some(t) = tree_at(store, root, &dir)? else {
+        return Ok(0);
+    };
+    let mut segs: Vec<(i64, super::query::SegRef)> =
+        super::query::list_segments(store, t, &snap.key)?
+            .into_iter()
+            .map(|s| (s.block, s))
+            .collect();
+    let mut merged = 0;
+    let mut busy = written.to_vec();
+    for level in segment::LEVELS
+        .iter()
+        .filter(|l| **l > span && **l % span == 0)
+    {
+        let mut k = 0;
+        while k < segs.len() {
+            let w = segment::block_start(segs[k].0, *level);
+            let n = segs[k..].partition_point(|s| s.0 < w.saturating_add(*level));
+            let group = segs[k..k + n].to_vec();
+            let closed = w.saturating_add(*level) <= cut_ts;
+            let touched = busy.iter().any(|&x| x >= w && x < w.saturating_add(*level));
+            if n < 2 || !closed || touched {
+                k += n.max(1);
+                continue;
+            }
+            let mut count = 0u64;
+            let mut decoded = Vec::with_capacity(n);
+            for (block, s) in &group {
+                let vb = store.get(&s.values)?;
+                let st = segment::decode_stats(&vb.data).map_err(|e| Error::Segment {
+                    path: segment_paths(&dir, *block).1,
+                    reason: e.0,
+                })?;
+                count += st.count;
+                if count > segment::LEVEL_MAX_POINTS || block.saturating_add(st.span) > w + level {
+                    break;
+                }
+                decoded.push((*block, s.ts, vb));
+            }
+            if decoded.len() < n {
+                k += n;
+                continue;
+            }
+            let mut points = Vec::with_capacity(count as usize);
+            for (block, ts, vb) in &decoded {
+                let tb = store.get(ts)?;
+                let seg =
+                    segment::decode(*block, &tb.data, &vb.data).map_err(|e| Error::Segment {
+                        path: segment_paths(&dir, *block).1,
+                        reason: e.0,
+                    })?;
+                points.extend(seg.points());
+            }
+            for (block, _, _) in &decoded {
+                remove_segment(b, &dir, *block)?;
+            }
+            let col = column_of(snap.value_type, &points);
+            let ts: Vec<i64> = points.into_iter().map(|p| p.0).collect();
+            put_segment(b, batch, &dir, w, *level, &ts, &col)?;
+            merged += n as u64 - 1;
+            // The window is one new segment now: out of this pass (the next
+            // level's window holding it counts as written to).
+            segs.drain(k..k + n);
+            busy.push(w);
+        }
+    }
+    Ok(merged)
 }
 
 /// Read and verify the segment of `block` at `dir` through `b`, if any.
@@ -468,6 +619,12 @@ impl Engine {
             cut_ts = cut_ts.max(c.saturating_add(span));
         }
         let moves_before = (!options.all).then_some(cut_ts);
+        // The tree the level decisions look at: the head commit's, or an
+        // empty one before the first commit.
+        let base_root = match head_commit {
+            Some(c) => Some(store.get(&c)?.commit()?.tree),
+            None => None,
+        };
         let mut report = CompactReport {
             cut: moves_before,
             ..CompactReport::default()
@@ -506,6 +663,11 @@ impl Engine {
                 }
                 let range = erase.and_then(|e| e.range_for(&snap.key, &mut erased));
                 if !split.moved.is_empty() {
+                    let mut written = Vec::new();
+                    let levels = match (erase, candidate) {
+                        (None, Some(close)) => Some((base_root, close)),
+                        _ => None,
+                    };
                     report.points += self.write_segments(
                         store,
                         b,
@@ -516,7 +678,17 @@ impl Engine {
                         range,
                         &mut report,
                         &mut erased,
+                        &mut written,
+                        levels,
                     )?;
+                    // Levels: a delete leaves the layout alone (its second
+                    // pass rewrites the head commit's segments by name).
+                    if erase.is_none()
+                        && let Some(c) = head_commit
+                    {
+                        report.segments_merged +=
+                            merge_levels(store, b, batch, c, snap, span, cut_ts, &written)?;
+                    }
                 }
                 cut_head.push((SeriesRef(snap.series), snap.n, split.survivors));
             }
@@ -652,19 +824,67 @@ impl Engine {
         erase: Option<(i64, i64)>,
         report: &mut CompactReport,
         erased: &mut Erased,
+        written: &mut Vec<i64>,
+        levels: Option<(Option<ObjectId>, i64)>,
     ) -> Result<u64> {
         let n = moved.len() as u64;
         let points = last_per_timestamp(moved).map_err(|e| Error::Series(e.to_string()))?;
         let dir = segment::series_dir(&snap.key.id());
+        let mut spans: Vec<(i64, i64)> = Vec::new();
+        // Levels: where the head commit has no segment in a closed window
+        // and the points moving into it are few, they go straight into one
+        // segment of that level (a bulk load of a slow series does not
+        // write an hour segment per point).
+        let (existing, close) = match levels {
+            Some((root, close)) => {
+                let found = match root {
+                    Some(r) => tree_at(store, r, &dir)?,
+                    None => None,
+                };
+                let starts: Vec<i64> = match found {
+                    Some(t) => super::query::list_segments(store, t, &snap.key)?
+                        .iter()
+                        .map(|s| s.block)
+                        .collect(),
+                    None => Vec::new(),
+                };
+                (starts, Some(close))
+            }
+            None => (Vec::new(), None),
+        };
         let mut i = 0;
         while i < points.len() {
-            let block = segment::block_start(points[i].0, span);
-            let end = block.saturating_add(span);
+            // The segment already covering this point (of any level), else
+            // a new one: of the widest level that fits, or the store's block.
+            let (mut block, old) = covering_segment(store, b, &dir, points[i].0, span, &spans)?;
+            let mut seg_span = old.as_ref().map_or(span, |o| o.stats.span);
+            if old.is_none()
+                && let Some(close) = close
+            {
+                for level in segment::LEVELS
+                    .iter()
+                    .rev()
+                    .filter(|l| **l > span && **l % span == 0)
+                {
+                    let w = segment::block_start(points[i].0, *level);
+                    let end = w.saturating_add(*level);
+                    let k = existing.partition_point(|&x| x < w);
+                    // Nothing in the window yet: not in the head commit,
+                    // not written by this compaction.
+                    let empty = existing.get(k).is_none_or(|&x| x >= end)
+                        && !spans.iter().any(|&(x, _)| x >= w && x < end);
+                    let n = points[i..].partition_point(|p| p.0 < end) as u64;
+                    if end <= close && empty && n <= segment::LEVEL_MAX_POINTS {
+                        (block, seg_span) = (w, *level);
+                        break;
+                    }
+                }
+            }
+            let end = block.saturating_add(seg_span);
             // At least one point: a block end saturated at i64::MAX must not
             // stall the loop.
             let j = i + points[i..].partition_point(|p| p.0 < end).max(1);
             let mut block_points = points[i..j].to_vec();
-            let old = existing_segment(store, b, &dir, block)?;
             let had_old = old.is_some();
             if let Some(old) = old {
                 if old.value_type() != snap.value_type {
@@ -709,7 +929,9 @@ impl Engine {
             }
             let col = column_of(snap.value_type, &block_points);
             let ts: Vec<i64> = block_points.into_iter().map(|p| p.0).collect();
-            put_segment(b, batch, &dir, block, span, &ts, &col).map_err(|e| match e {
+            written.push(block);
+            spans.push((block, seg_span));
+            put_segment(b, batch, &dir, block, seg_span, &ts, &col).map_err(|e| match e {
                 Error::Series(why) => Error::Series(format!("{}: {why}", snap.key)),
                 e => e,
             })?;

@@ -185,9 +185,6 @@ impl SeriesDiffs<'_> {
         } else {
             list(new_dir)?
         };
-        // Both sides' block lengths: a store has one, but the wider one is
-        // the safe bound for "a head point in this block".
-        let span = self.old.trees.span.max(self.new.trees.span);
         let (mut old_pts, mut new_pts) = (Vec::new(), Vec::new());
         let (mut i, mut j) = (0, 0);
         while i < old_segs.len() || j < new_segs.len() {
@@ -201,11 +198,33 @@ impl SeriesDiffs<'_> {
             j += usize::from(n.is_some());
             if let (Some(o), Some(n)) = (o, n)
                 && o == n
-                && !any_in(&old_head, o.block, span)
-                && !any_in(&new_head, o.block, span)
             {
-                self.stats.segments_skipped += 1;
-                continue;
+                // The segment's range: up to the next segment on either
+                // side bounds it without a read; only when a head point
+                // falls there does its header say exactly (a merged
+                // segment spans a level).
+                let next = [old_segs.get(i), new_segs.get(j)]
+                    .into_iter()
+                    .flatten()
+                    .map(|s| s.block)
+                    .min()
+                    .unwrap_or(i64::MAX);
+                let bound = next.saturating_sub(o.block);
+                let mut clear =
+                    !any_in(&old_head, o.block, bound) && !any_in(&new_head, o.block, bound);
+                if !clear {
+                    let vb = store.get(&o.values)?;
+                    let st = segment::decode_stats(&vb.data).map_err(|e| Error::Segment {
+                        path: seg_path(&key, o.block),
+                        reason: e.0,
+                    })?;
+                    let span = st.span.min(bound);
+                    clear = !any_in(&old_head, o.block, span) && !any_in(&new_head, o.block, span);
+                }
+                if clear {
+                    self.stats.segments_skipped += 1;
+                    continue;
+                }
             }
             if let Some(o) = o {
                 self.old.decode(&key, o, &mut old_pts)?;

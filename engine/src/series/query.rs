@@ -267,9 +267,19 @@ impl Trees {
             return Ok(Vec::new());
         };
         let mut out = list_segments(store, series_tree, key)?;
-        let span = self.span;
+        // A segment ends before the next one starts (segments never
+        // overlap; a merged one spans a level, which only its header
+        // says), so the next start bounds it without a read.
+        let ends: Vec<i64> = out
+            .iter()
+            .skip(1)
+            .map(|s| s.block)
+            .chain([i64::MAX])
+            .collect();
+        let mut k = 0;
         out.retain(|s| {
-            let keep = s.block <= to && s.block.saturating_add(span) > from;
+            let keep = s.block <= to && ends[k] > from;
+            k += 1;
             if !keep {
                 stats.segments_pruned += 1;
             }

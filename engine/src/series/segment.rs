@@ -114,6 +114,17 @@ pub fn block_start(t: i64, span: i64) -> i64 {
     t.div_euclid(span).saturating_mul(span)
 }
 
+/// Compaction levels: the spans, above the store's block, into which a
+/// series' adjacent segments merge once their window has closed and they
+/// hold few points together (a day, then 30 days; aligned to multiples
+/// since the epoch). A level applies where it is a multiple of the
+/// store's block.
+pub const LEVELS: [i64; 2] = [86_400 * 1_000_000_000, 30 * 86_400 * 1_000_000_000];
+
+/// The most points a merged segment may hold: segments of a window merge
+/// only while together they hold at most this many.
+pub const LEVEL_MAX_POINTS: u64 = 4096;
+
 /// The longest series block: 100 days. With [`EARLIEST_TIMESTAMP`], every
 /// block start of every point stays within i64.
 pub const MAX_BLOCK_NS: i64 = 100 * 86_400 * 1_000_000_000;

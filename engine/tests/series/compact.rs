@@ -432,3 +432,227 @@ fn the_index_is_one_blob_until_it_fans_out() {
         assert_eq!(v.indexed_series().unwrap().len(), want);
     }
 }
+
+/// Compaction levels: a slow series' hour segments merge into a day
+/// segment once the day has closed, and days into a 30-day segment; reads,
+/// late points, as-of reads of earlier commits, deletes and retention all
+/// see the merged segments exactly as the points they hold.
+#[test]
+fn slow_series_merge_into_day_and_month_segments() {
+    const HOUR: i64 = 3600 * SECOND;
+    const DAY: i64 = 24 * HOUR;
+    let dir = tempfile::tempdir().unwrap();
+    let o = Options {
+        series_block_ns: HOUR,
+        ..opts()
+    };
+    let e = Engine::create(dir.path(), o.clone()).unwrap();
+    let mut model: Model = BTreeMap::new();
+    let r = e.series(&key(0)).unwrap();
+    let dir_of = |e: &Engine, c: sydra_engine::objects::ObjectId| -> Vec<String> {
+        let path = sydra_engine::series::segment::series_dir(&key(0).id());
+        let repo = e.repo();
+        let Ok(t) = repo.resolve(&format!("{c}:{path}")) else {
+            return Vec::new();
+        };
+        let obj = repo.objects().get(&t).unwrap();
+        obj.tree()
+            .unwrap()
+            .entries
+            .iter()
+            .filter_map(|x| x.name.strip_suffix(".v").map(str::to_string))
+            .collect()
+    };
+    let mut merged = 0;
+    let mut history = Vec::new();
+    for day in 0..70i64 {
+        let mut app = e.appender();
+        for h in 0..24 {
+            let t = day * DAY + h * HOUR + 30 * MINUTE;
+            let v = Value::F64((day * 24 + h) as f64);
+            app.append(r, t, v.clone()).unwrap();
+            model.entry(0).or_default().insert(t, v);
+        }
+        app.commit().unwrap();
+        let rep = e.compact(CompactOptions::default()).unwrap();
+        merged += rep.segments_merged;
+        history.push((rep.commit.unwrap(), model.clone()));
+        if day % 10 == 9 {
+            check(&e, &model, &format!("day {day}"));
+        }
+    }
+    let head = e.head().unwrap().unwrap();
+    let names = dir_of(&e, head);
+    // Two closed 30-day windows, then days, then the last two days' hours
+    // (a window merges in the compaction after the one that last wrote
+    // into it): 57 segments instead of 1,680.
+    assert!(merged > 1500, "merged {merged}");
+    assert!(names.len() < 60, "{} segments: {names:?}", names.len());
+    assert!(names.contains(&"19700131T000000Z".to_string()), "{names:?}");
+    assert!(names.contains(&"19700101T000000Z".to_string()), "{names:?}");
+    check(&e, &model, "after 70 days");
+    // A range inside merged segments: pruning must not drop them.
+    let sel = sydra_engine::series::Selector::parse("m").unwrap();
+    let view = e.view(None).unwrap();
+    for (from, to) in [
+        (10 * DAY + 5 * HOUR, 12 * DAY),
+        (45 * DAY, 45 * DAY + HOUR),
+        (0, 70 * DAY),
+    ] {
+        let got: Vec<(i64, Value)> = view
+            .query(&sel, from, to)
+            .unwrap()
+            .flat_map(|b| b.unwrap().points)
+            .collect();
+        let want: Vec<(i64, Value)> = model[&0]
+            .range(from..=to)
+            .map(|(t, v)| (*t, v.clone()))
+            .collect();
+        assert_eq!(got, want, "[{from}, {to}]");
+    }
+    drop(view);
+    // A diff across commits whose segments were merged in between shows
+    // exactly the points added, nothing changed or removed.
+    for w in history.windows(2).skip(25).step_by(11) {
+        let (a, b) = (w[0].0.to_string(), w[1].0.to_string());
+        let d: Vec<_> = e
+            .diff_series(&a, &b, &sel)
+            .unwrap()
+            .map(|x| x.unwrap())
+            .collect();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].added.len(), 24, "{a}..{b}");
+        assert!(
+            d[0].changed.is_empty() && d[0].removed.is_empty(),
+            "{a}..{b}: {:?}",
+            d[0]
+        );
+    }
+    // Every earlier commit still reads as it was.
+    for (c, m) in history.iter().step_by(7) {
+        let v = e.view(Some(&c.to_string())).unwrap();
+        let want: Vec<(i64, Value)> = m[&0].iter().map(|(t, v)| (*t, v.clone())).collect();
+        assert_eq!(v.points(&key(0)).unwrap(), want, "as of {c}");
+    }
+    // A late point into the first 30-day segment rewrites it.
+    let mut app = e.appender();
+    app.append(r, 5 * DAY + 7 * MINUTE, Value::F64(-1.0))
+        .unwrap();
+    app.append(r, 5 * DAY + 30 * MINUTE, Value::F64(-2.0))
+        .unwrap();
+    app.commit().unwrap();
+    model
+        .get_mut(&0)
+        .unwrap()
+        .insert(5 * DAY + 7 * MINUTE, Value::F64(-1.0));
+    model
+        .get_mut(&0)
+        .unwrap()
+        .insert(5 * DAY + 30 * MINUTE, Value::F64(-2.0));
+    // Before they are compacted, the live view differs from the head
+    // commit by exactly those two points, though they sit inside a merged
+    // segment whose blobs are the same on both sides.
+    let before = e.view(Some(&head.to_string())).unwrap();
+    let d: Vec<_> = before
+        .diff(e.view(None).unwrap(), &sel)
+        .unwrap()
+        .map(|x| x.unwrap())
+        .collect();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].added, [(5 * DAY + 7 * MINUTE, Value::F64(-1.0))]);
+    assert_eq!(d[0].changed.len(), 1, "{:?}", d[0]);
+    let rep = e.compact(CompactOptions::default()).unwrap();
+    assert_eq!(rep.segments_replaced, 1, "{rep:?}");
+    // (The same compaction also merged the windows that had been waiting.)
+    assert!(dir_of(&e, rep.commit.unwrap()).len() <= names.len());
+    check(&e, &model, "late point into a merged segment");
+    // A delete inside it.
+    e.delete(&sel, 3 * DAY, 4 * DAY).unwrap();
+    let m = model.get_mut(&0).unwrap();
+    let gone: Vec<i64> = m.range(3 * DAY..=4 * DAY).map(|p| *p.0).collect();
+    assert_eq!(gone.len(), 24);
+    for t in gone {
+        m.remove(&t);
+    }
+    check(&e, &model, "delete inside a merged segment");
+    // Retention: a horizon inside the first 30-day window keeps it whole;
+    // one at its end drops it.
+    let rep = e
+        .compact(CompactOptions {
+            retention_before: Some(20 * DAY),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(rep.segments_expired, 0, "{rep:?}");
+    check(&e, &model, "retention inside a merged window");
+    let rep = e
+        .compact(CompactOptions {
+            retention_before: Some(30 * DAY),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(rep.segments_expired, 1, "{rep:?}");
+    model.get_mut(&0).unwrap().retain(|t, _| *t >= 30 * DAY);
+    check(&e, &model, "retention past a merged window");
+    drop(e);
+    let e = Engine::open(dir.path(), o).unwrap();
+    check(&e, &model, "reopened");
+}
+
+/// A bulk load of a slow series compacts straight into level segments:
+/// closed 30-day windows become one segment each, the rest hours.
+#[test]
+fn a_bulk_load_compacts_straight_into_levels() {
+    const HOUR: i64 = 3600 * SECOND;
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::create(
+        dir.path(),
+        Options {
+            series_block_ns: HOUR,
+            ..opts()
+        },
+    )
+    .unwrap();
+    let mut model: Model = BTreeMap::new();
+    let (slow, fast) = (e.series(&key(0)).unwrap(), e.series(&key(1)).unwrap());
+    let mut app = e.appender();
+    for h in 0..(65 * 24) {
+        let t = h * HOUR + 17 * SECOND;
+        app.append(slow, t, Value::F64(h as f64)).unwrap();
+        model.entry(0).or_default().insert(t, Value::F64(h as f64));
+    }
+    // A fast series (a point a second for two days): too many points for a
+    // day segment, so it stays in hours.
+    for s in 0..(2 * 86_400) {
+        app.append(fast, s * SECOND, Value::I64(s)).unwrap();
+        model
+            .entry(1)
+            .or_default()
+            .insert(s * SECOND, Value::I64(s));
+    }
+    app.commit().unwrap();
+    let r = e
+        .compact(CompactOptions {
+            all: true,
+            ..Default::default()
+        })
+        .unwrap();
+    check(&e, &model, "bulk load");
+    let head = e.head().unwrap().unwrap();
+    let count = |k: u64| {
+        let path = sydra_engine::series::segment::series_dir(&key(k).id());
+        let t = e.repo().resolve(&format!("{head}:{path}")).unwrap();
+        let obj = e.repo().objects().get(&t).unwrap();
+        obj.tree()
+            .unwrap()
+            .entries
+            .iter()
+            .filter(|x| x.name.ends_with(".v"))
+            .count()
+    };
+    // Two 30-day segments, four day segments, then the last day in hours
+    // (its window is not closed: the newest point's block ends it).
+    assert_eq!(count(0), 2 + 4 + 24, "{r:?}");
+    assert_eq!(count(1), 48);
+    assert_eq!(r.segments_added as usize, 2 + 4 + 24 + 48);
+}

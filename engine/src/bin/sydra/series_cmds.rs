@@ -429,6 +429,7 @@ pub fn compact(dir: &Path, a: CompactArgs) -> anyhow::Result<u8> {
             "points": r.points,
             "segments_added": r.segments_added,
             "segments_replaced": r.segments_replaced,
+            "segments_merged": r.segments_merged,
             "segments_expired": r.segments_expired,
             "points_expired": r.points_expired,
             "series_indexed": r.series_indexed,
@@ -444,12 +445,14 @@ pub fn compact(dir: &Path, a: CompactArgs) -> anyhow::Result<u8> {
             None => "(all)".to_string(),
         };
         println!(
-            "compacted {} point(s) {before} into {} new and {} replaced segment(s), \
-             {} new series indexed, {} segment(s) and {} head point(s) expired, in {secs:.2}s\n\
+            "compacted {} point(s) {before} into {} new and {} replaced segment(s) \
+             ({} merged into wider levels), {} new series indexed, {} segment(s) and \
+             {} head point(s) expired, in {secs:.2}s\n\
              commit {c}\n{} point(s) left in the head; wal.applied_seq {}",
             r.points,
             r.segments_added,
             r.segments_replaced,
+            r.segments_merged,
             r.series_indexed,
             r.segments_expired,
             r.points_expired,
