@@ -44,11 +44,7 @@ fn ingest(e: &Engine, series: u64, points: u64) -> Result<u64, Box<dyn std::erro
     let t0 = 1_700_000_000_000_000_000i64;
     let mut refs = Vec::with_capacity(series as usize);
     for s in 0..series {
-        let key = SeriesKey::new(
-            "bench",
-            [("host".to_string(), format!("h{s:07}"))],
-            "value",
-        )?;
+        let key = SeriesKey::new("bench", [("host".to_string(), format!("h{s:07}"))], "value")?;
         refs.push(e.series(&key)?);
     }
     let mut app = e.appender();
