@@ -43,7 +43,8 @@ const HOUR_NS: i64 = 3_600_000_000_000;
 pub struct DemoArgs {
     // Ranges are checked by clap, so an out-of-range value is a usage error
     // (exit 2) reported before anything is touched. The demo snapshots half
-    // way and expires the first hour, which needs at least three hours.
+    // way and expires the two hours before the first midnight (the data
+    // starts at 22:00 UTC), which needs at least three hours.
     /// Number of series (at least 1).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     series: u32,
@@ -109,8 +110,8 @@ fn series_key(s: u32) -> anyhow::Result<SeriesKey> {
 fn corrected(s: u32) -> bool {
     s.is_multiple_of(10)
 }
-/// The step whose value the late correction changes (in the first
-/// compacted hour that retention keeps), and the new value.
+/// The step whose value the late correction changes (in the second hour,
+/// compacted by the time the corrections arrive), and the new value.
 fn correction_step() -> u32 {
     PER_HOUR + 17
 }
@@ -469,9 +470,11 @@ pub fn demo(dir: &Path, a: DemoArgs) -> anyhow::Result<u8> {
     drop(view);
     drop(then);
 
-    // 4. Retention by data time: the first hour leaves the head tree; the
-    //    snapshot still holds it until GC's history horizon lets it go.
-    let horizon = ts_of(PER_HOUR);
+    // 4. Retention by data time: the two hours before midnight leave the
+    //    head tree (retention removes whole segments, and by now those hours
+    //    may have merged into one day segment); the snapshot still holds them
+    //    until GC's history horizon lets them go.
+    let horizon = ts_of(2 * PER_HOUR);
     let ret = engine.compact(CompactOptions {
         retention_before: Some(horizon),
         ..CompactOptions::default()
@@ -479,7 +482,7 @@ pub fn demo(dir: &Path, a: DemoArgs) -> anyhow::Result<u8> {
     let after = engine.view(None)?;
     check_all(&after, a.series, steps, true, i64::MIN, "after retention")
         .err()
-        .context("retention kept the first hour")?;
+        .context("retention kept the hours before the horizon")?;
     check_all(&after, a.series, steps, true, horizon, "after retention")?;
     drop(after);
     let repo = engine.repo().clone();
@@ -594,7 +597,7 @@ pub fn demo(dir: &Path, a: DemoArgs) -> anyhow::Result<u8> {
         agg_stats.segments_from_stats, agg_stats.segments_decoded
     );
     println!(
-        "  retention    the first hour left the head tree ({} segments); gc keeping 3 commits \
+        "  retention    the day before midnight left the head tree ({} segments); gc keeping 3 commits \
          reclaimed {} objects ({:.1} MB) and {} WAL segments ({:.1} MB); the snapshot still reads the same",
         ret.segments_expired,
         gc.objects.swept.deleted,
