@@ -10,7 +10,8 @@
 //! which rebuilds the head from the WAL; the baseline is reading the same
 //! WAL files into memory (`std::fs::read`, warm page cache) in the same run.
 //! `memory`: the head's own estimate and the process's RSS after ingest,
-//! then a full compaction's time and the objects it wrote.
+//! then a full compaction's time and the objects it wrote (skipped with
+//! `SYDRA_HEAD_NO_COMPACT=1`).
 
 use std::time::Instant;
 
@@ -106,10 +107,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let (_, head_points, head_bytes) = e.head_stats();
             let rss = rss_kib("VmRSS:");
             let t = Instant::now();
-            let r = e.compact(CompactOptions {
-                all: true,
-                ..Default::default()
-            })?;
+            // SYDRA_HEAD_NO_COMPACT=1: the head's memory only.
+            let skip = std::env::var_os("SYDRA_HEAD_NO_COMPACT").is_some();
+            let r = if skip {
+                Default::default()
+            } else {
+                e.compact(CompactOptions {
+                    all: true,
+                    ..Default::default()
+                })?
+            };
             let compact_s = t.elapsed().as_secs_f64();
             let objects = std::fs::read_dir(std::path::Path::new(dir).join("objects"))?
                 .filter_map(|d| d.ok())

@@ -84,6 +84,16 @@ impl Column {
         true
     }
 
+    /// Room for `more` values, growing by half (not doubling): an open
+    /// group of a few points then wastes less (see [`grow`]).
+    fn reserve(&mut self, more: usize) {
+        match self {
+            Column::F64(c) => grow(c, more),
+            Column::I64(c) => grow(c, more),
+            Column::Bool(c) => grow(c, more),
+        }
+    }
+
     pub(crate) fn get(&self, i: usize) -> Option<Value> {
         match self {
             Column::F64(c) => c.get(i).map(|v| Value::F64(*v)),
@@ -138,6 +148,16 @@ impl Column {
             ValueType::Boolean => Column::Bool(codec::decode_bool(b)?),
             _ => Column::F64(codec::decode_f64(b)?),
         })
+    }
+}
+
+/// Make room for `more` elements, growing by half of the length (at least
+/// four): a million series of ten open points hold 13 slots each, not 16.
+fn grow<T>(v: &mut Vec<T>, more: usize) {
+    let need = v.len() + more;
+    if need > v.capacity() {
+        let want = need.max(v.len() + v.len() / 2).max(4);
+        v.reserve_exact(want - v.len());
     }
 }
 
@@ -340,7 +360,9 @@ pub(crate) struct Head {
     /// `wal repair`).
     pub(crate) broken: Option<String>,
     by_key: HashMap<Arc<SeriesKey>, u64>,
-    series: HashMap<u64, HeadSeries>,
+    /// Boxed: a map bucket is then 16 bytes, and at a million series the
+    /// table's spare buckets cost 16 bytes each, not a whole `HeadSeries`.
+    series: HashMap<u64, Box<HeadSeries>>,
     next_ref: u64,
     points: u64,
     /// The seq of the last series record applied (the head reflects exactly
@@ -380,12 +402,12 @@ impl Head {
         self.next_ref += 1;
         let key = Arc::new(key.clone());
         self.by_key.insert(key.clone(), r);
-        self.series.insert(r, HeadSeries::new(key));
+        self.series.insert(r, Box::new(HeadSeries::new(key)));
         SeriesRef(r)
     }
 
     pub(crate) fn get(&self, r: u64) -> Option<&HeadSeries> {
-        self.series.get(&r)
+        self.series.get(&r).map(|b| &**b)
     }
 
     pub(crate) fn ref_of(&self, key: &SeriesKey) -> Option<SeriesRef> {
@@ -436,8 +458,15 @@ impl Head {
             return;
         };
         if s.open_seqs.last().is_none_or(|run| run.1 != seq) {
+            if s.open_seqs.is_empty() {
+                // Most series see one run per group: no room for four.
+                s.open_seqs.reserve_exact(1);
+            }
             s.open_seqs.push((s.open_ts.len() as u32, seq));
         }
+        let n = ts.len().min(values.len());
+        grow(&mut s.open_ts, n);
+        open.reserve(n);
         for (i, &t) in ts.iter().enumerate() {
             let Some(v) = values.get(i) else { break };
             if !open.push(&v) {
@@ -536,7 +565,7 @@ impl Head {
         s.logged = true;
         s.def_seq = seq;
         self.by_key.insert(key, d.series);
-        self.series.insert(d.series, s);
+        self.series.insert(d.series, Box::new(s));
         self.next_ref = self.next_ref.max(d.series.saturating_add(1));
         Ok(())
     }
@@ -610,7 +639,7 @@ impl Head {
     pub(crate) fn floor(&self) -> u64 {
         self.series
             .values()
-            .filter_map(HeadSeries::first_seq)
+            .filter_map(|s| s.first_seq())
             .min()
             .unwrap_or(u64::MAX)
     }
@@ -768,7 +797,7 @@ impl Head {
 
     /// Bytes of point data in memory.
     pub(crate) fn bytes(&self) -> usize {
-        self.series.values().map(HeadSeries::bytes).sum()
+        self.series.values().map(|s| s.bytes()).sum()
     }
 }
 
