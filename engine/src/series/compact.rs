@@ -122,12 +122,7 @@ pub(crate) fn cut_of(store: &Store, commit: Option<ObjectId>) -> Result<(Cut, Op
         seq: c.meta_u64(META_CUT_SEQ).unwrap_or(0),
         ts: meta_i64(&c, META_CUT_TS).unwrap_or(i64::MIN),
     };
-    Ok((cut, block_of(&c)))
-}
-
-/// The block length a commit's segments were cut with, if it says.
-pub(crate) fn block_of(c: &sydra_objects::CommitRef<'_>) -> Option<i64> {
-    meta_i64(c, META_BLOCK).filter(|b| *b > 0)
+    Ok((cut, meta_i64(&c, META_BLOCK).filter(|b| *b > 0)))
 }
 
 /// Every series the index of tree `root` holds.
@@ -462,11 +457,7 @@ fn merge_levels(
     let Some(t) = tree_at(store, root, &dir)? else {
         return Ok(0);
     };
-    let mut segs: Vec<(i64, super::query::SegRef)> =
-        super::query::list_segments(store, t, &snap.key)?
-            .into_iter()
-            .map(|s| (s.block, s))
-            .collect();
+    let mut segs = super::query::list_segments(store, t, &snap.key)?;
     let mut merged = 0;
     let mut busy = written.to_vec();
     for level in segment::LEVELS
@@ -475,28 +466,27 @@ fn merge_levels(
     {
         let mut k = 0;
         while k < segs.len() {
-            let w = segment::block_start(segs[k].0, *level);
-            let n = segs[k..].partition_point(|s| s.0 < w.saturating_add(*level));
-            let group = segs[k..k + n].to_vec();
-            let closed = w.saturating_add(*level) <= cut_ts;
-            let touched = busy.iter().any(|&x| x >= w && x < w.saturating_add(*level));
-            if n < 2 || !closed || touched {
+            let w = segment::block_start(segs[k].block, *level);
+            let end = w.saturating_add(*level);
+            let n = segs[k..].partition_point(|s| s.block < end);
+            let touched = busy.iter().any(|&x| x >= w && x < end);
+            if n < 2 || end > cut_ts || touched {
                 k += n.max(1);
                 continue;
             }
             let mut count = 0u64;
             let mut decoded = Vec::with_capacity(n);
-            for (block, s) in &group {
+            for s in &segs[k..k + n] {
                 let vb = store.get(&s.values)?;
                 let st = segment::decode_stats(&vb.data).map_err(|e| Error::Segment {
-                    path: segment_paths(&dir, *block).1,
+                    path: segment_paths(&dir, s.block).1,
                     reason: e.0,
                 })?;
                 count += st.count;
-                if count > segment::LEVEL_MAX_POINTS || block.saturating_add(st.span) > w + level {
+                if count > segment::LEVEL_MAX_POINTS || s.block.saturating_add(st.span) > end {
                     break;
                 }
-                decoded.push((*block, s.ts, vb));
+                decoded.push((s.block, s.ts, vb));
             }
             if decoded.len() < n {
                 k += n;

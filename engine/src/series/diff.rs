@@ -101,9 +101,8 @@ impl<'e> Side<'e> {
     /// the trees at the commit that goes with them.
     fn head(&mut self, key: &SeriesKey) -> Result<Vec<(i64, Value)>> {
         let (snap, commit) = self.view.head_and_commit(key)?;
-        let span = self.view.engine().options().series_block_ns;
         let store = self.store();
-        self.trees.set(store, commit, span)?;
+        self.trees.set(store, commit)?;
         match snap {
             Some(s) => Snapshot::points(s).map_err(head_err),
             None => Ok(Vec::new()),

@@ -32,7 +32,6 @@ use std::sync::Arc;
 use ahash::AHashMap as HashMap;
 use sydra_objects::{Kind, ObjectId, Store};
 
-use super::compact::block_of;
 use super::head::Snapshot;
 use super::key::{SeriesKey, Value, ValueType};
 use super::rollup;
@@ -174,8 +173,6 @@ impl Names {
 pub(super) struct Trees {
     commit: Option<ObjectId>,
     root: Option<ObjectId>,
-    /// The block length the commit's segments were cut with.
-    pub(super) span: i64,
     /// `aa` → the id of `series/<aa>` (read with the first lookup).
     fanout_ids: Option<Names>,
     /// `aa` → (`30 hex` → the series directory).
@@ -187,35 +184,23 @@ impl Trees {
         Trees {
             commit: None,
             root: None,
-            span: 1,
             fanout_ids: None,
             fanout: HashMap::new(),
         }
     }
 
     /// Point at `commit` (dropping what was read of another one).
-    pub(super) fn set(
-        &mut self,
-        store: &Store,
-        commit: Option<ObjectId>,
-        default_span: i64,
-    ) -> Result<()> {
+    pub(super) fn set(&mut self, store: &Store, commit: Option<ObjectId>) -> Result<()> {
         if self.commit == commit && (commit.is_none() || self.root.is_some()) {
             return Ok(());
         }
         self.commit = commit;
         self.fanout_ids = None;
         self.fanout.clear();
-        self.root = None;
-        self.span = default_span;
-        if let Some(c) = commit {
-            let obj = store.get(&c)?;
-            let c = obj.commit()?;
-            self.root = Some(c.tree);
-            if let Some(block) = block_of(&c) {
-                self.span = block;
-            }
-        }
+        self.root = match commit {
+            Some(c) => Some(store.get(&c)?.commit()?.tree),
+            None => None,
+        };
         Ok(())
     }
 
@@ -394,8 +379,7 @@ impl<'v, 'e> Source<'v, 'e> {
         }
         self.stats.head_points += head.len() as u64;
         let store = self.view.engine().repo().objects();
-        let span = self.view.engine().options().series_block_ns;
-        self.trees.set(store, commit, span)?;
+        self.trees.set(store, commit)?;
         let segs = self
             .trees
             .segments(store, &key, self.from, self.to, &mut self.stats)?
@@ -551,107 +535,30 @@ impl Iterator for Points<'_, '_> {
     }
 }
 
-/// One bucket being folded.
-#[derive(Debug, Clone)]
-struct Acc {
-    start: i64,
-    count: u64,
-    sum: Sum,
-    min: Value,
-    max: Value,
-    first: Value,
-    last: Value,
-}
+/// One bucket being folded: the statistics a rollup keeps per minute.
+type Acc = rollup::Bucket;
 
-/// `a` and `b` folded by `f64::min`/`max` (NaN ignored unless both are),
-/// integer order, or boolean and/or.
-fn extreme(a: &Value, b: &Value, max: bool) -> Value {
-    match (a, b) {
-        (Value::F64(x), Value::F64(y)) => Value::F64(if max { x.max(*y) } else { x.min(*y) }),
-        (Value::I64(x), Value::I64(y)) => Value::I64(if max { *x.max(y) } else { *x.min(y) }),
-        (Value::Bool(x), Value::Bool(y)) => Value::Bool(if max { *x | *y } else { *x & *y }),
-        (a, _) => a.clone(),
-    }
-}
-
-impl Acc {
-    fn of_point(start: i64, v: &Value) -> Acc {
-        let sum = match v {
-            Value::F64(x) => Sum::F64(*x),
-            Value::I64(x) => Sum::I128(i128::from(*x)),
-            Value::Bool(b) => Sum::Trues(u64::from(*b)),
-            Value::Str(_) => Sum::Trues(0),
-        };
-        Acc {
-            start,
-            count: 1,
-            sum,
-            min: v.clone(),
-            max: v.clone(),
-            first: v.clone(),
-            last: v.clone(),
+/// The value `agg` takes for a folded bucket.
+fn value_of(a: &Acc, agg: Agg) -> Value {
+    match agg {
+        Agg::Count => Value::I64(i64::try_from(a.count).unwrap_or(i64::MAX)),
+        Agg::Sum => match a.sum {
+            Sum::F64(s) => Value::F64(s),
+            Sum::I128(s) => i64::try_from(s).map_or(Value::F64(s as f64), Value::I64),
+            Sum::Trues(n) => Value::I64(i64::try_from(n).unwrap_or(i64::MAX)),
+        },
+        Agg::Mean => {
+            let n = a.count as f64;
+            Value::F64(match a.sum {
+                Sum::F64(s) => s / n,
+                Sum::I128(s) => s as f64 / n,
+                Sum::Trues(t) => t as f64 / n,
+            })
         }
-    }
-
-    fn of_bucket(start: i64, b: rollup::Bucket) -> Acc {
-        Acc {
-            start,
-            count: b.count,
-            sum: b.sum,
-            min: b.min,
-            max: b.max,
-            first: b.first,
-            last: b.last,
-        }
-    }
-
-    fn of_stats(start: i64, st: &SegmentStats) -> Acc {
-        Acc {
-            start,
-            count: st.count,
-            sum: st.sum,
-            min: st.min.clone(),
-            max: st.max.clone(),
-            first: st.first.clone(),
-            last: st.last.clone(),
-        }
-    }
-
-    /// Fold in `o`, which comes later in time.
-    fn add(&mut self, o: Acc) {
-        self.count += o.count;
-        self.sum = match (self.sum, o.sum) {
-            (Sum::F64(a), Sum::F64(b)) => Sum::F64(a + b),
-            (Sum::I128(a), Sum::I128(b)) => Sum::I128(a.saturating_add(b)),
-            (Sum::Trues(a), Sum::Trues(b)) => Sum::Trues(a + b),
-            (a, _) => a,
-        };
-        self.min = extreme(&self.min, &o.min, false);
-        self.max = extreme(&self.max, &o.max, true);
-        self.last = o.last;
-    }
-
-    fn value(&self, agg: Agg) -> Value {
-        match agg {
-            Agg::Count => Value::I64(i64::try_from(self.count).unwrap_or(i64::MAX)),
-            Agg::Sum => match self.sum {
-                Sum::F64(s) => Value::F64(s),
-                Sum::I128(s) => i64::try_from(s).map_or(Value::F64(s as f64), Value::I64),
-                Sum::Trues(n) => Value::I64(i64::try_from(n).unwrap_or(i64::MAX)),
-            },
-            Agg::Mean => {
-                let n = self.count as f64;
-                Value::F64(match self.sum {
-                    Sum::F64(s) => s / n,
-                    Sum::I128(s) => s as f64 / n,
-                    Sum::Trues(t) => t as f64 / n,
-                })
-            }
-            Agg::Min => self.min.clone(),
-            Agg::Max => self.max.clone(),
-            Agg::First => self.first.clone(),
-            Agg::Last => self.last.clone(),
-        }
+        Agg::Min => a.min.clone(),
+        Agg::Max => a.max.clone(),
+        Agg::First => a.first.clone(),
+        Agg::Last => a.last.clone(),
     }
 }
 
@@ -770,7 +677,7 @@ impl Buckets<'_, '_> {
                 self.src.stats.segments_from_rollups += 1;
                 for b in buckets {
                     let start = self.bucket(b.start);
-                    let a = Acc::of_bucket(start, b);
+                    let a = Acc { start, ..b };
                     match out.last_mut() {
                         Some(last) if last.start == start => last.add(a),
                         _ => out.push(a),
@@ -809,7 +716,7 @@ impl Iterator for Buckets<'_, '_> {
                 Ok(accs) if accs.is_empty() => continue,
                 Ok(accs) => {
                     let agg = self.agg;
-                    let v = accs.iter().map(|a| (a.start, a.value(agg))).collect();
+                    let v = accs.iter().map(|a| (a.start, value_of(a, agg))).collect();
                     return Some(Ok((key, v)));
                 }
                 Err(e) => {

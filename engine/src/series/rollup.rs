@@ -69,52 +69,74 @@ fn bad<T>(why: impl Into<String>) -> Result<T, SegmentError> {
     Err(SegmentError(why.into()))
 }
 
+/// `a` and `b` folded by `f64::min`/`max` (NaN ignored unless both are),
+/// integer order, or boolean and/or.
+fn extreme(a: &Value, b: &Value, max: bool) -> Value {
+    match (a, b) {
+        (Value::F64(x), Value::F64(y)) => Value::F64(if max { x.max(*y) } else { x.min(*y) }),
+        (Value::I64(x), Value::I64(y)) => Value::I64(if max { *x.max(y) } else { *x.min(y) }),
+        (Value::Bool(x), Value::Bool(y)) => Value::Bool(if max { *x | *y } else { *x & *y }),
+        (a, _) => a.clone(),
+    }
+}
+
+impl Bucket {
+    /// The bucket starting at `start` holding the one value `v`.
+    pub(crate) fn of_point(start: i64, v: &Value) -> Bucket {
+        let sum = match v {
+            Value::F64(x) => Sum::F64(*x),
+            Value::I64(x) => Sum::I128(i128::from(*x)),
+            Value::Bool(b) => Sum::Trues(u64::from(*b)),
+            Value::Str(_) => Sum::Trues(0),
+        };
+        Bucket {
+            start,
+            count: 1,
+            sum,
+            min: v.clone(),
+            max: v.clone(),
+            first: v.clone(),
+            last: v.clone(),
+        }
+    }
+
+    /// The bucket starting at `start` holding a whole segment.
+    pub(crate) fn of_stats(start: i64, st: &SegmentStats) -> Bucket {
+        Bucket {
+            start,
+            count: st.count,
+            sum: st.sum,
+            min: st.min.clone(),
+            max: st.max.clone(),
+            first: st.first.clone(),
+            last: st.last.clone(),
+        }
+    }
+
+    /// Fold in `o`, which comes later in time.
+    pub(crate) fn add(&mut self, o: Bucket) {
+        self.count += o.count;
+        self.sum = match (self.sum, o.sum) {
+            (Sum::F64(a), Sum::F64(b)) => Sum::F64(a + b),
+            (Sum::I128(a), Sum::I128(b)) => Sum::I128(a.saturating_add(b)),
+            (Sum::Trues(a), Sum::Trues(b)) => Sum::Trues(a + b),
+            (a, _) => a,
+        };
+        self.min = extreme(&self.min, &o.min, false);
+        self.max = extreme(&self.max, &o.max, true);
+        self.last = o.last;
+    }
+}
+
 /// The buckets of sorted, unique points of one type.
 pub(crate) fn buckets(ts: &[i64], values: &Column, step: i64) -> Vec<Bucket> {
     let mut out: Vec<Bucket> = Vec::new();
     for (i, &t) in ts.iter().enumerate() {
         let Some(v) = values.get(i) else { break };
-        let start = t.div_euclid(step).saturating_mul(step);
+        let b = Bucket::of_point(t.div_euclid(step).saturating_mul(step), &v);
         match out.last_mut() {
-            Some(b) if b.start == start => {
-                b.count += 1;
-                b.sum = match (b.sum, &v) {
-                    (Sum::F64(s), Value::F64(x)) => Sum::F64(s + x),
-                    (Sum::I128(s), Value::I64(x)) => Sum::I128(s + i128::from(*x)),
-                    (Sum::Trues(n), Value::Bool(x)) => Sum::Trues(n + u64::from(*x)),
-                    (s, _) => s,
-                };
-                match (&mut b.min, &mut b.max, &v) {
-                    (Value::F64(lo), Value::F64(hi), Value::F64(x)) => {
-                        *lo = lo.min(*x);
-                        *hi = hi.max(*x);
-                    }
-                    (Value::I64(lo), Value::I64(hi), Value::I64(x)) => {
-                        *lo = (*lo).min(*x);
-                        *hi = (*hi).max(*x);
-                    }
-                    (Value::Bool(lo), Value::Bool(hi), Value::Bool(x)) => {
-                        *lo &= *x;
-                        *hi |= *x;
-                    }
-                    _ => {}
-                }
-                b.last = v;
-            }
-            _ => out.push(Bucket {
-                start,
-                count: 1,
-                sum: match &v {
-                    Value::F64(x) => Sum::F64(*x),
-                    Value::I64(x) => Sum::I128(i128::from(*x)),
-                    Value::Bool(x) => Sum::Trues(u64::from(*x)),
-                    Value::Str(_) => Sum::Trues(0),
-                },
-                min: v.clone(),
-                max: v.clone(),
-                first: v.clone(),
-                last: v,
-            }),
+            Some(last) if last.start == b.start => last.add(b),
+            _ => out.push(b),
         }
     }
     out

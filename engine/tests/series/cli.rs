@@ -10,6 +10,8 @@ use std::process::{Command, Stdio};
 use sydra_engine::series::Value;
 use sydra_engine::series::lineproto::{self, Precision};
 
+use super::common::Rng;
+
 type Model = BTreeMap<(String, String), BTreeMap<i64, Value>>;
 
 pub(crate) fn sydra(
@@ -34,20 +36,6 @@ pub(crate) fn sydra(
         c.stdin.take().unwrap().write_all(input).unwrap();
     }
     c.wait_with_output().unwrap()
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 /// Generated input (seconds precision) and the model of what it says.

@@ -4,25 +4,9 @@
 
 use std::collections::BTreeMap;
 
+use super::common::{MINUTE, Rng, SECOND, opts};
 use sydra_engine::series::{CompactOptions, SeriesKey, Value};
-use sydra_engine::wal::{SyncMode, WalOptions};
 use sydra_engine::{Engine, Options};
-
-const SECOND: i64 = 1_000_000_000;
-const MINUTE: i64 = 60 * SECOND;
-
-fn opts() -> Options {
-    Options {
-        wal: WalOptions {
-            sync: SyncMode::Never,
-            segment_size: 64 << 10,
-            max_record: 16 << 10,
-            ..WalOptions::default()
-        },
-        series_block_ns: MINUTE,
-        ..Options::default()
-    }
-}
 
 fn key(i: u64) -> SeriesKey {
     SeriesKey::new("m", [("s".to_string(), i.to_string())], "v").unwrap()
@@ -38,16 +22,6 @@ fn check(e: &Engine, model: &Model, what: &str) {
         assert_eq!(got, want, "{what}: series {s}");
     }
     assert_eq!(view.series().unwrap().len(), model.len(), "{what}");
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }
 
 /// Random appends (in order, late, overwriting, of three types), compactions

@@ -5,28 +5,11 @@
 //! delete` end to end.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
+use super::cli::sydra;
+use super::common::{MINUTE, Rng, SECOND, opts};
+use sydra_engine::Engine;
 use sydra_engine::series::{CompactOptions, Selector, SeriesKey, Value};
-use sydra_engine::wal::{SyncMode, WalOptions};
-use sydra_engine::{Engine, Options};
-
-const SECOND: i64 = 1_000_000_000;
-const MINUTE: i64 = 60 * SECOND;
-
-fn opts() -> Options {
-    Options {
-        wal: WalOptions {
-            sync: SyncMode::Never,
-            segment_size: 64 << 10,
-            max_record: 16 << 10,
-            ..WalOptions::default()
-        },
-        series_block_ns: MINUTE,
-        ..Options::default()
-    }
-}
 
 /// Series `i` of 8: measurement, optional host tag; field `v`.
 fn parts(i: u64) -> (&'static str, Option<&'static str>) {
@@ -60,16 +43,6 @@ const SELECTORS: &[(&str, Pick)] = &[
     (r#"{host=""}"#, |_, h| h.is_none()),
     (r#"nothing"#, |_, _| false),
 ];
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 /// Every series' points, and one random range query, against `model`.
 fn check(e: &Engine, as_of: Option<&str>, model: &Model, rng: &mut Rng, end: i64, what: &str) {
@@ -405,26 +378,6 @@ fn deleted_points_do_not_come_back_at_a_reopen() {
                 .unwrap();
         }
     }
-}
-
-fn sydra(dir: &std::path::Path, args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sydra"))
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        c.stdin.take().unwrap().write_all(input).unwrap();
-    }
-    c.wait_with_output().unwrap()
 }
 
 /// `sydra delete` end to end: a range of one host's points goes (compacted

@@ -7,27 +7,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::common::{MINUTE, Rng, SECOND, opts};
+use sydra_engine::Engine;
 use sydra_engine::series::{CompactOptions, DiffStats, Selector, SeriesDiff, SeriesKey, Value};
-use sydra_engine::wal::{SyncMode, WalOptions};
-use sydra_engine::{Engine, Options};
 
 use super::cli::sydra;
-
-const SECOND: i64 = 1_000_000_000;
-const MINUTE: i64 = 60 * SECOND;
-
-fn opts() -> Options {
-    Options {
-        wal: WalOptions {
-            sync: SyncMode::Never,
-            segment_size: 64 << 10,
-            max_record: 16 << 10,
-            ..WalOptions::default()
-        },
-        series_block_ns: MINUTE,
-        ..Options::default()
-    }
-}
 
 /// Series `i` of 8: `cpu` or `mem`, host a–d, a float, integer or boolean
 /// field.
@@ -62,16 +46,6 @@ const SELECTORS: &[(&str, Pick)] = &[
         k.measurement() == "mem" && k.field() != "b"
     }),
 ];
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 /// The diff of two models, as the definition says.
 fn model_diff(a: &Model, b: &Model, pick: Pick) -> Vec<SeriesDiff> {

@@ -1,6 +1,9 @@
 //! Integration tests of the time-series layer, one module per part of it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// What the model tests share: units, options, a seeded generator.
+mod common;
+
 /// Line protocol: the parser against a model of what each line says, and
 /// the canonical writer read back.
 mod lineproto;

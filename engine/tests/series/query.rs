@@ -5,25 +5,9 @@
 
 use std::collections::BTreeMap;
 
+use super::common::{MINUTE, Rng, SECOND, opts};
 use sydra_engine::series::{Agg, CompactOptions, Selector, SeriesKey, Value, bucket_of};
-use sydra_engine::wal::{SyncMode, WalOptions};
 use sydra_engine::{Engine, Options};
-
-const SECOND: i64 = 1_000_000_000;
-const MINUTE: i64 = 60 * SECOND;
-
-fn opts() -> Options {
-    Options {
-        wal: WalOptions {
-            sync: SyncMode::Never,
-            segment_size: 64 << 10,
-            max_record: 16 << 10,
-            ..WalOptions::default()
-        },
-        series_block_ns: MINUTE,
-        ..Options::default()
-    }
-}
 
 /// Series `i` of 12: measurement, optional host tag, field; its type
 /// follows from the field and measurement.
@@ -67,16 +51,6 @@ const SELECTORS: &[(&str, Pick)] = &[
         m == "mem" && h.is_some()
     }),
 ];
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 const AGGS: [Agg; 7] = [
     Agg::Count,
