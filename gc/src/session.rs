@@ -77,8 +77,11 @@ pub struct GcReport {
     /// root (it reclaimed less than it would have, never more). The next
     /// GC with space records it.
     pub reflog_cutoff_deferred: bool,
-    /// The sweep.
+    /// The sweep of loose objects.
     pub swept: Swept,
+    /// The pack phase: packs rewritten without their unreachable objects,
+    /// reachable loose objects packed, small packs merged.
+    pub packs: sydra_objects::RepackReport,
 }
 
 pub(crate) use sydra_refs::clock::ns_since_epoch as ns_of;
@@ -223,6 +226,40 @@ impl Session {
         )
     }
 
+    /// The pack phase after the sweep (see [`GcGuard::repack`]): packs
+    /// older than the grace period that hold unreachable objects are
+    /// rewritten without them, reachable loose objects are packed, the
+    /// smallest packs are merged. Refuses, as the sweep does, after a mark
+    /// that found damage.
+    ///
+    /// [`GcGuard::repack`]: sydra_objects::GcGuard::repack
+    pub fn repack(
+        &self,
+        mark: &Mark,
+        options: &GcOptions,
+        progress: &dyn Progress,
+    ) -> Result<sydra_objects::RepackReport> {
+        if !mark.problems.is_empty() {
+            return Err(Error::Damaged {
+                problems: mark.problems.clone(),
+            });
+        }
+        let cutoff = self
+            .started
+            .checked_sub(options.grace)
+            .unwrap_or(UNIX_EPOCH);
+        progress.phase("repacking", "packs", None);
+        let r = self.guard.repack(
+            &|id| mark.contains(id),
+            &sydra_objects::store::PackSweep {
+                cutoff,
+                dry_run: options.dry_run,
+            },
+        )?;
+        progress.finish();
+        Ok(r)
+    }
+
     /// The whole collection: retention (if asked), roots, mark, sweep.
     pub fn run(
         &self,
@@ -268,6 +305,7 @@ impl Session {
         let roots = self.roots(&horizon, reflog_expiry)?;
         let mark = self.mark(&roots, &horizon, visitor, progress)?;
         let swept = self.sweep(&mark, options, progress)?;
+        let packs = self.repack(&mark, options, progress)?;
         Ok((
             GcReport {
                 dry_run: options.dry_run,
@@ -278,6 +316,7 @@ impl Session {
                 retained: options.retain.is_some(),
                 reflog_cutoff_deferred: cutoff_deferred,
                 swept,
+                packs,
             },
             mark,
         ))

@@ -102,6 +102,14 @@ pub enum Error {
     /// A commit field too large to encode.
     #[error(transparent)]
     Encode(#[from] crate::commit::EncodeError),
+    /// A pack or pack index fails a structural check.
+    #[error("pack file {} is damaged: {reason}", path.display())]
+    BadPack {
+        /// The `.pack` or `.idx` file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A second garbage collection in the same process.
     #[error("a garbage collection is already running on this object store")]
     GcRunning,

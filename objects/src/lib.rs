@@ -19,6 +19,7 @@ mod kind;
 #[allow(unsafe_code)]
 pub mod map;
 mod name;
+pub mod pack;
 pub mod store;
 pub mod stream;
 pub mod tree;
@@ -39,7 +40,7 @@ pub use id::{IdHasher, ObjectId, ParseIdError, Prefix};
 pub use kind::{Kind, ParseKindError};
 pub use name::{MAX_NAME_LEN, NameError, validate_name};
 pub use store::{
-    Batch, BatchStats, Durability, GcGuard, Object, Options, Pinned, Stat, Store, SweepCheck,
-    SweepOutcome,
+    Batch, BatchStats, Durability, GcGuard, Object, Options, Pinned, RepackOptions, RepackReport,
+    Stat, Store, SweepCheck, SweepOutcome,
 };
 pub use tree::{Entry, EntryRef, Tree, TreeRef};

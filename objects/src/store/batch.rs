@@ -1,14 +1,45 @@
-//! The batch writer: many objects made durable with one sync pass before
-//! any of them is visible, then promoted, then one more sync pass.
+//! The batch writer: the objects of a batch go into one pack (temp pack
+//! and fsync, temp index and fsync, two renames, one directory fsync:
+//! three syncs whatever the count), nothing visible before it is durable.
+//! A batch of a single object is published loose, as a single put is.
+//!
+//! Objects below the mmap threshold are staged in one memory arena, at
+//! most [`ARENA_MAX`] bytes; larger ones, and any beyond that, are staged
+//! as temp files and copied into the pack at commit. The pack lists
+//! commits first, then trees (parents before children: the reverse of the
+//! order a tree builder writes them), then blobs in the order they were
+//! put, which is the order readers and the GC's mark walk them.
 
 use std::collections::HashSet;
 use std::io::Read;
+use std::ops::Range;
 use std::path::PathBuf;
 
+use super::header::{HEADER_LEN, Header};
+use super::packs::{PACK_BATCH_MIN, RepackOptions};
 use super::write::{Existing, TempFile};
-use super::{Durability, Pinned, Store};
+use super::{AUTO_REPACK_PACKS, Durability, MMAP_THRESHOLD, Pinned, Store};
 use crate::error::{Error, Result};
+use crate::pack::PackWriter;
 use crate::{Kind, ObjectId};
+
+/// The most bytes a batch stages in memory.
+pub const ARENA_MAX: usize = 256 << 20;
+
+#[derive(Debug)]
+enum Repr {
+    /// Encoded object file bytes in the arena.
+    Arena(Range<usize>),
+    /// A complete object file of this length.
+    File(TempFile, u64),
+}
+
+#[derive(Debug)]
+struct Staged {
+    id: ObjectId,
+    kind: Kind,
+    repr: Repr,
+}
 
 /// A set of objects written together. Nothing is visible under a final name
 /// until [`Batch::commit`]; dropping the batch without committing removes
@@ -18,10 +49,14 @@ use crate::{Kind, ObjectId};
 pub struct Batch {
     store: Store,
     durability: Durability,
-    staged: Vec<(ObjectId, TempFile)>,
+    staged: Vec<Staged>,
+    arena: Vec<u8>,
     seen: HashSet<ObjectId>,
     pinned: Pinned,
     deduped: usize,
+    /// Ids whose loose file was found damaged: removed once the pack
+    /// holding a good copy is durable.
+    replace_loose: Vec<ObjectId>,
 }
 
 /// Counts from a committed batch.
@@ -31,6 +66,8 @@ pub struct BatchStats {
     pub written: usize,
     /// Objects that already existed (freshened instead).
     pub deduped: usize,
+    /// The pack the written objects went into (`None`: loose).
+    pub pack: Option<ObjectId>,
 }
 
 impl Batch {
@@ -40,14 +77,12 @@ impl Batch {
             store,
             durability,
             staged: Vec::new(),
+            arena: Vec::new(),
             seen: HashSet::new(),
             pinned,
             deduped: 0,
+            replace_loose: Vec::new(),
         }
-    }
-
-    fn sync_each(&self) -> bool {
-        self.durability == Durability::Each
     }
 
     /// Stage an object from memory.
@@ -56,8 +91,19 @@ impl Batch {
         if !self.admit(id)? {
             return Ok(id);
         }
-        let tmp = self.store.write_temp(kind, id, payload, self.sync_each())?;
-        self.staged.push((id, tmp));
+        let repr = if (payload.len() as u64) < MMAP_THRESHOLD && self.arena.len() < ARENA_MAX {
+            let start = self.arena.len();
+            self.arena
+                .extend_from_slice(&Header::raw(kind, payload.len() as u64, id).encode());
+            self.arena.extend_from_slice(payload);
+            let crc = crc32fast::hash(&self.arena[start..]);
+            self.arena.extend_from_slice(&crc.to_le_bytes());
+            Repr::Arena(start..self.arena.len())
+        } else {
+            let tmp = self.store.write_temp(kind, id, payload, false)?;
+            Repr::File(tmp, (HEADER_LEN + payload.len() + 4) as u64)
+        };
+        self.staged.push(Staged { id, kind, repr });
         Ok(id)
     }
 
@@ -65,9 +111,14 @@ impl Batch {
     pub fn put_reader(&mut self, kind: Kind, len: u64, mut reader: impl Read) -> Result<ObjectId> {
         let (id, tmp) = self
             .store
-            .write_temp_stream(kind, len, &mut reader, self.sync_each())?;
+            .write_temp_stream(kind, len, &mut reader, false)?;
         if self.admit(id)? {
-            self.staged.push((id, tmp));
+            let file_len = len + (HEADER_LEN + 4) as u64;
+            self.staged.push(Staged {
+                id,
+                kind,
+                repr: Repr::File(tmp, file_len),
+            });
         }
         Ok(id)
     }
@@ -84,7 +135,11 @@ impl Batch {
                 self.deduped += 1;
                 Ok(false)
             }
-            Existing::Absent | Existing::Invalid => Ok(true),
+            Existing::Absent => Ok(true),
+            Existing::Invalid => {
+                self.replace_loose.push(id);
+                Ok(true)
+            }
         }
     }
 
@@ -93,13 +148,14 @@ impl Batch {
         self.staged.len()
     }
 
-    /// Make every staged object durable and visible. On error, objects
-    /// already promoted stay (unreferenced, for GC to collect) and the rest
-    /// are removed; nothing should be treated as written.
+    /// Make every staged object durable and visible. On error nothing
+    /// should be treated as written (objects already visible stay,
+    /// unreferenced, for GC to collect; temp files are removed).
     pub fn commit(mut self) -> Result<(Pinned, BatchStats)> {
-        let stats = BatchStats {
+        let mut stats = BatchStats {
             written: self.staged.len(),
             deduped: self.deduped,
+            pack: None,
         };
         let staged = std::mem::take(&mut self.staged);
         let pinned =
@@ -107,58 +163,85 @@ impl Batch {
         if staged.is_empty() {
             return Ok((pinned, stats));
         }
-        match self.durability {
-            Durability::None => {
-                for (id, mut tmp) in staged {
-                    self.store.promote(&mut tmp, &id, false)?;
-                }
-            }
-            Durability::Each => {
-                for (id, mut tmp) in staged {
-                    self.store.promote(&mut tmp, &id, true)?;
-                }
-            }
-            Durability::Batch => self.commit_batch(staged)?,
+        if staged.len() < PACK_BATCH_MIN {
+            self.commit_loose(staged)?;
+            return Ok((pinned, stats));
         }
+        stats.pack = Some(self.commit_pack(staged)?);
         Ok((pinned, stats))
     }
 
-    #[cfg(target_os = "linux")]
-    fn commit_batch(&self, staged: Vec<(ObjectId, TempFile)>) -> Result<()> {
-        // One syncfs makes every temp file's data and inode durable; only then
-        // may any of them appear under a final name. A crash before the
-        // second syncfs may lose renames, never expose torn content.
-        syncfs(self.store.tmp_dir())?;
-        for (id, mut tmp) in staged {
-            self.store.promote(&mut tmp, &id, false)?;
+    fn commit_pack(&mut self, mut staged: Vec<Staged>) -> Result<ObjectId> {
+        // Commits, trees parents-first, blobs in put order.
+        let n = staged.len();
+        let mut order: Vec<(u8, usize)> = staged
+            .iter()
+            .enumerate()
+            .map(|(i, s)| match s.kind {
+                Kind::Commit => (0, i),
+                Kind::Tree => (1, n - i),
+                _ => (2, i),
+            })
+            .collect();
+        order.sort_unstable();
+        let mut w = PackWriter::new(&self.store, n)?;
+        for (rank, key) in order {
+            let i = if rank == 1 { n - key } else { key };
+            let s = &mut staged[i];
+            match &mut s.repr {
+                Repr::Arena(r) => w.add(s.id, &self.arena[r.clone()])?,
+                Repr::File(tmp, len) => {
+                    let f =
+                        crate::fs::open_regular(&tmp.path).map_err(Error::io("open", &tmp.path))?;
+                    w.add_reader(s.id, *len, &mut std::io::BufReader::new(f))?;
+                }
+            }
         }
-        syncfs(self.store.dir())
+        let pack = w.finish(self.durability != Durability::None)?;
+        let hash = pack.hash();
+        self.store.add_pack(pack);
+        for id in std::mem::take(&mut self.replace_loose) {
+            // The pack is durable: the damaged loose copy is no longer
+            // needed as evidence of anything.
+            let _ = self.store.delete(&id);
+        }
+        if !self.store.inner.options.manual_repack && self.store.packs().len() > AUTO_REPACK_PACKS {
+            // Best effort: every object is already durable in the new pack;
+            // a merge that fails leaves the packs as they were.
+            let _ = self.store.repack(&RepackOptions::default());
+        }
+        Ok(hash)
     }
 
-    #[cfg(not(target_os = "linux"))]
-    fn commit_batch(&self, staged: Vec<(ObjectId, TempFile)>) -> Result<()> {
-        for (_, tmp) in &staged {
-            let f = crate::fs::open_regular(&tmp.path).map_err(Error::io("open", &tmp.path))?;
-            f.sync_data().map_err(Error::sync(&tmp.path))?;
+    fn commit_loose(&mut self, staged: Vec<Staged>) -> Result<()> {
+        let sync = self.durability != Durability::None;
+        let mut files = Vec::with_capacity(staged.len());
+        for s in staged {
+            let tmp = match s.repr {
+                Repr::Arena(r) => self.store.write_temp_file(&self.arena[r], sync)?,
+                Repr::File(tmp, _) => {
+                    if sync {
+                        let f = crate::fs::open_regular(&tmp.path)
+                            .map_err(Error::io("open", &tmp.path))?;
+                        crate::fault::point("objects.tmp.sync")
+                            .and_then(|()| f.sync_data())
+                            .map_err(Error::sync(&tmp.path))?;
+                    }
+                    tmp
+                }
+            };
+            files.push((s.id, tmp));
         }
-        let mut dirs: Vec<PathBuf> = Vec::new();
-        for (id, mut tmp) in staged {
-            dirs.push(self.store.promote(&mut tmp, &id, false)?);
+        for (id, mut tmp) in files {
+            self.store.promote(&mut tmp, &id, sync)?;
         }
-        dirs.sort();
-        dirs.dedup();
-        for d in dirs {
-            crate::fs::sync_dir(&d, super::write::dir_sync_fault)?;
-        }
-        Ok(crate::fs::sync_dir(
-            self.store.dir(),
-            super::write::dir_sync_fault,
-        )?)
+        Ok(())
     }
 }
 
 /// Flush the whole filesystem holding `path` (Linux `syncfs`).
 #[cfg(target_os = "linux")]
+#[allow(dead_code)]
 pub(crate) fn syncfs(path: &std::path::Path) -> Result<()> {
     // O_DIRECTORY: anything else in its place fails at once (never a
     // blocking open of a FIFO).

@@ -12,6 +12,7 @@
 
 mod batch;
 pub mod header;
+mod packs;
 mod pins;
 mod read;
 mod reader;
@@ -23,11 +24,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use parking_lot::{Mutex, RwLock};
+
+use crate::pack::Pack;
+
 pub use batch::{Batch, BatchStats};
+pub use packs::{PACK_BATCH_MIN, PackRepair, PackStats, PackSweep, RepackOptions, RepackReport};
 pub use pins::{GcGuard, Pinned};
 pub use read::{Data, Iter, Object, Stat, id_from_path};
 pub use reader::{Payload, Reader};
 pub use sweep::{ShardSweep, SweepCheck, SweepOutcome};
+pub(crate) use write::TempFile;
 
 use crate::ObjectId;
 use crate::error::{Error, Result};
@@ -61,7 +68,16 @@ pub struct Options {
     pub verify_hash_on_read: bool,
     /// Durability of [`Store::put`] and [`Store::put_reader`].
     pub durability: Durability,
+    /// Never merge packs after a batch publishes one (the default merges
+    /// the smallest packs geometrically once there are more than
+    /// [`AUTO_REPACK_PACKS`]); packs are then merged only by a repack or
+    /// a GC.
+    pub manual_repack: bool,
 }
+
+/// Once a batch leaves more live packs than this, the smallest are merged
+/// (see [`Store::repack`]).
+pub const AUTO_REPACK_PACKS: usize = 12;
 
 /// A handle on an object directory. Cheap to clone; all clones share pins.
 #[derive(Debug, Clone)]
@@ -76,6 +92,11 @@ struct Inner {
     options: Options,
     pins: pins::Pins,
     tmp_counter: AtomicU64,
+    pack_dir: PathBuf,
+    /// The live packs, newest first; replaced whole (readers clone the Arc).
+    packs: RwLock<Arc<Vec<Arc<Pack>>>>,
+    /// The mtime of `pack/` when it was last listed.
+    pack_scan: Mutex<Option<std::time::SystemTime>>,
 }
 
 /// Name of the temp directory inside the object directory.
@@ -108,15 +129,26 @@ impl Store {
         if !tmp.is_dir() {
             fs::create_dir(&tmp).map_err(Error::io("create directory", &tmp))?;
         }
-        Ok(Store {
+        let pack_dir = dir.join(crate::pack::PACK_DIR);
+        let store = Store {
             inner: Arc::new(Inner {
                 dir,
                 tmp,
                 options,
                 pins: pins::Pins::default(),
                 tmp_counter: AtomicU64::new(0),
+                pack_dir,
+                packs: RwLock::new(Arc::new(Vec::new())),
+                pack_scan: Mutex::new(None),
             }),
-        })
+        };
+        store.rescan_packs()?;
+        Ok(store)
+    }
+
+    /// The pack directory (`objects/pack/`).
+    pub fn pack_dir(&self) -> &Path {
+        &self.inner.pack_dir
     }
 
     /// The object directory.

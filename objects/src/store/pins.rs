@@ -50,6 +50,12 @@ impl Pins {
         self.0.shards[usize::from(id.as_bytes()[0])].lock()
     }
 
+    /// Every shard lock, in order: nothing can register a dedup hit while
+    /// they are held.
+    pub(crate) fn lock_all_shards(&self) -> Vec<MutexGuard<'_, ()>> {
+        self.0.shards.iter().map(|m| m.lock()).collect()
+    }
+
     /// Record that `id` is being written or reused; `hold` keeps it pinned
     /// until released.
     pub(crate) fn register(&self, id: ObjectId, hold: bool) {

@@ -179,6 +179,49 @@ impl Store {
     }
 
     fn read(&self, id: &ObjectId, verify_hash: bool) -> Result<Object> {
+        let packed = match self.read_packed(id, verify_hash) {
+            Ok(Some(obj)) => return Ok(obj),
+            Ok(None) => None,
+            // A damaged packed copy: a loose one may still be good.
+            Err(e) => Some(e),
+        };
+        match self.read_loose(id, verify_hash) {
+            Err(e) if e.is_not_found() => match packed {
+                Some(e) => Err(e),
+                None if self.refresh_packs()? => match self.read_packed(id, verify_hash)? {
+                    Some(obj) => Ok(obj),
+                    None => Err(e),
+                },
+                None => Err(e),
+            },
+            other => other,
+        }
+    }
+
+    /// Read `id` from a live pack: `None` when no pack lists it. The
+    /// payload is a slice of the mapped pack (no copy).
+    pub(super) fn read_packed(&self, id: &ObjectId, verify_hash: bool) -> Result<Option<Object>> {
+        let Some((pack, offset)) = self.find_packed(id) else {
+            return Ok(None);
+        };
+        let (entry, range) = pack.entry(id, offset, verify_hash)?;
+        Ok(Some(Object {
+            id: *id,
+            kind: entry.kind,
+            data: Data {
+                repr: Repr::Mapped(pack.mapped().clone()),
+                range,
+            },
+        }))
+    }
+
+    /// Read and verify the loose copy of `id` only (fsck checks loose
+    /// files and packs separately).
+    pub fn get_loose(&self, id: &ObjectId, verify_hash: bool) -> Result<Object> {
+        self.read_loose(id, verify_hash)
+    }
+
+    fn read_loose(&self, id: &ObjectId, verify_hash: bool) -> Result<Object> {
         let (file, _, len) = self.open_object(id)?;
         let mut buf = Vec::new();
         let (map, kind, range) = self.load(id, &file, len, &mut buf, verify_hash)?;
@@ -247,7 +290,18 @@ impl Store {
     /// Kind and size from the header, without reading the payload. Checks
     /// magic, version, header id and file length, not the CRC.
     pub fn stat(&self, id: &ObjectId) -> Result<Stat> {
-        let (mut file, path, len) = self.open_object(id)?;
+        if let Some(st) = self.stat_packed(id)? {
+            return Ok(st);
+        }
+        let (mut file, path, len) = match self.open_object(id) {
+            Err(e) if e.is_not_found() && self.refresh_packs()? => {
+                if let Some(st) = self.stat_packed(id)? {
+                    return Ok(st);
+                }
+                return Err(e);
+            }
+            other => other?,
+        };
         let mut h = [0u8; HEADER_LEN];
         if let Err(e) = file.read_exact(&mut h) {
             if e.kind() == io::ErrorKind::UnexpectedEof {
@@ -266,8 +320,67 @@ impl Store {
         })
     }
 
-    /// Whether a file exists under the id's name (no content check).
+    pub(super) fn stat_packed(&self, id: &ObjectId) -> Result<Option<Stat>> {
+        let Some((pack, offset)) = self.find_packed(id) else {
+            return Ok(None);
+        };
+        let start = offset as usize;
+        let h = pack
+            .bytes()
+            .get(start..start + HEADER_LEN)
+            .and_then(|h| <[u8; HEADER_LEN]>::try_from(h).ok())
+            .ok_or_else(|| self.corrupt_packed(&pack, id, offset, "entry header is cut short"))?;
+        let header = Header::decode(&h).map_err(|r| self.corrupt_packed(&pack, id, offset, &r))?;
+        let file_len = header
+            .file_len()
+            .ok_or_else(|| self.corrupt_packed(&pack, id, offset, "length overflows"))?;
+        header
+            .check(id, file_len)
+            .map_err(|r| self.corrupt_packed(&pack, id, offset, &r))?;
+        let body = pack.bytes().len().saturating_sub(crate::pack::TRAILER) as u64;
+        if offset.saturating_add(file_len) > body {
+            return Err(self.corrupt_packed(
+                &pack,
+                id,
+                offset,
+                "entry runs past the end of the pack",
+            ));
+        }
+        Ok(Some(Stat {
+            kind: header.kind,
+            size: header.payload_len,
+            file_len,
+        }))
+    }
+
+    fn corrupt_packed(
+        &self,
+        pack: &crate::pack::Pack,
+        id: &ObjectId,
+        offset: u64,
+        why: &str,
+    ) -> Error {
+        Error::Corrupt {
+            id: *id,
+            path: pack.path().to_path_buf(),
+            reason: format!("entry at offset {offset}: {why}"),
+        }
+    }
+
+    /// Whether the object is in a live pack or a file exists under its
+    /// loose name (no content check).
     pub fn contains(&self, id: &ObjectId) -> Result<bool> {
+        if self.contains_packed(id) {
+            return Ok(true);
+        }
+        if self.contains_loose(id)? {
+            return Ok(true);
+        }
+        Ok(self.refresh_packs()? && self.contains_packed(id))
+    }
+
+    /// Whether a file exists under the id's loose name.
+    pub fn contains_loose(&self, id: &ObjectId) -> Result<bool> {
         let path = self.path_of(id);
         match fs::symlink_metadata(&path) {
             Ok(m) => Ok(m.is_file()),
@@ -276,8 +389,27 @@ impl Store {
         }
     }
 
-    /// Every object id in the store, shard by shard. Files whose names are
-    /// not object ids are skipped (fsck reports them).
+    /// Every object id in the store, once: the live packs' ids, then the
+    /// loose ids not also packed. Holds the packed ids in memory (32 bytes
+    /// each).
+    pub fn all_ids(&self) -> Result<Vec<ObjectId>> {
+        self.refresh_packs()?;
+        let mut out: Vec<ObjectId> = Vec::new();
+        for p in self.packs().iter() {
+            let v = p.index();
+            out.extend((0..v.len()).map(|i| v.id(i)));
+        }
+        for id in self.iter()? {
+            out.push(id?);
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Every loose object id in the store, shard by shard. Files whose
+    /// names are not object ids are skipped (fsck reports them). Packed
+    /// objects are listed by [`Store::packs`] or [`Store::all_ids`].
     pub fn iter(&self) -> Result<Iter> {
         let mut shards = Vec::new();
         let rd = fs::read_dir(self.dir()).map_err(Error::io("list", self.dir()))?;
@@ -326,11 +458,33 @@ impl Store {
                 Err(Error::NotFound(full))
             };
         }
-        let matches: Vec<ObjectId> = self
+        let mut matches: Vec<ObjectId> = self
             .list_shard(prefix.shard())?
             .into_iter()
             .filter(|id| prefix.matches(id))
             .collect();
+        self.refresh_packs()?;
+        let first = u8::from_str_radix(prefix.shard(), 16).unwrap_or(0);
+        let mut bytes = Vec::new();
+        let hex = prefix.as_str().as_bytes();
+        for pair in hex.chunks_exact(2) {
+            let s = std::str::from_utf8(pair).unwrap_or("00");
+            bytes.push(u8::from_str_radix(s, 16).unwrap_or(0));
+        }
+        for pack in self.packs().iter() {
+            let v = pack.index();
+            let (mut at, end) = v.lower_bound(first, &bytes);
+            while at < end {
+                let id = v.id(at);
+                if !prefix.matches(&id) {
+                    break;
+                }
+                matches.push(id);
+                at += 1;
+            }
+        }
+        matches.sort_unstable();
+        matches.dedup();
         match matches.len() {
             0 => Err(Error::PrefixNotFound(prefix.to_string())),
             1 => Ok(matches[0]),

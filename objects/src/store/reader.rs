@@ -61,6 +61,7 @@ pub struct Payload {
 enum Bytes {
     Buf(Vec<u8>),
     Map(Mmap),
+    Pack(std::sync::Arc<Mmap>),
 }
 
 impl Bytes {
@@ -68,6 +69,7 @@ impl Bytes {
         match self {
             Bytes::Buf(b) => b,
             Bytes::Map(m) => m,
+            Bytes::Pack(m) => m,
         }
     }
 }
@@ -103,10 +105,18 @@ impl Reader {
     /// `verify_hash`). The payload owns the reader's buffer; hand it back
     /// with [`Reader::recycle`] to reuse it.
     pub fn read(&mut self, id: &ObjectId, verify_hash: bool) -> Result<Payload> {
+        if let Some(p) = self.read_packed(id, verify_hash)? {
+            return Ok(p);
+        }
         let Some(fd) = self.at(id, "open", |dir, name| {
             rustix::fs::openat(dir, name, crate::fs::READ_FLAGS, Mode::empty())
         })?
         else {
+            if self.store.refresh_packs()?
+                && let Some(p) = self.read_packed(id, verify_hash)?
+            {
+                return Ok(p);
+            }
             return Err(Error::NotFound(*id));
         };
         let store = &self.store;
@@ -137,6 +147,19 @@ impl Reader {
         })
     }
 
+    fn read_packed(&mut self, id: &ObjectId, verify_hash: bool) -> Result<Option<Payload>> {
+        let Some((pack, offset)) = self.store.find_packed(id) else {
+            return Ok(None);
+        };
+        let (entry, range) = pack.entry(id, offset, verify_hash)?;
+        Ok(Some(Payload {
+            id: *id,
+            kind: entry.kind,
+            bytes: Bytes::Pack(pack.mapped().clone()),
+            range,
+        }))
+    }
+
     /// Give a payload's buffer back for the next [`Reader::read`].
     pub fn recycle(&mut self, payload: Payload) {
         if let Bytes::Buf(buf) = payload.bytes
@@ -150,10 +173,18 @@ impl Reader {
     /// existence check. [`Error::NotFound`] when there is no file; a
     /// symlink or anything else that is not a regular file is corrupt.
     pub fn file_len(&mut self, id: &ObjectId) -> Result<u64> {
+        if let Some(st) = self.store.stat_packed(id)? {
+            return Ok(st.file_len);
+        }
         let Some(st) = self.at(id, "stat", |dir, name| {
             rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
         })?
         else {
+            if self.store.refresh_packs()?
+                && let Some(st) = self.store.stat_packed(id)?
+            {
+                return Ok(st.file_len);
+            }
             return Err(Error::NotFound(*id));
         };
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {

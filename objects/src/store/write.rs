@@ -56,8 +56,13 @@ impl Store {
         loop {
             let n = self.inner.tmp_counter.fetch_add(1, Ordering::Relaxed);
             let path = self.inner.tmp.join(format!("obj-{pid}-{n}.tmp"));
-            let opened = fault::point("objects.tmp.create")
-                .and_then(|()| OpenOptions::new().write(true).create_new(true).open(&path));
+            let opened = fault::point("objects.tmp.create").and_then(|()| {
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+            });
             match opened {
                 Ok(file) => {
                     return Ok(TempFile {
@@ -79,6 +84,12 @@ impl Store {
         let pins = &self.inner.pins;
         let _shard = pins.shard_lock(id);
         pins.register(*id, hold);
+        // A packed copy counts (looked up under the shard lock, so a GC
+        // retiring its pack either sees this registration or is seen).
+        if let Some((pack, _)) = self.find_packed(id) {
+            pack.freshen()?;
+            return Ok(Existing::Valid);
+        }
         let path = self.path_of(id);
         let mut file = match crate::fs::open_regular(&path) {
             Ok(f) => f,
@@ -105,6 +116,27 @@ impl Store {
             }
             Err(_) => Ok(Existing::Invalid),
         }
+    }
+
+    /// Write the bytes of a complete object file into a new temp file;
+    /// fsync it if `sync`.
+    pub(crate) fn write_temp_file(&self, file_bytes: &[u8], sync: bool) -> Result<TempFile> {
+        let mut tmp = self.new_temp()?;
+        let path = tmp.path.clone();
+        let file = tmp
+            .file
+            .as_mut()
+            .ok_or_else(|| Error::io("write", &path)(io::ErrorKind::Other.into()))?;
+        fault::point("objects.tmp.write")
+            .and_then(|()| file.write_all(file_bytes))
+            .map_err(Error::io("write", &path))?;
+        if sync {
+            fault::point("objects.tmp.sync")
+                .and_then(|()| file.sync_data())
+                .map_err(Error::sync(&path))?;
+        }
+        tmp.file = None;
+        Ok(tmp)
     }
 
     /// Write a complete object into a new temp file; fsync it if `sync`.

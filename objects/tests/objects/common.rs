@@ -19,7 +19,7 @@ pub fn store_with(durability: Durability) -> (TempDir, Store) {
 }
 
 pub fn count(store: &Store) -> usize {
-    store.iter().unwrap().count()
+    store.all_ids().unwrap().len()
 }
 
 pub fn tmp_files(store: &Store) -> usize {

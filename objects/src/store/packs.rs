@@ -1,0 +1,689 @@
+//! The store's packs: the live set, lookups, repairs at open, and the
+//! repacks that merge packs and fold loose objects into them.
+//!
+//! The live set is an `Arc<Vec<Arc<Pack>>>` replaced whole under a lock:
+//! a reader clones the outer `Arc` and searches without any lock or system
+//! call, and keeps every pack it found mapped for as long as it holds the
+//! result, even if a repack unlinks the files meanwhile.
+//!
+//! Another process's new packs are found on a miss: when an id is in no
+//! known pack and not loose, `pack/` is listed again if its mtime moved
+//! (or is too recent to trust at the filesystem's timestamp granularity).
+//!
+//! Repacks are serialised across processes by an exclusive `flock` on the
+//! `pack/` directory itself (no lock file to create on a full disk).
+
+use std::collections::HashSet;
+use std::fs;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rustix::fs::{FlockOperation, Mode, OFlags};
+
+use super::header::{self, HEADER_LEN};
+use super::{GcGuard, Store};
+use crate::error::{Error, Result};
+use crate::pack::{self, Pack, PackWriter};
+use crate::{Kind, ObjectId};
+
+/// Batches that stage fewer objects than this are published loose.
+pub const PACK_BATCH_MIN: usize = 2;
+
+/// Counts over the live packs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PackStats {
+    /// Live packs.
+    pub packs: u64,
+    /// Entries in them (an object in two packs counts twice).
+    pub objects: u64,
+    /// Bytes of the `.pack` files.
+    pub bytes: u64,
+    /// Bytes of the `.idx` files.
+    pub idx_bytes: u64,
+}
+
+/// What opening the store did to the pack directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PackRepair {
+    /// A pack without an index (a crash between the two renames) whose
+    /// entries and trailer verify was indexed again.
+    Reindexed(PathBuf),
+    /// A pack without an index that does not verify was removed: it was
+    /// never live, so nothing referenced it.
+    RemovedPack {
+        /// The pack.
+        path: PathBuf,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// An index whose pack is gone (a crash while a repack removed it).
+    RemovedIndex(PathBuf),
+    /// A pack that cannot be used (its index is damaged and the pack does
+    /// not verify): left in place for fsck to name, and not read.
+    Unusable {
+        /// The pack or index.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// How a repack chooses its inputs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RepackOptions {
+    /// Merge every live pack into one (otherwise only the smallest, so
+    /// that the sizes form a geometric progression with ratio 2).
+    pub all: bool,
+    /// Fold loose objects into the new pack and delete their files.
+    pub loose: bool,
+    /// Report what would be done; write and delete nothing.
+    pub dry_run: bool,
+    /// Wait for a repack running in another process instead of skipping.
+    pub wait: bool,
+}
+
+/// What a repack (or a GC's pack phase) did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepackReport {
+    /// Live packs before.
+    pub packs_before: u64,
+    /// Live packs after.
+    pub packs_after: u64,
+    /// Packs whose objects were copied into the new pack and which were
+    /// then deleted.
+    pub packs_removed: u64,
+    /// Loose objects copied into the new pack (and their files deleted).
+    pub loose_packed: u64,
+    /// Loose objects skipped because they failed verification (kept).
+    pub loose_corrupt: u64,
+    /// Objects written into the new pack.
+    pub objects_written: u64,
+    /// Bytes of the new pack.
+    pub bytes_written: u64,
+    /// Objects of rewritten packs left out (unreachable past the grace
+    /// period; GC only).
+    pub objects_dropped: u64,
+    /// Bytes freed: removed packs and loose files, minus the new pack.
+    pub bytes_freed: i64,
+    /// Packs kept whole because they are younger than the grace period
+    /// (GC only).
+    pub packs_kept_recent: u64,
+    /// Packs kept because an object they would drop was reused by a writer
+    /// while the GC ran (GC only).
+    pub packs_kept_protected: u64,
+    /// The new pack.
+    pub new_pack: Option<ObjectId>,
+    /// Another process was repacking; nothing was done.
+    pub busy: bool,
+}
+
+/// Where a repack copies an object from.
+#[derive(Debug, Clone, Copy)]
+enum Src {
+    Packed { pack: u32, offset: u64, kind: Kind },
+    Loose,
+}
+
+fn io_not_found(e: &Error) -> bool {
+    e.io_error()
+        .is_some_and(|e| e.kind() == io::ErrorKind::NotFound)
+}
+
+fn kind_rank(kind: Kind) -> u8 {
+    match kind {
+        Kind::Commit => 0,
+        Kind::Tree => 1,
+        _ => 2,
+    }
+}
+
+impl Store {
+    /// The live packs (newest first).
+    pub fn packs(&self) -> Arc<Vec<Arc<Pack>>> {
+        self.inner.packs.read().clone()
+    }
+
+    /// The pack and entry offset of `id`, if a live pack holds it.
+    pub(crate) fn find_packed(&self, id: &ObjectId) -> Option<(Arc<Pack>, u64)> {
+        let packs = self.packs();
+        packs
+            .iter()
+            .find_map(|p| p.find(id).map(|off| (p.clone(), off)))
+    }
+
+    /// Whether a live pack holds `id` (index only: no system call).
+    pub fn contains_packed(&self, id: &ObjectId) -> bool {
+        self.packs().iter().any(|p| p.find(id).is_some())
+    }
+
+    /// Counts over the live packs.
+    pub fn pack_stats(&self) -> PackStats {
+        let mut s = PackStats::default();
+        for p in self.packs().iter() {
+            s.packs += 1;
+            s.objects += p.len() as u64;
+            s.bytes += p.bytes().len() as u64;
+            s.idx_bytes += p.idx_bytes().len() as u64;
+        }
+        s
+    }
+
+    pub(crate) fn add_pack(&self, p: Arc<Pack>) {
+        let mut w = self.inner.packs.write();
+        let mut v: Vec<Arc<Pack>> = Vec::with_capacity(w.len() + 1);
+        v.push(p.clone());
+        v.extend(w.iter().filter(|q| q.hash() != p.hash()).cloned());
+        *w = Arc::new(v);
+    }
+
+    fn drop_packs(&self, gone: &HashSet<ObjectId>) {
+        let mut w = self.inner.packs.write();
+        let v: Vec<Arc<Pack>> = w
+            .iter()
+            .filter(|p| !gone.contains(&p.hash()))
+            .cloned()
+            .collect();
+        *w = Arc::new(v);
+    }
+
+    fn pack_dir_mtime(&self) -> Result<Option<SystemTime>> {
+        match fs::metadata(self.pack_dir()) {
+            Ok(m) => Ok(m.modified().ok()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("stat", self.pack_dir())(e)),
+        }
+    }
+
+    /// List `pack/` again if another process may have changed it since
+    /// the last listing; returns whether the set was re-read.
+    pub(crate) fn refresh_packs(&self) -> Result<bool> {
+        let now = self.pack_dir_mtime()?;
+        let last = *self.inner.pack_scan.lock();
+        // A directory mtime within the last two seconds may hide a second
+        // change in the same timestamp tick: do not trust it.
+        let recent = now.is_some_and(|m| {
+            SystemTime::now()
+                .duration_since(m)
+                .is_ok_and(|d| d < Duration::from_secs(2))
+        });
+        if now == last && !recent {
+            return Ok(false);
+        }
+        self.rescan_packs()?;
+        Ok(true)
+    }
+
+    /// List `pack/` and open every live pack; repair what a crash left
+    /// (a pack without its index is indexed again if it verifies, else
+    /// removed; an index without its pack is removed). Returns the
+    /// repairs.
+    pub fn rescan_packs(&self) -> Result<Vec<PackRepair>> {
+        let dir = self.pack_dir().to_path_buf();
+        let mtime = self.pack_dir_mtime()?;
+        let mut repairs = Vec::new();
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                *self.inner.packs.write() = Arc::new(Vec::new());
+                *self.inner.pack_scan.lock() = mtime;
+                return Ok(repairs);
+            }
+            Err(e) => return Err(Error::io("list", &dir)(e)),
+        };
+        let mut packs = HashSet::new();
+        let mut idxs = HashSet::new();
+        for entry in rd {
+            let entry = entry.map_err(Error::io("list", &dir))?;
+            let name = entry.file_name();
+            let Some((hash, ext)) = name.to_str().and_then(pack::parse_file_name) else {
+                continue;
+            };
+            match ext {
+                "pack" => packs.insert(hash),
+                "idx" => idxs.insert(hash),
+                _ => false,
+            };
+        }
+        let known = self.packs();
+        let mut live: Vec<(SystemTime, Arc<Pack>)> = Vec::new();
+        for hash in &packs {
+            if let Some(p) = known.iter().find(|p| p.hash() == *hash) {
+                live.push((p.modified().unwrap_or(SystemTime::UNIX_EPOCH), p.clone()));
+                continue;
+            }
+            let opened = if idxs.contains(hash) {
+                match Pack::open(&dir, *hash) {
+                    Ok(p) => Ok(p),
+                    // Gone meanwhile (a repack in another process).
+                    Err(e) if io_not_found(&e) => continue,
+                    // A damaged index is not rebuilt behind the operator's
+                    // back: the pack is left unread and fsck names it.
+                    Err(e) => Err(e),
+                }
+            } else {
+                self.reindex(*hash, false, &mut repairs)
+            };
+            match opened {
+                Ok(p) => live.push((p.modified().unwrap_or(SystemTime::UNIX_EPOCH), Arc::new(p))),
+                Err(e) if io_not_found(&e) => {}
+                Err(e) => repairs.push(PackRepair::Unusable {
+                    path: dir.join(pack::file_name(hash, "pack")),
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        for hash in idxs.difference(&packs) {
+            let path = dir.join(pack::file_name(hash, "idx"));
+            match crate::fault::point("pack.idx.unlink").and_then(|()| fs::remove_file(&path)) {
+                Ok(()) => repairs.push(PackRepair::RemovedIndex(path)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("delete", &path)(e)),
+            }
+        }
+        live.sort_by_key(|e| std::cmp::Reverse(e.0));
+        *self.inner.packs.write() = Arc::new(live.into_iter().map(|(_, p)| p).collect());
+        *self.inner.pack_scan.lock() = mtime;
+        Ok(repairs)
+    }
+
+    /// Index pack `hash` again from its own bytes. A pack that had no
+    /// index and does not verify is removed (`had_index` false); one whose
+    /// index was damaged is kept for fsck.
+    fn reindex(
+        &self,
+        hash: ObjectId,
+        had_index: bool,
+        repairs: &mut Vec<PackRepair>,
+    ) -> Result<Pack> {
+        let dir = self.pack_dir();
+        let path = dir.join(pack::file_name(&hash, "pack"));
+        let file = crate::fs::open_regular(&path).map_err(Error::io("open", &path))?;
+        let map = crate::map::map_file(&file).map_err(Error::io("map", &path))?;
+        let mut entries = Vec::new();
+        let scanned = pack::scan(&map, false, |e| {
+            entries.push((e.id, e.offset));
+            Ok(())
+        })
+        .and_then(|h| {
+            if h == hash {
+                Ok(())
+            } else {
+                Err(format!("trailer {h} does not match the file name"))
+            }
+        });
+        if let Err(reason) = scanned {
+            if !had_index {
+                match crate::fault::point("pack.unlink").and_then(|()| fs::remove_file(&path)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io("delete", &path)(e)),
+                }
+                repairs.push(PackRepair::RemovedPack {
+                    path: path.clone(),
+                    reason: reason.clone(),
+                });
+            }
+            return Err(Error::BadPack { path, reason });
+        }
+        let idx = pack::index::encode(&hash, &mut entries).map_err(|reason| Error::BadPack {
+            path: path.clone(),
+            reason,
+        })?;
+        let mut tmp = self.new_temp()?;
+        {
+            use std::io::Write;
+            let f = tmp
+                .file
+                .as_mut()
+                .ok_or_else(|| Error::io("write", &path)(io::ErrorKind::Other.into()))?;
+            crate::fault::point("pack.idx.write")
+                .and_then(|()| f.write_all(&idx))
+                .map_err(Error::io("write", &tmp.path))?;
+            crate::fault::point("pack.idx.sync")
+                .and_then(|()| f.sync_data())
+                .map_err(Error::sync(&tmp.path))?;
+        }
+        tmp.file = None;
+        let dst = dir.join(pack::file_name(&hash, "idx"));
+        crate::fault::point("pack.idx.rename")
+            .and_then(|()| fs::rename(&tmp.path, &dst))
+            .map_err(Error::io("rename into", &dst))?;
+        tmp.promoted = true;
+        crate::fs::sync_dir(dir, || crate::fault::point("pack.dir.sync"))?;
+        repairs.push(PackRepair::Reindexed(path));
+        Pack::open(dir, hash)
+    }
+
+    /// Take the cross-process repack lock (`flock` on `pack/`); `None`
+    /// when another process holds it and `wait` is false.
+    fn lock_packs(&self, wait: bool) -> Result<Option<OwnedFd>> {
+        let dir = self.pack_dir().to_path_buf();
+        pack::ensure_dir(self, &dir, true)?;
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(&dir, flags, Mode::empty())
+            .map_err(|e| Error::io("open directory", &dir)(e.into()))?;
+        let op = if wait {
+            FlockOperation::LockExclusive
+        } else {
+            FlockOperation::NonBlockingLockExclusive
+        };
+        match rustix::fs::flock(&fd, op) {
+            Ok(()) => Ok(Some(fd)),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Err(e) => Err(Error::io("lock", &dir)(e.into())),
+        }
+    }
+
+    /// Merge packs and (with `loose`) fold loose objects into one new
+    /// pack, then delete what it replaced. Keeps every object: nothing
+    /// about reachability is decided here (that is the GC's pack phase).
+    pub fn repack(&self, options: &RepackOptions) -> Result<RepackReport> {
+        let mut report = RepackReport::default();
+        let Some(_lock) = self.lock_packs(options.wait)? else {
+            report.busy = true;
+            return Ok(report);
+        };
+        self.rescan_packs()?;
+        let packs = self.packs();
+        report.packs_before = packs.len() as u64;
+        let chosen: Vec<usize> = if options.all {
+            (0..packs.len()).collect()
+        } else {
+            geometric(&packs)
+        };
+        let loose = if options.loose {
+            self.loose_ids()?
+        } else {
+            Vec::new()
+        };
+        if chosen.is_empty() && loose.is_empty() {
+            report.packs_after = report.packs_before;
+            return Ok(report);
+        }
+        let keep_all = |_: &ObjectId| true;
+        let packed_loose = self.write_new_pack(
+            &packs,
+            &chosen,
+            &loose,
+            &keep_all,
+            options.dry_run,
+            &mut report,
+        )?;
+        if options.dry_run {
+            report.packs_removed = chosen.len() as u64;
+            report.packs_after = report.packs_before - chosen.len() as u64 + 1;
+            return Ok(report);
+        }
+        self.drop_packs(&chosen.iter().map(|&i| packs[i].hash()).collect());
+        self.retire(&packs, &chosen, &packed_loose, &mut report)?;
+        Ok(report)
+    }
+
+    /// Every loose object id (sorted by shard).
+    fn loose_ids(&self) -> Result<Vec<ObjectId>> {
+        let mut out = Vec::new();
+        for shard in 0..=255u8 {
+            out.extend(self.list_shard(&format!("{shard:02x}"))?);
+        }
+        Ok(out)
+    }
+
+    /// Write one pack holding the objects of `chosen` packs that `keep`
+    /// accepts and the `loose` objects, and publish it (live on return).
+    /// Returns the loose objects it holds. The caller holds the repack
+    /// lock, then drops the chosen packs from the live set and calls
+    /// [`Store::retire`].
+    fn write_new_pack(
+        &self,
+        packs: &[Arc<Pack>],
+        chosen: &[usize],
+        loose: &[ObjectId],
+        keep: &dyn Fn(&ObjectId) -> bool,
+        dry_run: bool,
+        report: &mut RepackReport,
+    ) -> Result<Vec<ObjectId>> {
+        let mut sources: Vec<(ObjectId, Src)> = Vec::new();
+        for &pi in chosen {
+            let p = &packs[pi];
+            let v = p.index();
+            for i in 0..v.len() {
+                let id = v.id(i);
+                if !keep(&id) {
+                    report.objects_dropped += 1;
+                    continue;
+                }
+                let offset = v.offset(i);
+                let kind = p
+                    .bytes()
+                    .get(offset as usize + 5)
+                    .and_then(|&k| Kind::from_code(k))
+                    .unwrap_or(Kind::Blob);
+                sources.push((
+                    id,
+                    Src::Packed {
+                        pack: pi as u32,
+                        offset,
+                        kind,
+                    },
+                ));
+            }
+        }
+        sources.extend(loose.iter().map(|id| (*id, Src::Loose)));
+        // One copy per id, a packed one first (no file to open).
+        sources.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then(matches!(a.1, Src::Loose).cmp(&matches!(b.1, Src::Loose)))
+        });
+        sources.dedup_by(|a, b| a.0 == b.0);
+        // Reading order: commits, then trees, then blobs; packed entries
+        // in their old order (sequential copies), loose ones after.
+        sources.sort_by_key(|(_, s)| match *s {
+            Src::Packed { pack, offset, kind } => (kind_rank(kind), pack, offset),
+            Src::Loose => (3, u32::MAX, 0),
+        });
+        if dry_run {
+            report.objects_written = sources.len() as u64;
+            report.loose_packed = loose.len() as u64;
+            return Ok(Vec::new());
+        }
+        let mut packed_loose = Vec::new();
+        if sources.is_empty() {
+            return Ok(packed_loose);
+        }
+        let mut w = PackWriter::new(self, sources.len())?;
+        let mut buf = Vec::new();
+        for (id, src) in &sources {
+            match *src {
+                Src::Packed { pack, offset, .. } => {
+                    let p = &packs[pack as usize];
+                    let (e, _) = p.entry(id, offset, false)?;
+                    let start = offset as usize;
+                    w.add(*id, &p.bytes()[start..start + e.len as usize])?;
+                }
+                Src::Loose => match self.read_loose_file(id, &mut buf) {
+                    Ok(()) => {
+                        w.add(*id, &buf)?;
+                        report.bytes_freed += buf.len() as i64;
+                        packed_loose.push(*id);
+                    }
+                    // Swept by a GC meanwhile, or damaged: not packed, kept.
+                    Err(e) if e.is_not_found() => {}
+                    Err(Error::Corrupt { .. }) => report.loose_corrupt += 1,
+                    Err(e) => return Err(e),
+                },
+            }
+        }
+        if w.len() > 0 {
+            let p = w.finish(true)?;
+            report.objects_written = p.len() as u64;
+            report.bytes_written = p.bytes().len() as u64;
+            report.bytes_freed -= (p.bytes().len() + p.idx_bytes().len()) as i64;
+            report.new_pack = Some(p.hash());
+            self.add_pack(p);
+        }
+        Ok(packed_loose)
+    }
+
+    /// Delete the files of packs already dropped from the live set, and
+    /// the loose copies of objects now packed.
+    fn retire(
+        &self,
+        packs: &[Arc<Pack>],
+        gone: &[usize],
+        packed_loose: &[ObjectId],
+        report: &mut RepackReport,
+    ) -> Result<()> {
+        for &i in gone {
+            let p = &packs[i];
+            pack::remove_files(p)?;
+            report.bytes_freed += (p.bytes().len() + p.idx_bytes().len()) as i64;
+            report.packs_removed += 1;
+        }
+        for id in packed_loose {
+            self.delete(id)?;
+        }
+        report.loose_packed = packed_loose.len() as u64;
+        report.packs_after = self.packs().len() as u64;
+        Ok(())
+    }
+
+    /// Read and check (framing, CRC) a loose object's whole file.
+    fn read_loose_file(&self, id: &ObjectId, buf: &mut Vec<u8>) -> Result<()> {
+        let path = self.path_of(id);
+        let mut f = match crate::fs::open_regular(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::NotFound(*id)),
+            Err(e) if crate::fs::is_symlink_error(&e) || crate::fs::is_not_regular_error(&e) => {
+                return Err(self.corrupt(id, e.to_string()));
+            }
+            Err(e) => return Err(Error::io("open", &path)(e)),
+        };
+        buf.clear();
+        io::Read::read_to_end(&mut f, buf).map_err(Error::io("read", &path))?;
+        header::parse_file(buf, Some(id)).map_err(|r| self.corrupt(id, r))?;
+        let _ = HEADER_LEN;
+        Ok(())
+    }
+}
+
+/// The packs to merge so the rest form a geometric progression: walking
+/// from the smallest, take packs while the next is less than twice the
+/// total taken so far. Merging one small pack alone is pointless, so fewer
+/// than two means none.
+fn geometric(packs: &[Arc<Pack>]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..packs.len()).collect();
+    order.sort_by_key(|&i| packs[i].bytes().len());
+    let mut total = 0usize;
+    let mut taken = Vec::new();
+    for i in order {
+        let size = packs[i].bytes().len();
+        if !taken.is_empty() && size >= 2 * total {
+            break;
+        }
+        total += size;
+        taken.push(i);
+    }
+    if taken.len() < 2 { Vec::new() } else { taken }
+}
+
+/// How the GC's pack phase judges packs.
+#[derive(Debug, Clone, Copy)]
+pub struct PackSweep {
+    /// Packs modified at or after this are kept whole (the grace period).
+    pub cutoff: SystemTime,
+    /// Report only.
+    pub dry_run: bool,
+}
+
+impl GcGuard {
+    /// The GC's pack phase, after the mark: every pack older than the
+    /// cutoff that holds an object `reachable` rejects (and no writer of
+    /// this process has reused since the GC began) is rewritten without
+    /// those objects; reachable loose objects are folded in; the smallest
+    /// remaining packs are merged geometrically. Then, under every shard
+    /// lock, each rewritten pack whose dropped objects are still unused
+    /// leaves the live set and is deleted; one a writer reused meanwhile
+    /// is kept for the next GC.
+    pub fn repack(
+        &self,
+        reachable: &dyn Fn(&ObjectId) -> bool,
+        options: &PackSweep,
+    ) -> Result<RepackReport> {
+        let store = &self.store;
+        let mut report = RepackReport::default();
+        let Some(_lock) = store.lock_packs(true)? else {
+            report.busy = true;
+            return Ok(report);
+        };
+        store.rescan_packs()?;
+        let packs = store.packs();
+        report.packs_before = packs.len() as u64;
+        let keep = |id: &ObjectId| reachable(id) || self.is_protected(id);
+        let mut chosen = Vec::new();
+        let mut rest = Vec::new();
+        for (i, p) in packs.iter().enumerate() {
+            let young = p.modified().map_or(true, |m| m >= options.cutoff);
+            if young {
+                report.packs_kept_recent += 1;
+                rest.push(p.clone());
+                continue;
+            }
+            let v = p.index();
+            if (0..v.len()).any(|j| !keep(&v.id(j))) {
+                chosen.push(i);
+            } else {
+                rest.push(p.clone());
+            }
+        }
+        for j in geometric(&rest) {
+            if let Some(i) = packs.iter().position(|p| p.hash() == rest[j].hash()) {
+                chosen.push(i);
+            }
+        }
+        chosen.sort_unstable();
+        chosen.dedup();
+        let loose: Vec<ObjectId> = store
+            .loose_ids()?
+            .into_iter()
+            .filter(|id| reachable(id))
+            .collect();
+        if chosen.is_empty() && loose.is_empty() {
+            report.packs_after = report.packs_before;
+            return Ok(report);
+        }
+        let packed_loose =
+            store.write_new_pack(&packs, &chosen, &loose, &keep, options.dry_run, &mut report)?;
+        if options.dry_run {
+            report.packs_removed = chosen.len() as u64;
+            return Ok(report);
+        }
+        // Which chosen packs may go is decided under every shard lock,
+        // where writers register dedup hits (pins.rs): a pack holding an
+        // object left out of the new pack that a writer has reused since
+        // the copy stays live; the others leave the live set before any
+        // writer can look again.
+        let gone: Vec<usize> = {
+            let _all = store.inner.pins.lock_all_shards();
+            let gone: Vec<usize> = chosen
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    let v = packs[i].index();
+                    !(0..v.len()).any(|j| {
+                        let id = v.id(j);
+                        !reachable(&id) && self.is_protected(&id)
+                    })
+                })
+                .collect();
+            store.drop_packs(&gone.iter().map(|&i| packs[i].hash()).collect());
+            gone
+        };
+        report.packs_kept_protected = (chosen.len() - gone.len()) as u64;
+        store.retire(&packs, &gone, &packed_loose, &mut report)?;
+        Ok(report)
+    }
+}
