@@ -85,6 +85,15 @@ pub struct Stats {
     pub commits: Tally,
     /// Object files whose header cannot be read (see fsck).
     pub unreadable: Tally,
+    /// Loose objects (one file each).
+    pub loose: Tally,
+    /// Objects in packs (entries: an object in two packs counts twice)
+    /// and the bytes of their entries.
+    pub packed: Tally,
+    /// Live packs and the bytes of their `.pack` files.
+    pub packs: Tally,
+    /// Bytes of the packs' `.idx` files.
+    pub pack_index_bytes: u64,
     /// Refs (HEAD included).
     pub refs: u64,
     /// Reflogs (deleted refs' included).
@@ -151,6 +160,7 @@ pub fn stats(refs: &RefStore, options: &StatsOptions, progress: &dyn Progress) -
                         Kind::Commit => &mut s.commits,
                     };
                     t.record(st.file_len);
+                    s.loose.record(st.file_len);
                     st.file_len
                 }
                 Err(e) if e.is_not_found() => continue,
@@ -162,6 +172,7 @@ pub fn stats(refs: &RefStore, options: &StatsOptions, progress: &dyn Progress) -
                         Err(e) => return Err(Error::io("stat", &path)(e)),
                     };
                     s.unreadable.record(len);
+                    s.loose.record(len);
                     len
                 }
             };
@@ -176,6 +187,31 @@ pub fn stats(refs: &RefStore, options: &StatsOptions, progress: &dyn Progress) -
         progress.advance(1);
     }
     progress.finish();
+    for pack in store.packs().iter() {
+        s.packs.record(pack.bytes().len() as u64);
+        s.pack_index_bytes += pack.idx_bytes().len() as u64;
+        let v = pack.index();
+        for i in 0..v.len() {
+            let Ok((e, _)) = sydra_objects::pack::entry_header(pack.bytes(), v.offset(i)) else {
+                s.unreadable.record(0);
+                continue;
+            };
+            let t = match e.kind {
+                Kind::Blob => &mut s.blobs,
+                Kind::Tree => &mut s.trees,
+                Kind::Commit => &mut s.commits,
+            };
+            t.record(e.len);
+            s.packed.record(e.len);
+            if let Some(m) = &mark {
+                if m.contains(&e.id) {
+                    reachable.record(e.len);
+                } else {
+                    unreachable.record(e.len);
+                }
+            }
+        }
+    }
     if mark.is_some() {
         s.reachable = Some(reachable);
         s.unreachable = Some(unreachable);

@@ -304,6 +304,21 @@ fn plant_crash_debris(dir: &Path) {
         std::fs::write(wal.join(segment_file_name(u64::MAX / 2)), b"").unwrap();
     }
     std::fs::write(dir.join("objects/tmp/obj-4000000000-1.tmp"), b"partial").unwrap();
+    // A crash between a pack's two renames (its index missing), and one
+    // while a repack removed a pack (an index left alone).
+    let packs = dir.join("objects/pack");
+    if let Some(idx) = std::fs::read_dir(&packs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "idx"))
+    {
+        std::fs::remove_file(idx).unwrap();
+    }
+    std::fs::write(
+        packs.join(format!("pack-{}.idx", "ab".repeat(32))),
+        b"orphan",
+    )
+    .unwrap();
 }
 
 fn replay_applied(e: &Engine) -> u64 {

@@ -35,7 +35,7 @@ pub fn eager() -> GcOptions {
 }
 
 pub fn objects(store: &Store) -> BTreeSet<ObjectId> {
-    store.iter().unwrap().map(Result::unwrap).collect()
+    store.all_ids().unwrap().into_iter().collect()
 }
 
 pub fn segments(dir: &Path) -> Vec<u64> {

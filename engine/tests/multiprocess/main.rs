@@ -190,7 +190,9 @@ fn a_reader_process_never_sees_a_torn_commit_while_the_writer_commits_and_collec
                     ..GcOptions::default()
                 })
                 .unwrap();
-            deleted += g.objects.swept.deleted + g.wal.deleted.len() as u64;
+            deleted += g.objects.swept.deleted
+                + g.objects.packs.objects_dropped
+                + g.wal.deleted.len() as u64;
             gcs += 1;
         }
     }

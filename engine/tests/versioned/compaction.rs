@@ -160,16 +160,16 @@ fn replacing_one_segment_of_ten_thousand_writes_one_tree_per_level() {
         .collect();
     let c0 = e.commit_compaction(None, &set(changes)).unwrap();
     let store = e.repo().objects();
-    let before: std::collections::HashSet<_> = store.iter().unwrap().map(Result::unwrap).collect();
+    let before: std::collections::HashSet<_> = store.all_ids().unwrap().into_iter().collect();
     e.commit_compaction(
         Some(c0.checkpoint.commit),
         &set(vec![replace("s42", "g7", 2)]),
     )
     .unwrap();
     let new_trees = store
-        .iter()
+        .all_ids()
         .unwrap()
-        .map(Result::unwrap)
+        .into_iter()
         .filter(|id| !before.contains(id))
         .filter(|id| store.stat(id).unwrap().kind == Kind::Tree)
         .count();

@@ -89,7 +89,7 @@ impl Fixture {
     }
 
     pub fn objects(&self) -> BTreeSet<ObjectId> {
-        self.store().iter().unwrap().map(Result::unwrap).collect()
+        self.store().all_ids().unwrap().into_iter().collect()
     }
 
     pub fn path_of(&self, id: &ObjectId) -> PathBuf {
@@ -99,11 +99,19 @@ impl Fixture {
     /// Age every file under objects/ by `by` (so a grace period passes).
     pub fn age_objects(&self, by: Duration) {
         let then = SystemTime::now() - by;
-        for id in self.objects() {
-            let f = fs::File::options()
-                .write(true)
-                .open(self.path_of(&id))
-                .unwrap();
+        let loose = self
+            .store()
+            .iter()
+            .unwrap()
+            .map(|id| self.path_of(&id.unwrap()));
+        let packs: Vec<PathBuf> = self
+            .store()
+            .packs()
+            .iter()
+            .map(|p| p.path().to_path_buf())
+            .collect();
+        for path in loose.chain(packs) {
+            let f = fs::File::options().write(true).open(path).unwrap();
             f.set_modified(then).unwrap();
         }
     }

@@ -110,15 +110,10 @@ pub struct Entry {
     pub len: u64,
 }
 
-/// Read the entry at `offset`: header, bounds, CRC (BLAKE3 too with
-/// `verify_hash`), and, when given, that it is `expected`. Returns the
-/// entry and its payload's byte range in `bytes`.
-pub fn entry_at(
-    bytes: &[u8],
-    offset: u64,
-    expected: Option<&ObjectId>,
-    verify_hash: bool,
-) -> std::result::Result<(Entry, Range<usize>), String> {
+/// The entry at `offset` from its header alone (magic, version, kind,
+/// lengths, bounds; not the CRC). Returns the entry and the offset just
+/// past it.
+pub fn entry_header(bytes: &[u8], offset: u64) -> std::result::Result<(Entry, u64), String> {
     let body = bytes.len().saturating_sub(TRAILER);
     let start = usize::try_from(offset)
         .ok()
@@ -137,10 +132,38 @@ pub fn entry_at(
     let len = hd
         .file_len()
         .filter(|&l| l <= (body - start) as u64)
-        .ok_or_else(|| format!("entry at offset {offset} runs past the end of the pack"))?;
+        .ok_or_else(|| {
+            format!(
+                "entry at offset {offset} ({}) runs past the end of the pack",
+                hd.id
+            )
+        })?;
+    Ok((
+        Entry {
+            id: hd.id,
+            kind: hd.kind,
+            offset,
+            len,
+        },
+        offset + len,
+    ))
+}
+
+/// Read the entry at `offset`: header, bounds, CRC (BLAKE3 too with
+/// `verify_hash`), and, when given, that it is `expected`. Returns the
+/// entry and its payload's byte range in `bytes`.
+pub fn entry_at(
+    bytes: &[u8],
+    offset: u64,
+    expected: Option<&ObjectId>,
+    verify_hash: bool,
+) -> std::result::Result<(Entry, Range<usize>), String> {
+    let (e, _) = entry_header(bytes, offset)?;
+    let start = offset as usize;
+    let len = e.len;
     let file = &bytes[start..start + len as usize];
-    let (hd, range) =
-        header::parse_file(file, expected).map_err(|r| format!("entry at offset {offset}: {r}"))?;
+    let (hd, range) = header::parse_file(file, expected)
+        .map_err(|r| format!("entry at offset {offset} ({}): {r}", e.id))?;
     if verify_hash {
         let actual = ObjectId::compute(hd.kind, &file[range.clone()]);
         if actual != hd.id {

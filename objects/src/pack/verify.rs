@@ -31,6 +31,9 @@ impl PackVerify {
     }
 }
 
+/// A check of one entry's payload; `Err` says what is wrong.
+pub type EntryCheck<'a> = dyn FnMut(&Entry, &[u8]) -> std::result::Result<(), String> + 'a;
+
 /// Verify `pack` (a `pack-<hash>.pack` path) and the index beside it:
 /// every entry's framing, CRC and BLAKE3 and `check` on its payload (the
 /// caller decodes trees and commits), the count, the trailer and the name;
@@ -39,7 +42,7 @@ impl PackVerify {
 /// reported in the result.
 pub fn verify_pack(
     pack: &Path,
-    check: &mut dyn FnMut(&Entry, &[u8]) -> std::result::Result<(), String>,
+    check: &mut EntryCheck<'_>,
 ) -> Result<PackVerify> {
     let mut out = PackVerify {
         path: pack.to_path_buf(),

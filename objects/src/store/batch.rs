@@ -13,7 +13,6 @@
 use std::collections::HashSet;
 use std::io::Read;
 use std::ops::Range;
-use std::path::PathBuf;
 
 use super::header::{HEADER_LEN, Header};
 use super::packs::{PACK_BATCH_MIN, RepackOptions};
@@ -237,22 +236,4 @@ impl Batch {
         }
         Ok(())
     }
-}
-
-/// Flush the whole filesystem holding `path` (Linux `syncfs`).
-#[cfg(target_os = "linux")]
-#[allow(dead_code)]
-pub(crate) fn syncfs(path: &std::path::Path) -> Result<()> {
-    // O_DIRECTORY: anything else in its place fails at once (never a
-    // blocking open of a FIFO).
-    let flags =
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC;
-    let f = rustix::fs::open(path, flags, rustix::fs::Mode::empty())
-        .map_err(|e| Error::io("open directory", path)(e.into()))?;
-    crate::fault::point("objects.syncfs")
-        .and_then(|()| rustix::fs::syncfs(&f).map_err(std::io::Error::from))
-        .map_err(|e| Error::Sync {
-            path: PathBuf::from(path),
-            source: e,
-        })
 }

@@ -50,10 +50,10 @@ pub enum Durability {
     /// may be lost or absent after a power cut. Never torn: it is still
     /// renamed into place only once complete.
     None,
-    /// Objects of a batch are made durable together, with one filesystem sync
-    /// pass before any is renamed into place and one after (on Linux,
-    /// `syncfs`; elsewhere an fsync per file and per directory). A single
-    /// `put` with this setting behaves like [`Durability::Each`].
+    /// Objects of a batch are made durable together: a batch of two or
+    /// more becomes one pack, published with three syncs (the pack, its
+    /// index, the pack directory) before anything is visible. A single
+    /// `put`, or a batch of one, behaves like [`Durability::Each`].
     #[default]
     Batch,
     /// Every object is fsynced, renamed, and its shard directory fsynced

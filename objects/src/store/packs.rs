@@ -119,6 +119,9 @@ pub struct RepackReport {
     pub new_pack: Option<ObjectId>,
     /// Another process was repacking; nothing was done.
     pub busy: bool,
+    /// The disk was full: no new pack could be written, so only packs
+    /// holding nothing reachable were deleted (GC only).
+    pub no_space: bool,
 }
 
 /// Where a repack copies an object from.
@@ -126,6 +129,15 @@ pub struct RepackReport {
 enum Src {
     Packed { pack: u32, offset: u64, kind: Kind },
     Loose,
+}
+
+fn is_no_space(e: &Error) -> bool {
+    e.io_error().is_some_and(|e| {
+        matches!(
+            e.kind(),
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+        )
+    })
 }
 
 fn io_not_found(e: &Error) -> bool {
@@ -270,10 +282,17 @@ impl Store {
             match opened {
                 Ok(p) => live.push((p.modified().unwrap_or(SystemTime::UNIX_EPOCH), Arc::new(p))),
                 Err(e) if io_not_found(&e) => {}
-                Err(e) => repairs.push(PackRepair::Unusable {
-                    path: dir.join(pack::file_name(hash, "pack")),
-                    reason: e.to_string(),
-                }),
+                // Damage: the pack is not read, fsck names it. An I/O
+                // error is not damage and is not hidden as a missing pack.
+                Err(e @ Error::BadPack { .. }) => {
+                    if idxs.contains(hash) {
+                        repairs.push(PackRepair::Unusable {
+                            path: dir.join(pack::file_name(hash, "pack")),
+                            reason: e.to_string(),
+                        });
+                    }
+                }
+                Err(e) => return Err(e),
             }
         }
         for hash in idxs.difference(&packs) {
@@ -655,35 +674,65 @@ impl GcGuard {
             report.packs_after = report.packs_before;
             return Ok(report);
         }
-        let packed_loose =
-            store.write_new_pack(&packs, &chosen, &loose, &keep, options.dry_run, &mut report)?;
         if options.dry_run {
+            store.write_new_pack(&packs, &chosen, &loose, &keep, true, &mut report)?;
             report.packs_removed = chosen.len() as u64;
             return Ok(report);
         }
-        // Which chosen packs may go is decided under every shard lock,
-        // where writers register dedup hits (pins.rs): a pack holding an
-        // object left out of the new pack that a writer has reused since
-        // the copy stays live; the others leave the live set before any
-        // writer can look again.
-        let gone: Vec<usize> = {
-            let _all = store.inner.pins.lock_all_shards();
-            let gone: Vec<usize> = chosen
-                .iter()
-                .copied()
-                .filter(|&i| {
-                    let v = packs[i].index();
-                    !(0..v.len()).any(|j| {
-                        let id = v.id(j);
-                        !reachable(&id) && self.is_protected(&id)
-                    })
-                })
-                .collect();
-            store.drop_packs(&gone.iter().map(|&i| packs[i].hash()).collect());
-            gone
-        };
-        report.packs_kept_protected = (chosen.len() - gone.len()) as u64;
+        // Packs holding nothing to keep go first: that needs no space, and
+        // on a full disk it may be all a GC can do.
+        let (dead, chosen): (Vec<usize>, Vec<usize>) = chosen.into_iter().partition(|&i| {
+            let v = packs[i].index();
+            !(0..v.len()).any(|j| keep(&v.id(j)))
+        });
+        let gone_dead = self.retire_unused(&packs, &dead, reachable);
+        report.packs_kept_protected += (dead.len() - gone_dead.len()) as u64;
+        for &i in &gone_dead {
+            report.objects_dropped += packs[i].len() as u64;
+        }
+        store.retire(&packs, &gone_dead, &[], &mut report)?;
+        let packed_loose =
+            match store.write_new_pack(&packs, &chosen, &loose, &keep, false, &mut report) {
+                Ok(p) => p,
+                // Nothing was published; the old packs and loose files stay.
+                Err(e) if is_no_space(&e) => {
+                    report.no_space = true;
+                    report.packs_after = store.packs().len() as u64;
+                    return Ok(report);
+                }
+                Err(e) => return Err(e),
+            };
+        let gone = self.retire_unused(&packs, &chosen, reachable);
+        report.packs_kept_protected += (chosen.len() - gone.len()) as u64;
         store.retire(&packs, &gone, &packed_loose, &mut report)?;
         Ok(report)
+    }
+
+    /// Of `chosen`, the packs that may leave the live set, which they do
+    /// before this returns. Decided under every shard lock, where writers
+    /// register dedup hits (pins.rs): a pack holding an unreachable object
+    /// a writer has reused since the GC began stays live (for the next
+    /// GC); the others leave the set before any writer can look again.
+    fn retire_unused(
+        &self,
+        packs: &[Arc<Pack>],
+        chosen: &[usize],
+        reachable: &dyn Fn(&ObjectId) -> bool,
+    ) -> Vec<usize> {
+        let store = &self.store;
+        let _all = store.inner.pins.lock_all_shards();
+        let gone: Vec<usize> = chosen
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let v = packs[i].index();
+                !(0..v.len()).any(|j| {
+                    let id = v.id(j);
+                    !reachable(&id) && self.is_protected(&id)
+                })
+            })
+            .collect();
+        store.drop_packs(&gone.iter().map(|&i| packs[i].hash()).collect());
+        gone
     }
 }

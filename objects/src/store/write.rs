@@ -86,9 +86,22 @@ impl Store {
         pins.register(*id, hold);
         // A packed copy counts (looked up under the shard lock, so a GC
         // retiring its pack either sees this registration or is seen).
-        if let Some((pack, _)) = self.find_packed(id) {
-            pack.freshen()?;
-            return Ok(Existing::Valid);
+        // A repack may have just moved it to a new pack and unlinked the
+        // one found: look again.
+        for _ in 0..3 {
+            let Some((pack, _)) = self.find_packed(id) else {
+                break;
+            };
+            match pack.freshen() {
+                Ok(()) => return Ok(Existing::Valid),
+                Err(e)
+                    if e.io_error()
+                        .is_some_and(|e| e.kind() == io::ErrorKind::NotFound) =>
+                {
+                    self.rescan_packs()?;
+                }
+                Err(e) => return Err(e),
+            }
         }
         let path = self.path_of(id);
         let mut file = match crate::fs::open_regular(&path) {

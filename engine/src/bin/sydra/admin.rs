@@ -181,9 +181,10 @@ fn gc_json(s: &GcSummary) -> serde_json::Value {
         "roots": o.roots,
         "reachable": o.reachable.objects(),
         "reachable_bytes": o.reachable.bytes,
-        "unreachable": w.unreachable,
-        "deleted": w.deleted,
+        "unreachable": w.unreachable + o.packs.objects_dropped,
+        "deleted": w.deleted + o.packs.objects_dropped,
         "bytes_freed": w.bytes_freed,
+        "packs": repack_json(&o.packs),
         "kept_recent": w.kept_recent,
         "kept_protected": w.kept_protected,
         "kept_corrupt": w.kept_corrupt.iter().map(|c| json!({
@@ -203,6 +204,25 @@ fn gc_json(s: &GcSummary) -> serde_json::Value {
             "boundaries": o.horizon.boundaries().iter().map(|b| b.to_hex()).collect::<Vec<_>>(),
             "set_now": o.retained,
         })),
+    })
+}
+
+pub(crate) fn repack_json(r: &sydra_engine::objects::RepackReport) -> serde_json::Value {
+    json!({
+        "packs_before": r.packs_before,
+        "packs_after": r.packs_after,
+        "packs_removed": r.packs_removed,
+        "loose_packed": r.loose_packed,
+        "loose_corrupt": r.loose_corrupt,
+        "objects_written": r.objects_written,
+        "bytes_written": r.bytes_written,
+        "objects_dropped": r.objects_dropped,
+        "bytes_freed": r.bytes_freed,
+        "packs_kept_recent": r.packs_kept_recent,
+        "packs_kept_protected": r.packs_kept_protected,
+        "new_pack": r.new_pack.map(|h| h.to_hex()),
+        "busy": r.busy,
+        "no_space": r.no_space,
     })
 }
 
@@ -232,6 +252,24 @@ fn print_gc(out: &mut impl Write, s: &GcSummary, options: &GcOptions) -> io::Res
         sydra_engine::gc::format_duration(options.grace),
         w.kept_protected,
         w.kept_corrupt.len()
+    )?;
+    let p = &o.packs;
+    writeln!(
+        out,
+        "packs: {} of {} rewritten without {} unreachable object(s), {} loose object(s) packed, {} kept within the grace period{}",
+        p.packs_removed,
+        p.packs_before,
+        p.objects_dropped,
+        p.loose_packed,
+        p.packs_kept_recent,
+        if p.packs_kept_protected > 0 {
+            format!(
+                ", {} kept for objects reused during the gc",
+                p.packs_kept_protected
+            )
+        } else {
+            String::new()
+        }
     )?;
     writeln!(
         out,
@@ -370,6 +408,7 @@ fn fsck_json(r: &FsckReport) -> serde_json::Value {
         "trees": r.trees.count,
         "commits": r.commits.count,
         "corrupt": r.corrupt,
+        "packs": r.packs,
         "refs": r.refs,
         "reflogs": r.reflogs,
         "reachable": r.reachable.objects(),
@@ -403,6 +442,9 @@ fn stats_json(s: &RepoStats) -> serde_json::Value {
         "trees": tally(o.trees),
         "commits": tally(o.commits),
         "unreadable": tally(o.unreadable),
+        "loose": tally(o.loose),
+        "packed": tally(o.packed),
+        "packs": { "count": o.packs.count, "bytes": o.packs.bytes, "index_bytes": o.pack_index_bytes },
         "refs": o.refs,
         "reflogs": o.reflogs,
         "temp_files": tally(o.temp_files),
@@ -434,6 +476,15 @@ fn print_stats(out: &mut impl Write, s: &RepoStats) -> io::Result<()> {
         row(out, "  unreadable", o.unreadable)?;
     }
     row(out, "  total", o.objects())?;
+    row(out, "  loose", o.loose)?;
+    row(out, "  packed", o.packed)?;
+    writeln!(
+        out,
+        "packs        {:>12} {:>12}  (+ {} of indexes)",
+        o.packs.count,
+        human(o.packs.bytes),
+        human(o.pack_index_bytes)
+    )?;
     if let (Some(r), Some(u)) = (o.reachable, o.unreachable) {
         row(out, "reachable", r)?;
         row(out, "unreachable", u)?;
