@@ -152,6 +152,7 @@ pub const POINTS: &[&str] = &[
     "objects.delete",
     "objects.map",
     "objects.create.mkdir",
+    "objects.shard.rmdir",
     "pack.write",
     "pack.sync",
     "pack.idx.write",

@@ -40,10 +40,7 @@ pub type EntryCheck<'a> = dyn FnMut(&Entry, &[u8]) -> std::result::Result<(), St
 /// then that the index is well formed, names this pack, and lists exactly
 /// the pack's entries at their offsets. I/O errors are errors; damage is
 /// reported in the result.
-pub fn verify_pack(
-    pack: &Path,
-    check: &mut EntryCheck<'_>,
-) -> Result<PackVerify> {
+pub fn verify_pack(pack: &Path, check: &mut EntryCheck<'_>) -> Result<PackVerify> {
     let mut out = PackVerify {
         path: pack.to_path_buf(),
         ..PackVerify::default()

@@ -562,8 +562,18 @@ impl Store {
             report.bytes_freed += (p.bytes().len() + p.idx_bytes().len()) as i64;
             report.packs_removed += 1;
         }
+        let mut shards = Vec::new();
         for id in packed_loose {
             self.delete(id)?;
+            shards.push(id.as_bytes()[0]);
+        }
+        shards.sort_unstable();
+        shards.dedup();
+        for b in shards {
+            // Best effort: a shard still holding a file stays (ENOTEMPTY);
+            // a writer renaming into a removed shard creates it again.
+            let _ = crate::fault::point("objects.shard.rmdir")
+                .and_then(|()| fs::remove_dir(self.dir().join(format!("{b:02x}"))));
         }
         report.loose_packed = packed_loose.len() as u64;
         report.packs_after = self.packs().len() as u64;

@@ -121,7 +121,7 @@ impl Progress for Bars {
 }
 
 /// `12 B`, `3.4 KiB`, `1.2 GiB`.
-fn human(bytes: u64) -> String {
+pub(crate) fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
     if bytes < 1024 {
         return format!("{bytes} B");

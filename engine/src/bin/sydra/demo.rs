@@ -486,7 +486,7 @@ pub fn demo(dir: &Path, a: DemoArgs) -> anyhow::Result<u8> {
     check_all(&after, a.series, steps, true, horizon, "after retention")?;
     drop(after);
     let repo = engine.repo().clone();
-    let objects_before_gc = repo.objects().iter()?.count() as u64;
+    let objects_before_gc = repo.objects().all_ids()?.len() as u64;
     let gc = engine.gc(&GcOptions {
         grace: Duration::ZERO,
         retain: Some(Keep::Commits(
@@ -516,7 +516,10 @@ pub fn demo(dir: &Path, a: DemoArgs) -> anyhow::Result<u8> {
         fsck.problems.first()
     );
 
-    let objects = repo.objects().iter()?.count() as u64;
+    let objects = repo.objects().all_ids()?.len() as u64;
+    let packs = repo.objects().pack_stats();
+    let gc_deleted = gc.objects.swept.deleted + gc.objects.packs.objects_dropped;
+    let gc_freed = gc.objects.swept.bytes_freed + gc.objects.packs.bytes_freed.max(0) as u64;
     let object_bytes: u64 = fs::read_dir(dir.join("objects"))
         .map(|_| dir_size(&dir.join("objects")))
         .unwrap_or(Ok(0))?;
@@ -543,8 +546,9 @@ pub fn demo(dir: &Path, a: DemoArgs) -> anyhow::Result<u8> {
         "aggregate_segments_decoded": agg_stats.segments_decoded,
         "retention_segments_expired": ret.segments_expired,
         "objects_before_gc": objects_before_gc,
-        "gc_objects_deleted": gc.objects.swept.deleted,
-        "gc_bytes_freed": gc.objects.swept.bytes_freed,
+        "gc_objects_deleted": gc_deleted,
+        "gc_bytes_freed": gc_freed,
+        "packs": packs.packs,
         "gc_wal_segments_deleted": gc.wal.deleted.len(),
         "gc_wal_bytes_freed": gc.wal.bytes_freed,
         "fsck_clean": fsck.is_clean(),
@@ -600,14 +604,16 @@ pub fn demo(dir: &Path, a: DemoArgs) -> anyhow::Result<u8> {
         "  retention    the day before midnight left the head tree ({} segments); gc keeping 3 commits \
          reclaimed {} objects ({:.1} MB) and {} WAL segments ({:.1} MB); the snapshot still reads the same",
         ret.segments_expired,
-        gc.objects.swept.deleted,
-        gc.objects.swept.bytes_freed as f64 / 1e6,
+        gc_deleted,
+        gc_freed as f64 / 1e6,
         gc.wal.deleted.len(),
         gc.wal.bytes_freed as f64 / 1e6
     );
     println!(
-        "  on disk      {:.1} MB ({objects} objects, {:.1} MB of them) + WAL",
+        "  on disk      {:.1} MB ({objects} objects in {} pack(s) and {} loose file(s), {:.1} MB of them) + WAL",
         bytes as f64 / 1e6,
+        packs.packs,
+        objects.saturating_sub(packs.objects),
         object_bytes as f64 / 1e6
     );
     println!(

@@ -8,6 +8,7 @@ mod admin;
 mod chart;
 mod demo;
 mod engine_cmds;
+mod pack_cmds;
 mod plumbing;
 mod query_cmd;
 mod series_cmds;
@@ -76,8 +77,15 @@ enum Command {
     /// Verify every object, ref, reflog, reachable WAL chunk and
     /// connectivity; exit 1 when problems exist.
     Fsck(admin::FsckArgs),
-    /// Objects by kind, refs, WAL, reachable vs unreachable.
+    /// Objects by kind, loose and packed, refs, WAL, reachable vs
+    /// unreachable.
     Stats(admin::StatsArgs),
+    /// Fold loose objects and packs into one new pack (keeping every
+    /// object), then delete what it replaced.
+    Repack(pack_cmds::RepackArgs),
+    /// Verify a pack and its index: every entry's framing, CRC, BLAKE3 and
+    /// decoding, the trailer, and that the index agrees; exit 1 on damage.
+    VerifyPack(pack_cmds::VerifyPackArgs),
     /// Write InfluxDB line protocol (files or standard input); exit 0 only
     /// when every point is durable.
     Write(series_cmds::WriteArgs),
@@ -145,6 +153,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Gc(a) => admin::gc(&dir, a),
         Command::Fsck(a) => admin::fsck(&dir, a),
         Command::Stats(a) => admin::stats(&dir, a),
+        Command::Repack(a) => pack_cmds::repack(&dir, a),
+        Command::VerifyPack(a) => pack_cmds::verify_pack_cmd(&dir, a),
         Command::Write(a) => series_cmds::write(&dir, a),
         Command::Export(a) => series_cmds::export(&dir, a),
         Command::Compact(a) => series_cmds::compact(&dir, a),
