@@ -275,6 +275,16 @@ pub fn run(point: &'static str, fault: Fault) -> Report {
         if let Err(err) = e.gc(&opts) {
             check_err(point, "gc", &err, Some(e));
         }
+        // A repack of everything, loose objects included, under the fault.
+        let repack = sydra_engine::objects::RepackOptions {
+            all: true,
+            loose: true,
+            wait: true,
+            ..Default::default()
+        };
+        if let Err(err) = e.repo().objects().repack(&repack) {
+            check_err(point, "repack", &err.into(), None);
+        }
     }
     drop(engine.take());
     // A brand-new directory under the fault.

@@ -180,6 +180,29 @@ pub fn run_if_child() {
         };
         let Ok(id) = r else { break };
         say(format!("C {id}"));
+        // Packs: a repack (loose objects and every pack into one) and a
+        // zero-grace GC (which rewrites packs) now and then, so cuts also
+        // land in the middle of those.
+        if round % 5 == 1 {
+            let all = round % 10 == 1;
+            let opts = sydra_engine::objects::RepackOptions {
+                all,
+                loose: true,
+                wait: true,
+                ..Default::default()
+            };
+            if engine.repo().objects().repack(&opts).is_err() {
+                break;
+            }
+        } else if round % 10 == 8 {
+            let opts = sydra_engine::gc::GcOptions {
+                grace: std::time::Duration::ZERO,
+                ..Default::default()
+            };
+            if engine.gc(&opts).is_err() {
+                break;
+            }
+        }
         if round % 4 == 3 {
             let Ok((name, id)) = engine.snapshot(Some(&format!("c{seed}-r{round}"))) else {
                 break;

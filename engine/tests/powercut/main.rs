@@ -1,7 +1,8 @@
 //! Real power cuts: a small ext4 (and XFS) filesystem on a loop device, a
 //! child process that acknowledges WAL appends (`SyncMode::Always`),
 //! checkpoints, compaction commits, snapshots and time-series points
-//! (through the appender) on it, and a parent that
+//! (through the appender) on it, while it also publishes packs (every
+//! checkpoint and compaction is one), repacks and collects garbage, and a parent that
 //! cuts the power at a random moment with the filesystem shutdown ioctl
 //! without log flush (`xfs_io -x -c shutdown`, as fstests does), kills the
 //! child, remounts (journal replay), and checks that every acknowledged item

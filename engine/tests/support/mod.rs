@@ -30,9 +30,19 @@ pub fn check_objects(e: &Engine) -> Result<usize, String> {
     for id in store.iter().map_err(|e| e.to_string())? {
         let id = id.map_err(|e| e.to_string())?;
         store
-            .get_verified(&id)
+            .get_loose(&id, true)
             .map_err(|e| format!("corrupt object: {e}"))?;
         n += 1;
+    }
+    // Every pack, whole: entries, trailer, index.
+    store.rescan_packs().map_err(|e| e.to_string())?;
+    for p in store.packs().iter() {
+        let v = sydra_engine::objects::pack::verify_pack(p.path(), &mut |_, _| Ok(()))
+            .map_err(|e| e.to_string())?;
+        if !v.is_clean() {
+            return Err(format!("damaged pack: {:?}", v.problems));
+        }
+        n += v.objects as usize;
     }
     let refs = e.repo().refs().list("refs/").map_err(|e| e.to_string())?;
     let mut stack: Vec<ObjectId> = refs.into_iter().filter_map(|(_, t)| t.object()).collect();

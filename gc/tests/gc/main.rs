@@ -14,6 +14,9 @@ mod idset;
 mod lock;
 /// The mark: deep histories, horizon boundaries, damage named by its path.
 mod mark;
+/// The pack phase: old packs rewritten without garbage, young ones kept,
+/// reuse during a GC protected.
+mod packs;
 /// Roots: every ref namespace, reflogs of live and deleted refs, expiry.
 mod roots;
 /// The sweep: exactness, dry run, grace, corrupt garbage, in-process protection, temp files, shards.

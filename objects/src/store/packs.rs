@@ -419,11 +419,12 @@ impl Store {
         } else {
             Vec::new()
         };
-        if chosen.is_empty() && loose.is_empty() {
+        // One pack and nothing loose: rewriting it would give the same pack.
+        if chosen.len() < 2 && loose.is_empty() {
             report.packs_after = report.packs_before;
             return Ok(report);
         }
-        let keep_all = |_: &ObjectId| true;
+        let keep_all = |_: usize, _: &ObjectId| true;
         let packed_loose = self.write_new_pack(
             &packs,
             &chosen,
@@ -437,6 +438,7 @@ impl Store {
             report.packs_after = report.packs_before - chosen.len() as u64 + 1;
             return Ok(report);
         }
+        let chosen = not_new(&packs, &chosen, &report);
         self.drop_packs(&chosen.iter().map(|&i| packs[i].hash()).collect());
         self.retire(&packs, &chosen, &packed_loose, &mut report)?;
         Ok(report)
@@ -452,7 +454,7 @@ impl Store {
     }
 
     /// Write one pack holding the objects of `chosen` packs that `keep`
-    /// accepts and the `loose` objects, and publish it (live on return).
+    /// (given the pack's position and the id) accepts and the `loose` objects, and publish it (live on return).
     /// Returns the loose objects it holds. The caller holds the repack
     /// lock, then drops the chosen packs from the live set and calls
     /// [`Store::retire`].
@@ -461,7 +463,7 @@ impl Store {
         packs: &[Arc<Pack>],
         chosen: &[usize],
         loose: &[ObjectId],
-        keep: &dyn Fn(&ObjectId) -> bool,
+        keep: &dyn Fn(usize, &ObjectId) -> bool,
         dry_run: bool,
         report: &mut RepackReport,
     ) -> Result<Vec<ObjectId>> {
@@ -471,7 +473,7 @@ impl Store {
             let v = p.index();
             for i in 0..v.len() {
                 let id = v.id(i);
-                if !keep(&id) {
+                if !keep(pi, &id) {
                     report.objects_dropped += 1;
                     continue;
                 }
@@ -497,6 +499,13 @@ impl Store {
             a.0.cmp(&b.0)
                 .then(matches!(a.1, Src::Loose).cmp(&matches!(b.1, Src::Loose)))
         });
+        // Loose copies of objects copied from a pack are deleted with the
+        // other packed loose files once the new pack is durable.
+        let redundant: Vec<ObjectId> = sources
+            .windows(2)
+            .filter(|w| w[0].0 == w[1].0 && matches!(w[1].1, Src::Loose))
+            .map(|w| w[0].0)
+            .collect();
         sources.dedup_by(|a, b| a.0 == b.0);
         // Reading order: commits, then trees, then blobs; packed entries
         // in their old order (sequential copies), loose ones after.
@@ -537,6 +546,7 @@ impl Store {
             }
         }
         if w.len() > 0 {
+            packed_loose.extend(redundant);
             let p = w.finish(true)?;
             report.objects_written = p.len() as u64;
             report.bytes_written = p.bytes().len() as u64;
@@ -599,6 +609,16 @@ impl Store {
     }
 }
 
+/// `chosen` without the pack just written: a rewrite that changed nothing
+/// produces a pack with the same name as its input, which must stay.
+fn not_new(packs: &[Arc<Pack>], chosen: &[usize], report: &RepackReport) -> Vec<usize> {
+    chosen
+        .iter()
+        .copied()
+        .filter(|&i| Some(packs[i].hash()) != report.new_pack)
+        .collect()
+}
+
 /// The packs to merge so the rest form a geometric progression: walking
 /// from the smallest, take packs while the next is less than twice the
 /// total taken so far. Merging one small pack alone is pointless, so fewer
@@ -652,57 +672,64 @@ impl GcGuard {
         let packs = store.packs();
         report.packs_before = packs.len() as u64;
         let keep = |id: &ObjectId| reachable(id) || self.is_protected(id);
-        let mut chosen = Vec::new();
+        // Old packs holding garbage are rewritten without it ("dirty");
+        // the smallest of the others are merged whole (young ones too:
+        // merging keeps every object, so their grace is untouched).
+        let mut dirty = Vec::new();
         let mut rest = Vec::new();
         for (i, p) in packs.iter().enumerate() {
             let young = p.modified().map_or(true, |m| m >= options.cutoff);
+            let v = p.index();
             if young {
                 report.packs_kept_recent += 1;
-                rest.push(p.clone());
-                continue;
-            }
-            let v = p.index();
-            if (0..v.len()).any(|j| !keep(&v.id(j))) {
-                chosen.push(i);
+                rest.push(i);
+            } else if (0..v.len()).any(|j| !keep(&v.id(j))) {
+                dirty.push(i);
             } else {
-                rest.push(p.clone());
+                rest.push(i);
             }
         }
-        for j in geometric(&rest) {
-            if let Some(i) = packs.iter().position(|p| p.hash() == rest[j].hash()) {
-                chosen.push(i);
-            }
-        }
-        chosen.sort_unstable();
-        chosen.dedup();
+        let rest_packs: Vec<Arc<Pack>> = rest.iter().map(|&i| packs[i].clone()).collect();
+        let merged: Vec<usize> = geometric(&rest_packs)
+            .into_iter()
+            .map(|j| rest[j])
+            .collect();
+        report.packs_kept_recent -= merged
+            .iter()
+            .filter(|&&i| packs[i].modified().map_or(true, |m| m >= options.cutoff))
+            .count() as u64;
         let loose: Vec<ObjectId> = store
             .loose_ids()?
             .into_iter()
             .filter(|id| reachable(id))
             .collect();
-        if chosen.is_empty() && loose.is_empty() {
+        if dirty.is_empty() && merged.is_empty() && loose.is_empty() {
             report.packs_after = report.packs_before;
             return Ok(report);
         }
+        let keep_in = |i: usize, id: &ObjectId| !dirty.contains(&i) || keep(id);
         if options.dry_run {
-            store.write_new_pack(&packs, &chosen, &loose, &keep, true, &mut report)?;
-            report.packs_removed = chosen.len() as u64;
+            let all: Vec<usize> = dirty.iter().chain(&merged).copied().collect();
+            store.write_new_pack(&packs, &all, &loose, &keep_in, true, &mut report)?;
+            report.packs_removed = all.len() as u64;
             return Ok(report);
         }
-        // Packs holding nothing to keep go first: that needs no space, and
-        // on a full disk it may be all a GC can do.
-        let (dead, chosen): (Vec<usize>, Vec<usize>) = chosen.into_iter().partition(|&i| {
+        // Dirty packs holding nothing to keep go first: that needs no
+        // space, and on a full disk it may be all a GC can do.
+        let (dead, dirty): (Vec<usize>, Vec<usize>) = dirty.into_iter().partition(|&i| {
             let v = packs[i].index();
             !(0..v.len()).any(|j| keep(&v.id(j)))
         });
-        let gone_dead = self.retire_unused(&packs, &dead, reachable);
+        let gone_dead = self.retire_unused(&packs, &dead, reachable, None);
         report.packs_kept_protected += (dead.len() - gone_dead.len()) as u64;
         for &i in &gone_dead {
             report.objects_dropped += packs[i].len() as u64;
         }
         store.retire(&packs, &gone_dead, &[], &mut report)?;
+        let keep_in = |i: usize, id: &ObjectId| !dirty.contains(&i) || keep(id);
+        let chosen: Vec<usize> = dirty.iter().chain(&merged).copied().collect();
         let packed_loose =
-            match store.write_new_pack(&packs, &chosen, &loose, &keep, false, &mut report) {
+            match store.write_new_pack(&packs, &chosen, &loose, &keep_in, false, &mut report) {
                 Ok(p) => p,
                 // Nothing was published; the old packs and loose files stay.
                 Err(e) if is_no_space(&e) => {
@@ -712,8 +739,16 @@ impl GcGuard {
                 }
                 Err(e) => return Err(e),
             };
-        let gone = self.retire_unused(&packs, &chosen, reachable);
-        report.packs_kept_protected += (chosen.len() - gone.len()) as u64;
+        let new_pack = report
+            .new_pack
+            .and_then(|h| store.packs().iter().find(|p| p.hash() == h).cloned());
+        let dirty = not_new(&packs, &dirty, &report);
+        let mut gone = self.retire_unused(&packs, &dirty, reachable, new_pack.as_deref());
+        report.packs_kept_protected += (dirty.len() - gone.len()) as u64;
+        // Merged packs were copied whole: nothing of theirs can be lost.
+        let merged = not_new(&packs, &merged, &report);
+        store.drop_packs(&merged.iter().map(|&i| packs[i].hash()).collect());
+        gone.extend(merged);
         store.retire(&packs, &gone, &packed_loose, &mut report)?;
         Ok(report)
     }
@@ -721,13 +756,15 @@ impl GcGuard {
     /// Of `chosen`, the packs that may leave the live set, which they do
     /// before this returns. Decided under every shard lock, where writers
     /// register dedup hits (pins.rs): a pack holding an unreachable object
-    /// a writer has reused since the GC began stays live (for the next
-    /// GC); the others leave the set before any writer can look again.
+    /// a writer has reused since the GC began, and that did not make it
+    /// into `copied_to`, stays live (for the next GC); the others leave
+    /// the set before any writer can look again.
     fn retire_unused(
         &self,
         packs: &[Arc<Pack>],
         chosen: &[usize],
         reachable: &dyn Fn(&ObjectId) -> bool,
+        copied_to: Option<&Pack>,
     ) -> Vec<usize> {
         let store = &self.store;
         let _all = store.inner.pins.lock_all_shards();
@@ -738,7 +775,9 @@ impl GcGuard {
                 let v = packs[i].index();
                 !(0..v.len()).any(|j| {
                     let id = v.id(j);
-                    !reachable(&id) && self.is_protected(&id)
+                    !reachable(&id)
+                        && self.is_protected(&id)
+                        && copied_to.is_none_or(|p| p.find(&id).is_none())
                 })
             })
             .collect();

@@ -9,6 +9,9 @@ mod builder;
 mod common;
 /// Canonical encodings: proptest round-trips, no panics, non-canonical rejected.
 mod encoding;
+/// Packs: batches publish one, reads go through them, repairs at open,
+/// repack.
+mod packs;
 /// Pins and GC sessions: protection of in-flight writes.
 mod pins;
 /// The many-object reader: same verdicts as `get`, stale shard directories.
