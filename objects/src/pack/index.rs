@@ -22,6 +22,8 @@
 //! `verify-pack`). A damaged index can make a lookup miss, never return
 //! the wrong bytes: the entry it points at is checked against the id.
 
+use std::io;
+
 use crate::ObjectId;
 
 /// Index magic.
@@ -43,17 +45,43 @@ pub fn index_len(n: u64) -> Option<u64> {
 /// Encode the index of a pack named `pack_hash` whose entries are
 /// `entries` (id, offset). Sorts `entries`; duplicate ids are an error.
 pub fn encode(pack_hash: &ObjectId, entries: &mut [(ObjectId, u64)]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(OFF_IDS + entries.len() * 40 + TRAILER);
+    encode_to(&mut out, pack_hash, entries).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// [`encode`] streamed into `w` (no copy of the index in memory). A
+/// duplicate id or more than `u32::MAX` entries is an `InvalidData` error.
+pub fn encode_to(
+    w: &mut dyn io::Write,
+    pack_hash: &ObjectId,
+    entries: &mut [(ObjectId, u64)],
+) -> io::Result<()> {
+    let invalid = |m: String| io::Error::new(io::ErrorKind::InvalidData, m);
     entries.sort_unstable_by_key(|e| e.0);
-    if let Some(w) = entries.windows(2).find(|w| w[0].0 == w[1].0) {
-        return Err(format!("object {} appears twice in the pack", w[0].0));
+    if let Some(d) = entries.windows(2).find(|d| d[0].0 == d[1].0) {
+        return Err(invalid(format!(
+            "object {} appears twice in the pack",
+            d[0].0
+        )));
     }
-    let n = entries.len();
-    let mut out = Vec::with_capacity(OFF_IDS + n * 40 + TRAILER);
-    out.extend_from_slice(&MAGIC);
-    out.push(VERSION);
-    out.extend_from_slice(&[0; 3]);
-    out.extend_from_slice(&(n as u64).to_le_bytes());
-    out.extend_from_slice(pack_hash.as_bytes());
+    if u32::try_from(entries.len()).is_err() {
+        return Err(invalid(format!(
+            "{} objects do not fit one pack index (at most {})",
+            entries.len(),
+            u32::MAX
+        )));
+    }
+    let mut h = Hashing {
+        w,
+        hasher: blake3::Hasher::new(),
+    };
+    let mut head = Vec::with_capacity(OFF_IDS);
+    head.extend_from_slice(&MAGIC);
+    head.push(VERSION);
+    head.extend_from_slice(&[0; 3]);
+    head.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+    head.extend_from_slice(pack_hash.as_bytes());
     let mut fanout = [0u32; 256];
     for (id, _) in entries.iter() {
         fanout[usize::from(id.as_bytes()[0])] += 1;
@@ -61,17 +89,29 @@ pub fn encode(pack_hash: &ObjectId, entries: &mut [(ObjectId, u64)]) -> Result<V
     let mut total = 0u32;
     for slot in fanout {
         total += slot;
-        out.extend_from_slice(&total.to_le_bytes());
+        head.extend_from_slice(&total.to_le_bytes());
     }
+    h.put(&head)?;
     for (id, _) in entries.iter() {
-        out.extend_from_slice(id.as_bytes());
+        h.put(id.as_bytes())?;
     }
     for (_, off) in entries.iter() {
-        out.extend_from_slice(&off.to_le_bytes());
+        h.put(&off.to_le_bytes())?;
     }
-    let hash = blake3::hash(&out);
-    out.extend_from_slice(hash.as_bytes());
-    Ok(out)
+    let hash = h.hasher.finalize();
+    h.w.write_all(hash.as_bytes())
+}
+
+struct Hashing<'w> {
+    w: &'w mut dyn io::Write,
+    hasher: blake3::Hasher,
+}
+
+impl Hashing<'_> {
+    fn put(&mut self, b: &[u8]) -> io::Result<()> {
+        self.hasher.update(b);
+        self.w.write_all(b)
+    }
 }
 
 /// A structurally checked index held in memory or mapped.

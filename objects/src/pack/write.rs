@@ -123,23 +123,29 @@ impl PackWriter {
                 .map_err(Error::sync(&tmp_path))?;
         }
         drop(file);
-        let idx = index::encode(&hash, &mut self.entries).map_err(|reason| Error::BadPack {
-            path: tmp_path.clone(),
-            reason,
-        })?;
         let mut idx_tmp = self.store.new_temp()?;
         {
+            let idx_path = idx_tmp.path.clone();
             let f = idx_tmp
                 .file
                 .as_mut()
-                .ok_or_else(|| Error::io("write", &tmp_path)(io::ErrorKind::Other.into()))?;
+                .ok_or_else(|| Error::io("write", &idx_path)(io::ErrorKind::Other.into()))?;
+            let mut out = BufWriter::with_capacity(1 << 20, &mut *f);
             fault::point("pack.idx.write")
-                .and_then(|()| f.write_all(&idx))
-                .map_err(Error::io("write", &idx_tmp.path))?;
+                .and_then(|()| index::encode_to(&mut out, &hash, &mut self.entries))
+                .and_then(|()| out.flush())
+                .map_err(|e| match e.kind() {
+                    io::ErrorKind::InvalidData => Error::BadPack {
+                        path: tmp_path.clone(),
+                        reason: e.to_string(),
+                    },
+                    _ => Error::io("write", &idx_path)(e),
+                })?;
+            drop(out);
             if sync {
                 fault::point("pack.idx.sync")
                     .and_then(|()| f.sync_data())
-                    .map_err(Error::sync(&idx_tmp.path))?;
+                    .map_err(Error::sync(&idx_path))?;
             }
         }
         idx_tmp.file = None;

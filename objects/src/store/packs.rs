@@ -124,13 +124,6 @@ pub struct RepackReport {
     pub no_space: bool,
 }
 
-/// Where a repack copies an object from.
-#[derive(Debug, Clone, Copy)]
-enum Src {
-    Packed { pack: u32, offset: u64, kind: Kind },
-    Loose,
-}
-
 fn is_no_space(e: &Error) -> bool {
     e.io_error().is_some_and(|e| {
         matches!(
@@ -414,21 +407,19 @@ impl Store {
         } else {
             geometric(&packs)
         };
-        let loose = if options.loose {
-            self.loose_ids()?
-        } else {
-            Vec::new()
-        };
+        let any_loose = options.loose && self.has_loose()?;
         // One pack and nothing loose: rewriting it would give the same pack.
-        if chosen.len() < 2 && loose.is_empty() {
+        if chosen.len() < 2 && !any_loose {
             report.packs_after = report.packs_before;
             return Ok(report);
         }
         let keep_all = |_: usize, _: &ObjectId| true;
-        let packed_loose = self.write_new_pack(
+        let all_loose = |_: &ObjectId| true;
+        let loose: Option<&dyn Fn(&ObjectId) -> bool> = options.loose.then_some(&all_loose);
+        self.write_new_pack(
             &packs,
             &chosen,
-            &loose,
+            loose,
             &keep_all,
             options.dry_run,
             &mut report,
@@ -440,113 +431,112 @@ impl Store {
         }
         let chosen = not_new(&packs, &chosen, &report);
         self.drop_packs(&chosen.iter().map(|&i| packs[i].hash()).collect());
-        self.retire(&packs, &chosen, &packed_loose, &mut report)?;
+        self.retire(&packs, &chosen, &mut report)?;
         Ok(report)
     }
 
-    /// Every loose object id (sorted by shard).
-    fn loose_ids(&self) -> Result<Vec<ObjectId>> {
-        let mut out = Vec::new();
-        for shard in 0..=255u8 {
-            out.extend(self.list_shard(&format!("{shard:02x}"))?);
-        }
-        Ok(out)
+    /// Whether any loose object file exists.
+    fn has_loose(&self) -> Result<bool> {
+        Ok(self.iter()?.next().is_some())
     }
 
     /// Write one pack holding the objects of `chosen` packs that `keep`
-    /// (given the pack's position and the id) accepts and the `loose` objects, and publish it (live on return).
-    /// Returns the loose objects it holds. The caller holds the repack
-    /// lock, then drops the chosen packs from the live set and calls
-    /// [`Store::retire`].
+    /// (given the pack's position and the id) accepts, and the loose
+    /// objects `loose` accepts (none when `None`), and publish it (live on
+    /// return). The caller holds the repack lock, then drops the chosen
+    /// packs from the live set and calls [`Store::retire`].
+    ///
+    /// Memory: 16 bytes per packed object to copy, plus the new index's 40
+    /// bytes per object; loose objects are listed one shard at a time.
     fn write_new_pack(
         &self,
         packs: &[Arc<Pack>],
         chosen: &[usize],
-        loose: &[ObjectId],
+        loose: Option<&dyn Fn(&ObjectId) -> bool>,
         keep: &dyn Fn(usize, &ObjectId) -> bool,
         dry_run: bool,
         report: &mut RepackReport,
-    ) -> Result<Vec<ObjectId>> {
-        let mut sources: Vec<(ObjectId, Src)> = Vec::new();
-        for &pi in chosen {
-            let p = &packs[pi];
-            let v = p.index();
+    ) -> Result<()> {
+        // (pack, offset) of each packed object to copy, once per id: a
+        // copy in an earlier chosen pack wins.
+        let mut sources: Vec<(u32, u64)> = Vec::new();
+        for (ci, &pi) in chosen.iter().enumerate() {
+            let v = packs[pi].index();
             for i in 0..v.len() {
                 let id = v.id(i);
                 if !keep(pi, &id) {
                     report.objects_dropped += 1;
                     continue;
                 }
-                let offset = v.offset(i);
-                let kind = p
-                    .bytes()
-                    .get(offset as usize + 5)
-                    .and_then(|&k| Kind::from_code(k))
-                    .unwrap_or(Kind::Blob);
-                sources.push((
-                    id,
-                    Src::Packed {
-                        pack: pi as u32,
-                        offset,
-                        kind,
-                    },
-                ));
+                if chosen[..ci].iter().any(|&q| packs[q].find(&id).is_some()) {
+                    continue;
+                }
+                sources.push((pi as u32, v.offset(i)));
             }
         }
-        sources.extend(loose.iter().map(|id| (*id, Src::Loose)));
-        // One copy per id, a packed one first (no file to open).
-        sources.sort_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then(matches!(a.1, Src::Loose).cmp(&matches!(b.1, Src::Loose)))
-        });
-        // Loose copies of objects copied from a pack are deleted with the
-        // other packed loose files once the new pack is durable.
-        let redundant: Vec<ObjectId> = sources
-            .windows(2)
-            .filter(|w| w[0].0 == w[1].0 && matches!(w[1].1, Src::Loose))
-            .map(|w| w[0].0)
-            .collect();
-        sources.dedup_by(|a, b| a.0 == b.0);
-        // Reading order: commits, then trees, then blobs; packed entries
-        // in their old order (sequential copies), loose ones after.
-        sources.sort_by_key(|(_, s)| match *s {
-            Src::Packed { pack, offset, kind } => (kind_rank(kind), pack, offset),
-            Src::Loose => (3, u32::MAX, 0),
-        });
+        // Reading order: commits, then trees, then blobs; each pack's
+        // entries in their old order (sequential copies).
+        let rank = |&(pack, offset): &(u32, u64)| {
+            let kind = packs[pack as usize]
+                .bytes()
+                .get(offset as usize + 5)
+                .and_then(|&k| Kind::from_code(k))
+                .unwrap_or(Kind::Blob);
+            (kind_rank(kind), pack, offset)
+        };
+        sources.sort_by_key(rank);
+        // A loose object whose id a chosen pack holds is copied from the
+        // pack; its file goes with the others after publishing.
+        let in_chosen = |id: &ObjectId| chosen.iter().any(|&q| packs[q].find(id).is_some());
         if dry_run {
-            report.objects_written = sources.len() as u64;
-            report.loose_packed = loose.len() as u64;
-            return Ok(Vec::new());
-        }
-        let mut packed_loose = Vec::new();
-        if sources.is_empty() {
-            return Ok(packed_loose);
+            let mut loose_n = 0u64;
+            if let Some(filter) = loose {
+                for shard in 0..=255u8 {
+                    for id in self.list_shard(&format!("{shard:02x}"))? {
+                        if filter(&id) && !in_chosen(&id) {
+                            loose_n += 1;
+                        }
+                    }
+                }
+            }
+            report.objects_written = sources.len() as u64 + loose_n;
+            report.loose_packed = loose_n;
+            return Ok(());
         }
         let mut w = PackWriter::new(self, sources.len())?;
-        let mut buf = Vec::new();
-        for (id, src) in &sources {
-            match *src {
-                Src::Packed { pack, offset, .. } => {
-                    let p = &packs[pack as usize];
-                    let (e, _) = p.entry(id, offset, false)?;
-                    let start = offset as usize;
-                    w.add(*id, &p.bytes()[start..start + e.len as usize])?;
-                }
-                Src::Loose => match self.read_loose_file(id, &mut buf) {
-                    Ok(()) => {
-                        w.add(*id, &buf)?;
-                        report.bytes_freed += buf.len() as i64;
-                        packed_loose.push(*id);
+        for &(pack, offset) in &sources {
+            let p = &packs[pack as usize];
+            let (e, _) =
+                pack::entry_header(p.bytes(), offset).map_err(|reason| Error::BadPack {
+                    path: p.path().to_path_buf(),
+                    reason,
+                })?;
+            let (_, _) = p.entry(&e.id, offset, false)?;
+            let start = offset as usize;
+            w.add(e.id, &p.bytes()[start..start + e.len as usize])?;
+        }
+        drop(sources);
+        if let Some(filter) = loose {
+            let mut buf = Vec::new();
+            for shard in 0..=255u8 {
+                for id in self.list_shard(&format!("{shard:02x}"))? {
+                    if !filter(&id) || in_chosen(&id) {
+                        continue;
                     }
-                    // Swept by a GC meanwhile, or damaged: not packed, kept.
-                    Err(e) if e.is_not_found() => {}
-                    Err(Error::Corrupt { .. }) => report.loose_corrupt += 1,
-                    Err(e) => return Err(e),
-                },
+                    match self.read_loose_file(&id, &mut buf) {
+                        Ok(()) => {
+                            w.add(id, &buf)?;
+                            report.loose_packed += 1;
+                        }
+                        // Swept by a GC meanwhile, or damaged: not packed, kept.
+                        Err(e) if e.is_not_found() => {}
+                        Err(Error::Corrupt { .. }) => report.loose_corrupt += 1,
+                        Err(e) => return Err(e),
+                    }
+                }
             }
         }
         if w.len() > 0 {
-            packed_loose.extend(redundant);
             let p = w.finish(true)?;
             report.objects_written = p.len() as u64;
             report.bytes_written = p.bytes().len() as u64;
@@ -554,38 +544,49 @@ impl Store {
             report.new_pack = Some(p.hash());
             self.add_pack(p);
         }
-        Ok(packed_loose)
+        Ok(())
     }
 
-    /// Delete the files of packs already dropped from the live set, and
-    /// the loose copies of objects now packed.
-    fn retire(
-        &self,
-        packs: &[Arc<Pack>],
-        gone: &[usize],
-        packed_loose: &[ObjectId],
-        report: &mut RepackReport,
-    ) -> Result<()> {
+    /// Delete the files of packs already dropped from the live set, then
+    /// every loose file whose object the new pack holds (it is durable and
+    /// live), and the shard directories that leaves empty.
+    fn retire(&self, packs: &[Arc<Pack>], gone: &[usize], report: &mut RepackReport) -> Result<()> {
         for &i in gone {
             let p = &packs[i];
             pack::remove_files(p)?;
             report.bytes_freed += (p.bytes().len() + p.idx_bytes().len()) as i64;
             report.packs_removed += 1;
         }
-        let mut shards = Vec::new();
-        for id in packed_loose {
-            self.delete(id)?;
-            shards.push(id.as_bytes()[0]);
+        let new_pack = report
+            .new_pack
+            .and_then(|h| self.packs().iter().find(|p| p.hash() == h).cloned());
+        if let Some(new_pack) = new_pack {
+            for shard in 0..=255u8 {
+                let name = format!("{shard:02x}");
+                let ids = self.list_shard(&name)?;
+                if ids.is_empty() {
+                    continue;
+                }
+                let mut all = true;
+                for id in ids {
+                    if new_pack.find(&id).is_none() {
+                        all = false;
+                        continue;
+                    }
+                    let len = fs::symlink_metadata(self.path_of(&id)).map_or(0, |m| m.len());
+                    if self.delete(&id)? {
+                        report.bytes_freed += len as i64;
+                    }
+                }
+                if all {
+                    // Best effort: a shard still holding a file stays
+                    // (ENOTEMPTY); a writer renaming into a removed shard
+                    // creates it again.
+                    let _ = crate::fault::point("objects.shard.rmdir")
+                        .and_then(|()| fs::remove_dir(self.dir().join(&name)));
+                }
+            }
         }
-        shards.sort_unstable();
-        shards.dedup();
-        for b in shards {
-            // Best effort: a shard still holding a file stays (ENOTEMPTY);
-            // a writer renaming into a removed shard creates it again.
-            let _ = crate::fault::point("objects.shard.rmdir")
-                .and_then(|()| fs::remove_dir(self.dir().join(format!("{b:02x}"))));
-        }
-        report.loose_packed = packed_loose.len() as u64;
         report.packs_after = self.packs().len() as u64;
         Ok(())
     }
@@ -698,19 +699,17 @@ impl GcGuard {
             .iter()
             .filter(|&&i| packs[i].modified().map_or(true, |m| m >= options.cutoff))
             .count() as u64;
-        let loose: Vec<ObjectId> = store
-            .loose_ids()?
-            .into_iter()
-            .filter(|id| reachable(id))
-            .collect();
-        if dirty.is_empty() && merged.is_empty() && loose.is_empty() {
+        let reachable_loose = |id: &ObjectId| reachable(id);
+        let any_loose = store.iter()?.any(|id| id.is_ok_and(|id| reachable(&id)));
+        if dirty.is_empty() && merged.is_empty() && !any_loose {
             report.packs_after = report.packs_before;
             return Ok(report);
         }
+        let loose: Option<&dyn Fn(&ObjectId) -> bool> = Some(&reachable_loose);
         let keep_in = |i: usize, id: &ObjectId| !dirty.contains(&i) || keep(id);
         if options.dry_run {
             let all: Vec<usize> = dirty.iter().chain(&merged).copied().collect();
-            store.write_new_pack(&packs, &all, &loose, &keep_in, true, &mut report)?;
+            store.write_new_pack(&packs, &all, loose, &keep_in, true, &mut report)?;
             report.packs_removed = all.len() as u64;
             return Ok(report);
         }
@@ -725,20 +724,19 @@ impl GcGuard {
         for &i in &gone_dead {
             report.objects_dropped += packs[i].len() as u64;
         }
-        store.retire(&packs, &gone_dead, &[], &mut report)?;
+        store.retire(&packs, &gone_dead, &mut report)?;
         let keep_in = |i: usize, id: &ObjectId| !dirty.contains(&i) || keep(id);
         let chosen: Vec<usize> = dirty.iter().chain(&merged).copied().collect();
-        let packed_loose =
-            match store.write_new_pack(&packs, &chosen, &loose, &keep_in, false, &mut report) {
-                Ok(p) => p,
-                // Nothing was published; the old packs and loose files stay.
-                Err(e) if is_no_space(&e) => {
-                    report.no_space = true;
-                    report.packs_after = store.packs().len() as u64;
-                    return Ok(report);
-                }
-                Err(e) => return Err(e),
-            };
+        match store.write_new_pack(&packs, &chosen, loose, &keep_in, false, &mut report) {
+            Ok(()) => {}
+            // Nothing was published; the old packs and loose files stay.
+            Err(e) if is_no_space(&e) => {
+                report.no_space = true;
+                report.packs_after = store.packs().len() as u64;
+                return Ok(report);
+            }
+            Err(e) => return Err(e),
+        }
         let new_pack = report
             .new_pack
             .and_then(|h| store.packs().iter().find(|p| p.hash() == h).cloned());
@@ -749,7 +747,7 @@ impl GcGuard {
         let merged = not_new(&packs, &merged, &report);
         store.drop_packs(&merged.iter().map(|&i| packs[i].hash()).collect());
         gone.extend(merged);
-        store.retire(&packs, &gone, &packed_loose, &mut report)?;
+        store.retire(&packs, &gone, &mut report)?;
         Ok(report)
     }
 
