@@ -324,8 +324,9 @@ impl Pack {
 
     /// The index.
     pub fn index(&self) -> IndexView<'_> {
-        // Checked at open; parse is O(256).
-        IndexView::parse(&self.idx).unwrap_or_else(|_| IndexView::empty())
+        // Parsed at open: the map cannot change (packs and indexes are
+        // never modified in place).
+        IndexView::checked(&self.idx, self.n)
     }
 
     /// The entry offset of `id`, if the index lists it.
