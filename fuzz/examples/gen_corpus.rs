@@ -1,6 +1,7 @@
 //! Writes the seed corpora `fuzz/seeds/<target>/gen-*` from a real store
 //! built with the sydra API: object files, tree/commit/chunk payloads, ref
-//! files, reflog lines, WAL segments, revisions and operation scripts.
+//! files, reflog lines, WAL segments, revisions, operation scripts, packs
+//! and pack indexes.
 //!
 //! ```text
 //! cd fuzz && cargo run --release --example gen_corpus
@@ -400,7 +401,131 @@ fn main() {
     seeds.add("object_id", "zero", ObjectId::from_bytes([0; 32]).to_hex());
     series_seeds(&mut seeds);
     segment_seeds(&mut seeds);
+    pack_seeds(&mut seeds, &store);
     seeds.write(&root);
+}
+
+/// Packs and indexes for `pack_scan` and `pack_index`: the store's packs
+/// (written by its batches) whole, torn and damaged (some with the flags
+/// that repair them), a pack written by a batch of every kind, the empty
+/// pack, and inputs for `pack_scan`'s built mode.
+fn pack_seeds(seeds: &mut Seeds, store: &sydra_engine::objects::Store) {
+    use sydra_engine::objects::pack::{self, index};
+    use sydra_engine::objects::{Durability, Options as StoreOptions, Store};
+    use sydra_fuzz::pack::{
+        IDX_FIX_FANOUT, IDX_FIX_HEADER, IDX_FIX_TRAILER, IDX_SORT, PACK_BUILD, PACK_FIX_COUNT,
+        PACK_FIX_ENTRIES, PACK_FIX_IDS, PACK_FIX_TRAILER,
+    };
+    let with_flags = |flags: u8, bytes: &[u8]| {
+        let mut v = vec![flags];
+        v.extend_from_slice(bytes);
+        v
+    };
+    // A pack of all three kinds from a batch of its own, besides the
+    // store's (commits, trees and blobs of the engine).
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let own = Store::create(
+        tmp.path().join("objects"),
+        StoreOptions {
+            durability: Durability::None,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut batch = own.batch(Durability::None);
+    for (kind, payload) in [
+        (Kind::Blob, &b"hello"[..]),
+        (Kind::Blob, b""),
+        (Kind::Blob, &[0u8, 1, 2, 255][..]),
+    ] {
+        batch.put(kind, payload).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let blob = ObjectId::compute(Kind::Blob, b"hello");
+    let tree = sydra_engine::objects::Tree::from_entries(vec![sydra_engine::objects::Entry {
+        kind: Kind::Blob,
+        name: "hello".into(),
+        id: blob,
+    }])
+    .unwrap_or_else(|e| panic!("{e}"));
+    batch
+        .put(Kind::Tree, &tree.encode())
+        .unwrap_or_else(|e| panic!("{e}"));
+    batch.commit().unwrap_or_else(|e| panic!("{e}"));
+    let mut packs: Vec<(Vec<u8>, Vec<u8>)> = store
+        .packs()
+        .iter()
+        .take(2)
+        .map(|p| (p.bytes().to_vec(), p.idx_bytes().to_vec()))
+        .collect();
+    packs.extend(
+        own.packs()
+            .iter()
+            .map(|p| (p.bytes().to_vec(), p.idx_bytes().to_vec())),
+    );
+    assert!(packs.len() >= 2, "no packs to seed from");
+    for (bytes, idx) in &packs {
+        seeds.add("pack_scan", "pack", with_flags(0, bytes));
+        seeds.add(
+            "pack_scan",
+            "torn",
+            with_flags(0, &bytes[..bytes.len() - 5]),
+        );
+        // A payload byte flipped: as is, and with every check repaired.
+        let mut flipped = bytes.clone();
+        flipped[pack::HEADER + 60] ^= 1;
+        seeds.add("pack_scan", "flipped", with_flags(0, &flipped));
+        let repair = PACK_FIX_ENTRIES | PACK_FIX_IDS | PACK_FIX_COUNT | PACK_FIX_TRAILER;
+        seeds.add("pack_scan", "repaired", with_flags(repair, &flipped));
+        seeds.add("pack_index", "index", with_flags(0, idx));
+        seeds.add("pack_index", "torn", with_flags(0, &idx[..idx.len() - 40]));
+        seeds.add(
+            "pack_index",
+            "refit",
+            with_flags(
+                IDX_FIX_HEADER | IDX_FIX_FANOUT | IDX_FIX_TRAILER,
+                &idx[..idx.len() - 40],
+            ),
+        );
+        // The first two ids swapped: as is, and sorted back.
+        let n = (idx.len() - index::OFF_IDS - 32) / 40;
+        if n >= 2 {
+            let mut swapped = idx.clone();
+            let a = index::OFF_IDS;
+            let (first, second) = swapped[a..a + 64].split_at_mut(32);
+            first.swap_with_slice(second);
+            seeds.add("pack_index", "swapped", with_flags(0, &swapped));
+            let fix = IDX_SORT | IDX_FIX_FANOUT | IDX_FIX_TRAILER;
+            seeds.add("pack_index", "sorted", with_flags(fix, &swapped));
+        }
+    }
+    // The empty pack and its index.
+    let mut empty = pack::MAGIC.to_vec();
+    empty.push(pack::VERSION);
+    empty.extend_from_slice(&[0; 11]);
+    let hash = ObjectId::from_bytes(*blake3::hash(&empty).as_bytes());
+    empty.extend_from_slice(hash.as_bytes());
+    seeds.add("pack_scan", "empty", with_flags(0, &empty));
+    let idx = index::encode(&hash, &mut []).unwrap_or_else(|e| panic!("{e}"));
+    seeds.add("pack_index", "empty", with_flags(0, &idx));
+    // Built mode: flip position (u16 LE) and mask, then objects (control
+    // byte: kind mod 3, bit 7 a wrong id; length; payload).
+    let built: [&[u8]; 3] = [
+        b"\x05\x00\x01\x00\x03abc\x01\x06tree!!\x02\x04cmmt\x00\x00",
+        b"\x40\x00\x80\x00\x01a\x00\x01a",
+        b"\x70\x00\x10\x00\x02ok\x80\x05wrong",
+    ];
+    for b in built {
+        seeds.add("pack_scan", "built", with_flags(PACK_BUILD, b));
+    }
+    // Entries for pack_index's encoder, 4 bytes each (id bytes, offset).
+    seeds.add(
+        "pack_index",
+        "entries",
+        with_flags(
+            0,
+            b"\x00\x01\x02\x10\x00\x01\x03\x20\xff\x00\x00\x30\x00\x01\x02\x40",
+        ),
+    );
 }
 
 /// Real compacted blobs (a float series with a rollup, an integer and a

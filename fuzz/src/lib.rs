@@ -12,6 +12,7 @@
 pub mod alloc_limit;
 pub mod objects;
 pub mod ops;
+pub mod pack;
 pub mod refs;
 pub mod revision;
 pub mod scratch;

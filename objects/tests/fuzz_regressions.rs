@@ -1,7 +1,8 @@
 //! The fuzz targets' checks for sydra-objects, run on stable: every seed in
 //! `fuzz/seeds/<target>/` (including kept findings, `crash-*`) goes
 //! through the same function the fuzz target calls. The checks live in
-//! `fuzz/src/objects.rs`; see docs/RELIABILITY.md, "Fuzzing".
+//! `fuzz/src/objects.rs` and `fuzz/src/pack.rs`; see docs/RELIABILITY.md,
+//! "Fuzzing".
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 /// Scratch directories for checks that touch the filesystem.
@@ -13,6 +14,11 @@ mod scratch;
 #[allow(dead_code)]
 #[path = "../../fuzz/src/objects.rs"]
 mod checks;
+
+/// Packs and pack indexes.
+#[allow(dead_code)]
+#[path = "../../fuzz/src/pack.rs"]
+mod pack;
 
 /// Seed replay, shared with the other crates' regression tests.
 #[path = "../../fuzz/src/seeds.rs"]
@@ -45,4 +51,14 @@ fn seeds_commit() {
 #[test]
 fn seeds_object_id() {
     replay_seeds("object_id", checks::object_id);
+}
+
+#[test]
+fn seeds_pack_index() {
+    replay_seeds("pack_index", pack::pack_index);
+}
+
+#[test]
+fn seeds_pack_scan() {
+    replay_seeds("pack_scan", pack::pack_scan);
 }
