@@ -123,13 +123,26 @@ fn main() {
     let store = e.repo().objects().clone();
     drop(e);
 
-    // Objects: whole files, and payloads by kind.
-    let mut ids = Vec::new();
+    // Objects: whole files (loose ones, and pack entries, which are byte
+    // for byte loose files), and payloads by kind.
+    let mut files: Vec<(ObjectId, Vec<u8>)> = Vec::new();
     for path in files_under(&dir.join("objects")) {
-        let Some(id) = sydra_engine::objects::store::id_from_path(&path) else {
-            continue;
-        };
-        let file = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+        if let Some(id) = sydra_engine::objects::store::id_from_path(&path) {
+            files.push((id, std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"))));
+        }
+    }
+    for p in store.packs().iter() {
+        let bytes = p.bytes();
+        sydra_engine::objects::pack::scan(bytes, false, |e| {
+            let at = e.offset as usize;
+            files.push((e.id, bytes[at..at + e.len as usize].to_vec()));
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let mut ids = Vec::new();
+    for (id, file) in &files {
+        let (id, file) = (*id, file.clone());
         let obj = store.get(&id).unwrap_or_else(|e| panic!("{e}"));
         let kind = obj.kind;
         let payload = obj.data.to_vec();
@@ -163,11 +176,8 @@ fn main() {
         seeds.add("object_id", label, text.to_owned());
     }
     // Damaged object files: torn, flipped, trailing byte.
-    if let Some(path) = files_under(&dir.join("objects"))
-        .into_iter()
-        .find(|p| sydra_engine::objects::store::id_from_path(p).is_some())
-    {
-        let file = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+    if let Some((_, file)) = files.first() {
+        let file = file.clone();
         seeds.add("loose_object", "torn", file[..file.len() - 3].to_vec());
         let mut flipped = file.clone();
         flipped[60.min(file.len() - 1)] ^= 1;
