@@ -95,8 +95,8 @@ struct Inner {
     pack_dir: PathBuf,
     /// The live packs, newest first; replaced whole (readers clone the Arc).
     packs: RwLock<Arc<Vec<Arc<Pack>>>>,
-    /// The mtime of `pack/` when it was last listed.
-    pack_scan: Mutex<Option<std::time::SystemTime>>,
+    /// The mtime of `pack/` when it was last listed, and when that was.
+    pack_scan: Mutex<Option<(Option<std::time::SystemTime>, std::time::SystemTime)>>,
 }
 
 /// Name of the temp directory inside the object directory.

@@ -208,14 +208,21 @@ impl Store {
     pub(crate) fn refresh_packs(&self) -> Result<bool> {
         let now = self.pack_dir_mtime()?;
         let last = *self.inner.pack_scan.lock();
-        // A directory mtime within the last two seconds may hide a second
-        // change in the same timestamp tick: do not trust it.
-        let recent = now.is_some_and(|m| {
-            SystemTime::now()
-                .duration_since(m)
-                .is_ok_and(|d| d < Duration::from_secs(2))
-        });
-        if now == last && !recent {
+        let trusted = match last {
+            // A listing made less than two seconds after the directory's
+            // last change may have missed a second change within the same
+            // timestamp tick: list again until one was made after that.
+            Some((mtime, scanned)) => {
+                mtime == now
+                    && now.is_none_or(|m| {
+                        scanned
+                            .duration_since(m)
+                            .is_ok_and(|d| d >= Duration::from_secs(2))
+                    })
+            }
+            None => false,
+        };
+        if trusted {
             return Ok(false);
         }
         self.rescan_packs()?;
@@ -229,12 +236,13 @@ impl Store {
     pub fn rescan_packs(&self) -> Result<Vec<PackRepair>> {
         let dir = self.pack_dir().to_path_buf();
         let mtime = self.pack_dir_mtime()?;
+        let scanned = SystemTime::now();
         let mut repairs = Vec::new();
         let rd = match fs::read_dir(&dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 *self.inner.packs.write() = Arc::new(Vec::new());
-                *self.inner.pack_scan.lock() = mtime;
+                *self.inner.pack_scan.lock() = Some((mtime, SystemTime::now()));
                 return Ok(repairs);
             }
             Err(e) => return Err(Error::io("list", &dir)(e)),
@@ -298,7 +306,7 @@ impl Store {
         }
         live.sort_by_key(|e| std::cmp::Reverse(e.0));
         *self.inner.packs.write() = Arc::new(live.into_iter().map(|(_, p)| p).collect());
-        *self.inner.pack_scan.lock() = mtime;
+        *self.inner.pack_scan.lock() = Some((mtime, scanned));
         Ok(repairs)
     }
 
