@@ -307,3 +307,64 @@ fn gc_needs_the_writer_lock_but_fsck_and_stats_run_beside_a_writer() {
     drop(engine);
     ok(&sydra(dir, &["gc"]));
 }
+
+#[test]
+fn repack_folds_everything_into_one_pack_and_verify_pack_checks_it() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let garbage = setup(dir);
+    ok(&sydra(dir, &["checkpoint"]));
+    let before = json(&sydra(dir, &["stats", "--json"]));
+    assert!(before["loose"]["count"].as_u64().unwrap() >= 1);
+    let objects = before["objects"]["count"].as_u64().unwrap();
+
+    let dry = json(&sydra(dir, &["repack", "--dry-run", "--json"]));
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(
+        json(&sydra(dir, &["stats", "--json"]))["loose"],
+        before["loose"]
+    );
+    let r = json(&sydra(dir, &["repack", "--json"]));
+    assert_eq!(r["packs_after"], 1, "{r}");
+    assert_eq!(r["objects_written"], dry["objects_written"]);
+    let after = json(&sydra(dir, &["stats", "--json"]));
+    assert_eq!(after["loose"]["count"], 0);
+    assert_eq!(after["packs"]["count"], 1);
+    assert!(after["packed"]["count"].as_u64().unwrap() >= objects - 1);
+    // Everything still reads, the garbage too (repack keeps every object).
+    assert_eq!(
+        ok(&sydra_stdin(dir, &["cat-file", "-p", &garbage], "")),
+        "garbage\n"
+    );
+    assert_eq!(sydra(dir, &["fsck"]).status.code(), Some(0));
+
+    let hash = r["new_pack"].as_str().unwrap().to_owned();
+    let v = json(&sydra(dir, &["verify-pack", &hash[..10], "-v", "--json"]));
+    assert_eq!(v["clean"], true);
+    assert_eq!(
+        v["entries"].as_array().unwrap().len() as u64,
+        v["objects"].as_u64().unwrap()
+    );
+    let pack = dir.join(format!("objects/pack/pack-{hash}.pack"));
+    let text = ok(&sydra(dir, &["verify-pack", pack.to_str().unwrap()]));
+    assert!(text.ends_with("ok\n"), "{text}");
+    // One flipped payload byte: verify-pack and fsck name the pack, exit 1.
+    let mut bytes = fs::read(&pack).unwrap();
+    let at = 16 + 56 + 3;
+    bytes[at] ^= 0x40;
+    fs::write(&pack, &bytes).unwrap();
+    let bad = sydra(dir, &["verify-pack", &hash]);
+    assert_eq!(bad.status.code(), Some(1));
+    let text = String::from_utf8(bad.stdout).unwrap();
+    assert!(text.contains("entry at offset 16"), "{text}");
+    let f = sydra(dir, &["fsck"]);
+    assert_eq!(f.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&f.stdout).contains(&hash),
+        "fsck names the pack"
+    );
+    // Unknown packs are one-sentence errors.
+    let none = sydra(dir, &["verify-pack", "ffffffffff"]);
+    assert_eq!(none.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no pack file"));
+}
