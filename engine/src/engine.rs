@@ -652,7 +652,7 @@ fn refuse_series_magic<P: AsRef<[u8]>>(payloads: &[P]) -> Result<()> {
 /// Take the writer lock. `LOCK` exists in every store `init` made; it is
 /// created here only for a store an older release made without it (the
 /// directory has passed the `FORMAT` check by now).
-fn take_lock(path: &Path, dir: &Path) -> Result<File> {
+pub(crate) fn take_lock(path: &Path, dir: &Path) -> Result<File> {
     let mut f = sydra_objects::fs::open_regular_with(
         path,
         OpenOptions::new()

@@ -17,6 +17,22 @@ pub enum Error {
     /// From garbage collection, retention, fsck or stats.
     #[error(transparent)]
     Gc(#[from] sydra_gc::Error),
+    /// A remote, or a transfer to or from it, failed.
+    #[error("remote {remote}: {reason}")]
+    Remote {
+        /// The remote's name or URL.
+        remote: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A push that would lose history on the remote (not a fast-forward).
+    #[error("push of {name} rejected: {reason}")]
+    PushRejected {
+        /// The ref.
+        name: String,
+        /// Why.
+        reason: String,
+    },
     /// The directory has no `FORMAT` file.
     #[error("{} is not a sydra data directory (no FORMAT file; run `sydra init`)", .0.display())]
     NotARepository(PathBuf),

@@ -15,6 +15,7 @@ pub mod index;
 pub mod layout;
 pub mod maintenance;
 pub mod manifest;
+pub mod remote;
 pub mod replay;
 mod repo;
 pub mod revision;
@@ -46,6 +47,11 @@ pub const FAULT_POINTS: &[&str] = &[
     "layout.lock.write",
     "layout.mkdir",
     "lock.write",
+    "remote.dir.sync",
+    "remote.mkdir",
+    "remote.rename",
+    "remote.sync",
+    "remote.write",
     "tmp.cleanup",
     "wal.dir.sync",
     "wal.map",
@@ -59,4 +65,10 @@ pub const FAULT_POINTS: &[&str] = &[
     "wal.segment.write",
     "wal.sync",
     "wal.write",
+    "walchunks.dir.sync",
+    "walchunks.mkdir",
+    "walchunks.remove",
+    "walchunks.rename",
+    "walchunks.sync",
+    "walchunks.write",
 ];

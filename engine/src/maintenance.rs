@@ -30,7 +30,7 @@
 //! needs no wholly applied segment; a segment it names and needs has
 //! records above that head's applied seq and fails rule 2.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -72,6 +72,14 @@ pub struct WalSweep {
     pub bytes_freed: u64,
     /// Wholly applied segments kept because a reachable commit needs them.
     pub kept_needed: u64,
+    /// Stored WAL ranges (fetched from another store) no reachable commit
+    /// needs, deleted (dry run: that would be).
+    pub ranges_deleted: u64,
+    /// Their bytes.
+    pub range_bytes_freed: u64,
+    /// Unneeded stored ranges kept because they are younger than the grace
+    /// period (a fetch in another process may not have moved its ref yet).
+    pub ranges_kept_recent: u64,
 }
 
 /// Statistics of a data directory: objects and refs, and the WAL.
@@ -167,11 +175,20 @@ fn index_trees(store: &Store, commits: &Commits) -> Result<HashMap<ObjectId, Rea
     Ok(out)
 }
 
-/// Segments some reachable commit needs for its replay.
-fn needed_segments(store: &Store, commits: &Commits) -> Result<BTreeMap<u64, ObjectId>> {
+/// Segments some reachable commit needs for its replay, and the stored
+/// ranges (chunks fetched from another store, `walchunks/`) one needs. A
+/// chunk with a stored range never makes this store's segment of the same
+/// number needed.
+fn needed_segments(
+    store: &Store,
+    wal_dir: &Path,
+    commits: &Commits,
+) -> Result<(BTreeMap<u64, ObjectId>, HashSet<ObjectId>)> {
     let mut needed = BTreeMap::new();
-    // Highest chunk last seq per segment subtree (shared by many commits).
-    let mut max_last: HashMap<ObjectId, u64> = HashMap::new();
+    let mut needed_ranges = HashSet::new();
+    // Per segment subtree (shared by many commits): its chunks' ids and
+    // last seqs, and whether each has a stored range.
+    let mut cache: HashMap<ObjectId, Vec<(ObjectId, u64, bool)>> = HashMap::new();
     for (idx, r) in index_trees(store, commits)? {
         let obj = match store.get(&idx) {
             Ok(o) => o,
@@ -182,43 +199,46 @@ fn needed_segments(store: &Store, commits: &Commits) -> Result<BTreeMap<u64, Obj
             let Some(seg) = parse_seq_name(e.name) else {
                 continue;
             };
-            let last = match max_last.get(&e.id) {
-                Some(l) => *l,
-                None => {
-                    let l = segment_max_last(store, e.id);
-                    max_last.insert(e.id, l);
-                    l
+            let chunks = cache
+                .entry(e.id)
+                .or_insert_with(|| segment_chunks(store, wal_dir, e.id));
+            for &(id, last, stored) in chunks.iter() {
+                if last <= r.applied {
+                    continue;
                 }
-            };
-            if last > r.applied {
-                needed.entry(seg).or_insert(r.commit);
+                if stored {
+                    needed_ranges.insert(id);
+                } else {
+                    needed.entry(seg).or_insert(r.commit);
+                }
             }
         }
     }
-    Ok(needed)
+    Ok((needed, needed_ranges))
 }
 
-/// The highest last seq of the chunks in a segment subtree. Anything that
-/// cannot be read or decoded (an in-flight object not yet promoted) counts
-/// as needed: `u64::MAX`.
-fn segment_max_last(store: &Store, seg_tree: ObjectId) -> u64 {
+/// The chunks of a segment subtree: id, last seq, whether a stored range
+/// holds it. Anything that cannot be read or decoded (an in-flight object
+/// not yet promoted) counts as needed: last seq `u64::MAX`, not stored.
+fn segment_chunks(store: &Store, wal_dir: &Path, seg_tree: ObjectId) -> Vec<(ObjectId, u64, bool)> {
     let Ok(obj) = store.get(&seg_tree) else {
-        return u64::MAX;
+        return vec![(seg_tree, u64::MAX, false)];
     };
     let Ok(tree) = obj.tree() else {
-        return u64::MAX;
+        return vec![(seg_tree, u64::MAX, false)];
     };
-    let mut max = 0;
-    for e in tree.entries {
-        let last = match store.get(&e.id) {
-            Ok(blob) if blob.kind == Kind::Blob => {
-                Chunk::decode(&blob.data).map_or(u64::MAX, |c| c.last_seq)
-            }
-            _ => u64::MAX,
-        };
-        max = max.max(last);
-    }
-    max
+    tree.entries
+        .iter()
+        .map(|e| {
+            let last = match store.get(&e.id) {
+                Ok(blob) if blob.kind == Kind::Blob => {
+                    Chunk::decode(&blob.data).map_or(u64::MAX, |c| c.last_seq)
+                }
+                _ => u64::MAX,
+            };
+            (e.id, last, crate::wal::ranges::exists(wal_dir, &e.id))
+        })
+        .collect()
 }
 
 fn head_applied(repo: &Repository) -> Result<u64> {
@@ -244,15 +264,17 @@ fn sweep_wal(
     wal_dir: &Path,
     head_applied_seq: u64,
     commits: &Commits,
+    cutoff: std::time::SystemTime,
     dry_run: bool,
 ) -> Result<WalSweep> {
-    let needed = needed_segments(store, commits)?;
+    let (needed, needed_ranges) = needed_segments(store, wal_dir, commits)?;
     let segs = list_segments(wal_dir)?;
     let mut out = WalSweep {
         head_applied_seq,
         segments: segs.len() as u64,
         ..WalSweep::default()
     };
+    sweep_ranges(wal_dir, &needed_ranges, cutoff, dry_run, &mut out)?;
     for w in segs.windows(2) {
         let (seg, next) = (w[0], w[1]);
         if next > head_applied_seq.saturating_add(1) {
@@ -288,6 +310,43 @@ fn sweep_wal(
     Ok(out)
 }
 
+/// Delete stored WAL ranges no reachable commit needs and older than
+/// `cutoff`.
+fn sweep_ranges(
+    wal_dir: &Path,
+    needed: &HashSet<ObjectId>,
+    cutoff: std::time::SystemTime,
+    dry_run: bool,
+    out: &mut WalSweep,
+) -> Result<()> {
+    for (id, path) in crate::wal::ranges::list(wal_dir)? {
+        if needed.contains(&id) {
+            continue;
+        }
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io("stat", &path)(e)),
+        };
+        if meta.modified().map_or(true, |m| m >= cutoff) {
+            out.ranges_kept_recent += 1;
+            continue;
+        }
+        if !dry_run {
+            match sydra_objects::fault::point("walchunks.remove")
+                .and_then(|()| fs::remove_file(&path))
+            {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io("remove stored WAL range", &path)(e)),
+            }
+        }
+        out.ranges_deleted += 1;
+        out.range_bytes_freed += meta.len();
+    }
+    Ok(())
+}
+
 impl Engine {
     /// Collect garbage beside this engine's live writers: objects (see
     /// `sydra_gc`), then WAL segments (see the [module docs](self)). Only
@@ -306,6 +365,9 @@ impl Engine {
         let r = (|| {
             // Before the session: an older head is the conservative choice.
             let applied = head_applied(self.repo())?;
+            let cutoff = std::time::SystemTime::now()
+                .checked_sub(options.grace)
+                .unwrap_or(std::time::UNIX_EPOCH);
             let session = Session::begin(self.repo().refs())?;
             let mut commits = Commits::default();
             let (objects, mark) = session.run(options, &mut commits, progress)?;
@@ -315,6 +377,7 @@ impl Engine {
                 &self.repo().layout().wal(),
                 applied,
                 &commits,
+                cutoff,
                 options.dry_run,
             )?;
             drop(session);
@@ -462,6 +525,22 @@ fn check_wal(
                             e.id, chunk.segment, chunk.first_seq
                         ),
                     ));
+                    continue;
+                }
+                // A range fetched from another store: verified on its own,
+                // never against this store's segment of the same number.
+                if crate::wal::ranges::exists(&wal_dir, &e.id) {
+                    if let Err(err) = crate::wal::ranges::open(&wal_dir, &e.id, &chunk) {
+                        report.problems.push(Finding::new(
+                            "wal",
+                            Some(e.id),
+                            Some(chain(&r, seg_entry.name, &e.id)),
+                            format!(
+                                "the stored WAL range of chunk {} ({path}) is damaged: {err}",
+                                e.id
+                            ),
+                        ));
+                    }
                     continue;
                 }
                 let list = by_segment.entry(seg).or_default();

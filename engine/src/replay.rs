@@ -14,8 +14,9 @@ use sydra_objects::{ObjectId, Store};
 
 use crate::error::{Error, Result};
 use crate::index;
+use crate::wal::record::SEGMENT_HEADER_LEN;
 use crate::wal::record::{Step, parse_record, valid_record_after};
-use crate::wal::{Chunk, Position, SegmentView, WalError, list_segments};
+use crate::wal::{Chunk, Position, SegmentView, WalError, list_segments, ranges};
 
 /// How far past the commit's chunks to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,8 +247,22 @@ impl Replay {
     }
 
     fn open_chunk(&mut self, id: ObjectId, chunk: Chunk) -> Result<()> {
+        // A range fetched from another store (verified as it is opened)
+        // comes first: its segment numbers are not this store's.
+        if let Some(r) = ranges::open(&self.wal_dir, &id, &chunk)? {
+            let view = Arc::new(SegmentView::stored(r, chunk.segment, id));
+            let end = view.bytes().len();
+            self.cur = Some(Cur {
+                view,
+                off: SEGMENT_HEADER_LEN,
+                end,
+                verify_crc: false,
+                lenient_end: false,
+            });
+            return Ok(());
+        }
         let view = match self.cur.take() {
-            Some(c) if c.view.first_seq == chunk.segment => c.view,
+            Some(c) if c.view.stored.is_none() && c.view.first_seq == chunk.segment => c.view,
             _ => Arc::new(SegmentView::open(&self.wal_dir, chunk.segment)?),
         };
         let bytes = view.bytes();

@@ -23,6 +23,7 @@
 
 pub mod chunk;
 mod hashing;
+pub mod ranges;
 pub mod reader;
 pub mod record;
 mod recovery;

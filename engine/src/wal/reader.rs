@@ -38,6 +38,9 @@ pub struct SegmentView {
     pub path: PathBuf,
     /// Its format version (how its records are framed).
     pub version: u8,
+    /// The stored range of this chunk blob (`walchunks/`), not a segment
+    /// of this store's WAL.
+    pub stored: Option<sydra_objects::ObjectId>,
     map: Mmap,
 }
 
@@ -75,8 +78,26 @@ impl SegmentView {
             first_seq,
             path,
             version,
+            stored: None,
             map,
         })
+    }
+
+    /// A view of a stored range (see [`super::ranges`]): the segment
+    /// header, then chunk `id`'s bytes from offset 16.
+    pub fn stored(
+        r: super::ranges::StoredRange,
+        first_seq: u64,
+        id: sydra_objects::ObjectId,
+    ) -> SegmentView {
+        let super::ranges::StoredRange { path, version, map } = r;
+        SegmentView {
+            first_seq,
+            path,
+            version,
+            stored: Some(id),
+            map,
+        }
     }
 
     /// The whole file.

@@ -286,6 +286,28 @@ pub fn run(point: &'static str, fault: Fault) -> Report {
             check_err(point, "repack", &err.into(), None);
         }
     }
+    // Replication under the fault: a clone (objects, refs, WAL ranges, the
+    // remote record), then a GC of the clone after its refs are gone (its
+    // stored ranges are no longer needed).
+    let cloned = base.path().join("clone");
+    match sydra_engine::remote::clone(dir.to_str().unwrap(), &cloned) {
+        Ok(_) => {
+            if let Ok(c) = open(&cloned) {
+                for (name, _) in c.repo().refs().list("refs/").unwrap_or_default() {
+                    let _ = c.repo().refs().delete(&name, PreviousValue::Any, "drop");
+                }
+                let opts = GcOptions {
+                    grace: std::time::Duration::ZERO,
+                    reflog_expiry: std::time::Duration::ZERO,
+                    ..GcOptions::default()
+                };
+                if let Err(err) = c.gc(&opts) {
+                    check_err(point, "gc of the clone", &err, Some(&c));
+                }
+            }
+        }
+        Err(err) => check_err(point, "clone", &err, None),
+    }
     drop(engine.take());
     // A brand-new directory under the fault.
     match create(&base.path().join("fresh")) {

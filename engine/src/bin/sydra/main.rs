@@ -11,6 +11,7 @@ mod engine_cmds;
 mod pack_cmds;
 mod plumbing;
 mod query_cmd;
+mod remote_cmds;
 mod series_cmds;
 mod util;
 
@@ -105,6 +106,18 @@ enum Command {
     /// Delete the selected series' points in a time range (default: all
     /// time) in one commit; earlier revisions keep them until GC.
     Delete(series_cmds::DeleteArgs),
+    /// Copy a data directory (its objects, refs and the WAL ranges its
+    /// commits replay) into a new one, recording the source as `origin`.
+    Clone(remote_cmds::CloneArgs),
+    /// Bring a remote's refs (all, or those named) and everything they
+    /// need into refs/remotes/<name>/.
+    Fetch(remote_cmds::FetchArgs),
+    /// Send refs and everything they need to a remote; remote refs move by
+    /// compare-and-swap, only forward unless --force.
+    Push(remote_cmds::PushArgs),
+    /// Record, forget and list remotes.
+    #[command(subcommand)]
+    Remote(remote_cmds::RemoteCommand),
     /// The main job: an embedded time-series workload, end to end.
     Demo(demo::DemoArgs),
 }
@@ -131,6 +144,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
+    if let Command::Clone(a) = cli.command {
+        return remote_cmds::clone(a);
+    }
     if let Command::Demo(a) = cli.command {
         return demo::demo(&cli.dir.unwrap_or_else(|| PathBuf::from("sydra-demo")), a);
     }
@@ -161,6 +177,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Series(a) => series_cmds::series(&dir, a),
         Command::Delete(a) => series_cmds::delete(&dir, a),
         Command::Query(a) => query_cmd::query(&dir, a),
-        Command::Demo(_) => Ok(0),
+        Command::Fetch(a) => remote_cmds::fetch(&dir, a),
+        Command::Push(a) => remote_cmds::push(&dir, a),
+        Command::Remote(c) => remote_cmds::remote_cmd(&dir, c),
+        Command::Demo(_) | Command::Clone(_) => Ok(0),
     }
 }

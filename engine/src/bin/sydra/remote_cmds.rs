@@ -1,0 +1,174 @@
+//! Replication commands: `clone`, `fetch`, `push`, `remote`.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+use sydra_engine::Repository;
+use sydra_engine::remote::{self, Outcome, RefUpdate, Sync};
+
+#[derive(Debug, clap::Args)]
+pub struct CloneArgs {
+    /// The source: a data directory (path), later `http://…` or `s3://…`.
+    url: String,
+    /// The new data directory (must not exist, or be empty).
+    dir: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FetchArgs {
+    /// A recorded remote's name, or a URL.
+    #[arg(default_value = "origin")]
+    remote: String,
+    /// Refs to fetch (full names, or `main`, `heads/main`, a snapshot
+    /// name); all when none.
+    refs: Vec<String>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PushArgs {
+    /// A recorded remote's name, or a URL.
+    #[arg(default_value = "origin")]
+    remote: String,
+    /// Refs to push; every `refs/heads/*` and `refs/snapshots/*` when none.
+    refs: Vec<String>,
+    /// Move remote refs even when that is not a fast-forward (history the
+    /// remote has and this store does not is then no longer reachable
+    /// there).
+    #[arg(long)]
+    force: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum RemoteCommand {
+    /// Record a remote.
+    Add {
+        /// Its name (`origin`, `backup`, …).
+        name: String,
+        /// Its URL: a data directory (path), `http://…` or `s3://…`.
+        url: String,
+    },
+    /// Forget a remote and delete its remote-tracking refs.
+    Remove {
+        /// Its name.
+        name: String,
+    },
+    /// List the recorded remotes: name and URL.
+    List,
+}
+
+fn outcome(o: &Outcome) -> (&'static str, Option<&str>) {
+    match o {
+        Outcome::Created => ("created", None),
+        Outcome::FastForward => ("fast-forward", None),
+        Outcome::Forced => ("forced", None),
+        Outcome::UpToDate => ("up-to-date", None),
+        Outcome::Rejected(why) => ("rejected", Some(why.as_str())),
+    }
+}
+
+fn update_json(u: &RefUpdate) -> serde_json::Value {
+    let (status, reason) = outcome(&u.outcome);
+    json!({
+        "from": u.from,
+        "to": u.to,
+        "old": u.old.map(|o| o.to_hex()),
+        "new": u.new.to_hex(),
+        "status": status,
+        "reason": reason,
+    })
+}
+
+fn print(s: &Sync, as_json: bool) -> anyhow::Result<u8> {
+    let out = &mut io::stdout().lock();
+    let rejected = s
+        .updates
+        .iter()
+        .any(|u| matches!(u.outcome, Outcome::Rejected(_)));
+    let t = &s.transfer;
+    if as_json {
+        writeln!(
+            out,
+            "{}",
+            json!({
+                "remote": s.remote,
+                "commits": t.commits,
+                "objects": t.objects,
+                "bytes": t.bytes,
+                "wal_ranges": t.ranges,
+                "wal_range_bytes": t.range_bytes,
+                "pack": t.pack.map(|p| p.to_hex()),
+                "shallow": t.shallow.iter().map(|c| c.to_hex()).collect::<Vec<_>>(),
+                "refs": s.updates.iter().map(update_json).collect::<Vec<_>>(),
+            })
+        )?;
+    } else {
+        writeln!(
+            out,
+            "{}: {} commit(s), {} object(s) ({} B), {} WAL range(s) ({} B)",
+            s.remote, t.commits, t.objects, t.bytes, t.ranges, t.range_bytes
+        )?;
+        for u in &s.updates {
+            let (status, reason) = outcome(&u.outcome);
+            let old = u.old.map_or("(none)".to_owned(), |o| o.short(12));
+            write!(
+                out,
+                "  {status:<12} {old} -> {}  {} -> {}",
+                u.new.short(12),
+                u.from,
+                u.to
+            )?;
+            if let Some(r) = reason {
+                write!(out, ": {r}")?;
+            }
+            writeln!(out)?;
+        }
+    }
+    out.flush()?;
+    Ok(if rejected { 1 } else { 0 })
+}
+
+pub fn clone(a: CloneArgs) -> anyhow::Result<u8> {
+    let (_, s) = remote::clone(&a.url, &a.dir)?;
+    print(&s, a.json)
+}
+
+pub fn fetch(dir: &Path, a: FetchArgs) -> anyhow::Result<u8> {
+    let repo = Repository::open(dir)?;
+    let s = remote::fetch(&repo, &a.remote, &a.refs)?;
+    print(&s, a.json)
+}
+
+pub fn push(dir: &Path, a: PushArgs) -> anyhow::Result<u8> {
+    let repo = Repository::open(dir)?;
+    let s = remote::push(&repo, &a.remote, &a.refs, a.force)?;
+    print(&s, a.json)
+}
+
+pub fn remote_cmd(dir: &Path, c: RemoteCommand) -> anyhow::Result<u8> {
+    let repo = Repository::open(dir)?;
+    match c {
+        RemoteCommand::Add { name, url } => remote::add_remote(&repo, &name, &url)?,
+        RemoteCommand::Remove { name } => {
+            if !remote::remove_remote(&repo, &name)? {
+                anyhow::bail!("no remote named {name}");
+            }
+        }
+        RemoteCommand::List => {
+            let out = &mut io::stdout().lock();
+            for (name, url) in remote::list_remotes(&repo)? {
+                writeln!(out, "{name}\t{url}")?;
+            }
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,210 @@
+//! Stored WAL ranges: the bytes of another store's WAL chunks, kept so
+//! that commits fetched from it replay here exactly as there
+//! (docs/FORMAT.md §20, docs/DECISIONS.md 48).
+//!
+//! A chunk names its bytes by segment first seq and offsets, and every
+//! store's WAL starts at seq 1: a fetched commit's chunks must never be
+//! looked up in this store's own `wal/`. Their bytes are kept under
+//! `<dir>/walchunks/<2 hex>/<62 hex>`, named by the chunk blob's id (which
+//! commits to the segment, offsets, seqs, CRC32 and BLAKE3), as the source
+//! segment's 16-byte header followed by the chunk's bytes. Replay looks
+//! here first; fsck verifies what it finds here instead of the local
+//! segment; GC removes ranges no reachable commit needs.
+//!
+//! Written like an object (temp file in `walchunks/tmp/`, verified,
+//! fsynced, renamed, directory fsynced) before any ref can reach the
+//! commit naming it.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sydra_objects::ObjectId;
+use sydra_objects::map::{Mmap, map_file};
+
+use super::chunk::Chunk;
+use super::record::{SEGMENT_HEADER_LEN, parse_segment_header_version};
+use crate::error::{Error, Result};
+
+/// The directory of stored ranges, beside `wal/`.
+pub const RANGES_DIR: &str = "walchunks";
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// `walchunks/` of the data directory whose WAL directory is `wal_dir`.
+pub fn ranges_dir(wal_dir: &Path) -> PathBuf {
+    wal_dir
+        .parent()
+        .map_or_else(|| PathBuf::from(RANGES_DIR), |p| p.join(RANGES_DIR))
+}
+
+/// Where the range of chunk blob `id` is kept.
+pub fn range_path(ranges: &Path, id: &ObjectId) -> PathBuf {
+    let hex = id.to_hex();
+    ranges.join(&hex[..2]).join(&hex[2..])
+}
+
+/// A stored range, mapped and verified.
+#[derive(Debug)]
+pub struct StoredRange {
+    /// Its file.
+    pub path: PathBuf,
+    /// The source segment's record format version.
+    pub version: u8,
+    pub(super) map: Mmap,
+}
+
+impl StoredRange {
+    /// The whole file: the segment header, then the chunk's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+
+    /// The chunk's bytes.
+    pub fn range(&self) -> &[u8] {
+        &self.map[SEGMENT_HEADER_LEN..]
+    }
+}
+
+fn bad(path: &Path, id: &ObjectId, reason: String) -> Error {
+    Error::ChunkMismatch {
+        chunk: *id,
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+/// Check a stored range's bytes against its chunk: the header names the
+/// chunk's segment, the rest is exactly the chunk (length, CRC32, BLAKE3).
+fn check(bytes: &[u8], chunk: &Chunk) -> std::result::Result<u8, String> {
+    let (first, version) = parse_segment_header_version(bytes)?;
+    if first != chunk.segment {
+        return Err(format!(
+            "the stored header names segment {first}, the chunk segment {}",
+            chunk.segment
+        ));
+    }
+    chunk.verify(&bytes[SEGMENT_HEADER_LEN..])?;
+    Ok(version)
+}
+
+/// Open and verify the stored range of chunk `id`; `None` when none is
+/// stored.
+pub fn open(wal_dir: &Path, id: &ObjectId, chunk: &Chunk) -> Result<Option<StoredRange>> {
+    let path = range_path(&ranges_dir(wal_dir), id);
+    let file = match sydra_objects::fs::open_regular(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("open", &path)(e)),
+    };
+    let map = sydra_objects::fault::point("wal.map")
+        .and_then(|()| map_file(&file))
+        .map_err(Error::io("map", &path))?;
+    let version = check(&map, chunk).map_err(|r| bad(&path, id, r))?;
+    Ok(Some(StoredRange { path, version, map }))
+}
+
+/// Whether chunk `id`'s range is stored here (no content check).
+pub fn exists(wal_dir: &Path, id: &ObjectId) -> bool {
+    range_path(&ranges_dir(wal_dir), id).is_file()
+}
+
+/// Store chunk `id`'s range (`header` is the source segment's first
+/// `SEGMENT_HEADER_LEN` bytes, `bytes` the chunk's), verified first, made
+/// durable before it is visible. An existing valid copy is kept.
+pub fn write(
+    wal_dir: &Path,
+    id: &ObjectId,
+    chunk: &Chunk,
+    header: &[u8],
+    bytes: &[u8],
+) -> Result<()> {
+    let ranges = ranges_dir(wal_dir);
+    let dst = range_path(&ranges, id);
+    let mut content = Vec::with_capacity(SEGMENT_HEADER_LEN + bytes.len());
+    content.extend_from_slice(header.get(..SEGMENT_HEADER_LEN).unwrap_or(header));
+    content.extend_from_slice(bytes);
+    check(&content, chunk).map_err(|r| bad(&dst, id, r))?;
+    if let Ok(Some(_)) = open(wal_dir, id, chunk) {
+        return Ok(());
+    }
+    let tmp_dir = ranges.join("tmp");
+    let shard = dst
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| ranges.clone());
+    for d in [&ranges, &tmp_dir, &shard] {
+        match sydra_objects::fault::point("walchunks.mkdir").and_then(|()| fs::create_dir(d)) {
+            Ok(()) => sync_dir(d.parent().unwrap_or(d))?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io("create directory", d)(e)),
+        }
+    }
+    let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = tmp_dir.join(format!("range-{}-{n}.tmp", std::process::id()));
+    let written = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(Error::io("create", &tmp))?;
+        sydra_objects::fault::point("walchunks.write")
+            .and_then(|()| f.write_all(&content))
+            .map_err(Error::io("write", &tmp))?;
+        sydra_objects::fault::point("walchunks.sync")
+            .and_then(|()| f.sync_data())
+            .map_err(|e| {
+                Error::Objects(sydra_objects::Error::Sync {
+                    path: tmp.clone(),
+                    source: e,
+                })
+            })?;
+        sydra_objects::fault::point("walchunks.rename")
+            .and_then(|()| fs::rename(&tmp, &dst))
+            .map_err(Error::io("rename into", &dst))?;
+        sync_dir(&shard)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    sydra_objects::fs::sync_dir(dir, || sydra_objects::fault::point("walchunks.dir.sync"))
+        .map_err(|e| Error::Objects(e.into()))
+}
+
+/// Every stored range's chunk id (files named otherwise are skipped).
+pub fn list(wal_dir: &Path) -> Result<Vec<(ObjectId, PathBuf)>> {
+    let ranges = ranges_dir(wal_dir);
+    let mut out = Vec::new();
+    let rd = match fs::read_dir(&ranges) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::io("list", &ranges)(e)),
+    };
+    for shard in rd {
+        let shard = shard.map_err(Error::io("list", &ranges))?.path();
+        let Some(prefix) = shard
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_owned)
+        else {
+            continue;
+        };
+        if prefix.len() != 2 || !shard.is_dir() {
+            continue;
+        }
+        for f in fs::read_dir(&shard).map_err(Error::io("list", &shard))? {
+            let p = f.map_err(Error::io("list", &shard))?.path();
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if let Ok(id) = format!("{prefix}{name}").parse::<ObjectId>() {
+                out.push((id, p));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
