@@ -650,6 +650,9 @@ pub fn fetch(repo: &Repository, remote: &str, refs: &[String]) -> Result<Sync> {
     let (name, url) = resolve_remote(repo, remote)?;
     let name = name.unwrap_or_else(|| "fetch".to_owned());
     let src = open_remote(&url)?;
+    // A fetch killed in the middle of a ref update leaves its lock file;
+    // removed only when no ref update of any process is running.
+    repo.refs().remove_stale_locks()?;
     let wanted = select(offered(&src)?, refs, remote)?;
     let tips: Vec<ObjectId> = wanted.iter().map(|(_, id)| *id).collect();
     let (transfer, pinned) = transfer(&src, repo, &tips, remote)?;
@@ -736,6 +739,8 @@ pub fn push(repo: &Repository, remote: &str, refs: &[String], force: bool) -> Re
     let (name, url) = resolve_remote(repo, remote)?;
     let dst = open_remote(&url)?;
     let _lock = crate::engine::take_lock(&dst.layout().lock_file(), dst.layout().root())?;
+    dst.refs().remove_stale_locks()?;
+    let own_wal = !crate::wal::list_segments(&dst.layout().wal())?.is_empty();
     let mine: Vec<(RefName, ObjectId)> = if refs.is_empty() {
         offered(repo)?
             .into_iter()
@@ -750,7 +755,16 @@ pub fn push(repo: &Repository, remote: &str, refs: &[String], force: bool) -> Re
     let mut tips = Vec::new();
     for (n, id) in &mine {
         let old = dst.refs().resolve(n)?;
-        let outcome = judge(repo, old, *id, force)?;
+        let mut outcome = judge(repo, old, *id, force)?;
+        // The main branch of a store that writes its own WAL advances only
+        // by its own checkpoints: a commit from elsewhere names WAL seqs of
+        // another log (docs/DECISIONS.md 49).
+        if *n == crate::main_ref() && own_wal && outcome != Outcome::UpToDate {
+            outcome = Outcome::Rejected(format!(
+                "{} writes its own WAL, so its main moves only by its own checkpoints; push main to a replica (made by clone or init and never written to), push under another name, or fetch from it",
+                dst.layout().root().display()
+            ));
+        }
         if matches!(
             outcome,
             Outcome::Created | Outcome::FastForward | Outcome::Forced

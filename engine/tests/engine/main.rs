@@ -20,6 +20,8 @@ mod demo;
 mod group_commit;
 /// The directory lock and poisoning.
 mod lock;
+/// Replication between data directories: clone, fetch, push.
+mod remote;
 /// Checkpoints, snapshots, branches and replay from any commit.
 mod replay;
 /// The capability rule itself: a missing capability skips by hand and
