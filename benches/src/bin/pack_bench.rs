@@ -921,8 +921,8 @@ fn mode_mark_rss(a: &Args) {
     let dir = a.path("dir").expect("--dir");
     let expect: u64 = a.get("expect", 0);
     let refs = gitlike::open_sydra(&dir);
-    // Map the packs' pages the way a long-running process that has read
-    // them would not have: start cold in this process (no page mapped yet).
+    // No pack page is mapped into this process yet: every page the mark
+    // touches shows up in the growth (as shmem on tmpfs, file pages on disk).
     let reset = reset_peak_rss();
     let before = rss_now();
     let start = Instant::now();
