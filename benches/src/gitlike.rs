@@ -451,6 +451,7 @@ mod tests {
         };
         let h = build_sydra(dir.path(), shape);
         assert_eq!(h.objects.len(), shape.objects());
+        // Batches publish packs: count packed and loose objects alike.
         assert_eq!(h.refs.objects().all_ids().unwrap().len(), shape.objects());
         if git_available() {
             let git_dir = dir.path().join("git");
