@@ -325,3 +325,42 @@ fn remotes_are_named_recorded_and_removed_with_their_tracking_refs() {
     let err = remote::clone(src.to_str().unwrap(), &dst).unwrap_err();
     assert!(err.to_string().contains("not empty"), "{err}");
 }
+
+#[test]
+fn a_clone_of_a_store_cut_by_retention_keeps_its_horizon() {
+    let d = tempfile::tempdir().unwrap();
+    let (src, dst) = (d.path().join("src"), d.path().join("dst"));
+    let e = source(&src);
+    for i in 0..3 {
+        ingest(&e, 4300 + i * 10, 4310 + i * 10);
+        e.checkpoint(None, "more").unwrap();
+    }
+    e.repo()
+        .refs()
+        .delete(
+            &sydra_engine::refs::RefName::new("refs/snapshots/s1").unwrap(),
+            sydra_engine::refs::PreviousValue::Any,
+            "drop",
+        )
+        .unwrap();
+    e.gc(&GcOptions {
+        grace: std::time::Duration::ZERO,
+        reflog_expiry: std::time::Duration::ZERO,
+        retain: Some(sydra_engine::gc::Keep::Commits(
+            std::num::NonZeroU64::new(2).unwrap(),
+        )),
+        ..GcOptions::default()
+    })
+    .unwrap();
+    drop(e);
+    fsck_clean(&src);
+    let (repo, s) = remote::clone(src.to_str().unwrap(), &dst).unwrap();
+    assert!(!s.transfer.shallow.is_empty(), "{s:?}");
+    let h = repo.history_horizon().unwrap();
+    for b in &s.transfer.shallow {
+        assert!(h.is_boundary(b));
+    }
+    fsck_clean(&dst);
+    assert_eq!(replay(&dst, "main"), replay(&src, "main"));
+    assert_eq!(as_of(&dst, "main"), as_of(&src, "main"));
+}

@@ -93,7 +93,7 @@ struct Inner {
     pins: pins::Pins,
     tmp_counter: AtomicU64,
     pack_dir: PathBuf,
-    /// The live packs, newest first; replaced whole (readers clone the Arc).
+    /// The live packs, largest first; replaced whole (readers clone the Arc).
     packs: RwLock<Arc<Vec<Arc<Pack>>>>,
     /// The mtime of `pack/` when it was last listed, and when that was.
     pack_scan: Mutex<Option<(Option<std::time::SystemTime>, std::time::SystemTime)>>,

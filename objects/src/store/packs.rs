@@ -147,7 +147,7 @@ fn kind_rank(kind: Kind) -> u8 {
 }
 
 impl Store {
-    /// The live packs (newest first).
+    /// The live packs, largest (most objects) first.
     pub fn packs(&self) -> Arc<Vec<Arc<Pack>>> {
         self.inner.packs.read().clone()
     }
@@ -180,8 +180,10 @@ impl Store {
     pub(crate) fn add_pack(&self, p: Arc<Pack>) {
         let mut w = self.inner.packs.write();
         let mut v: Vec<Arc<Pack>> = Vec::with_capacity(w.len() + 1);
-        v.push(p.clone());
         v.extend(w.iter().filter(|q| q.hash() != p.hash()).cloned());
+        v.push(p);
+        // Largest first: most lookups end in the pack holding most objects.
+        v.sort_by_key(|q| std::cmp::Reverse(q.len()));
         *w = Arc::new(v);
     }
 
@@ -268,7 +270,10 @@ impl Store {
                 live.push((p.modified().unwrap_or(SystemTime::UNIX_EPOCH), p.clone()));
                 continue;
             }
-            let opened = if idxs.contains(hash) {
+            // A listing is not atomic: an index renamed in after the
+            // listing passed its name may exist by now.
+            let has_idx = idxs.contains(hash) || dir.join(pack::file_name(hash, "idx")).exists();
+            let opened = if has_idx {
                 match Pack::open(&dir, *hash) {
                     Ok(p) => Ok(p),
                     // Gone meanwhile (a repack in another process).
@@ -286,7 +291,7 @@ impl Store {
                 // Damage: the pack is not read, fsck names it. An I/O
                 // error is not damage and is not hidden as a missing pack.
                 Err(e @ Error::BadPack { .. }) => {
-                    if idxs.contains(hash) {
+                    if has_idx {
                         repairs.push(PackRepair::Unusable {
                             path: dir.join(pack::file_name(hash, "pack")),
                             reason: e.to_string(),
@@ -297,6 +302,12 @@ impl Store {
             }
         }
         for hash in idxs.difference(&packs) {
+            // A pack is renamed in before its index: a listing that saw the
+            // index but not the pack passed the pack's name before its
+            // rename. Only an index whose pack is still absent is an orphan.
+            if dir.join(pack::file_name(hash, "pack")).exists() {
+                continue;
+            }
             let path = dir.join(pack::file_name(hash, "idx"));
             match crate::fault::point("pack.idx.unlink").and_then(|()| fs::remove_file(&path)) {
                 Ok(()) => repairs.push(PackRepair::RemovedIndex(path)),
@@ -304,7 +315,8 @@ impl Store {
                 Err(e) => return Err(Error::io("delete", &path)(e)),
             }
         }
-        live.sort_by_key(|e| std::cmp::Reverse(e.0));
+        // Largest first: most lookups end in the pack holding most objects.
+        live.sort_by_key(|(_, p)| std::cmp::Reverse(p.len()));
         *self.inner.packs.write() = Arc::new(live.into_iter().map(|(_, p)| p).collect());
         *self.inner.pack_scan.lock() = Some((mtime, scanned));
         Ok(repairs)
@@ -686,11 +698,12 @@ impl GcGuard {
         // merging keeps every object, so their grace is untouched).
         let mut dirty = Vec::new();
         let mut rest = Vec::new();
+        // Judged once per pack: a writer may freshen a pack meanwhile.
+        let mut young = vec![false; packs.len()];
         for (i, p) in packs.iter().enumerate() {
-            let young = p.modified().map_or(true, |m| m >= options.cutoff);
+            young[i] = p.modified().map_or(true, |m| m >= options.cutoff);
             let v = p.index();
-            if young {
-                report.packs_kept_recent += 1;
+            if young[i] {
                 rest.push(i);
             } else if (0..v.len()).any(|j| !keep(&v.id(j))) {
                 dirty.push(i);
@@ -703,9 +716,8 @@ impl GcGuard {
             .into_iter()
             .map(|j| rest[j])
             .collect();
-        report.packs_kept_recent -= merged
-            .iter()
-            .filter(|&&i| packs[i].modified().map_or(true, |m| m >= options.cutoff))
+        report.packs_kept_recent = (0..packs.len())
+            .filter(|i| young[*i] && !merged.contains(i))
             .count() as u64;
         let reachable_loose = |id: &ObjectId| reachable(id);
         let any_loose = store.iter()?.any(|id| id.is_ok_and(|id| reachable(&id)));
