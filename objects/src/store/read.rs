@@ -324,19 +324,29 @@ impl Store {
         let Some((pack, offset)) = self.find_packed(id) else {
             return Ok(None);
         };
+        self.stat_in(&pack, id, offset).map(Some)
+    }
+
+    /// Kind and size of `id` from its entry header at `offset` in `pack`.
+    pub(super) fn stat_in(
+        &self,
+        pack: &crate::pack::Pack,
+        id: &ObjectId,
+        offset: u64,
+    ) -> Result<Stat> {
         let start = offset as usize;
         let h = pack
             .bytes()
             .get(start..start + HEADER_LEN)
             .and_then(|h| <[u8; HEADER_LEN]>::try_from(h).ok())
-            .ok_or_else(|| self.corrupt_packed(&pack, id, offset, "entry header is cut short"))?;
-        let header = Header::decode(&h).map_err(|r| self.corrupt_packed(&pack, id, offset, &r))?;
+            .ok_or_else(|| self.corrupt_packed(pack, id, offset, "entry header is cut short"))?;
+        let header = Header::decode(&h).map_err(|r| self.corrupt_packed(pack, id, offset, &r))?;
         let file_len = header
             .file_len()
-            .ok_or_else(|| self.corrupt_packed(&pack, id, offset, "length overflows"))?;
+            .ok_or_else(|| self.corrupt_packed(pack, id, offset, "length overflows"))?;
         header
             .check(id, file_len)
-            .map_err(|r| self.corrupt_packed(&pack, id, offset, &r))?;
+            .map_err(|r| self.corrupt_packed(pack, id, offset, &r))?;
         let body = pack.bytes().len().saturating_sub(crate::pack::TRAILER) as u64;
         if offset.saturating_add(file_len) > body {
             return Err(self.corrupt_packed(
@@ -346,11 +356,11 @@ impl Store {
                 "entry runs past the end of the pack",
             ));
         }
-        Ok(Some(Stat {
+        Ok(Stat {
             kind: header.kind,
             size: header.payload_len,
             file_len,
-        }))
+        })
     }
 
     fn corrupt_packed(

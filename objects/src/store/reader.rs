@@ -35,6 +35,9 @@ pub struct Reader {
     store: Store,
     dirs: Vec<Option<OwnedFd>>,
     buf: Vec<u8>,
+    /// The live packs when the reader was made (or last refreshed on a
+    /// miss): a lookup takes no lock.
+    packs: std::sync::Arc<Vec<std::sync::Arc<crate::pack::Pack>>>,
 }
 
 impl Store {
@@ -44,6 +47,7 @@ impl Store {
             store: self.clone(),
             dirs: (0..256).map(|_| None).collect(),
             buf: Vec::new(),
+            packs: self.packs(),
         }
     }
 }
@@ -112,7 +116,7 @@ impl Reader {
             rustix::fs::openat(dir, name, crate::fs::READ_FLAGS, Mode::empty())
         })?
         else {
-            if self.store.refresh_packs()?
+            if self.refresh()?
                 && let Some(p) = self.read_packed(id, verify_hash)?
             {
                 return Ok(p);
@@ -147,8 +151,24 @@ impl Reader {
         })
     }
 
+    fn find_packed(&self, id: &ObjectId) -> Option<(std::sync::Arc<crate::pack::Pack>, u64)> {
+        self.packs
+            .iter()
+            .find_map(|p| p.find(id).map(|off| (p.clone(), off)))
+    }
+
+    /// After a miss: take the store's current pack list (another process's
+    /// packs included); whether it changed.
+    fn refresh(&mut self) -> Result<bool> {
+        let changed = self.store.refresh_packs()?;
+        let now = self.store.packs();
+        let differs = !std::sync::Arc::ptr_eq(&now, &self.packs);
+        self.packs = now;
+        Ok(changed || differs)
+    }
+
     fn read_packed(&mut self, id: &ObjectId, verify_hash: bool) -> Result<Option<Payload>> {
-        let Some((pack, offset)) = self.store.find_packed(id) else {
+        let Some((pack, offset)) = self.find_packed(id) else {
             return Ok(None);
         };
         let (entry, range) = pack.entry(id, offset, verify_hash)?;
@@ -173,14 +193,14 @@ impl Reader {
     /// existence check. [`Error::NotFound`] when there is no file; a
     /// symlink or anything else that is not a regular file is corrupt.
     pub fn file_len(&mut self, id: &ObjectId) -> Result<u64> {
-        if let Some(st) = self.store.stat_packed(id)? {
-            return Ok(st.file_len);
+        if let Some((pack, offset)) = self.find_packed(id) {
+            return Ok(self.store.stat_in(&pack, id, offset)?.file_len);
         }
         let Some(st) = self.at(id, "stat", |dir, name| {
             rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
         })?
         else {
-            if self.store.refresh_packs()?
+            if self.refresh()?
                 && let Some(st) = self.store.stat_packed(id)?
             {
                 return Ok(st.file_len);
