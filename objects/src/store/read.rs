@@ -350,7 +350,7 @@ impl Store {
         let body = pack.bytes().len().saturating_sub(crate::pack::TRAILER) as u64;
         if offset.saturating_add(file_len) > body {
             return Err(self.corrupt_packed(
-                &pack,
+                pack,
                 id,
                 offset,
                 "entry runs past the end of the pack",
