@@ -348,7 +348,12 @@ struct Plan {
     shallow: Vec<ObjectId>,
 }
 
-fn plan(src: &Store, dst: &Store, tips: &[ObjectId], have: &HashSet<ObjectId>) -> Result<Plan> {
+fn plan(
+    src: &Store,
+    has: &dyn Fn(&ObjectId) -> Result<bool>,
+    tips: &[ObjectId],
+    have: &HashSet<ObjectId>,
+) -> Result<Plan> {
     let mut p = Plan {
         commits: Vec::new(),
         objects: Vec::new(),
@@ -364,7 +369,7 @@ fn plan(src: &Store, dst: &Store, tips: &[ObjectId], have: &HashSet<ObjectId>) -
         let obj = src.get_verified(&c)?;
         obj.expect(Kind::Commit)?;
         let commit = obj.commit()?;
-        if !dst.contains(&c)? {
+        if !has(&c)? {
             p.commits.push(c);
         }
         let mut base = None;
@@ -382,7 +387,7 @@ fn plan(src: &Store, dst: &Store, tips: &[ObjectId], have: &HashSet<ObjectId>) -
                 todo.push_back(*parent);
             }
         }
-        walk_tree(src, dst, commit.tree, base, &mut queued, &mut p.objects)?;
+        walk_tree(src, has, commit.tree, base, &mut queued, &mut p.objects)?;
     }
     Ok(p)
 }
@@ -392,7 +397,7 @@ fn plan(src: &Store, dst: &Store, tips: &[ObjectId], have: &HashSet<ObjectId>) -
 /// the receiver, or part of this transfer).
 fn walk_tree(
     src: &Store,
-    dst: &Store,
+    has: &dyn Fn(&ObjectId) -> Result<bool>,
     t: ObjectId,
     base: Option<ObjectId>,
     queued: &mut HashSet<ObjectId>,
@@ -403,7 +408,7 @@ fn walk_tree(
         if Some(t) == base || !queued.insert(t) {
             continue;
         }
-        if !dst.contains(&t)? {
+        if !has(&t)? {
             out.push(t);
         }
         let obj = src.get(&t)?;
@@ -430,7 +435,7 @@ fn walk_tree(
                     stack.push((e.id, old_tree));
                 }
                 _ => {
-                    if queued.insert(e.id) && !dst.contains(&e.id)? {
+                    if queued.insert(e.id) && !has(&e.id)? {
                         out.push(e.id);
                     }
                 }
@@ -481,99 +486,337 @@ fn has_range(wal_dir: &Path, id: &ObjectId, chunk: &Chunk) -> bool {
 }
 
 /// Copy into `dst` everything it needs to hold `tips` completely (see the
-/// module docs). The returned pins keep the new objects from a GC of this
-/// process until the caller has moved its refs.
+/// module docs), through the same transfer file the HTTP transport sends.
+/// The returned pins keep the new objects from a GC of this process until
+/// the caller has moved its refs.
 fn transfer(
     src: &Repository,
     dst: &Repository,
     tips: &[ObjectId],
     remote: &str,
-) -> Result<(Transfer, Pinned)> {
+) -> Result<(Transfer, Option<Pinned>)> {
     let have = have_commits(dst)?;
-    let p = plan(src.objects(), dst.objects(), tips, &have)?;
-    let mut out = Transfer {
-        commits: p.commits.len() as u64,
-        shallow: p.shallow.clone(),
-        ..Transfer::default()
+    let file = send(
+        src,
+        tips,
+        &have,
+        &|id| Ok(dst.objects().contains(id)?),
+        dst.objects(),
+    )?;
+    receive(dst, &file, remote)
+}
+
+/// Magic of a transfer file.
+pub const TRANSFER_MAGIC: [u8; 4] = *b"SYTX";
+
+/// A transfer file in `objects/tmp/`, removed on drop.
+#[derive(Debug)]
+pub struct TransferFile {
+    /// Its path.
+    pub path: PathBuf,
+    /// Counts of what it holds.
+    pub counts: Transfer,
+}
+
+impl Drop for TransferFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+fn tmp_path(store: &Store, what: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    store
+        .tmp_dir()
+        .join(format!("obj-{}-{what}{n}.tmp", std::process::id()))
+}
+
+/// Write what a receiver needs to hold `tips` (given the commits it has
+/// and an oracle for the objects it has) into a transfer file in
+/// `scratch`'s temp directory (docs/FORMAT.md §21): one pack, the WAL
+/// ranges the new commits replay, the shallow boundaries; BLAKE3 trailer.
+pub fn send(
+    src: &Repository,
+    tips: &[ObjectId],
+    have: &HashSet<ObjectId>,
+    has: &dyn Fn(&ObjectId) -> Result<bool>,
+    scratch: &Store,
+) -> Result<TransferFile> {
+    let p = plan(src.objects(), has, tips, have)?;
+    let path = tmp_path(scratch, "tx");
+    let mut file = TransferFile {
+        path,
+        counts: Transfer {
+            commits: p.commits.len() as u64,
+            shallow: p.shallow.clone(),
+            ..Transfer::default()
+        },
     };
-    let incoming: HashSet<ObjectId> = p.commits.iter().chain(&p.objects).copied().collect();
-    let shallow: HashSet<ObjectId> = p.shallow.iter().copied().collect();
-    let present = |id: &ObjectId| -> Result<bool> {
-        Ok(incoming.contains(id) || dst.objects().contains(id)?)
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&file.path)
+        .map_err(Error::io("create", &file.path))?;
+    let mut w = Hashed {
+        out: io::BufWriter::with_capacity(1 << 20, f),
+        hasher: blake3::Hasher::new(),
+        path: file.path.clone(),
     };
-    let mut batch = dst.objects().batch(Durability::Batch);
-    for id in p.commits.iter().chain(&p.objects) {
-        // BLAKE3 recomputed: the bytes are the object the id names.
-        let obj = src.objects().get_verified(id)?;
-        match obj.kind {
-            Kind::Tree => {
-                for e in obj.tree()?.entries {
-                    if !present(&e.id)? {
-                        return Err(remote_err(
-                            remote,
-                            format!(
-                                "tree {id} references {} {}, which neither side has",
-                                e.kind, e.id
-                            ),
-                        ));
-                    }
-                }
-            }
-            Kind::Commit => {
-                let c = obj.commit()?;
-                if !present(&c.tree)? {
-                    return Err(remote_err(
-                        remote,
-                        format!(
-                            "commit {id} references tree {}, which neither side has",
-                            c.tree
-                        ),
-                    ));
-                }
-                for parent in c.parents {
-                    if !shallow.contains(id) && !present(&parent)? {
-                        return Err(remote_err(
-                            remote,
-                            format!(
-                                "commit {id} references parent {parent}, which neither side has"
-                            ),
-                        ));
-                    }
-                }
-            }
-            Kind::Blob => {}
+    let objects: Vec<ObjectId> = p.commits.iter().chain(&p.objects).copied().collect();
+    // The pack: its length first, so compute it from the headers.
+    let mut pack_len = (sydra_objects::pack::HEADER + sydra_objects::pack::TRAILER) as u64;
+    for id in &objects {
+        pack_len += src.objects().stat(id)?.file_len;
+    }
+    w.put(&TRANSFER_MAGIC)?;
+    w.put(&[1, 0, 0, 0])?;
+    w.put(&(if objects.is_empty() { 0 } else { pack_len }).to_le_bytes())?;
+    if !objects.is_empty() {
+        let mut ph = blake3::Hasher::new();
+        let mut head = [0u8; sydra_objects::pack::HEADER];
+        head[..4].copy_from_slice(&sydra_objects::pack::MAGIC);
+        head[4] = sydra_objects::pack::VERSION;
+        head[8..16].copy_from_slice(&(objects.len() as u64).to_le_bytes());
+        ph.update(&head);
+        w.put(&head)?;
+        for id in &objects {
+            // BLAKE3 recomputed: the bytes sent are the object the id names.
+            let obj = src.objects().get_verified(id)?;
+            let entry = sydra_objects::store::header::encode_file(obj.kind, *id, &obj.data);
+            ph.update(&entry);
+            w.put(&entry)?;
+            file.counts.objects += 1;
+            file.counts.bytes += obj.data.len() as u64;
         }
-        let got = batch.put(obj.kind, &obj.data)?;
-        if got != *id {
-            return Err(remote_err(remote, format!("object {id} arrived as {got}")));
-        }
-        out.objects += 1;
-        out.bytes += obj.data.len() as u64;
+        w.put(ph.finalize().as_bytes())?;
     }
     // The WAL ranges the new commits' replay reads.
     let src_wal = src.layout().wal();
-    let dst_wal = dst.layout().wal();
+    let mut ranges_out: Vec<(ObjectId, Vec<u8>)> = Vec::new();
     let mut done: HashSet<ObjectId> = HashSet::new();
     for c in &p.commits {
         let obj = src.objects().get(c)?;
         let commit = obj.commit()?;
         let applied = commit.meta_u64("wal.applied_seq").unwrap_or(0);
         for (id, chunk) in crate::index::chunks(src.objects(), commit.tree)? {
-            if chunk.last_seq <= applied || !done.insert(id) || has_range(&dst_wal, &id, &chunk) {
+            if chunk.last_seq <= applied || !done.insert(id) {
                 continue;
             }
             let (header, bytes) = read_range(&src_wal, &id, &chunk)?;
-            ranges::write(&dst_wal, &id, &chunk, &header, &bytes)?;
-            out.ranges += 1;
-            out.range_bytes += bytes.len() as u64;
+            let mut body = header;
+            body.extend_from_slice(&bytes);
+            file.counts.ranges += 1;
+            file.counts.range_bytes += bytes.len() as u64;
+            ranges_out.push((id, body));
         }
     }
-    let (pinned, stats) = batch.commit()?;
-    out.pack = stats.pack;
-    if !p.shallow.is_empty() {
-        add_boundaries(dst, &p.shallow)?;
+    w.put(&(ranges_out.len() as u64).to_le_bytes())?;
+    for (id, body) in &ranges_out {
+        w.put(id.as_bytes())?;
+        w.put(&(body.len() as u64).to_le_bytes())?;
+        w.put(body)?;
     }
-    Ok((out, pinned))
+    w.put(&(p.shallow.len() as u64).to_le_bytes())?;
+    for c in &p.shallow {
+        w.put(c.as_bytes())?;
+    }
+    let trailer = w.hasher.finalize();
+    w.out
+        .write_all(trailer.as_bytes())
+        .and_then(|()| w.out.flush())
+        .map_err(Error::io("write", &file.path))?;
+    Ok(file)
+}
+
+struct Hashed {
+    out: io::BufWriter<fs::File>,
+    hasher: blake3::Hasher,
+    path: PathBuf,
+}
+
+impl Hashed {
+    fn put(&mut self, b: &[u8]) -> Result<()> {
+        self.hasher.update(b);
+        self.out
+            .write_all(b)
+            .map_err(Error::io("write", &self.path))
+    }
+}
+
+fn take<'a>(
+    b: &'a [u8],
+    at: &mut usize,
+    n: u64,
+    what: &str,
+) -> std::result::Result<&'a [u8], String> {
+    let n = usize::try_from(n).map_err(|_| format!("{what} is too long"))?;
+    let end = at
+        .checked_add(n)
+        .filter(|&e| e <= b.len())
+        .ok_or_else(|| format!("the transfer ends inside {what} (offset {at})"))?;
+    let s = &b[*at..end];
+    *at = end;
+    Ok(s)
+}
+
+fn u64_at(b: &[u8], at: &mut usize, what: &str) -> std::result::Result<u64, String> {
+    let s = take(b, at, 8, what)?;
+    let mut a = [0u8; 8];
+    a.copy_from_slice(s);
+    Ok(u64::from_le_bytes(a))
+}
+
+/// Ingest a transfer file into `dst`: check its trailer and framing, check
+/// every object (framing, CRC, BLAKE3) and that every tree and commit
+/// references only objects in the transfer or already present, publish the
+/// pack, store the WAL ranges (each verified against its chunk), record the
+/// shallow boundaries. Refs are the caller's to move, while the returned
+/// pins live.
+pub fn receive(
+    dst: &Repository,
+    file: &TransferFile,
+    remote: &str,
+) -> Result<(Transfer, Option<Pinned>)> {
+    let f = sydra_objects::fs::open_regular(&file.path).map_err(Error::io("open", &file.path))?;
+    let map = sydra_objects::map::map_file(&f).map_err(Error::io("map", &file.path))?;
+    let mut t = receive_bytes(dst, &map, remote)?;
+    t.0.commits = file.counts.commits.max(t.0.commits);
+    Ok(t)
+}
+
+/// [`receive`] of transfer bytes already in memory or mapped.
+pub fn receive_bytes(
+    dst: &Repository,
+    b: &[u8],
+    remote: &str,
+) -> Result<(Transfer, Option<Pinned>)> {
+    let bad = |reason: String| remote_err(remote, format!("bad transfer: {reason}"));
+    if b.len() < 8 + 8 + 8 + 8 + 32 || b[..4] != TRANSFER_MAGIC || b[4] != 1 || b[5..8] != [0; 3] {
+        return Err(bad("not a version 1 Sydra transfer".into()));
+    }
+    let body = b.len() - 32;
+    if blake3::hash(&b[..body]).as_bytes()[..] != b[body..] {
+        return Err(bad(
+            "its trailer does not match its content (damaged or cut short)".into(),
+        ));
+    }
+    let b = &b[..body];
+    let mut at = 8;
+    let pack_len = u64_at(b, &mut at, "the pack length").map_err(bad)?;
+    let pack = take(b, &mut at, pack_len, "the pack").map_err(bad)?;
+    let n_ranges = u64_at(b, &mut at, "the range count").map_err(bad)?;
+    let mut ranges_in = Vec::new();
+    for _ in 0..n_ranges {
+        let id = ObjectId::from_slice(take(b, &mut at, 32, "a range id").map_err(bad)?)
+            .unwrap_or_default();
+        let len = u64_at(b, &mut at, "a range length").map_err(bad)?;
+        ranges_in.push((id, take(b, &mut at, len, "a range").map_err(bad)?));
+    }
+    let n_shallow = u64_at(b, &mut at, "the shallow count").map_err(bad)?;
+    let mut shallow = HashSet::new();
+    for _ in 0..n_shallow {
+        shallow.insert(
+            ObjectId::from_slice(take(b, &mut at, 32, "a shallow id").map_err(bad)?)
+                .unwrap_or_default(),
+        );
+    }
+    if at != b.len() {
+        return Err(bad(format!(
+            "{} bytes follow the last section",
+            b.len() - at
+        )));
+    }
+    let mut out = Transfer {
+        shallow: shallow.iter().copied().collect(),
+        ..Transfer::default()
+    };
+    let store = dst.objects();
+    // Pin what arrives (and what is reused) until the refs move: a GC of
+    // this process must not take it first.
+    let mut batch = store.batch(Durability::Batch);
+    let mut check = |e: &sydra_objects::pack::Entry,
+                     payload: &[u8],
+                     ids: &HashSet<ObjectId>|
+     -> std::result::Result<(), String> {
+        let present = |id: &ObjectId| ids.contains(id) || store.contains(id).unwrap_or(false);
+        match e.kind {
+            Kind::Tree => {
+                let t = sydra_objects::TreeRef::decode(payload).map_err(|d| d.to_string())?;
+                for x in t.entries {
+                    if !present(&x.id) {
+                        return Err(format!(
+                            "tree {} references {} {}, which neither side has",
+                            e.id, x.kind, x.id
+                        ));
+                    }
+                }
+            }
+            Kind::Commit => {
+                let c = sydra_objects::CommitRef::decode(payload).map_err(|d| d.to_string())?;
+                if !present(&c.tree) {
+                    return Err(format!(
+                        "commit {} references tree {}, which neither side has",
+                        e.id, c.tree
+                    ));
+                }
+                for p in c.parents {
+                    if !shallow.contains(&e.id) && !present(&p) {
+                        return Err(format!(
+                            "commit {} references parent {p}, which neither side has",
+                            e.id
+                        ));
+                    }
+                }
+                out.commits += 1;
+            }
+            Kind::Blob => {}
+        }
+        out.objects += 1;
+        out.bytes += payload.len() as u64;
+        Ok(())
+    };
+    let pack = if pack.is_empty() {
+        None
+    } else {
+        store.ingest_pack(pack, &mut check)?
+    };
+    out.pack = pack.as_ref().map(|p| p.hash());
+    if let Some(p) = &pack {
+        let v = p.index();
+        for i in 0..v.len() {
+            // A dedup hit: registers the id as pinned (the pack is live).
+            let o = store.get(&v.id(i))?;
+            batch.put(o.kind, &o.data)?;
+        }
+    }
+    let dst_wal = dst.layout().wal();
+    for (id, body) in ranges_in {
+        let blob = store.get(&id).map_err(|e| {
+            remote_err(
+                remote,
+                format!("WAL range {id}: its chunk is not here: {e}"),
+            )
+        })?;
+        let chunk = Chunk::decode(&blob.data)
+            .map_err(|e| remote_err(remote, format!("chunk {id}: {e}")))?;
+        if has_range(&dst_wal, &id, &chunk) {
+            continue;
+        }
+        if body.len() < 16 {
+            return Err(bad(format!(
+                "WAL range {id} is shorter than a segment header"
+            )));
+        }
+        ranges::write(&dst_wal, &id, &chunk, &body[..16], &body[16..])?;
+        out.ranges += 1;
+        out.range_bytes += (body.len() - 16) as u64;
+    }
+    let (pinned, _) = batch.commit()?;
+    if !shallow.is_empty() {
+        add_boundaries(dst, &out.shallow)?;
+    }
+    Ok((out, Some(pinned)))
 }
 
 /// Record `boundaries` in the receiver's retention horizon (its history

@@ -803,3 +803,53 @@ impl GcGuard {
         gone
     }
 }
+
+/// A check of one received entry: the entry, its payload, and every id
+/// of the pack it arrived in.
+pub type IngestCheck<'a> =
+    dyn FnMut(&pack::Entry, &[u8], &HashSet<ObjectId>) -> std::result::Result<(), String> + 'a;
+
+impl Store {
+    /// Publish a pack received from elsewhere (a fetch or push): every
+    /// entry is checked (framing, CRC, BLAKE3 recomputed), then `check`
+    /// sees every entry (the caller checks connectivity there; it may look
+    /// the pack's other ids up in the set passed to it), and only then are
+    /// the entries written into a new local pack, published like a batch's
+    /// (three syncs). Returns the pack, or `None` for a pack of no
+    /// objects. Errors name the entry.
+    pub fn ingest_pack(
+        &self,
+        bytes: &[u8],
+        check: &mut IngestCheck<'_>,
+    ) -> Result<Option<Arc<Pack>>> {
+        let bad = |reason: String| Error::BadPack {
+            path: self.pack_dir().join("(received)"),
+            reason,
+        };
+        let mut entries = Vec::new();
+        let mut ids = HashSet::new();
+        pack::scan(bytes, true, |e| {
+            if !ids.insert(e.id) {
+                return Err(format!("object {} appears twice", e.id));
+            }
+            entries.push(e);
+            Ok(())
+        })
+        .map_err(bad)?;
+        for e in &entries {
+            let (_, range) = pack::entry_at(bytes, e.offset, Some(&e.id), false).map_err(bad)?;
+            check(e, &bytes[range], &ids).map_err(bad)?;
+        }
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        let mut w = PackWriter::new(self, entries.len())?;
+        for e in &entries {
+            let start = e.offset as usize;
+            w.add(e.id, &bytes[start..start + e.len as usize])?;
+        }
+        let p = w.finish(true)?;
+        self.add_pack(p.clone());
+        Ok(Some(p))
+    }
+}
