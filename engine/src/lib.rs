@@ -21,6 +21,8 @@ mod repo;
 pub mod revision;
 pub mod section;
 pub mod series;
+#[cfg(feature = "http")]
+pub mod serve;
 pub mod time;
 mod varint;
 pub mod wal;

@@ -211,16 +211,6 @@ pub fn resolve_remote(repo: &Repository, name_or_url: &str) -> Result<(Option<St
     Ok((None, url))
 }
 
-fn open_remote(url: &RemoteUrl) -> Result<Repository> {
-    match url {
-        RemoteUrl::Path(p) => Repository::open(p),
-        other => Err(remote_err(
-            &other.to_string(),
-            "this build replicates to and from data directories (paths) only; HTTP and S3 remotes are not built yet",
-        )),
-    }
-}
-
 fn sync_dir(dir: &Path) -> Result<()> {
     sydra_objects::fs::sync_dir(dir, || sydra_objects::fault::point("remote.dir.sync"))
         .map_err(|e| Error::Objects(e.into()))
@@ -343,6 +333,10 @@ fn is_ancestor(store: &Store, ancestor: ObjectId, id: ObjectId) -> Result<bool> 
 /// commits newest first, then trees and blobs; and the commits whose
 /// parents `src` lacks.
 struct Plan {
+    /// Every commit walked (not reachable from the receiver's refs): their
+    /// WAL ranges travel even when the receiver already has the commit
+    /// objects (a fetch killed after publishing its pack, say).
+    walked: Vec<ObjectId>,
     commits: Vec<ObjectId>,
     objects: Vec<ObjectId>,
     shallow: Vec<ObjectId>,
@@ -355,6 +349,7 @@ fn plan(
     have: &HashSet<ObjectId>,
 ) -> Result<Plan> {
     let mut p = Plan {
+        walked: Vec::new(),
         commits: Vec::new(),
         objects: Vec::new(),
         shallow: Vec::new(),
@@ -369,6 +364,7 @@ fn plan(
         let obj = src.get_verified(&c)?;
         obj.expect(Kind::Commit)?;
         let commit = obj.commit()?;
+        p.walked.push(c);
         if !has(&c)? {
             p.commits.push(c);
         }
@@ -471,6 +467,11 @@ fn read_range(wal_dir: &Path, id: &ObjectId, chunk: &Chunk) -> Result<(Vec<u8>, 
     Ok((bytes[..16].to_vec(), bytes[s..e].to_vec()))
 }
 
+/// [`has_range`] when the receiver's WAL directory is known (a path).
+fn has_range_at(wal_dir: Option<&Path>, id: &ObjectId, chunk: &Chunk) -> bool {
+    wal_dir.is_some_and(|w| has_range(w, id, chunk))
+}
+
 /// Whether `wal_dir`'s store can replay chunk `id` already: a stored
 /// range, or a local segment holding exactly its bytes.
 fn has_range(wal_dir: &Path, id: &ObjectId, chunk: &Chunk) -> bool {
@@ -496,12 +497,14 @@ fn transfer(
     remote: &str,
 ) -> Result<(Transfer, Option<Pinned>)> {
     let have = have_commits(dst)?;
+    let dst_wal = dst.layout().wal();
     let file = send(
         src,
         tips,
         &have,
         &|id| Ok(dst.objects().contains(id)?),
         dst.objects(),
+        Some(&dst_wal),
     )?;
     receive(dst, &file, remote)
 }
@@ -542,6 +545,7 @@ pub fn send(
     have: &HashSet<ObjectId>,
     has: &dyn Fn(&ObjectId) -> Result<bool>,
     scratch: &Store,
+    receiver_wal: Option<&Path>,
 ) -> Result<TransferFile> {
     let p = plan(src.objects(), has, tips, have)?;
     let path = tmp_path(scratch, "tx");
@@ -595,12 +599,15 @@ pub fn send(
     let src_wal = src.layout().wal();
     let mut ranges_out: Vec<(ObjectId, Vec<u8>)> = Vec::new();
     let mut done: HashSet<ObjectId> = HashSet::new();
-    for c in &p.commits {
+    for c in &p.walked {
         let obj = src.objects().get(c)?;
         let commit = obj.commit()?;
         let applied = commit.meta_u64("wal.applied_seq").unwrap_or(0);
         for (id, chunk) in crate::index::chunks(src.objects(), commit.tree)? {
-            if chunk.last_seq <= applied || !done.insert(id) {
+            if chunk.last_seq <= applied
+                || !done.insert(id)
+                || has_range_at(receiver_wal, &id, &chunk)
+            {
                 continue;
             }
             let (header, bytes) = read_range(&src_wal, &id, &chunk)?;
@@ -892,13 +899,13 @@ fn prev(old: Option<ObjectId>) -> PreviousValue {
 pub fn fetch(repo: &Repository, remote: &str, refs: &[String]) -> Result<Sync> {
     let (name, url) = resolve_remote(repo, remote)?;
     let name = name.unwrap_or_else(|| "fetch".to_owned());
-    let src = open_remote(&url)?;
+    let src = Endpoint::open(&url)?;
     // A fetch killed in the middle of a ref update leaves its lock file;
     // removed only when no ref update of any process is running.
     repo.refs().remove_stale_locks()?;
-    let wanted = select(offered(&src)?, refs, remote)?;
+    let wanted = select(src.refs()?, refs, remote)?;
     let tips: Vec<ObjectId> = wanted.iter().map(|(_, id)| *id).collect();
-    let (transfer, pinned) = transfer(&src, repo, &tips, remote)?;
+    let (transfer, pinned) = src.fetch_into(repo, &tips, remote)?;
     let mut updates = Vec::new();
     for (rname, id) in wanted {
         let local = tracking_name(&name, &rname)?;
@@ -928,6 +935,137 @@ pub fn fetch(repo: &Repository, remote: &str, refs: &[String]) -> Result<Sync> {
         remote: name,
         transfer,
         updates,
+    })
+}
+
+/// The other side of a transfer.
+enum Endpoint {
+    /// A data directory on this machine.
+    Dir(Repository),
+    /// A `sydra serve`.
+    #[cfg(feature = "http")]
+    Http(http::Client),
+}
+
+impl Endpoint {
+    fn open(url: &RemoteUrl) -> Result<Endpoint> {
+        match url {
+            RemoteUrl::Path(p) => Ok(Endpoint::Dir(Repository::open(p)?)),
+            #[cfg(feature = "http")]
+            RemoteUrl::Http(u) => Ok(Endpoint::Http(http::Client::new(u))),
+            other => Err(remote_err(
+                &other.to_string(),
+                "this build replicates to and from data directories and `sydra serve` (http://) only; S3 remotes are not built yet",
+            )),
+        }
+    }
+
+    /// The refs it offers.
+    fn refs(&self) -> Result<Vec<(RefName, ObjectId)>> {
+        match self {
+            Endpoint::Dir(r) => offered(r),
+            #[cfg(feature = "http")]
+            Endpoint::Http(c) => c.refs(),
+        }
+    }
+
+    /// Bring what `dst` lacks to hold `tips` into it.
+    fn fetch_into(
+        &self,
+        dst: &Repository,
+        tips: &[ObjectId],
+        remote: &str,
+    ) -> Result<(Transfer, Option<Pinned>)> {
+        match self {
+            Endpoint::Dir(src) => transfer(src, dst, tips, remote),
+            #[cfg(feature = "http")]
+            Endpoint::Http(c) => {
+                let haves: Vec<ObjectId> = dst
+                    .refs()
+                    .list("")?
+                    .into_iter()
+                    .filter_map(|(_, t)| t.object())
+                    .collect();
+                let file = c.fetch(tips, &haves, dst.objects())?;
+                receive(dst, &file, remote)
+            }
+        }
+    }
+}
+
+/// Apply pushed ref updates to `dst` (whose store already holds everything
+/// they reach): each ref moves by compare-and-swap, only forward unless
+/// `force`; one that moved meanwhile is judged again against its new value
+/// (a lost race is retried while still a fast-forward). The `main` of a
+/// store writing its own WAL is never moved (DECISIONS 49). Used by a push
+/// to a path and by `sydra serve`.
+pub fn apply_updates(
+    dst: &Repository,
+    updates: &[(String, Option<ObjectId>, ObjectId)],
+    force: bool,
+) -> Result<Vec<(String, Outcome)>> {
+    let own_wal = !crate::wal::list_segments(&dst.layout().wal())?.is_empty();
+    let mut out = Vec::new();
+    for (name, _seen, new) in updates {
+        let n = match RefName::new(name) {
+            Ok(n)
+                if n.as_str().starts_with("refs/") && !n.as_str().starts_with("refs/remotes/") =>
+            {
+                n
+            }
+            _ => {
+                out.push((
+                    name.clone(),
+                    Outcome::Rejected(format!("{name} is not a ref a push may set")),
+                ));
+                continue;
+            }
+        };
+        if !dst.objects().contains(new)? {
+            out.push((
+                name.clone(),
+                Outcome::Rejected(format!("{new} did not arrive")),
+            ));
+            continue;
+        }
+        let mut tries = 0;
+        let outcome = loop {
+            let cur = dst.refs().resolve(&n)?;
+            let mut o = judge_on(dst.objects(), cur, *new, force)?;
+            if n == crate::main_ref() && own_wal && o != Outcome::UpToDate {
+                o = Outcome::Rejected(format!(
+                    "{} writes its own WAL, so its main moves only by its own checkpoints; push main to a replica (made by clone or init and never written to), push under another name, or fetch from it",
+                    dst.layout().root().display()
+                ));
+            }
+            if !matches!(o, Outcome::Created | Outcome::FastForward | Outcome::Forced) {
+                break o;
+            }
+            match dst.refs().update(&n, *new, prev(cur), "push") {
+                Ok(()) => break o,
+                Err(e) if e.is_mismatch() && tries < 3 => tries += 1,
+                Err(e) if e.is_mismatch() => {
+                    break Outcome::Rejected(format!("{name} kept moving during the push"));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        out.push((name.clone(), outcome));
+    }
+    Ok(out)
+}
+
+fn judge_on(store: &Store, old: Option<ObjectId>, new: ObjectId, force: bool) -> Result<Outcome> {
+    Ok(match old {
+        None => Outcome::Created,
+        Some(o) if o == new => Outcome::UpToDate,
+        Some(o) if store.contains(&o)? && is_ancestor(store, o, new)? => Outcome::FastForward,
+        Some(_) if force => Outcome::Forced,
+        Some(o) => Outcome::Rejected(format!(
+            "not a fast-forward: the remote is at {}, which is not an ancestor of {} (fetch and merge, or push --force)",
+            o.short(12),
+            new.short(12)
+        )),
     })
 }
 
@@ -973,17 +1111,35 @@ pub fn clone(url: &str, dir: &Path) -> Result<(Repository, Sync)> {
 }
 
 /// Push `refs` (default: every `refs/heads/*` and `refs/snapshots/*`) of
-/// `repo` to a remote data directory. Each remote ref moves by
-/// compare-and-swap, only forward unless `force`; a push that loses a race
-/// is retried while it is still a fast-forward, and refused naming the ref
-/// otherwise. The remote's writer lock is held for the whole push: a
-/// directory an engine has open is refused.
+/// `repo` to a remote (a path or `sydra serve`), with the bearer token
+/// from `$SYDRA_TOKEN` if set. Each remote ref moves by compare-and-swap,
+/// only forward unless `force` (see [`apply_updates`]). A push to a path
+/// holds that directory's writer lock for the whole push: a directory an
+/// engine has open is refused.
 pub fn push(repo: &Repository, remote: &str, refs: &[String], force: bool) -> Result<Sync> {
+    let token = std::env::var("SYDRA_TOKEN").ok();
+    push_with_token(repo, remote, refs, force, token.as_deref())
+}
+
+/// [`push`] with an explicit bearer token (for `sydra serve --token-file`).
+pub fn push_with_token(
+    repo: &Repository,
+    remote: &str,
+    refs: &[String],
+    force: bool,
+    token: Option<&str>,
+) -> Result<Sync> {
     let (name, url) = resolve_remote(repo, remote)?;
-    let dst = open_remote(&url)?;
-    let _lock = crate::engine::take_lock(&dst.layout().lock_file(), dst.layout().root())?;
-    dst.refs().remove_stale_locks()?;
-    let own_wal = !crate::wal::list_segments(&dst.layout().wal())?.is_empty();
+    let dst = Endpoint::open(&url)?;
+    let _lock = match &dst {
+        Endpoint::Dir(d) => {
+            let l = crate::engine::take_lock(&d.layout().lock_file(), d.layout().root())?;
+            d.refs().remove_stale_locks()?;
+            Some(l)
+        }
+        #[cfg(feature = "http")]
+        Endpoint::Http(_) => None,
+    };
     let mine: Vec<(RefName, ObjectId)> = if refs.is_empty() {
         offered(repo)?
             .into_iter()
@@ -994,25 +1150,21 @@ pub fn push(repo: &Repository, remote: &str, refs: &[String], force: bool) -> Re
     } else {
         select(offered(repo)?, refs, "this store")?
     };
+    let theirs = dst.refs()?;
     let mut updates = Vec::new();
     let mut tips = Vec::new();
+    let mut sent = Vec::new();
     for (n, id) in &mine {
-        let old = dst.refs().resolve(n)?;
-        let mut outcome = judge(repo, old, *id, force)?;
-        // The main branch of a store that writes its own WAL advances only
-        // by its own checkpoints: a commit from elsewhere names WAL seqs of
-        // another log (docs/DECISIONS.md 49).
-        if *n == crate::main_ref() && own_wal && outcome != Outcome::UpToDate {
-            outcome = Outcome::Rejected(format!(
-                "{} writes its own WAL, so its main moves only by its own checkpoints; push main to a replica (made by clone or init and never written to), push under another name, or fetch from it",
-                dst.layout().root().display()
-            ));
-        }
+        let old = theirs.iter().find(|(t, _)| t == n).map(|(_, id)| *id);
+        // Judged here first (ancestry in this store), so rejected refs'
+        // objects are not sent; the receiver judges again.
+        let outcome = judge(repo, old, *id, force)?;
         if matches!(
             outcome,
             Outcome::Created | Outcome::FastForward | Outcome::Forced
         ) {
             tips.push(*id);
+            sent.push((n.as_str().to_owned(), old, *id));
         }
         updates.push(RefUpdate {
             from: n.as_str().to_owned(),
@@ -1022,47 +1174,44 @@ pub fn push(repo: &Repository, remote: &str, refs: &[String], force: bool) -> Re
             outcome,
         });
     }
-    let (transfer, pinned) = transfer(repo, &dst, &tips, remote)?;
-    for u in &mut updates {
-        if !matches!(
-            u.outcome,
-            Outcome::Created | Outcome::FastForward | Outcome::Forced
-        ) {
-            continue;
+    let (transfer, results) = match &dst {
+        Endpoint::Dir(d) => {
+            let (t, pinned) = transfer(repo, d, &tips, remote)?;
+            let r = apply_updates(d, &sent, force)?;
+            drop(pinned);
+            (t, r)
         }
-        let n = ref_name(&u.to)?;
-        let mut old = u.old;
-        let mut tries = 0;
-        loop {
-            match dst.refs().update(
-                &n,
-                u.new,
-                prev(old),
-                &format!("push from {}", repo.layout().root().display()),
-            ) {
-                Ok(()) => break,
-                Err(e) if e.is_mismatch() && tries < 3 => {
-                    tries += 1;
-                    let now = dst.refs().resolve(&n)?;
-                    match judge(repo, now, u.new, force)? {
-                        Outcome::UpToDate => {
-                            u.outcome = Outcome::UpToDate;
-                            break;
-                        }
-                        Outcome::Rejected(why) => {
-                            u.outcome =
-                                Outcome::Rejected(format!("{} moved during the push; {why}", u.to));
-                            break;
-                        }
-                        _ => old = now,
-                    }
-                }
-                Err(e) => return Err(e.into()),
+        #[cfg(feature = "http")]
+        Endpoint::Http(c) => {
+            let known: Vec<ObjectId> = theirs
+                .iter()
+                .map(|(_, id)| *id)
+                .filter(|id| repo.objects().contains(id).unwrap_or(false))
+                .collect();
+            let have = commits_from(repo, &known)?;
+            let file = send(
+                repo,
+                &tips,
+                &have,
+                &|id| Ok(have.contains(id)),
+                repo.objects(),
+                None,
+            )?;
+            let t = file.counts.clone();
+            (t, c.push(&sent, &file, force, token)?)
+        }
+    };
+    for (ref_name_s, outcome) in results {
+        if let Some(u) = updates.iter_mut().find(|u| u.to == ref_name_s) {
+            u.outcome = outcome;
+        }
+    }
+    if let Some(remote_name) = &name {
+        for u in &updates {
+            if matches!(u.outcome, Outcome::Rejected(_)) {
+                continue;
             }
-        }
-        u.old = old.or(u.old);
-        if let (Some(remote_name), false) = (&name, matches!(u.outcome, Outcome::Rejected(_))) {
-            let local = tracking_name(remote_name, &n)?;
+            let local = tracking_name(remote_name, &ref_name(&u.to)?)?;
             let cur = repo.refs().resolve(&local)?;
             if cur != Some(u.new) {
                 repo.refs()
@@ -1070,7 +1219,6 @@ pub fn push(repo: &Repository, remote: &str, refs: &[String], force: bool) -> Re
             }
         }
     }
-    drop(pinned);
     Ok(Sync {
         remote: name.unwrap_or_else(|| url.to_string()),
         transfer,
@@ -1078,18 +1226,218 @@ pub fn push(repo: &Repository, remote: &str, refs: &[String], force: bool) -> Re
     })
 }
 
-fn judge(repo: &Repository, old: Option<ObjectId>, new: ObjectId, force: bool) -> Result<Outcome> {
-    Ok(match old {
-        None => Outcome::Created,
-        Some(o) if o == new => Outcome::UpToDate,
-        Some(o) if repo.objects().contains(&o)? && is_ancestor(repo.objects(), o, new)? => {
-            Outcome::FastForward
+/// Commits reachable from `from` in `repo` (those it has).
+fn commits_from(repo: &Repository, from: &[ObjectId]) -> Result<HashSet<ObjectId>> {
+    let mut have = HashSet::new();
+    let mut todo: Vec<ObjectId> = from.to_vec();
+    while let Some(id) = todo.pop() {
+        if have.contains(&id) {
+            continue;
         }
-        Some(_) if force => Outcome::Forced,
-        Some(o) => Outcome::Rejected(format!(
-            "not a fast-forward: the remote is at {}, which is not an ancestor of {} (fetch and merge, or push --force)",
-            o.short(12),
-            new.short(12)
-        )),
-    })
+        match repo.objects().get(&id) {
+            Ok(o) if o.kind == Kind::Commit => {
+                have.insert(id);
+                todo.extend(o.commit()?.parents.iter().copied());
+            }
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(have)
+}
+
+fn judge(repo: &Repository, old: Option<ObjectId>, new: ObjectId, force: bool) -> Result<Outcome> {
+    judge_on(repo.objects(), old, new, force)
+}
+
+/// The HTTP transport: a client of `sydra serve` (crate::serve).
+#[cfg(feature = "http")]
+mod http {
+    use std::io::{Read, Write};
+
+    use serde_json::{Value, json};
+    use sydra_objects::{ObjectId, Store};
+    use sydra_refs::RefName;
+
+    use super::{Outcome, TransferFile, remote_err, tmp_path};
+    use crate::error::{Error, Result};
+
+    /// The largest transfer a fetch accepts (the server's push limit is
+    /// its own).
+    const MAX_FETCH_BYTES: u64 = 64 << 30;
+
+    pub(super) struct Client {
+        base: String,
+        agent: ureq::Agent,
+    }
+
+    impl Client {
+        pub(super) fn new(url: &str) -> Client {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .into();
+            Client {
+                base: url.trim_end_matches('/').to_owned(),
+                agent,
+            }
+        }
+
+        fn err(&self, reason: impl Into<String>) -> Error {
+            remote_err(&self.base, reason)
+        }
+
+        fn check(&self, resp: &mut ureq::http::Response<ureq::Body>, what: &str) -> Result<()> {
+            let code = resp.status().as_u16();
+            if code == 200 {
+                return Ok(());
+            }
+            let body = resp.body_mut().read_to_string().unwrap_or_default();
+            Err(self.err(format!("{what}: HTTP {code}: {}", body.trim())))
+        }
+
+        pub(super) fn refs(&self) -> Result<Vec<(RefName, ObjectId)>> {
+            let mut resp = self
+                .agent
+                .get(&format!("{}/api/v1/refs", self.base))
+                .call()
+                .map_err(|e| self.err(format!("cannot reach it: {e}")))?;
+            self.check(&mut resp, "listing refs")?;
+            let text = resp
+                .body_mut()
+                .read_to_string()
+                .map_err(|e| self.err(format!("reading refs: {e}")))?;
+            let v: Value = serde_json::from_str(&text)
+                .map_err(|e| self.err(format!("refs are not JSON: {e}")))?;
+            let mut out = Vec::new();
+            for r in v
+                .get("refs")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let name = r.get("name").and_then(Value::as_str).unwrap_or_default();
+                let id = r.get("id").and_then(Value::as_str).unwrap_or_default();
+                let (Ok(n), Ok(i)) = (RefName::new(name), id.parse::<ObjectId>()) else {
+                    return Err(self.err(format!("bad ref entry {r}")));
+                };
+                out.push((n, i));
+            }
+            Ok(out)
+        }
+
+        pub(super) fn fetch(
+            &self,
+            wants: &[ObjectId],
+            haves: &[ObjectId],
+            scratch: &Store,
+        ) -> Result<TransferFile> {
+            let body = json!({
+                "wants": wants.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),
+                "haves": haves.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),
+            })
+            .to_string();
+            let mut resp = self
+                .agent
+                .post(&format!("{}/api/v1/fetch", self.base))
+                .header("Content-Type", "application/json")
+                .send(body.as_bytes())
+                .map_err(|e| self.err(format!("fetch: {e}")))?;
+            self.check(&mut resp, "fetch")?;
+            let file = TransferFile {
+                path: tmp_path(scratch, "rx"),
+                counts: super::Transfer::default(),
+            };
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&file.path)
+                .map_err(Error::io("create", &file.path))?;
+            let mut reader = resp.body_mut().as_reader().take(MAX_FETCH_BYTES + 1);
+            let n = std::io::copy(&mut reader, &mut f)
+                .map_err(|e| self.err(format!("fetch cut short: {e}")))?;
+            if n > MAX_FETCH_BYTES {
+                return Err(self.err(format!("the transfer is over {MAX_FETCH_BYTES} bytes")));
+            }
+            f.flush().map_err(Error::io("write", &file.path))?;
+            Ok(file)
+        }
+
+        pub(super) fn push(
+            &self,
+            updates: &[(String, Option<ObjectId>, ObjectId)],
+            file: &TransferFile,
+            force: bool,
+            token: Option<&str>,
+        ) -> Result<Vec<(String, Outcome)>> {
+            let head = json!({
+                "updates": updates.iter().map(|(n, o, id)| json!({
+                    "name": n,
+                    "old": o.map(|o| o.to_hex()),
+                    "new": id.to_hex(),
+                })).collect::<Vec<_>>(),
+            })
+            .to_string();
+            // Ask first: a refused push must not send its pack for nothing.
+            let mut probe = self.agent.get(&format!("{}/api/v1/push", self.base));
+            if let Some(t) = token {
+                probe = probe.header("Authorization", &format!("Bearer {t}"));
+            }
+            let mut resp = probe.call().map_err(|e| self.err(format!("push: {e}")))?;
+            self.check(&mut resp, "push")?;
+            let mut prefix = (head.len() as u32).to_le_bytes().to_vec();
+            prefix.extend_from_slice(head.as_bytes());
+            let f = std::fs::File::open(&file.path).map_err(Error::io("open", &file.path))?;
+            let body = std::io::Cursor::new(prefix).chain(f);
+            let mut req = self
+                .agent
+                .post(&format!(
+                    "{}/api/v1/push{}",
+                    self.base,
+                    if force { "?force=1" } else { "" }
+                ))
+                .header("Content-Type", "application/octet-stream");
+            if let Some(t) = token {
+                req = req.header("Authorization", &format!("Bearer {t}"));
+            }
+            let mut resp = req
+                .send(ureq::SendBody::from_owned_reader(body))
+                .map_err(|e| self.err(format!("push: {e}")))?;
+            self.check(&mut resp, "push")?;
+            let text = resp
+                .body_mut()
+                .read_to_string()
+                .map_err(|e| self.err(format!("reading the push result: {e}")))?;
+            let v: Value = serde_json::from_str(&text)
+                .map_err(|e| self.err(format!("push result is not JSON: {e}")))?;
+            let mut out = Vec::new();
+            for r in v
+                .get("refs")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let name = r
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let reason = r
+                    .get("reason")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let o = match r.get("status").and_then(Value::as_str) {
+                    Some("created") => Outcome::Created,
+                    Some("fast-forward") => Outcome::FastForward,
+                    Some("forced") => Outcome::Forced,
+                    Some("up-to-date") => Outcome::UpToDate,
+                    _ => Outcome::Rejected(reason),
+                };
+                out.push((name, o));
+            }
+            Ok(out)
+        }
+    }
 }

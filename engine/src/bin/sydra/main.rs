@@ -118,6 +118,9 @@ enum Command {
     /// Record, forget and list remotes.
     #[command(subcommand)]
     Remote(remote_cmds::RemoteCommand),
+    /// Serve this data directory over HTTP for fetch, clone and push (and
+    /// GET /objects/<id>), until killed.
+    Serve(remote_cmds::ServeArgs),
     /// The main job: an embedded time-series workload, end to end.
     Demo(demo::DemoArgs),
 }
@@ -180,6 +183,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Fetch(a) => remote_cmds::fetch(&dir, a),
         Command::Push(a) => remote_cmds::push(&dir, a),
         Command::Remote(c) => remote_cmds::remote_cmd(&dir, c),
+        Command::Serve(a) => remote_cmds::serve(&dir, a),
         Command::Demo(_) | Command::Clone(_) => Ok(0),
     }
 }

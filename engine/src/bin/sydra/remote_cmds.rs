@@ -43,6 +43,10 @@ pub struct PushArgs {
     /// there).
     #[arg(long)]
     force: bool,
+    /// A file holding the bearer token an HTTP remote wants for pushes
+    /// [default: $SYDRA_TOKEN].
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -150,8 +154,63 @@ pub fn fetch(dir: &Path, a: FetchArgs) -> anyhow::Result<u8> {
 
 pub fn push(dir: &Path, a: PushArgs) -> anyhow::Result<u8> {
     let repo = Repository::open(dir)?;
-    let s = remote::push(&repo, &a.remote, &a.refs, a.force)?;
+    let token = match &a.token_file {
+        Some(f) => Some(read_token(f)?),
+        None => std::env::var("SYDRA_TOKEN").ok(),
+    };
+    let s = remote::push_with_token(&repo, &a.remote, &a.refs, a.force, token.as_deref())?;
     print(&s, a.json)
+}
+
+fn read_token(f: &Path) -> anyhow::Result<String> {
+    let t = std::fs::read_to_string(f)
+        .map_err(|e| anyhow::anyhow!("cannot read the token file {}: {e}", f.display()))?;
+    let t = t.trim().to_owned();
+    if t.is_empty() {
+        anyhow::bail!("the token file {} is empty", f.display());
+    }
+    Ok(t)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (loopback by default; port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8787")]
+    listen: String,
+    /// Serve fetches and clones only: refuse pushes, take no lock (the
+    /// directory's engine keeps running).
+    #[arg(long)]
+    read_only: bool,
+    /// A file holding the bearer token pushes must present.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// The largest push accepted, in bytes.
+    #[arg(long, default_value_t = 16 << 30)]
+    max_push_bytes: u64,
+}
+
+pub fn serve(dir: &Path, a: ServeArgs) -> anyhow::Result<u8> {
+    let token = match &a.token_file {
+        Some(f) => Some(read_token(f)?),
+        None => None,
+    };
+    let server = sydra_engine::serve::start(
+        dir,
+        sydra_engine::serve::ServeOptions {
+            listen: a.listen,
+            read_only: a.read_only,
+            token,
+            max_push_bytes: a.max_push_bytes,
+        },
+    )?;
+    eprintln!(
+        "sydra: serving {} on http://{}{}",
+        dir.display(),
+        server.addr(),
+        if a.read_only { " (read-only)" } else { "" }
+    );
+    server.wait();
+    Ok(0)
 }
 
 pub fn remote_cmd(dir: &Path, c: RemoteCommand) -> anyhow::Result<u8> {

@@ -1,0 +1,536 @@
+//! `sydra serve`: a data directory over HTTP/1.1 for fetch, clone and push
+//! (docs/OPERATIONS.md, "Serving over HTTP"; the wire format is
+//! docs/FORMAT.md §21).
+//!
+//! Endpoints:
+//! - `GET /api/v1/health`: `ok`.
+//! - `GET /api/v1/refs`: `{"refs": [{"name", "id"}]}`, every ref under
+//!   `refs/` but `refs/remotes/`.
+//! - `POST /api/v1/fetch` with `{"wants": [id], "haves": [id]}`: a transfer
+//!   file holding what a store with `haves` lacks to hold `wants`.
+//! - `GET /api/v1/push`: 200 when the caller may push (token, not
+//!   read-only), else 401 or 403; clients ask before sending a pack.
+//! - `POST /api/v1/push[?force=1]`: a u32 LE length, that many bytes of
+//!   `{"updates": [{"name", "old", "new"}]}`, then a transfer file. Needs
+//!   the bearer token when one is configured; refused by a read-only
+//!   server. Answers `{"refs": [{"name", "status", "reason"}]}`.
+//! - `GET /objects/<id>`: the ADR's diagnostic endpoint: trees and commits
+//!   as JSON, blobs raw.
+//!
+//! A read-only server takes no lock, so the engine of the directory keeps
+//! ingesting while it serves; one that accepts pushes holds the writer lock
+//! (`LOCK`) for its lifetime, like a push to a path. Request bodies are
+//! bounded (a JSON body to 4 MiB, a push to `max_push_bytes`, spooled to a
+//! temp file, never held in memory); at most 16 requests run at once (the
+//! rest get 503). Malformed, truncated, oversized and hostile requests get
+//! a 4xx and change nothing.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::{Value, json};
+use sydra_objects::{Kind, ObjectId};
+use tiny_http::{Header, Method, Request, Response, StatusCode};
+
+use crate::error::{Error, Result};
+use crate::remote::{self, Outcome};
+use crate::repo::Repository;
+
+/// The most bytes of a JSON request body.
+pub const MAX_JSON_BYTES: u64 = 4 << 20;
+/// Requests served at once.
+pub const MAX_CONCURRENT: usize = 16;
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Where to listen (default `127.0.0.1:8787`; port 0 picks one).
+    pub listen: String,
+    /// Refuse pushes, take no lock.
+    pub read_only: bool,
+    /// The bearer token pushes must present.
+    pub token: Option<String>,
+    /// The largest push accepted, in bytes.
+    pub max_push_bytes: u64,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            listen: "127.0.0.1:8787".into(),
+            read_only: false,
+            token: None,
+            max_push_bytes: 16 << 30,
+        }
+    }
+}
+
+/// A running server.
+pub struct Server {
+    http: Arc<tiny_http::Server>,
+    addr: SocketAddr,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Block until the server stops (it runs until the process ends).
+    pub fn wait(mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Stop accepting and end the accept loop.
+    pub fn stop(mut self) {
+        self.http.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Ctx {
+    repo: Repository,
+    options: ServeOptions,
+    running: AtomicUsize,
+    _lock: Option<File>,
+}
+
+/// Serve the data directory `dir` until the returned server is stopped.
+pub fn start(dir: &Path, options: ServeOptions) -> Result<Server> {
+    let repo = Repository::open(dir)?;
+    let lock = if options.read_only {
+        None
+    } else {
+        Some(crate::engine::take_lock(
+            &repo.layout().lock_file(),
+            repo.layout().root(),
+        )?)
+    };
+    let http = tiny_http::Server::http(options.listen.as_str()).map_err(|e| Error::Remote {
+        remote: options.listen.clone(),
+        reason: format!("cannot listen: {e}"),
+    })?;
+    let addr = http.server_addr().to_ip().ok_or_else(|| Error::Remote {
+        remote: options.listen.clone(),
+        reason: "not an IP address".into(),
+    })?;
+    let http = Arc::new(http);
+    let ctx = Arc::new(Ctx {
+        repo,
+        options,
+        running: AtomicUsize::new(0),
+        _lock: lock,
+    });
+    let accept = http.clone();
+    let thread = std::thread::spawn(move || {
+        for req in accept.incoming_requests() {
+            if ctx.running.fetch_add(1, Ordering::SeqCst) >= MAX_CONCURRENT {
+                ctx.running.fetch_sub(1, Ordering::SeqCst);
+                let _ = req.respond(text(503, "busy: too many requests at once; retry"));
+                continue;
+            }
+            let c = ctx.clone();
+            std::thread::spawn(move || {
+                handle(&c, req);
+                c.running.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    Ok(Server {
+        http,
+        addr,
+        thread: Some(thread),
+    })
+}
+
+type Resp = Response<Box<dyn Read + Send>>;
+
+fn boxed<R: Read + Send + 'static>(r: Response<R>) -> Resp {
+    r.boxed()
+}
+
+fn header(k: &str, v: &str) -> Header {
+    Header::from_bytes(k.as_bytes(), v.as_bytes()).unwrap_or_else(|()| {
+        Header::from_bytes(&b"X-Invalid"[..], &b"1"[..]).unwrap_or_else(|()| unreachable_header())
+    })
+}
+
+#[allow(clippy::unwrap_used)]
+fn unreachable_header() -> Header {
+    // A constant, valid header.
+    "X-Sydra: 1".parse().unwrap()
+}
+
+fn text(code: u16, msg: &str) -> Resp {
+    boxed(
+        Response::from_string(format!("{msg}\n"))
+            .with_status_code(StatusCode(code))
+            .with_header(header("Content-Type", "text/plain; charset=utf-8")),
+    )
+}
+
+fn json_resp(code: u16, v: &Value) -> Resp {
+    boxed(
+        Response::from_string(v.to_string())
+            .with_status_code(StatusCode(code))
+            .with_header(header("Content-Type", "application/json")),
+    )
+}
+
+/// An error answer: status and one sentence.
+struct Reject(u16, String);
+
+impl From<Error> for Reject {
+    fn from(e: Error) -> Self {
+        Reject(500, e.to_string())
+    }
+}
+
+fn handle(ctx: &Ctx, mut req: Request) {
+    let url = req.url().to_owned();
+    let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
+    let method = req.method().clone();
+    let result = match (&method, path) {
+        (Method::Get, "/api/v1/health") => Ok(text(200, "ok")),
+        (Method::Get, "/api/v1/refs") => refs(ctx),
+        (Method::Post, "/api/v1/fetch") => fetch(ctx, &mut req),
+        (Method::Post, "/api/v1/push") => push(ctx, &mut req, query),
+        // A client asks before it sends a large body it may not push.
+        (Method::Get, "/api/v1/push") => may_push(ctx, &req).map(|()| text(200, "ok")),
+        (Method::Get, p) if p.starts_with("/objects/") => object(ctx, &p["/objects/".len()..]),
+        (_, "/api/v1/health" | "/api/v1/refs" | "/api/v1/fetch" | "/api/v1/push") => {
+            Err(Reject(405, format!("{method} is not allowed on {path}")))
+        }
+        _ => Err(Reject(404, format!("no such endpoint: {path}"))),
+    };
+    let resp = match result {
+        Ok(r) => r,
+        Err(Reject(code, msg)) => text(code, &msg),
+    };
+    let _ = req.respond(resp);
+}
+
+fn refs(ctx: &Ctx) -> std::result::Result<Resp, Reject> {
+    let list: Vec<Value> = ctx
+        .repo
+        .refs()
+        .list("refs/")
+        .map_err(Error::from)?
+        .into_iter()
+        .filter(|(n, _)| !n.as_str().starts_with("refs/remotes/"))
+        .filter_map(|(n, t)| {
+            t.object()
+                .map(|id| json!({"name": n.as_str(), "id": id.to_hex()}))
+        })
+        .collect();
+    Ok(json_resp(200, &json!({ "refs": list })))
+}
+
+fn read_json(req: &mut Request) -> std::result::Result<Value, Reject> {
+    if req.body_length().is_some_and(|n| n as u64 > MAX_JSON_BYTES) {
+        return Err(Reject(
+            413,
+            format!("the body is over {MAX_JSON_BYTES} bytes"),
+        ));
+    }
+    let mut body = Vec::new();
+    req.as_reader()
+        .take(MAX_JSON_BYTES + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| Reject(400, format!("cannot read the body: {e}")))?;
+    if body.len() as u64 > MAX_JSON_BYTES {
+        return Err(Reject(
+            413,
+            format!("the body is over {MAX_JSON_BYTES} bytes"),
+        ));
+    }
+    serde_json::from_slice(&body).map_err(|e| Reject(400, format!("the body is not JSON: {e}")))
+}
+
+fn ids(v: &Value, key: &str) -> std::result::Result<Vec<ObjectId>, Reject> {
+    let Some(list) = v.get(key) else {
+        return Ok(Vec::new());
+    };
+    let list = list
+        .as_array()
+        .ok_or_else(|| Reject(400, format!("{key} is not a list")))?;
+    list.iter()
+        .map(|x| {
+            x.as_str()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| Reject(400, format!("{key} holds {x}, not an object id")))
+        })
+        .collect()
+}
+
+/// Commits reachable from `from` that `repo` has.
+fn closure(repo: &Repository, from: &[ObjectId]) -> Result<HashSet<ObjectId>> {
+    let mut have = HashSet::new();
+    let mut todo: Vec<ObjectId> = from.to_vec();
+    while let Some(id) = todo.pop() {
+        if have.contains(&id) {
+            continue;
+        }
+        match repo.objects().get(&id) {
+            Ok(o) if o.kind == Kind::Commit => {
+                have.insert(id);
+                todo.extend(o.commit()?.parents.iter().copied());
+            }
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(have)
+}
+
+fn fetch(ctx: &Ctx, req: &mut Request) -> std::result::Result<Resp, Reject> {
+    let v = read_json(req)?;
+    let wants = ids(&v, "wants")?;
+    let haves = ids(&v, "haves")?;
+    if wants.is_empty() {
+        return Err(Reject(400, "nothing wanted".into()));
+    }
+    if wants.len() > 100_000 || haves.len() > 100_000 {
+        return Err(Reject(413, "too many ids".into()));
+    }
+    for w in &wants {
+        if !ctx.repo.objects().contains(w).map_err(Error::from)? {
+            return Err(Reject(404, format!("object {w} is not here")));
+        }
+    }
+    let have = closure(&ctx.repo, &haves)?;
+    let file = remote::send(
+        &ctx.repo,
+        &wants,
+        &have,
+        &|id| Ok(have.contains(id)),
+        ctx.repo.objects(),
+        None,
+    )?;
+    let f = File::open(&file.path).map_err(|e| Reject(500, e.to_string()))?;
+    let len = f.metadata().map_err(|e| Reject(500, e.to_string()))?.len();
+    // The path can go now: the open file keeps the bytes.
+    drop(file);
+    Ok(boxed(Response::new(
+        StatusCode(200),
+        vec![header("Content-Type", "application/octet-stream")],
+        f,
+        usize::try_from(len).ok(),
+        None,
+    )))
+}
+
+fn authorized(ctx: &Ctx, req: &Request) -> bool {
+    let Some(token) = &ctx.options.token else {
+        return true;
+    };
+    req.headers()
+        .iter()
+        .find(|h| h.field.equiv("Authorization"))
+        .and_then(|h| h.value.as_str().strip_prefix("Bearer "))
+        .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn may_push(ctx: &Ctx, req: &Request) -> std::result::Result<(), Reject> {
+    if ctx.options.read_only {
+        return Err(Reject(403, "this server is read-only".into()));
+    }
+    if !authorized(ctx, req) {
+        return Err(Reject(401, "a push needs the server's bearer token".into()));
+    }
+    Ok(())
+}
+
+fn push(ctx: &Ctx, req: &mut Request, query: &str) -> std::result::Result<Resp, Reject> {
+    may_push(ctx, req)?;
+    let force = query
+        .split('&')
+        .any(|kv| kv == "force=1" || kv == "force=true");
+    let limit = ctx.options.max_push_bytes;
+    if req.body_length().is_some_and(|n| n as u64 > limit) {
+        return Err(Reject(413, format!("the push is over {limit} bytes")));
+    }
+    let reader = req.as_reader();
+    let mut len = [0u8; 4];
+    reader
+        .read_exact(&mut len)
+        .map_err(|e| Reject(400, format!("the push is cut short: {e}")))?;
+    let hlen = u64::from(u32::from_le_bytes(len));
+    if hlen > MAX_JSON_BYTES {
+        return Err(Reject(413, "the push header is too long".into()));
+    }
+    let mut head = vec![0u8; hlen as usize];
+    reader
+        .read_exact(&mut head)
+        .map_err(|e| Reject(400, format!("the push header is cut short: {e}")))?;
+    let head: Value = serde_json::from_slice(&head)
+        .map_err(|e| Reject(400, format!("the push header is not JSON: {e}")))?;
+    let updates = parse_updates(&head)?;
+    // Spool the transfer to a temp file: bounded memory whatever its size.
+    let spool = SpoolFile::new(ctx.repo.objects())?;
+    {
+        let mut f = File::create(&spool.0).map_err(|e| Reject(500, e.to_string()))?;
+        let n = io::copy(&mut reader.take(limit + 1), &mut f)
+            .map_err(|e| Reject(400, format!("the push is cut short: {e}")))?;
+        if n > limit {
+            return Err(Reject(413, format!("the push is over {limit} bytes")));
+        }
+        f.flush().map_err(|e| Reject(500, e.to_string()))?;
+    }
+    let f = File::open(&spool.0).map_err(|e| Reject(500, e.to_string()))?;
+    let map = sydra_objects::map::map_file(&f).map_err(|e| Reject(500, e.to_string()))?;
+    let received = remote::receive_bytes(&ctx.repo, &map, "push");
+    let (_, pinned) = match received {
+        Ok(x) => x,
+        Err(e @ Error::Remote { .. }) => return Err(Reject(400, e.to_string())),
+        Err(e) => return Err(e.into()),
+    };
+    let results = remote::apply_updates(&ctx.repo, &updates, force)?;
+    drop(pinned);
+    let refs: Vec<Value> = results
+        .iter()
+        .map(|(name, o)| {
+            let (status, reason) = match o {
+                Outcome::Created => ("created", None),
+                Outcome::FastForward => ("fast-forward", None),
+                Outcome::Forced => ("forced", None),
+                Outcome::UpToDate => ("up-to-date", None),
+                Outcome::Rejected(w) => ("rejected", Some(w.clone())),
+            };
+            json!({"name": name, "status": status, "reason": reason})
+        })
+        .collect();
+    Ok(json_resp(200, &json!({ "refs": refs })))
+}
+
+fn parse_updates(
+    v: &Value,
+) -> std::result::Result<Vec<(String, Option<ObjectId>, ObjectId)>, Reject> {
+    let list = v
+        .get("updates")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Reject(400, "the push header has no updates list".into()))?;
+    if list.len() > 10_000 {
+        return Err(Reject(413, "too many ref updates".into()));
+    }
+    let mut out = Vec::new();
+    for u in list {
+        let name = u
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Reject(400, format!("an update has no name: {u}")))?;
+        let parse = |k: &str| -> std::result::Result<Option<ObjectId>, Reject> {
+            match u.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(x) => x
+                    .as_str()
+                    .and_then(|s| s.parse().ok())
+                    .map(Some)
+                    .ok_or_else(|| Reject(400, format!("{k} of {name} is not an object id"))),
+            }
+        };
+        let old = parse("old")?;
+        let new = parse("new")?.ok_or_else(|| Reject(400, format!("{name} has no new value")))?;
+        out.push((name.to_owned(), old, new));
+    }
+    Ok(out)
+}
+
+struct SpoolFile(PathBuf);
+
+impl SpoolFile {
+    fn new(store: &sydra_objects::Store) -> std::result::Result<SpoolFile, Reject> {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        Ok(SpoolFile(
+            store
+                .tmp_dir()
+                .join(format!("obj-{}-push{n}.tmp", std::process::id())),
+        ))
+    }
+}
+
+impl Drop for SpoolFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn object(ctx: &Ctx, hex: &str) -> std::result::Result<Resp, Reject> {
+    let id: ObjectId = hex
+        .parse()
+        .map_err(|e| Reject(400, format!("{hex:?} is not an object id: {e}")))?;
+    let obj = match ctx.repo.objects().get_verified(&id) {
+        Ok(o) => o,
+        Err(e) if e.is_not_found() => return Err(Reject(404, format!("object {id} not found"))),
+        Err(e) => return Err(Reject(500, e.to_string())),
+    };
+    Ok(match obj.kind {
+        Kind::Blob => boxed(
+            Response::from_data(obj.data.to_vec())
+                .with_header(header("Content-Type", "application/octet-stream")),
+        ),
+        Kind::Tree => {
+            let t = obj.tree().map_err(Error::from)?;
+            let entries: Vec<Value> = t
+                .entries
+                .iter()
+                .map(|e| json!({"name": e.name, "kind": e.kind.as_str(), "id": e.id.to_hex()}))
+                .collect();
+            json_resp(
+                200,
+                &json!({"id": id.to_hex(), "kind": "tree", "entries": entries}),
+            )
+        }
+        Kind::Commit => {
+            let c = obj.commit().map_err(Error::from)?;
+            let meta: serde_json::Map<String, Value> = c
+                .meta
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        (*k).to_owned(),
+                        Value::String(String::from_utf8_lossy(v).into_owned()),
+                    )
+                })
+                .collect();
+            json_resp(
+                200,
+                &json!({
+                    "id": id.to_hex(),
+                    "kind": "commit",
+                    "tree": c.tree.to_hex(),
+                    "parents": c.parents.iter().map(|p| p.to_hex()).collect::<Vec<_>>(),
+                    "timestamp": c.timestamp,
+                    "author": c.author,
+                    "message": c.message,
+                    "meta": meta,
+                }),
+            )
+        }
+    })
+}
