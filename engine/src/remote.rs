@@ -692,6 +692,55 @@ pub fn receive(
     Ok(t)
 }
 
+/// A transfer file's sections (docs/FORMAT.md §21), framing checked.
+#[derive(Debug)]
+pub struct TransferView<'a> {
+    /// The pack (empty: no objects).
+    pub pack: &'a [u8],
+    /// Stored ranges: chunk id and the range file's bytes.
+    pub ranges: Vec<(ObjectId, &'a [u8])>,
+    /// Commits whose parents the sender lacks.
+    pub shallow: Vec<ObjectId>,
+}
+
+/// Check a transfer file's magic, version, trailer and framing (every
+/// length inside the file, nothing after the last section). Memory does not
+/// depend on declared counts (each entry consumes input).
+pub fn parse_transfer(b: &[u8]) -> std::result::Result<TransferView<'_>, String> {
+    if b.len() < 8 + 8 + 8 + 8 + 32 || b[..4] != TRANSFER_MAGIC || b[4] != 1 || b[5..8] != [0; 3] {
+        return Err("not a version 1 Sydra transfer".into());
+    }
+    let body = b.len() - 32;
+    if blake3::hash(&b[..body]).as_bytes()[..] != b[body..] {
+        return Err("its trailer does not match its content (damaged or cut short)".into());
+    }
+    let b = &b[..body];
+    let mut at = 8;
+    let pack_len = u64_at(b, &mut at, "the pack length")?;
+    let pack = take(b, &mut at, pack_len, "the pack")?;
+    let n_ranges = u64_at(b, &mut at, "the range count")?;
+    let mut ranges = Vec::new();
+    for _ in 0..n_ranges {
+        let id = ObjectId::from_slice(take(b, &mut at, 32, "a range id")?).unwrap_or_default();
+        let len = u64_at(b, &mut at, "a range length")?;
+        ranges.push((id, take(b, &mut at, len, "a range")?));
+    }
+    let n_shallow = u64_at(b, &mut at, "the shallow count")?;
+    let mut shallow = Vec::new();
+    for _ in 0..n_shallow {
+        shallow
+            .push(ObjectId::from_slice(take(b, &mut at, 32, "a shallow id")?).unwrap_or_default());
+    }
+    if at != b.len() {
+        return Err(format!("{} bytes follow the last section", b.len() - at));
+    }
+    Ok(TransferView {
+        pack,
+        ranges,
+        shallow,
+    })
+}
+
 /// [`receive`] of transfer bytes already in memory or mapped.
 pub fn receive_bytes(
     dst: &Repository,
@@ -699,41 +748,10 @@ pub fn receive_bytes(
     remote: &str,
 ) -> Result<(Transfer, Option<Pinned>)> {
     let bad = |reason: String| remote_err(remote, format!("bad transfer: {reason}"));
-    if b.len() < 8 + 8 + 8 + 8 + 32 || b[..4] != TRANSFER_MAGIC || b[4] != 1 || b[5..8] != [0; 3] {
-        return Err(bad("not a version 1 Sydra transfer".into()));
-    }
-    let body = b.len() - 32;
-    if blake3::hash(&b[..body]).as_bytes()[..] != b[body..] {
-        return Err(bad(
-            "its trailer does not match its content (damaged or cut short)".into(),
-        ));
-    }
-    let b = &b[..body];
-    let mut at = 8;
-    let pack_len = u64_at(b, &mut at, "the pack length").map_err(bad)?;
-    let pack = take(b, &mut at, pack_len, "the pack").map_err(bad)?;
-    let n_ranges = u64_at(b, &mut at, "the range count").map_err(bad)?;
-    let mut ranges_in = Vec::new();
-    for _ in 0..n_ranges {
-        let id = ObjectId::from_slice(take(b, &mut at, 32, "a range id").map_err(bad)?)
-            .unwrap_or_default();
-        let len = u64_at(b, &mut at, "a range length").map_err(bad)?;
-        ranges_in.push((id, take(b, &mut at, len, "a range").map_err(bad)?));
-    }
-    let n_shallow = u64_at(b, &mut at, "the shallow count").map_err(bad)?;
-    let mut shallow = HashSet::new();
-    for _ in 0..n_shallow {
-        shallow.insert(
-            ObjectId::from_slice(take(b, &mut at, 32, "a shallow id").map_err(bad)?)
-                .unwrap_or_default(),
-        );
-    }
-    if at != b.len() {
-        return Err(bad(format!(
-            "{} bytes follow the last section",
-            b.len() - at
-        )));
-    }
+    let view = parse_transfer(b).map_err(bad)?;
+    let pack = view.pack;
+    let ranges_in = view.ranges;
+    let shallow: HashSet<ObjectId> = view.shallow.iter().copied().collect();
     let mut out = Transfer {
         shallow: shallow.iter().copied().collect(),
         ..Transfer::default()

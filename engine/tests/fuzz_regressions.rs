@@ -36,6 +36,11 @@ mod revision;
 #[path = "../../fuzz/src/ops.rs"]
 mod ops;
 
+/// The replication wire format.
+#[allow(dead_code)]
+#[path = "../../fuzz/src/remote.rs"]
+mod remote;
+
 /// Seed replay, shared with the other crates' regression tests.
 #[path = "../../fuzz/src/seeds.rs"]
 mod seeds;
@@ -152,4 +157,9 @@ fn seeds_series_record() {
 #[test]
 fn seeds_series_segment() {
     replay_seeds("series_segment", series::series_segment);
+}
+
+#[test]
+fn seeds_transfer() {
+    replay_seeds("transfer", remote::transfer);
 }

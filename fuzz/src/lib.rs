@@ -14,6 +14,7 @@ pub mod objects;
 pub mod ops;
 pub mod pack;
 pub mod refs;
+pub mod remote;
 pub mod revision;
 pub mod scratch;
 pub mod seeds;

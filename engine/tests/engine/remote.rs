@@ -586,3 +586,221 @@ fn a_fetch_sends_the_wal_ranges_of_commits_whose_objects_arrived_before() {
         replay(&src, "main")
     );
 }
+
+#[test]
+fn a_tampered_transfer_is_refused_with_nothing_published() {
+    use std::collections::HashSet;
+    let d = tempfile::tempdir().unwrap();
+    let (src, dst) = (d.path().join("src"), d.path().join("dst"));
+    drop(source(&src));
+    let from = Repository::open(&src).unwrap();
+    let (to, _) = Repository::init(&dst).unwrap();
+    let tips = vec![from.resolve("main").unwrap()];
+    let none = HashSet::new();
+    let whole = remote::send(&from, &tips, &none, &|_| Ok(false), from.objects(), None).unwrap();
+    let bytes = std::fs::read(&whole.path).unwrap();
+    let nothing_published = |to: &Repository| {
+        assert!(to.objects().packs().is_empty(), "a pack was published");
+        assert!(to.objects().all_ids().unwrap().is_empty());
+    };
+    // A flipped byte anywhere: the trailer catches it.
+    for at in [9, 40, bytes.len() / 2, bytes.len() - 40] {
+        let mut b = bytes.clone();
+        b[at] ^= 0x01;
+        let err = remote::receive_bytes(&to, &b, "test").unwrap_err();
+        assert!(err.to_string().contains("bad transfer"), "{err}");
+        nothing_published(&to);
+    }
+    // A flipped byte inside the pack, with the outer trailer recomputed:
+    // the pack's own checks catch it.
+    let reseal = |mut b: Vec<u8>| {
+        let n = b.len() - 32;
+        let h = blake3::hash(&b[..n]);
+        b[n..].copy_from_slice(h.as_bytes());
+        b
+    };
+    let mut b = bytes.clone();
+    b[16 + 16 + 56 + 2] ^= 0x01;
+    let err = remote::receive_bytes(&to, &reseal(b), "test").unwrap_err();
+    assert!(err.to_string().contains("pack"), "{err}");
+    nothing_published(&to);
+    // An object whose id does not match its bytes (header id changed, CRC
+    // and both trailers recomputed).
+    let mut b = bytes.clone();
+    let entry = 16 + 16;
+    b[entry + 16] ^= 0x01;
+    let len = u64::from_le_bytes(b[entry + 48..entry + 56].try_into().unwrap()) as usize;
+    let crc_at = entry + 56 + len;
+    let crc = crc32fast::hash(&b[entry..crc_at]);
+    b[crc_at..crc_at + 4].copy_from_slice(&crc.to_le_bytes());
+    let pack_len = u64::from_le_bytes(b[8..16].try_into().unwrap()) as usize;
+    let pack_end = 16 + pack_len;
+    let h = blake3::hash(&b[16..pack_end - 32]);
+    b[pack_end - 32..pack_end].copy_from_slice(h.as_bytes());
+    let err = remote::receive_bytes(&to, &reseal(b), "test").unwrap_err();
+    assert!(err.to_string().contains("hashes to"), "{err}");
+    nothing_published(&to);
+    // A pack missing objects (the sender claimed the receiver had them):
+    // connectivity refuses it.
+    let partial = remote::send(
+        &from,
+        &tips,
+        &none,
+        &|id| Ok(*id != tips[0]),
+        from.objects(),
+        None,
+    )
+    .unwrap();
+    let b = std::fs::read(&partial.path).unwrap();
+    let err = remote::receive_bytes(&to, &b, "test").unwrap_err();
+    assert!(err.to_string().contains("neither side has"), "{err}");
+    nothing_published(&to);
+    // The untouched transfer is accepted.
+    remote::receive_bytes(&to, &bytes, "test").unwrap();
+    assert_eq!(to.objects().packs().len(), 1);
+}
+
+#[test]
+fn concurrent_pushes_to_one_ref_lose_nothing_over_http() {
+    use sydra_engine::serve::{ServeOptions, start};
+    let d = tempfile::tempdir().unwrap();
+    let (src, backup) = (d.path().join("src"), d.path().join("backup"));
+    drop(source(&src));
+    remote::clone(src.to_str().unwrap(), &backup).unwrap();
+    let srv = start(
+        &backup,
+        ServeOptions {
+            listen: "127.0.0.1:0".into(),
+            ..ServeOptions::default()
+        },
+    )
+    .unwrap();
+    let url = format!("http://{}", srv.addr());
+    // Four clones each add their own commit on main and push at once:
+    // every round exactly one wins, the others are refused (not a
+    // fast-forward any more) and nothing the winner pushed is lost.
+    let clones: Vec<_> = (0..4)
+        .map(|i| {
+            let c = d.path().join(format!("c{i}"));
+            remote::clone(src.to_str().unwrap(), &c).unwrap();
+            let e = Engine::open(&c, opts(SyncMode::Never, 64 << 10)).unwrap();
+            ingest(&e, 6000 + i * 10, 6005 + i * 10);
+            e.checkpoint(None, &format!("c{i}")).unwrap();
+            c
+        })
+        .collect();
+    let results: Vec<Outcome> = std::thread::scope(|s| {
+        let hs: Vec<_> = clones
+            .iter()
+            .map(|c| {
+                let url = url.clone();
+                s.spawn(move || {
+                    let r = Repository::open(c).unwrap();
+                    remote::push_with_token(&r, &url, &["main".into()], false, None)
+                        .unwrap()
+                        .updates[0]
+                        .outcome
+                        .clone()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let winners = results
+        .iter()
+        .filter(|o| **o == Outcome::FastForward)
+        .count();
+    assert_eq!(winners, 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|o| matches!(o, Outcome::FastForward | Outcome::Rejected(_))),
+        "{results:?}"
+    );
+    let at = Repository::open(&backup).unwrap().resolve("main").unwrap();
+    let winner = clones
+        .iter()
+        .zip(&results)
+        .find(|(_, o)| **o == Outcome::FastForward)
+        .map(|(c, _)| Repository::open(c).unwrap().resolve("main").unwrap())
+        .unwrap();
+    assert_eq!(at, winner);
+    srv.stop();
+    fsck_clean(&backup);
+}
+
+#[test]
+fn hostile_http_requests_get_a_4xx_and_change_nothing() {
+    use sydra_engine::serve::{ServeOptions, start};
+    let d = tempfile::tempdir().unwrap();
+    let (src, backup) = (d.path().join("src"), d.path().join("backup"));
+    drop(source(&src));
+    remote::clone(src.to_str().unwrap(), &backup).unwrap();
+    let before = Repository::open(&backup).unwrap().refs().list("").unwrap();
+    let srv = start(
+        &backup,
+        ServeOptions {
+            listen: "127.0.0.1:0".into(),
+            max_push_bytes: 1 << 20,
+            ..ServeOptions::default()
+        },
+    )
+    .unwrap();
+    let a = srv.addr();
+    for path in [
+        "/objects/../../etc/passwd",
+        "/objects/%2e%2e",
+        "/objects/",
+        "/objects/abcd",
+    ] {
+        let code = http(a, "GET", path, &[], b"").0;
+        assert!((400..500).contains(&code), "{path}: {code}");
+    }
+    // A push naming refs outside refs/, traversals, remote-tracking refs.
+    let head = |name: &str| {
+        let j = format!(
+            r#"{{"updates":[{{"name":"{name}","new":"{}"}}]}}"#,
+            "ab".repeat(32)
+        );
+        let mut b = (j.len() as u32).to_le_bytes().to_vec();
+        b.extend_from_slice(j.as_bytes());
+        b
+    };
+    for name in [
+        "HEAD",
+        "refs/../../x",
+        "refs/remotes/origin/heads/main",
+        "../escape",
+    ] {
+        let mut body = head(name);
+        // An empty but valid transfer.
+        let mut t = b"SYTX\x01\0\0\0".to_vec();
+        t.extend_from_slice(&[0u8; 24]);
+        let h = blake3::hash(&t);
+        t.extend_from_slice(h.as_bytes());
+        body.extend_from_slice(&t);
+        let (code, out) = http(a, "POST", "/api/v1/push", &[], &body);
+        assert_eq!(code, 200, "{name}");
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["refs"][0]["status"], "rejected", "{name}: {v}");
+    }
+    // Huge declared lengths: the header, the body.
+    assert_eq!(
+        http(a, "POST", "/api/v1/push", &[], b"\xff\xff\xff\x7f{").0,
+        413
+    );
+    let big = vec![0u8; (1 << 20) + 100];
+    let code = http(a, "POST", "/api/v1/push", &[], &big).0;
+    assert!((400..500).contains(&code), "{code}");
+    let mut lying = head("refs/heads/x");
+    lying.extend_from_slice(b"SYTX\x01\0\0\0\xff\xff\xff\xff\xff\xff\xff\x7f");
+    assert_eq!(http(a, "POST", "/api/v1/push", &[], &lying).0, 400);
+    // Still up, still unchanged.
+    assert_eq!(http(a, "GET", "/api/v1/health", &[], b"").0, 200);
+    srv.stop();
+    assert_eq!(
+        Repository::open(&backup).unwrap().refs().list("").unwrap(),
+        before
+    );
+    fsck_clean(&backup);
+}
