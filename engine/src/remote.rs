@@ -1147,6 +1147,8 @@ pub fn push_with_token(
     force: bool,
     token: Option<&str>,
 ) -> Result<Sync> {
+    #[cfg(not(feature = "http"))]
+    let _ = token;
     let (name, url) = resolve_remote(repo, remote)?;
     let dst = Endpoint::open(&url)?;
     let _lock = match &dst {
@@ -1245,6 +1247,7 @@ pub fn push_with_token(
 }
 
 /// Commits reachable from `from` in `repo` (those it has).
+#[cfg(feature = "http")]
 fn commits_from(repo: &Repository, from: &[ObjectId]) -> Result<HashSet<ObjectId>> {
     let mut have = HashSet::new();
     let mut todo: Vec<ObjectId> = from.to_vec();
