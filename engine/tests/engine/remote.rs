@@ -804,3 +804,100 @@ fn hostile_http_requests_get_a_4xx_and_change_nothing() {
     );
     fsck_clean(&backup);
 }
+
+/// A free loopback port (bound and released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn killed_pushers_and_servers_leave_the_remote_clean_and_a_rerun_converges() {
+    let d = tempfile::tempdir().unwrap();
+    let (src, backup) = (d.path().join("src"), d.path().join("backup"));
+    drop(source(&src));
+    let out = sydra_with_input(&backup, &["init"], b"");
+    assert!(out.status.success());
+    let mut seed = 0x2545_f491_u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..20 {
+        let kill_server = round % 2 == 1;
+        let port = free_port();
+        let mut server = kill_server.then(|| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_sydra"))
+                .arg("--dir")
+                .arg(&backup)
+                .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        });
+        if server.is_some() {
+            // Until it answers.
+            for _ in 0..200 {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+        let target = if kill_server {
+            format!("http://127.0.0.1:{port}")
+        } else {
+            backup.to_str().unwrap().to_owned()
+        };
+        let mut pusher = std::process::Command::new(env!("CARGO_BIN_EXE_sydra"))
+            .arg("--dir")
+            .arg(&src)
+            .args(["push", &target])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_micros(next() % 20_000));
+        match server.as_mut() {
+            Some(s) => {
+                let _ = s.kill();
+                let _ = s.wait();
+            }
+            None => {
+                let _ = pusher.kill();
+            }
+        }
+        let _ = pusher.wait();
+        if let Some(mut s) = server {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+        fsck_clean(&backup);
+        // What a ref shows, it shows whole.
+        if let Ok(id) = Repository::open(&backup).unwrap().resolve("main") {
+            assert_eq!(
+                id,
+                Repository::open(&src).unwrap().resolve("main").unwrap(),
+                "round {round}"
+            );
+            assert_eq!(replay(&backup, "main"), replay(&src, "main"));
+        }
+    }
+    let out = sydra_with_input(&src, &["push", backup.to_str().unwrap()], b"");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fsck_clean(&backup);
+    assert_eq!(replay(&backup, "main"), replay(&src, "main"));
+    assert_eq!(
+        replay(&backup, "snapshots/s1"),
+        replay(&src, "snapshots/s1")
+    );
+}
