@@ -1062,6 +1062,12 @@ pub fn apply_updates(
             match dst.refs().update(&n, *new, prev(cur), "push") {
                 Ok(()) => break o,
                 Err(e) if e.is_mismatch() && tries < 3 => tries += 1,
+                // Another push is updating the same ref right now: wait for
+                // it (its lock is held for milliseconds), then judge again.
+                Err(e) if e.is_locked() && tries < 200 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
                 Err(e) if e.is_mismatch() => {
                     break Outcome::Rejected(format!("{name} kept moving during the push"));
                 }
@@ -1309,6 +1315,39 @@ mod http {
             remote_err(&self.base, reason)
         }
 
+        /// Send a request (made anew for each try) until the server is not
+        /// busy: a 503 (more than its concurrent requests) or a connection
+        /// it dropped while busy is retried with backoff, up to ~30 s.
+        fn retrying(
+            &self,
+            what: &str,
+            mut send: impl FnMut() -> std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+        ) -> Result<ureq::http::Response<ureq::Body>> {
+            let mut wait = std::time::Duration::from_millis(20);
+            let mut waited = std::time::Duration::ZERO;
+            loop {
+                let last_try = waited > std::time::Duration::from_secs(30);
+                match send() {
+                    Ok(r) if r.status().as_u16() == 503 && !last_try => {}
+                    Ok(r) => return Ok(r),
+                    // Dropped mid-request (a busy server answers 503 and
+                    // closes before reading the body); a refused
+                    // connection is not retried.
+                    Err(ureq::Error::Io(e))
+                        if !last_try
+                            && matches!(
+                                e.kind(),
+                                std::io::ErrorKind::ConnectionReset
+                                    | std::io::ErrorKind::BrokenPipe
+                            ) => {}
+                    Err(e) => return Err(self.err(format!("{what}: {e}"))),
+                }
+                std::thread::sleep(wait);
+                waited += wait;
+                wait = (wait * 2).min(std::time::Duration::from_secs(1));
+            }
+        }
+
         fn check(&self, resp: &mut ureq::http::Response<ureq::Body>, what: &str) -> Result<()> {
             let code = resp.status().as_u16();
             if code == 200 {
@@ -1319,11 +1358,8 @@ mod http {
         }
 
         pub(super) fn refs(&self) -> Result<Vec<(RefName, ObjectId)>> {
-            let mut resp = self
-                .agent
-                .get(&format!("{}/api/v1/refs", self.base))
-                .call()
-                .map_err(|e| self.err(format!("cannot reach it: {e}")))?;
+            let url = format!("{}/api/v1/refs", self.base);
+            let mut resp = self.retrying("listing refs", || self.agent.get(&url).call())?;
             self.check(&mut resp, "listing refs")?;
             let text = resp
                 .body_mut()
@@ -1359,12 +1395,13 @@ mod http {
                 "haves": haves.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),
             })
             .to_string();
-            let mut resp = self
-                .agent
-                .post(&format!("{}/api/v1/fetch", self.base))
-                .header("Content-Type", "application/json")
-                .send(body.as_bytes())
-                .map_err(|e| self.err(format!("fetch: {e}")))?;
+            let url = format!("{}/api/v1/fetch", self.base);
+            let mut resp = self.retrying("fetch", || {
+                self.agent
+                    .post(&url)
+                    .header("Content-Type", "application/json")
+                    .send(body.as_bytes())
+            })?;
             self.check(&mut resp, "fetch")?;
             let file = TransferFile {
                 path: tmp_path(scratch, "rx"),
@@ -1401,30 +1438,38 @@ mod http {
             })
             .to_string();
             // Ask first: a refused push must not send its pack for nothing.
-            let mut probe = self.agent.get(&format!("{}/api/v1/push", self.base));
-            if let Some(t) = token {
-                probe = probe.header("Authorization", &format!("Bearer {t}"));
-            }
-            let mut resp = probe.call().map_err(|e| self.err(format!("push: {e}")))?;
+            let bearer = token.map(|t| format!("Bearer {t}"));
+            let probe_url = format!("{}/api/v1/push", self.base);
+            let mut resp = self.retrying("push", || {
+                let mut probe = self.agent.get(&probe_url);
+                if let Some(b) = &bearer {
+                    probe = probe.header("Authorization", b);
+                }
+                probe.call()
+            })?;
             self.check(&mut resp, "push")?;
             let mut prefix = (head.len() as u32).to_le_bytes().to_vec();
             prefix.extend_from_slice(head.as_bytes());
-            let f = std::fs::File::open(&file.path).map_err(Error::io("open", &file.path))?;
-            let body = std::io::Cursor::new(prefix).chain(f);
-            let mut req = self
-                .agent
-                .post(&format!(
-                    "{}/api/v1/push{}",
-                    self.base,
-                    if force { "?force=1" } else { "" }
-                ))
-                .header("Content-Type", "application/octet-stream");
-            if let Some(t) = token {
-                req = req.header("Authorization", &format!("Bearer {t}"));
-            }
-            let mut resp = req
-                .send(ureq::SendBody::from_owned_reader(body))
-                .map_err(|e| self.err(format!("push: {e}")))?;
+            let push_url = format!(
+                "{}/api/v1/push{}",
+                self.base,
+                if force { "?force=1" } else { "" }
+            );
+            // Retried whole when the server was busy: ref updates are
+            // compare-and-swaps judged again on the server, so a push that
+            // landed before its answer was lost reports up-to-date.
+            let mut resp = self.retrying("push", || {
+                let f = std::fs::File::open(&file.path).map_err(ureq::Error::Io)?;
+                let body = std::io::Cursor::new(prefix.clone()).chain(f);
+                let mut req = self
+                    .agent
+                    .post(&push_url)
+                    .header("Content-Type", "application/octet-stream");
+                if let Some(b) = &bearer {
+                    req = req.header("Authorization", b);
+                }
+                req.send(ureq::SendBody::from_owned_reader(body))
+            })?;
             self.check(&mut resp, "push")?;
             let text = resp
                 .body_mut()
