@@ -38,7 +38,8 @@ pub struct MarkOptions<'a> {
     /// Objects already known to be corrupt (id and reason), reported as
     /// problems with their path when reached (fsck's object pass fills it).
     pub known_bad: Option<&'a HashMap<ObjectId, String>>,
-    /// Expected number of reachable objects: sizes the visited set up front.
+    /// Expected number of reachable objects: sizes the visited set up
+    /// front (0: the number of packed objects).
     pub size_hint: usize,
 }
 
@@ -200,7 +201,14 @@ pub fn mark(
         progress,
         visitor,
         reader: store.reader(),
-        set: IdSet::with_capacity(options.size_hint),
+        // Without a hint, the packed objects bound what can be reached
+        // (give or take loose ones): sizing the set for them up front
+        // saves its rebuilds while it doubles.
+        set: IdSet::with_capacity(if options.size_hint > 0 {
+            options.size_hint
+        } else {
+            usize::try_from(store.pack_stats().objects).unwrap_or(0)
+        }),
         ids: Vec::new(),
         fresh: Vec::new(),
         reached: Reached::default(),
