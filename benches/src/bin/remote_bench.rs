@@ -1274,6 +1274,47 @@ fn git_objects(git_dir: &Path) -> (u64, u64) {
     (get("in-pack:"), get("size-pack:") * 1024)
 }
 
+/// Write the body of the raw HTTP response in `raw` to `out`, undoing a
+/// chunked transfer encoding (tiny_http chunks answers over 32 KiB).
+/// Returns the body's length.
+fn dechunk(raw: &Path, out: &Path) -> u64 {
+    use std::io::BufRead;
+    let mut r = std::io::BufReader::with_capacity(1 << 20, fs::File::open(raw).unwrap());
+    let mut w = BufWriter::with_capacity(1 << 20, fs::File::create(out).unwrap());
+    let mut chunked = false;
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        let l = line.trim_end().to_ascii_lowercase();
+        if l.is_empty() {
+            break;
+        }
+        if l.starts_with("transfer-encoding:") && l.contains("chunked") {
+            chunked = true;
+        }
+    }
+    let n = if chunked {
+        let mut n = 0;
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            let size = u64::from_str_radix(line.trim().split(';').next().unwrap(), 16).unwrap();
+            if size == 0 {
+                break;
+            }
+            std::io::copy(&mut (&mut r).take(size), &mut w).unwrap();
+            let mut crlf = [0u8; 2];
+            r.read_exact(&mut crlf).unwrap();
+            n += size;
+        }
+        n
+    } else {
+        std::io::copy(&mut r, &mut w).unwrap()
+    };
+    w.flush().unwrap();
+    n
+}
+
 fn count_packs(store: &Path) -> usize {
     let mut all = BTreeMap::new();
     files(&store.join("objects"), &mut all);
@@ -1315,37 +1356,30 @@ fn mode_clone(a: &Args) {
     )
     .unwrap();
     assert_eq!(raw.status, 200, "POST /api/v1/fetch");
-    let transfer_bytes = raw.body;
+    let wire_body_bytes = raw.body;
 
     // The receiver's share alone: the same transfer downloaded into a new
     // store's temp directory (untimed), then `remote::receive`, timed.
-    let (receive_s, receive_objects) = {
+    let (receive_s, receive_objects, transfer_bytes) = {
         let d = work.path().join("receive-only");
         let (repo, _) = Repository::init(&d).unwrap();
         let path = repo.objects().tmp_dir().join("obj-bench-rx.tmp");
-        let mut f = BufWriter::with_capacity(1 << 20, fs::File::create(&path).unwrap());
-        let mut skipped = false;
-        let mut head = Vec::new();
+        let raw_path = work.path().join("response.raw");
+        let mut f = BufWriter::with_capacity(1 << 20, fs::File::create(&raw_path).unwrap());
         http(
             &server.addr(),
             "POST",
             "/api/v1/fetch",
             body.as_bytes(),
             |b| {
-                if skipped {
-                    f.write_all(b).unwrap();
-                    return;
-                }
-                head.extend_from_slice(b);
-                if let Some(p) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-                    f.write_all(&head[p + 4..]).unwrap();
-                    skipped = true;
-                }
+                f.write_all(b).unwrap();
             },
         )
         .unwrap();
         f.flush().unwrap();
         drop(f);
+        let transfer_file_bytes = dechunk(&raw_path, &path);
+        fs::remove_file(&raw_path).unwrap();
         syncfs(&d);
         let file = remote::TransferFile {
             path,
@@ -1357,7 +1391,7 @@ fn mode_clone(a: &Args) {
         drop(file);
         drop(repo);
         fs::remove_dir_all(&d).unwrap();
-        (secs, got.objects)
+        (secs, got.objects, transfer_file_bytes)
     };
 
     let mut sydra_s = Vec::new();
@@ -1421,6 +1455,7 @@ fn mode_clone(a: &Args) {
         .num("points", built.points)
         .num("store_bytes", store_bytes(&store))
         .num("transfer_bytes", transfer_bytes)
+        .num("wire_body_bytes", wire_body_bytes)
         .num("clone_store_bytes", clone_bytes)
         .field(
             "sydra_clone",
