@@ -2,8 +2,8 @@
 # The replication issue's goals, each beside a baseline measured in the same
 # run (benches/src/bin/remote_bench.rs; results in docs/BENCHMARKS-REMOTE.md):
 #
-#     bash benches/remote.sh                 # full size (about 15 minutes)
-#     bash benches/remote.sh --quick         # smoke run (about 2 minutes)
+#     bash benches/remote.sh                 # full size (about 10 minutes; git import +1)
+#     bash benches/remote.sh --quick         # smoke run (about 1 minute)
 #     bash benches/remote.sh --mb 256 --reps 5 --only clone
 #
 # Options (full size in brackets; --quick in parentheses):
@@ -110,6 +110,11 @@ if want concurrent; then
     "$bench" concurrent --store "$small" --clients "$clients" --retry 0 | emit
     echo "== concurrent: $clients clients, retrying on 503 (in the bench)" >&2
     "$bench" concurrent --store "$small" --clients "$clients" --retry 1 | emit
+    # What one request costs the server: as many clones as it serves at
+    # once (16) of a 4-hour store.
+    "$bench" build --dir "$fixtures/store-s$series-h4" --series "$series" --hours 4 | emit
+    echo "== concurrent: 16 clones of the 4-hour store" >&2
+    "$bench" concurrent --store "$fixtures/store-s$series-h4" --clients 16 --op clone --retry 1 | emit
 fi
 if want clone; then
     echo "== build: $series series, $mb MB" >&2
@@ -140,7 +145,7 @@ for line in open(sys.argv[1]):
         d = json.loads(line)
         key = d["mode"]
         if key == "concurrent":
-            key += "_retry%d" % d["retry_on_503"]
+            key += "_%s_retry%d" % (d["op"], d["retry_on_503"])
         if key == "clone" and d.get("label") == "repacked":
             key = "clone_repacked"
         rows[key] = d
@@ -172,16 +177,22 @@ if c:
                f"| {verdict(c['sydra_over_git'] <= 0.5)} |")
     out.append(f"| (clone: where the time goes) | server before its first byte {c['download_only_ttfb_s']:.2f} s, "
                f"whole download {c['download_only_s']:.2f} s; `remote::receive` of the downloaded file "
-               f"{c['receive_only_s']:.2f} s; server peak RSS {c['server_peak_rss_kib'] / 1024:.0f} MiB | – |")
+               f"{c['receive_only_s']:.2f} s; server peak RSS {c['server_peak_rss_kib'] / 1024:.0f} MiB (anonymous {c['server_peak_anon_kib_during_clones'] / 1024:.0f} MiB) | – |")
 c = rows.get("clone_repacked")
 if c:
     out.append(f"| (the same clone from the source repacked into one pack) | {c['sydra_mb_per_s']:.0f} MB/s, "
                f"{c['sydra_over_git']:.2f}× git ({c['sydra_median_s']:.2f} s vs {c['git_median_s']:.2f} s) | – |")
-for k, label in (("concurrent_retry0", "library client as is"), ("concurrent_retry1", "retrying on 503 in the bench")):
+for k, label in (("concurrent_fetch_retry0", "library client as is"), ("concurrent_fetch_retry1", "retrying on 503 in the bench")):
     d = rows.get(k)
     if d:
         out.append(f"| {d['clients']} concurrent fetches, {label}: all succeed | {d['succeeded']}/{d['clients']} "
-                   f"succeeded; server peak RSS {d['server_vmhwm_kib'] / 1024:.0f} MiB (idle "
-                   f"{d['server_idle_rss_kib'] / 1024:.0f} MiB) | {verdict(d['failed'] == 0)} |")
+                   f"succeeded; server peak RSS {d['server_vmhwm_kib'] / 1024:.0f} MiB, anonymous "
+                   f"{d['server_peak_anon_sampled_kib'] / 1024:.0f} MiB (idle {d['server_idle_rss_kib'] / 1024:.0f} / "
+                   f"{d['server_idle_anon_kib'] / 1024:.0f} MiB) | {verdict(d['failed'] == 0)} |")
+d = rows.get("concurrent_clone_retry1")
+if d:
+    out.append(f"| ({d['clients']} concurrent clones of a {d['store_bytes'] / 1e6:.0f} MB store) | {d['succeeded']}/{d['clients']} "
+               f"succeeded; server peak RSS {d['server_vmhwm_kib'] / 1024:.0f} MiB, anonymous "
+               f"{d['server_peak_anon_sampled_kib'] / 1024:.0f} MiB; temp files {d['server_peak_tmp_bytes'] / 1e6:.0f} MB | – |")
 print("\n".join(out))
 EOF

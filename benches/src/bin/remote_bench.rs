@@ -1400,6 +1400,19 @@ fn mode_clone(a: &Args) {
     let mut clone_bytes = 0;
     let mut fsck_ok = None;
     let mut server_hwm = 0;
+    let stop = Arc::new(AtomicBool::new(false));
+    let anon_sampler = {
+        let stop = stop.clone();
+        let pid = server.pid();
+        std::thread::spawn(move || {
+            let mut peak = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                peak = peak.max(kib(pid, "RssAnon"));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            peak
+        })
+    };
     for rep in 0..reps {
         let c = work.path().join(format!("sydra-{rep}"));
         syncfs(work.path());
@@ -1446,6 +1459,8 @@ fn mode_clone(a: &Args) {
         git_s.push(t.elapsed().as_secs_f64());
         fs::remove_dir_all(&g).unwrap();
     }
+    stop.store(true, Ordering::Relaxed);
+    let server_peak_anon = anon_sampler.join().unwrap();
     drop(server);
     let (sm, gm) = (median(&sydra_s), median(&git_s));
     let mut j = Json::default();
@@ -1496,6 +1511,7 @@ fn mode_clone(a: &Args) {
         .f("sydra_over_git", sm / gm)
         .num("fsck_ok", fsck_ok.unwrap_or(false))
         .num("server_peak_rss_kib", server_hwm)
+        .num("server_peak_anon_kib_during_clones", server_peak_anon)
         .s("load_at_end", &loadavg());
     emit("clone", &j);
 }
@@ -1538,6 +1554,7 @@ fn mode_concurrent(a: &Args) {
     syncfs(work.path());
     let pid = server.pid();
     let idle_rss = kib(pid, "VmRSS");
+    let idle_anon = kib(pid, "RssAnon");
     let tmp_dir = store.join("objects").join("tmp");
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = {
@@ -1545,13 +1562,15 @@ fn mode_concurrent(a: &Args) {
         let tmp_dir = tmp_dir.clone();
         std::thread::spawn(move || {
             let (mut peak_rss, mut peak_tmp, mut peak_threads) = (0u64, 0u64, 0u64);
+            let mut peak_anon = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 peak_rss = peak_rss.max(kib(pid, "VmRSS"));
+                peak_anon = peak_anon.max(kib(pid, "RssAnon"));
                 peak_threads = peak_threads.max(kib_plain(pid, "Threads"));
                 peak_tmp = peak_tmp.max(du(&tmp_dir));
                 std::thread::sleep(Duration::from_millis(5));
             }
-            (peak_rss, peak_tmp, peak_threads)
+            (peak_rss, peak_anon, peak_tmp, peak_threads)
         })
     };
     let barrier = Arc::new(Barrier::new(clients));
@@ -1616,7 +1635,7 @@ fn mode_concurrent(a: &Args) {
     }
     let wall = t.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
-    let (peak_rss, peak_tmp, peak_threads) = sampler.join().unwrap();
+    let (peak_rss, peak_anon, peak_tmp, peak_threads) = sampler.join().unwrap();
     let hwm = kib(pid, "VmHWM");
     // Refs check on successes: each replica now has the server's main.
     drop(server);
@@ -1674,6 +1693,8 @@ fn mode_concurrent(a: &Args) {
         .f("tries_max", tries.iter().copied().fold(0.0, f64::max))
         .num("server_idle_rss_kib", idle_rss)
         .num("server_peak_rss_sampled_kib", peak_rss)
+        .num("server_peak_anon_sampled_kib", peak_anon)
+        .num("server_idle_anon_kib", idle_anon)
         .num("server_vmhwm_kib", hwm)
         .num("server_peak_threads", peak_threads)
         .num("server_peak_tmp_bytes", peak_tmp)
