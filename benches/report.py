@@ -1090,6 +1090,10 @@ def main():
       "packed history, repack memory, the demo's disk use) are measured against "
       "their goals in [BENCHMARKS-PACKS.md](BENCHMARKS-PACKS.md) (`benches/packs.sh`).")
     w()
+    w("Replication (incremental fetch, clone over HTTP beside `git clone`, a "
+      "server under 100 concurrent clients) is measured against its goals in "
+      "[BENCHMARKS-REMOTE.md](BENCHMARKS-REMOTE.md) (`benches/remote.sh`).")
+    w()
     w("## How this was produced")
     w()
     w(f"- command: `{args.command}`")
