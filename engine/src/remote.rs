@@ -595,9 +595,30 @@ pub fn send(
         }
         w.put(ph.finalize().as_bytes())?;
     }
-    // The WAL ranges the new commits' replay reads.
+    // The WAL ranges the new commits' replay reads, less those the
+    // receiver holds already: the unapplied chunks of the commits it has
+    // where the new history starts (it holds those commits completely).
     let src_wal = src.layout().wal();
-    let mut ranges_out: Vec<(ObjectId, Vec<u8>)> = Vec::new();
+    let mut held: HashSet<ObjectId> = HashSet::new();
+    let mut boundary: HashSet<ObjectId> = HashSet::new();
+    for c in &p.walked {
+        for parent in src.objects().get(c)?.commit()?.parents.iter() {
+            if have.contains(parent) {
+                boundary.insert(*parent);
+            }
+        }
+    }
+    for b in boundary {
+        let obj = src.objects().get(&b)?;
+        let commit = obj.commit()?;
+        let applied = commit.meta_u64("wal.applied_seq").unwrap_or(0);
+        for (id, chunk) in crate::index::chunks(src.objects(), commit.tree)? {
+            if chunk.last_seq > applied {
+                held.insert(id);
+            }
+        }
+    }
+    let mut wanted: Vec<(ObjectId, Chunk)> = Vec::new();
     let mut done: HashSet<ObjectId> = HashSet::new();
     for c in &p.walked {
         let obj = src.objects().get(c)?;
@@ -606,23 +627,24 @@ pub fn send(
         for (id, chunk) in crate::index::chunks(src.objects(), commit.tree)? {
             if chunk.last_seq <= applied
                 || !done.insert(id)
+                || held.contains(&id)
                 || has_range_at(receiver_wal, &id, &chunk)
             {
                 continue;
             }
-            let (header, bytes) = read_range(&src_wal, &id, &chunk)?;
-            let mut body = header;
-            body.extend_from_slice(&bytes);
-            file.counts.ranges += 1;
-            file.counts.range_bytes += bytes.len() as u64;
-            ranges_out.push((id, body));
+            wanted.push((id, chunk));
         }
     }
-    w.put(&(ranges_out.len() as u64).to_le_bytes())?;
-    for (id, body) in &ranges_out {
+    // One range in memory at a time.
+    w.put(&(wanted.len() as u64).to_le_bytes())?;
+    for (id, chunk) in &wanted {
+        let (header, bytes) = read_range(&src_wal, id, chunk)?;
+        file.counts.ranges += 1;
+        file.counts.range_bytes += bytes.len() as u64;
         w.put(id.as_bytes())?;
-        w.put(&(body.len() as u64).to_le_bytes())?;
-        w.put(body)?;
+        w.put(&((header.len() + bytes.len()) as u64).to_le_bytes())?;
+        w.put(&header)?;
+        w.put(&bytes)?;
     }
     w.put(&(p.shallow.len() as u64).to_le_bytes())?;
     for c in &p.shallow {
