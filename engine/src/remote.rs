@@ -547,25 +547,45 @@ pub fn send(
     scratch: &Store,
     receiver_wal: Option<&Path>,
 ) -> Result<TransferFile> {
-    let p = plan(src.objects(), has, tips, have)?;
     let path = tmp_path(scratch, "tx");
-    let mut file = TransferFile {
-        path,
-        counts: Transfer {
-            commits: p.commits.len() as u64,
-            shallow: p.shallow.clone(),
-            ..Transfer::default()
-        },
-    };
     let f = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .open(&file.path)
-        .map_err(Error::io("create", &file.path))?;
+        .open(&path)
+        .map_err(Error::io("create", &path))?;
+    let mut file = TransferFile {
+        path: path.clone(),
+        counts: Transfer::default(),
+    };
+    let mut out = io::BufWriter::with_capacity(1 << 20, f);
+    file.counts = send_to(src, tips, have, has, receiver_wal, &mut out, &path)?;
+    out.flush().map_err(Error::io("write", &path))?;
+    Ok(file)
+}
+
+/// [`send`] streamed into `out` (a response body, a pipe): every length is
+/// known before its section is written, so nothing is spooled; `label`
+/// names the destination in errors. A failure part way leaves a stream the
+/// receiver refuses (its trailer never comes).
+pub fn send_to(
+    src: &Repository,
+    tips: &[ObjectId],
+    have: &HashSet<ObjectId>,
+    has: &dyn Fn(&ObjectId) -> Result<bool>,
+    receiver_wal: Option<&Path>,
+    out: &mut dyn Write,
+    label: &Path,
+) -> Result<Transfer> {
+    let p = plan(src.objects(), has, tips, have)?;
+    let mut counts = Transfer {
+        commits: p.commits.len() as u64,
+        shallow: p.shallow.clone(),
+        ..Transfer::default()
+    };
     let mut w = Hashed {
-        out: io::BufWriter::with_capacity(1 << 20, f),
+        out,
         hasher: blake3::Hasher::new(),
-        path: file.path.clone(),
+        path: label.to_path_buf(),
     };
     let objects: Vec<ObjectId> = p.commits.iter().chain(&p.objects).copied().collect();
     // The pack: its length first, so compute it from the headers.
@@ -590,8 +610,8 @@ pub fn send(
             let entry = sydra_objects::store::header::encode_file(obj.kind, *id, &obj.data);
             ph.update(&entry);
             w.put(&entry)?;
-            file.counts.objects += 1;
-            file.counts.bytes += obj.data.len() as u64;
+            counts.objects += 1;
+            counts.bytes += obj.data.len() as u64;
         }
         w.put(ph.finalize().as_bytes())?;
     }
@@ -639,8 +659,8 @@ pub fn send(
     w.put(&(wanted.len() as u64).to_le_bytes())?;
     for (id, chunk) in &wanted {
         let (header, bytes) = read_range(&src_wal, id, chunk)?;
-        file.counts.ranges += 1;
-        file.counts.range_bytes += bytes.len() as u64;
+        counts.ranges += 1;
+        counts.range_bytes += bytes.len() as u64;
         w.put(id.as_bytes())?;
         w.put(&((header.len() + bytes.len()) as u64).to_le_bytes())?;
         w.put(&header)?;
@@ -654,17 +674,17 @@ pub fn send(
     w.out
         .write_all(trailer.as_bytes())
         .and_then(|()| w.out.flush())
-        .map_err(Error::io("write", &file.path))?;
-    Ok(file)
+        .map_err(Error::io("write", label))?;
+    Ok(counts)
 }
 
-struct Hashed {
-    out: io::BufWriter<fs::File>,
+struct Hashed<'w> {
+    out: &'w mut dyn Write,
     hasher: blake3::Hasher,
     path: PathBuf,
 }
 
-impl Hashed {
+impl Hashed<'_> {
     fn put(&mut self, b: &[u8]) -> Result<()> {
         self.hasher.update(b);
         self.out

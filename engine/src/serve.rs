@@ -319,23 +319,31 @@ fn fetch(ctx: &Ctx, req: &mut Request) -> std::result::Result<Resp, Reject> {
         }
     }
     let have = closure(&ctx.repo, &haves)?;
-    let file = remote::send(
-        &ctx.repo,
-        &wants,
-        &have,
-        &|id| Ok(have.contains(id)),
-        ctx.repo.objects(),
-        None,
-    )?;
-    let f = File::open(&file.path).map_err(|e| Reject(500, e.to_string()))?;
-    let len = f.metadata().map_err(|e| Reject(500, e.to_string()))?.len();
-    // The path can go now: the open file keeps the bytes.
-    drop(file);
+    // Streamed: a thread writes the transfer into a pipe as it reads the
+    // objects, and the response sends what arrives (chunked), so the first
+    // byte leaves at once and nothing is spooled. A failure part way ends
+    // the stream before its trailer, which the client refuses.
+    let (reader, mut writer) =
+        io::pipe().map_err(|e| Reject(500, format!("cannot make a pipe: {e}")))?;
+    let repo = ctx.repo.clone();
+    std::thread::spawn(move || {
+        let mut out = io::BufWriter::with_capacity(1 << 20, &mut writer);
+        let label = PathBuf::from("(fetch response)");
+        let _ = remote::send_to(
+            &repo,
+            &wants,
+            &have,
+            &|id| Ok(have.contains(id)),
+            None,
+            &mut out,
+            &label,
+        );
+    });
     Ok(boxed(Response::new(
         StatusCode(200),
         vec![header("Content-Type", "application/octet-stream")],
-        f,
-        usize::try_from(len).ok(),
+        reader,
+        None,
         None,
     )))
 }
