@@ -20,7 +20,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use sydra_objects::{Durability, Kind, ObjectId, Pinned, Store};
+use sydra_objects::{Kind, ObjectId, Pinned, Store};
 use sydra_refs::{PreviousValue, RefName};
 
 use crate::error::{Error, Result};
@@ -799,9 +799,7 @@ pub fn receive_bytes(
         ..Transfer::default()
     };
     let store = dst.objects();
-    // Pin what arrives (and what is reused) until the refs move: a GC of
-    // this process must not take it first.
-    let mut batch = store.batch(Durability::Batch);
+
     let mut check = |e: &sydra_objects::pack::Entry,
                      payload: &[u8],
                      ids: &HashSet<ObjectId>|
@@ -849,14 +847,15 @@ pub fn receive_bytes(
         store.ingest_pack(pack, &mut check)?
     };
     out.pack = pack.as_ref().map(|p| p.hash());
-    if let Some(p) = &pack {
-        let v = p.index();
-        for i in 0..v.len() {
-            // A dedup hit: registers the id as pinned (the pack is live).
-            let o = store.get(&v.id(i))?;
-            batch.put(o.kind, &o.data)?;
+    // Pin what arrived until the refs move: a GC of this process must not
+    // take it first (registered without reading anything back).
+    let pinned = match &pack {
+        Some(p) => {
+            let v = p.index();
+            store.pin((0..v.len()).map(|i| v.id(i)))
         }
-    }
+        None => store.pin([]),
+    };
     let dst_wal = dst.layout().wal();
     for (id, body) in ranges_in {
         let blob = store.get(&id).map_err(|e| {
@@ -879,7 +878,6 @@ pub fn receive_bytes(
         out.ranges += 1;
         out.range_bytes += (body.len() - 16) as u64;
     }
-    let (pinned, _) = batch.commit()?;
     if !shallow.is_empty() {
         add_boundaries(dst, &out.shallow)?;
     }

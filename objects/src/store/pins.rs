@@ -143,6 +143,23 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Pin `ids` (present already: received, say) against a GC of this
+    /// process until the guard is dropped, as a batch pins what it writes
+    /// or reuses: registered under their shard locks, so a GC running now
+    /// sees them as protected.
+    pub fn pin(&self, ids: impl IntoIterator<Item = ObjectId>) -> Pinned {
+        let pins = &self.inner.pins;
+        let mut pinned = Pinned::new(pins.clone());
+        for id in ids {
+            let _shard = pins.shard_lock(&id);
+            pins.register(id, true);
+            pinned.push(id);
+        }
+        pinned
+    }
+}
+
 impl GcGuard {
     /// Ids pinned by in-flight writes when the session began; mark them as
     /// roots.
