@@ -281,30 +281,13 @@ pub struct Sync {
 /// Commits reachable from every ref of `repo` (commit graph only; parents
 /// the store lacks, below a retention horizon, end the walk).
 fn have_commits(repo: &Repository) -> Result<HashSet<ObjectId>> {
-    let store = repo.objects();
-    let mut have = HashSet::new();
-    let mut todo: Vec<ObjectId> = repo
+    let tips: Vec<ObjectId> = repo
         .refs()
         .list("")?
         .into_iter()
         .filter_map(|(_, t)| t.object())
         .collect();
-    while let Some(id) = todo.pop() {
-        if have.contains(&id) {
-            continue;
-        }
-        let obj = match store.get(&id) {
-            Ok(o) => o,
-            Err(e) if e.is_not_found() => continue,
-            Err(e) => return Err(e.into()),
-        };
-        if obj.kind != Kind::Commit {
-            continue;
-        }
-        have.insert(id);
-        todo.extend(obj.commit()?.parents.iter().copied());
-    }
-    Ok(have)
+    commits_from(repo, &tips)
 }
 
 /// Whether `ancestor` is `id` or reachable from it through parents, in
@@ -1292,9 +1275,10 @@ pub fn push_with_token(
     })
 }
 
-/// Commits reachable from `from` in `repo` (those it has).
-#[cfg(feature = "http")]
-fn commits_from(repo: &Repository, from: &[ObjectId]) -> Result<HashSet<ObjectId>> {
+/// Commits reachable from `from` in `repo` (those it has; parents it
+/// lacks, below a retention horizon, end the walk; non-commits are
+/// skipped).
+pub fn commits_from(repo: &Repository, from: &[ObjectId]) -> Result<HashSet<ObjectId>> {
     let mut have = HashSet::new();
     let mut todo: Vec<ObjectId> = from.to_vec();
     while let Some(id) = todo.pop() {
@@ -1388,6 +1372,17 @@ mod http {
             }
         }
 
+        /// The JSON body of a 200 answer.
+        fn json(&self, resp: &mut ureq::http::Response<ureq::Body>, what: &str) -> Result<Value> {
+            self.check(resp, what)?;
+            let text = resp
+                .body_mut()
+                .read_to_string()
+                .map_err(|e| self.err(format!("{what}: reading the answer: {e}")))?;
+            serde_json::from_str(&text)
+                .map_err(|e| self.err(format!("{what}: the answer is not JSON: {e}")))
+        }
+
         fn check(&self, resp: &mut ureq::http::Response<ureq::Body>, what: &str) -> Result<()> {
             let code = resp.status().as_u16();
             if code == 200 {
@@ -1400,13 +1395,7 @@ mod http {
         pub(super) fn refs(&self) -> Result<Vec<(RefName, ObjectId)>> {
             let url = format!("{}/api/v1/refs", self.base);
             let mut resp = self.retrying("listing refs", || self.agent.get(&url).call())?;
-            self.check(&mut resp, "listing refs")?;
-            let text = resp
-                .body_mut()
-                .read_to_string()
-                .map_err(|e| self.err(format!("reading refs: {e}")))?;
-            let v: Value = serde_json::from_str(&text)
-                .map_err(|e| self.err(format!("refs are not JSON: {e}")))?;
+            let v = self.json(&mut resp, "listing refs")?;
             let mut out = Vec::new();
             for r in v
                 .get("refs")
@@ -1510,13 +1499,7 @@ mod http {
                 }
                 req.send(ureq::SendBody::from_owned_reader(body))
             })?;
-            self.check(&mut resp, "push")?;
-            let text = resp
-                .body_mut()
-                .read_to_string()
-                .map_err(|e| self.err(format!("reading the push result: {e}")))?;
-            let v: Value = serde_json::from_str(&text)
-                .map_err(|e| self.err(format!("push result is not JSON: {e}")))?;
+            let v = self.json(&mut resp, "push")?;
             let mut out = Vec::new();
             for r in v
                 .get("refs")

@@ -25,7 +25,6 @@
 //! rest get 503). Malformed, truncated, oversized and hostile requests get
 //! a 4xx and change nothing.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -282,27 +281,6 @@ fn ids(v: &Value, key: &str) -> std::result::Result<Vec<ObjectId>, Reject> {
         .collect()
 }
 
-/// Commits reachable from `from` that `repo` has.
-fn closure(repo: &Repository, from: &[ObjectId]) -> Result<HashSet<ObjectId>> {
-    let mut have = HashSet::new();
-    let mut todo: Vec<ObjectId> = from.to_vec();
-    while let Some(id) = todo.pop() {
-        if have.contains(&id) {
-            continue;
-        }
-        match repo.objects().get(&id) {
-            Ok(o) if o.kind == Kind::Commit => {
-                have.insert(id);
-                todo.extend(o.commit()?.parents.iter().copied());
-            }
-            Ok(_) => {}
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(have)
-}
-
 fn fetch(ctx: &Ctx, req: &mut Request) -> std::result::Result<Resp, Reject> {
     let v = read_json(req)?;
     let wants = ids(&v, "wants")?;
@@ -318,7 +296,7 @@ fn fetch(ctx: &Ctx, req: &mut Request) -> std::result::Result<Resp, Reject> {
             return Err(Reject(404, format!("object {w} is not here")));
         }
     }
-    let have = closure(&ctx.repo, &haves)?;
+    let have = remote::commits_from(&ctx.repo, &haves)?;
     // Streamed: a thread writes the transfer into a pipe as it reads the
     // objects, and the response sends what arrives (chunked), so the first
     // byte leaves at once and nothing is spooled. A failure part way ends

@@ -30,7 +30,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use index::IndexView;
 pub use verify::{PackVerify, verify_pack};
-pub(crate) use write::{PackWriter, ensure_dir, remove_files};
+pub(crate) use write::{PackWriter, ensure_dir, fault_dir_sync, remove_files, rename, write_index};
 
 use crate::error::{Error, Result};
 use crate::map::{Mmap, map_file};

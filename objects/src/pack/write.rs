@@ -26,7 +26,7 @@ pub(crate) struct PackWriter {
     pos: u64,
 }
 
-fn fault_dir_sync() -> io::Result<()> {
+pub(crate) fn fault_dir_sync() -> io::Result<()> {
     fault::point("pack.dir.sync")
 }
 
@@ -123,32 +123,7 @@ impl PackWriter {
                 .map_err(Error::sync(&tmp_path))?;
         }
         drop(file);
-        let mut idx_tmp = self.store.new_temp()?;
-        {
-            let idx_path = idx_tmp.path.clone();
-            let f = idx_tmp
-                .file
-                .as_mut()
-                .ok_or_else(|| Error::io("write", &idx_path)(io::ErrorKind::Other.into()))?;
-            let mut out = BufWriter::with_capacity(1 << 20, &mut *f);
-            fault::point("pack.idx.write")
-                .and_then(|()| index::encode_to(&mut out, &hash, &mut self.entries))
-                .and_then(|()| out.flush())
-                .map_err(|e| match e.kind() {
-                    io::ErrorKind::InvalidData => Error::BadPack {
-                        path: tmp_path.clone(),
-                        reason: e.to_string(),
-                    },
-                    _ => Error::io("write", &idx_path)(e),
-                })?;
-            drop(out);
-            if sync {
-                fault::point("pack.idx.sync")
-                    .and_then(|()| f.sync_data())
-                    .map_err(Error::sync(&idx_path))?;
-            }
-        }
-        idx_tmp.file = None;
+        let mut idx_tmp = write_index(&self.store, &hash, &mut self.entries, sync, &tmp_path)?;
         let dir = self.store.pack_dir().to_path_buf();
         ensure_dir(&self.store, &dir, sync)?;
         let pack_dst = dir.join(file_name(&hash, "pack"));
@@ -162,7 +137,44 @@ impl PackWriter {
     }
 }
 
-fn rename(tmp: &mut TempFile, dst: &PathBuf, point: &'static str) -> Result<()> {
+/// Write the index of pack `hash` (entries: id, offset; sorted here) into
+/// a new temp file, streamed, fsynced when `sync`. `pack` names the pack
+/// in errors about its entries (a repeated id).
+pub(crate) fn write_index(
+    store: &Store,
+    hash: &ObjectId,
+    entries: &mut [(ObjectId, u64)],
+    sync: bool,
+    pack: &std::path::Path,
+) -> Result<TempFile> {
+    let mut idx_tmp = store.new_temp()?;
+    let idx_path = idx_tmp.path.clone();
+    let f = idx_tmp
+        .file
+        .as_mut()
+        .ok_or_else(|| Error::io("write", &idx_path)(io::ErrorKind::Other.into()))?;
+    let mut out = BufWriter::with_capacity(1 << 20, &mut *f);
+    fault::point("pack.idx.write")
+        .and_then(|()| index::encode_to(&mut out, hash, entries))
+        .and_then(|()| out.flush())
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::InvalidData => Error::BadPack {
+                path: pack.to_path_buf(),
+                reason: e.to_string(),
+            },
+            _ => Error::io("write", &idx_path)(e),
+        })?;
+    drop(out);
+    if sync {
+        fault::point("pack.idx.sync")
+            .and_then(|()| f.sync_data())
+            .map_err(Error::sync(&idx_path))?;
+    }
+    idx_tmp.file = None;
+    Ok(idx_tmp)
+}
+
+pub(crate) fn rename(tmp: &mut TempFile, dst: &PathBuf, point: &'static str) -> Result<()> {
     fault::point(point)
         .and_then(|()| fs::rename(&tmp.path, dst))
         .map_err(Error::io("rename into", dst))?;

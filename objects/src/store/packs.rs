@@ -361,31 +361,10 @@ impl Store {
             }
             return Err(Error::BadPack { path, reason });
         }
-        let idx = pack::index::encode(&hash, &mut entries).map_err(|reason| Error::BadPack {
-            path: path.clone(),
-            reason,
-        })?;
-        let mut tmp = self.new_temp()?;
-        {
-            use std::io::Write;
-            let f = tmp
-                .file
-                .as_mut()
-                .ok_or_else(|| Error::io("write", &path)(io::ErrorKind::Other.into()))?;
-            crate::fault::point("pack.idx.write")
-                .and_then(|()| f.write_all(&idx))
-                .map_err(Error::io("write", &tmp.path))?;
-            crate::fault::point("pack.idx.sync")
-                .and_then(|()| f.sync_data())
-                .map_err(Error::sync(&tmp.path))?;
-        }
-        tmp.file = None;
+        let mut tmp = pack::write_index(self, &hash, &mut entries, true, &path)?;
         let dst = dir.join(pack::file_name(&hash, "idx"));
-        crate::fault::point("pack.idx.rename")
-            .and_then(|()| fs::rename(&tmp.path, &dst))
-            .map_err(Error::io("rename into", &dst))?;
-        tmp.promoted = true;
-        crate::fs::sync_dir(dir, || crate::fault::point("pack.dir.sync"))?;
+        pack::rename(&mut tmp, &dst, "pack.idx.rename")?;
+        crate::fs::sync_dir(dir, pack::fault_dir_sync)?;
         repairs.push(PackRepair::Reindexed(path));
         Pack::open(dir, hash)
     }

@@ -134,22 +134,7 @@ impl Store {
     /// Write the bytes of a complete object file into a new temp file;
     /// fsync it if `sync`.
     pub(crate) fn write_temp_file(&self, file_bytes: &[u8], sync: bool) -> Result<TempFile> {
-        let mut tmp = self.new_temp()?;
-        let path = tmp.path.clone();
-        let file = tmp
-            .file
-            .as_mut()
-            .ok_or_else(|| Error::io("write", &path)(io::ErrorKind::Other.into()))?;
-        fault::point("objects.tmp.write")
-            .and_then(|()| file.write_all(file_bytes))
-            .map_err(Error::io("write", &path))?;
-        if sync {
-            fault::point("objects.tmp.sync")
-                .and_then(|()| file.sync_data())
-                .map_err(Error::sync(&path))?;
-        }
-        tmp.file = None;
-        Ok(tmp)
+        self.write_temp_parts(&[file_bytes], sync)
     }
 
     /// Write a complete object into a new temp file; fsync it if `sync`.
@@ -160,6 +145,21 @@ impl Store {
         payload: &[u8],
         sync: bool,
     ) -> Result<TempFile> {
+        if payload.len() < 64 * 1024 {
+            return self.write_temp_parts(&[&header::encode_file(kind, id, payload)], sync);
+        }
+        // Large: no copy of the payload, the CRC computed over the parts.
+        let h = Header::raw(kind, payload.len() as u64, id).encode();
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&h);
+        crc.update(payload);
+        let crc = crc.finalize().to_le_bytes();
+        self.write_temp_parts(&[&h, payload, &crc], sync)
+    }
+
+    /// Write `parts` one after another into a new temp file, fsynced if
+    /// `sync`, closed (a batch may stage far more files than the fd limit).
+    fn write_temp_parts(&self, parts: &[&[u8]], sync: bool) -> Result<TempFile> {
         let mut tmp = self.new_temp()?;
         let path = tmp.path.clone();
         let file = tmp
@@ -167,25 +167,14 @@ impl Store {
             .as_mut()
             .ok_or_else(|| Error::io("write", &path)(io::ErrorKind::Other.into()))?;
         fault::point("objects.tmp.write").map_err(Error::io("write", &path))?;
-        if payload.len() < 64 * 1024 {
-            file.write_all(&header::encode_file(kind, id, payload))
-                .map_err(Error::io("write", &path))?;
-        } else {
-            let h = Header::raw(kind, payload.len() as u64, id).encode();
-            let mut crc = crc32fast::Hasher::new();
-            crc.update(&h);
-            crc.update(payload);
-            file.write_all(&h).map_err(Error::io("write", &path))?;
-            file.write_all(payload).map_err(Error::io("write", &path))?;
-            file.write_all(&crc.finalize().to_le_bytes())
-                .map_err(Error::io("write", &path))?;
+        for part in parts {
+            file.write_all(part).map_err(Error::io("write", &path))?;
         }
         if sync {
             fault::point("objects.tmp.sync")
                 .and_then(|()| file.sync_data())
                 .map_err(Error::sync(&path))?;
         }
-        // Close now: a batch may stage far more files than the fd limit.
         tmp.file = None;
         Ok(tmp)
     }
