@@ -118,6 +118,40 @@ fn parse_unix(s: &str) -> Result<i64, ParseTimeError> {
     Ok(if neg { -v } else { v })
 }
 
+/// A query bound as `sydra query --from/--to` and the HTTP query endpoint
+/// take it: integer nanoseconds with an `ns` suffix, else [`parse_time`]'s
+/// forms (RFC 3339, Unix seconds).
+pub fn parse_query_time(s: &str) -> Result<i64, String> {
+    if let Some(n) = s.strip_suffix("ns") {
+        return n
+            .parse::<i64>()
+            .map_err(|e| format!("{s:?} is not an integer of nanoseconds: {e}"));
+    }
+    parse_time(s).map_err(|e| e.to_string())
+}
+
+/// An aggregation step in nanoseconds: `ns`, `us` or `ms` suffixed
+/// integers, else a duration as `sydra gc --grace` takes it (`10s`, `5m`,
+/// `1h`, `1d`). Always positive.
+pub fn parse_step(s: &str) -> Result<i64, String> {
+    let units: [(&str, i64); 3] = [("ns", 1), ("us", 1_000), ("ms", 1_000_000)];
+    let ns = match units.iter().find(|(u, _)| s.ends_with(u)) {
+        Some((u, mul)) => s[..s.len() - u.len()]
+            .parse::<i64>()
+            .ok()
+            .and_then(|n| n.checked_mul(*mul))
+            .ok_or_else(|| format!("{s:?} is not a duration"))?,
+        None => {
+            let d = sydra_gc::parse_duration(s).map_err(|e| e.to_string())?;
+            i64::try_from(d.as_nanos()).map_err(|_| format!("{s:?} is too long"))?
+        }
+    };
+    if ns <= 0 {
+        return Err(format!("the step {s:?} must be positive"));
+    }
+    Ok(ns)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,3 +265,4 @@ mod tests {
         }
     }
 }
+

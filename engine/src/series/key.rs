@@ -76,6 +76,30 @@ impl Value {
             _ => self == other,
         }
     }
+
+    /// The value as a float: integers converted, booleans 1 and 0, strings
+    /// NaN (for charts and Prometheus's float-only samples).
+    pub fn as_f64(&self) -> f64 {
+        match self {
+            Value::F64(x) => *x,
+            Value::I64(x) => *x as f64,
+            Value::Bool(b) => f64::from(u8::from(*b)),
+            Value::Str(_) => f64::NAN,
+        }
+    }
+
+    /// The value as JSON: numbers, booleans and strings as themselves;
+    /// NaN and the infinities (which JSON lacks) as their names in strings.
+    #[cfg(any(feature = "cli", feature = "http"))]
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Value::F64(x) if x.is_finite() => serde_json::json!(x),
+            Value::F64(x) => serde_json::json!(x.to_string()),
+            Value::I64(x) => serde_json::json!(x),
+            Value::Bool(b) => serde_json::json!(b),
+            Value::Str(s) => serde_json::json!(s),
+        }
+    }
 }
 
 impl ValueType {

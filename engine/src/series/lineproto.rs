@@ -59,6 +59,10 @@ pub enum Precision {
     Milliseconds,
     /// Seconds (`s`).
     Seconds,
+    /// Minutes (`m`, as InfluxDB 1.x's `/write` takes it).
+    Minutes,
+    /// Hours (`h`).
+    Hours,
 }
 
 impl Precision {
@@ -69,6 +73,8 @@ impl Precision {
             Precision::Microseconds => 1_000,
             Precision::Milliseconds => 1_000_000,
             Precision::Seconds => 1_000_000_000,
+            Precision::Minutes => 60_000_000_000,
+            Precision::Hours => 3_600_000_000_000,
         }
     }
 
@@ -79,6 +85,8 @@ impl Precision {
             Precision::Microseconds => "us",
             Precision::Milliseconds => "ms",
             Precision::Seconds => "s",
+            Precision::Minutes => "m",
+            Precision::Hours => "h",
         }
     }
 }
@@ -92,8 +100,10 @@ impl FromStr for Precision {
             "us" | "u" | "µ" => Ok(Precision::Microseconds),
             "ms" => Ok(Precision::Milliseconds),
             "s" => Ok(Precision::Seconds),
+            "m" => Ok(Precision::Minutes),
+            "h" => Ok(Precision::Hours),
             _ => Err(format!(
-                "unknown precision {s:?} (expected ns, us, ms or s)"
+                "unknown precision {s:?} (expected ns, us, ms, s, m or h)"
             )),
         }
     }

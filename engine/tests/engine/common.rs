@@ -56,3 +56,52 @@ pub fn sydra_with_input(dir: &Path, args: &[&str], stdin: &[u8]) -> Output {
     feeder.join().unwrap();
     out
 }
+
+/// One raw HTTP/1.1 request; the status and the body.
+pub fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&out[..split]).to_string();
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut body = out[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        // Decode chunked framing.
+        let mut plain = Vec::new();
+        let mut at = 0;
+        loop {
+            let line_end = at + body[at..].windows(2).position(|w| w == b"\r\n").unwrap();
+            let n =
+                usize::from_str_radix(std::str::from_utf8(&body[at..line_end]).unwrap().trim(), 16)
+                    .unwrap();
+            if n == 0 {
+                break;
+            }
+            plain.extend_from_slice(&body[line_end + 2..line_end + 2 + n]);
+            at = line_end + 2 + n + 2;
+        }
+        body = plain;
+    }
+    (status, body)
+}

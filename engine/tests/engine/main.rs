@@ -27,6 +27,9 @@ mod replay;
 /// The capability rule itself: a missing capability skips by hand and
 /// fails under CI=true.
 mod skips;
+/// `sydra serve`'s time-series endpoints: Prometheus remote write and
+/// read, InfluxDB `/write`, queries as of any version.
+mod tsdb_http;
 /// `sydra wal append` and `sydra wal repair`, end to end.
 mod wal_cli;
 /// WAL open-time repair: torn tails truncated, earlier damage reported.

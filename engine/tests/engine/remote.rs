@@ -8,7 +8,7 @@ use sydra_engine::series::{CompactOptions, SeriesKey, Value};
 use sydra_engine::wal::SyncMode;
 use sydra_engine::{Engine, Replay, Repository, Tail, maintenance};
 
-use super::common::{collect, opts, sydra_with_input};
+use super::common::{collect, http, opts, sydra_with_input};
 
 fn key(host: u32) -> SeriesKey {
     SeriesKey::new("cpu", [("host".to_string(), format!("h{host}"))], "usage").unwrap()
@@ -363,55 +363,6 @@ fn a_clone_of_a_store_cut_by_retention_keeps_its_horizon() {
     fsck_clean(&dst);
     assert_eq!(replay(&dst, "main"), replay(&src, "main"));
     assert_eq!(as_of(&dst, "main"), as_of(&src, "main"));
-}
-
-/// One raw HTTP/1.1 request; the status and the body.
-fn http(
-    addr: std::net::SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> (u16, Vec<u8>) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&out[..split]).to_string();
-    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let mut body = out[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        // Decode chunked framing.
-        let mut plain = Vec::new();
-        let mut at = 0;
-        loop {
-            let line_end = at + body[at..].windows(2).position(|w| w == b"\r\n").unwrap();
-            let n =
-                usize::from_str_radix(std::str::from_utf8(&body[at..line_end]).unwrap().trim(), 16)
-                    .unwrap();
-            if n == 0 {
-                break;
-            }
-            plain.extend_from_slice(&body[line_end + 2..line_end + 2 + n]);
-            at = line_end + 2 + n + 2;
-        }
-        body = plain;
-    }
-    (status, body)
 }
 
 #[test]

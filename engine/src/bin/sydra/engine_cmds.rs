@@ -20,6 +20,12 @@ pub(crate) fn open_engine(dir: &Path, sync: SyncMode) -> anyhow::Result<Engine> 
         ..Options::default()
     };
     let engine = Engine::open(dir, opts)?;
+    report_open(&engine);
+    Ok(engine)
+}
+
+/// Say on standard error what opening the engine repaired.
+pub(crate) fn report_open(engine: &Engine) {
     let r = engine.open_report();
     for (path, len, dropped, why) in &r.wal.truncated {
         eprintln!(
@@ -48,7 +54,6 @@ pub(crate) fn open_engine(dir: &Path, sync: SyncMode) -> anyhow::Result<Engine> 
             "sydra: another process is updating refs; its ref locks were left in place (stale ones are removed at a later open)"
         );
     }
-    Ok(engine)
 }
 
 #[derive(Debug, clap::Subcommand)]

@@ -72,31 +72,11 @@ pub struct QueryArgs {
 /// A query time: `…ns` for integer nanoseconds, else RFC 3339 or Unix
 /// seconds.
 pub fn query_time(s: &str) -> Result<i64, String> {
-    if let Some(n) = s.strip_suffix("ns") {
-        return n
-            .parse::<i64>()
-            .map_err(|e| format!("{s:?} is not an integer of nanoseconds: {e}"));
-    }
-    sydra_engine::time::parse_time(s).map_err(|e| e.to_string())
+    sydra_engine::time::parse_query_time(s)
 }
 
 fn step(s: &str) -> Result<i64, String> {
-    let units: [(&str, i64); 3] = [("ns", 1), ("us", 1_000), ("ms", 1_000_000)];
-    let ns = match units.iter().find(|(u, _)| s.ends_with(u)) {
-        Some((u, mul)) => s[..s.len() - u.len()]
-            .parse::<i64>()
-            .ok()
-            .and_then(|n| n.checked_mul(*mul))
-            .ok_or_else(|| format!("{s:?} is not a duration"))?,
-        None => {
-            let d = sydra_engine::gc::parse_duration(s).map_err(|e| e.to_string())?;
-            i64::try_from(d.as_nanos()).map_err(|_| format!("{s:?} is too long"))?
-        }
-    };
-    if ns <= 0 {
-        return Err(format!("the step {s:?} must be positive"));
-    }
-    Ok(ns)
+    sydra_engine::time::parse_step(s)
 }
 
 fn agg(s: &str) -> Result<Agg, String> {
@@ -116,15 +96,7 @@ pub fn value_text(v: &Value) -> String {
 }
 
 pub fn value_json(v: &Value) -> serde_json::Value {
-    match v {
-        Value::F64(x) if x.is_finite() => serde_json::json!(x),
-        // JSON has no NaN or infinity: their names, as strings.
-        Value::F64(x) => serde_json::json!(x.to_string()),
-        Value::I64(x) => serde_json::json!(x),
-        Value::Bool(b) => serde_json::json!(b),
-        Value::Str(s) => serde_json::json!(s),
-        _ => serde_json::Value::Null,
-    }
+    v.to_json()
 }
 
 fn csv_field(s: &str) -> String {
@@ -136,12 +108,7 @@ fn csv_field(s: &str) -> String {
 }
 
 fn as_f64(v: &Value) -> f64 {
-    match v {
-        Value::F64(x) => *x,
-        Value::I64(x) => *x as f64,
-        Value::Bool(b) => f64::from(u8::from(*b)),
-        _ => f64::NAN,
-    }
+    v.as_f64()
 }
 
 /// One series to chart: its key and points as floats.

@@ -177,16 +177,22 @@ pub struct ServeArgs {
     /// Address to listen on (loopback by default; port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:8787")]
     listen: String,
-    /// Serve fetches and clones only: refuse pushes, take no lock (the
-    /// directory's engine keeps running).
+    /// Serve fetches and clones only: refuse pushes and writes, take no
+    /// lock (the directory's engine keeps running). Without it the server
+    /// opens the engine: Prometheus remote write/read, InfluxDB `/write`
+    /// and queries over HTTP.
     #[arg(long)]
     read_only: bool,
-    /// A file holding the bearer token pushes must present.
+    /// A file holding the bearer token pushes and writes must present.
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
     /// The largest push accepted, in bytes.
     #[arg(long, default_value_t = 16 << 30)]
     max_push_bytes: u64,
+    /// Bytes of points the in-memory head may hold before the whole head
+    /// is compacted; writes get 503 (retry) at twice this.
+    #[arg(long, default_value_t = 1 << 30)]
+    head_max_bytes: usize,
 }
 
 pub fn serve(dir: &Path, a: ServeArgs) -> anyhow::Result<u8> {
@@ -201,8 +207,16 @@ pub fn serve(dir: &Path, a: ServeArgs) -> anyhow::Result<u8> {
             read_only: a.read_only,
             token,
             max_push_bytes: a.max_push_bytes,
+            engine: sydra_engine::Options {
+                series_head_max_bytes: a.head_max_bytes,
+                ..sydra_engine::Options::default()
+            },
+            ..sydra_engine::serve::ServeOptions::default()
         },
     )?;
+    if let Some(engine) = server.engine() {
+        crate::engine_cmds::report_open(engine);
+    }
     eprintln!(
         "sydra: serving {} on http://{}{}",
         dir.display(),

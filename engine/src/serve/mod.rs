@@ -17,9 +17,20 @@
 //! - `GET /objects/<id>`: the ADR's diagnostic endpoint: trees and commits
 //!   as JSON, blobs raw.
 //!
+//! Time series (`tsdb.rs`; not on a read-only server, which opens no
+//! engine):
+//! - `POST /api/v1/write`: Prometheus remote write (snappy protobuf).
+//! - `POST /api/v1/read`: Prometheus remote read (`SAMPLES`).
+//! - `POST /write?db=&precision=`: the InfluxDB 1.x write API (line
+//!   protocol, gzip accepted; `db` kept as the tag `db`); `GET /ping`,
+//!   and `POST /query` for `CREATE DATABASE` only.
+//! - `GET /api/v1/query?selector=&from=&to=&as_of=&step=&agg=`: `sydra
+//!   query` as JSON; `GET /api/v1/series?selector=&as_of=`.
+//!
 //! A read-only server takes no lock, so the engine of the directory keeps
-//! ingesting while it serves; one that accepts pushes holds the writer lock
-//! (`LOCK`) for its lifetime, like a push to a path. Request bodies are
+//! ingesting while it serves; one that accepts writes opens the engine
+//! (which holds the writer lock, `LOCK`, for the server's lifetime),
+//! ingests through it, and compacts in a background thread. Request bodies are
 //! bounded (a JSON body to 4 MiB, a push to `max_push_bytes`, spooled to a
 //! temp file, never held in memory); at most 16 requests run at once (the
 //! rest get 503). Malformed, truncated, oversized and hostile requests get
@@ -36,9 +47,15 @@ use serde_json::{Value, json};
 use sydra_objects::{Kind, ObjectId};
 use tiny_http::{Header, Method, Request, Response, StatusCode};
 
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::remote::{self, Outcome};
 use crate::repo::Repository;
+
+pub mod prompb;
+mod tsdb;
+
+pub use tsdb::{MAX_DECODED_BYTES, MAX_READ_SAMPLES, MAX_WRITE_BYTES};
 
 /// The most bytes of a JSON request body.
 pub const MAX_JSON_BYTES: u64 = 4 << 20;
@@ -56,6 +73,14 @@ pub struct ServeOptions {
     pub token: Option<String>,
     /// The largest push accepted, in bytes.
     pub max_push_bytes: u64,
+    /// The engine's settings (a server that is not read-only opens one).
+    /// Its WAL's sync mode decides what a 2xx to a write promises: the
+    /// default, `SyncMode::Always`, answers once the points are durable.
+    pub engine: crate::engine::Options,
+    /// How often the background thread looks for a compaction to run
+    /// (`Engine::maintain`); it also runs when a write finds the head over
+    /// its bound.
+    pub maintain_every: std::time::Duration,
 }
 
 impl Default for ServeOptions {
@@ -65,6 +90,8 @@ impl Default for ServeOptions {
             read_only: false,
             token: None,
             max_push_bytes: 16 << 30,
+            engine: crate::engine::Options::default(),
+            maintain_every: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -74,6 +101,8 @@ pub struct Server {
     http: Arc<tiny_http::Server>,
     addr: SocketAddr,
     thread: Option<std::thread::JoinHandle<()>>,
+    ctx: Arc<Ctx>,
+    maintenance: Option<std::thread::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -97,32 +126,95 @@ impl Server {
         }
     }
 
-    /// Stop accepting and end the accept loop.
+    /// Stop accepting, end the accept loop and the compaction thread, and
+    /// close the engine once the requests running end.
     pub fn stop(mut self) {
         self.http.unblock();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        {
+            let mut stop = self.ctx.maintenance.0.lock();
+            stop.stop = true;
+            self.ctx.maintenance.1.notify_all();
+        }
+        if let Some(t) = self.maintenance.take() {
+            let _ = t.join();
+        }
     }
+
+    /// The engine a server that is not read-only opened.
+    pub fn engine(&self) -> Option<&Engine> {
+        self.ctx.engine.as_ref()
+    }
+}
+
+/// What the compaction thread is told.
+#[derive(Default)]
+struct Maintenance {
+    stop: bool,
+    wake: bool,
 }
 
 struct Ctx {
     repo: Repository,
+    engine: Option<Engine>,
     options: ServeOptions,
     running: AtomicUsize,
-    _lock: Option<File>,
+    maintenance: (parking_lot::Mutex<Maintenance>, parking_lot::Condvar),
+}
+
+impl Ctx {
+    /// Ask the compaction thread to look now.
+    fn wake_maintenance(&self) {
+        self.maintenance.0.lock().wake = true;
+        self.maintenance.1.notify_all();
+    }
+
+    /// After a write: wake the compactor when the head is past its bound.
+    fn note_write(&self) {
+        if let Some(e) = &self.engine
+            && e.head_bytes() > e.options().series_head_max_bytes
+        {
+            self.wake_maintenance();
+        }
+    }
+}
+
+/// The compaction thread: `Engine::maintain` every `maintain_every`, or
+/// when woken, until the server stops. A failure is reported on standard
+/// error and retried at the next turn (the data stays in the WAL and the
+/// head).
+fn maintain_loop(ctx: &Ctx) {
+    let Some(engine) = &ctx.engine else {
+        return;
+    };
+    loop {
+        {
+            let mut m = ctx.maintenance.0.lock();
+            if !m.stop && !m.wake {
+                ctx.maintenance
+                    .1
+                    .wait_for(&mut m, ctx.options.maintain_every);
+            }
+            if m.stop {
+                return;
+            }
+            m.wake = false;
+        }
+        if let Err(e) = engine.maintain() {
+            eprintln!("sydra serve: compaction failed (retried later): {e}");
+        }
+    }
 }
 
 /// Serve the data directory `dir` until the returned server is stopped.
 pub fn start(dir: &Path, options: ServeOptions) -> Result<Server> {
-    let repo = Repository::open(dir)?;
-    let lock = if options.read_only {
-        None
+    let (repo, engine) = if options.read_only {
+        (Repository::open(dir)?, None)
     } else {
-        Some(crate::engine::take_lock(
-            &repo.layout().lock_file(),
-            repo.layout().root(),
-        )?)
+        let engine = Engine::open(dir, options.engine.clone())?;
+        (engine.repo().clone(), Some(engine))
     };
     let http = tiny_http::Server::http(options.listen.as_str()).map_err(|e| Error::Remote {
         remote: options.listen.clone(),
@@ -135,12 +227,19 @@ pub fn start(dir: &Path, options: ServeOptions) -> Result<Server> {
     let http = Arc::new(http);
     let ctx = Arc::new(Ctx {
         repo,
+        engine,
         options,
         running: AtomicUsize::new(0),
-        _lock: lock,
+        maintenance: Default::default(),
+    });
+    let maintenance = ctx.engine.is_some().then(|| {
+        let c = ctx.clone();
+        std::thread::spawn(move || maintain_loop(&c))
     });
     let accept = http.clone();
+    let accept_ctx = ctx.clone();
     let thread = std::thread::spawn(move || {
+        let ctx = accept_ctx;
         for req in accept.incoming_requests() {
             if ctx.running.fetch_add(1, Ordering::SeqCst) >= MAX_CONCURRENT {
                 ctx.running.fetch_sub(1, Ordering::SeqCst);
@@ -158,6 +257,8 @@ pub fn start(dir: &Path, options: ServeOptions) -> Result<Server> {
         http,
         addr,
         thread: Some(thread),
+        ctx,
+        maintenance,
     })
 }
 
@@ -204,7 +305,7 @@ impl From<Error> for Reject {
     }
 }
 
-fn handle(ctx: &Ctx, mut req: Request) {
+fn handle(ctx: &Arc<Ctx>, mut req: Request) {
     let url = req.url().to_owned();
     let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
     let method = req.method().clone();
@@ -216,9 +317,18 @@ fn handle(ctx: &Ctx, mut req: Request) {
         // A client asks before it sends a large body it may not push.
         (Method::Get, "/api/v1/push") => may_push(ctx, &req).map(|()| text(200, "ok")),
         (Method::Get, p) if p.starts_with("/objects/") => object(ctx, &p["/objects/".len()..]),
-        (_, "/api/v1/health" | "/api/v1/refs" | "/api/v1/fetch" | "/api/v1/push") => {
-            Err(Reject(405, format!("{method} is not allowed on {path}")))
-        }
+        (Method::Post, "/api/v1/write") => tsdb::prom_write(ctx, &mut req),
+        (Method::Post, "/api/v1/read") => tsdb::prom_read(ctx, &mut req),
+        (Method::Post, "/write") => Ok(tsdb::influx_write(ctx, &mut req, query)),
+        (Method::Post | Method::Get, "/query") => Ok(tsdb::influx_query(ctx, &mut req, query)),
+        (Method::Get | Method::Head, "/ping") => Ok(tsdb::ping()),
+        (Method::Get, "/api/v1/query") => tsdb::query(ctx, query),
+        (Method::Get, "/api/v1/series") => tsdb::series(ctx, query),
+        (
+            _,
+            "/api/v1/health" | "/api/v1/refs" | "/api/v1/fetch" | "/api/v1/push" | "/api/v1/write"
+            | "/api/v1/read" | "/write" | "/api/v1/query" | "/api/v1/series",
+        ) => Err(Reject(405, format!("{method} is not allowed on {path}"))),
         _ => Err(Reject(404, format!("no such endpoint: {path}"))),
     };
     let resp = match result {
@@ -244,24 +354,25 @@ fn refs(ctx: &Ctx) -> std::result::Result<Resp, Reject> {
     Ok(json_resp(200, &json!({ "refs": list })))
 }
 
-fn read_json(req: &mut Request) -> std::result::Result<Value, Reject> {
-    if req.body_length().is_some_and(|n| n as u64 > MAX_JSON_BYTES) {
-        return Err(Reject(
-            413,
-            format!("the body is over {MAX_JSON_BYTES} bytes"),
-        ));
+/// A request body of at most `limit` bytes (413 past it).
+fn read_body(req: &mut Request, limit: u64) -> std::result::Result<Vec<u8>, Reject> {
+    let over = || Reject(413, format!("the body is over {limit} bytes"));
+    if req.body_length().is_some_and(|n| n as u64 > limit) {
+        return Err(over());
     }
     let mut body = Vec::new();
     req.as_reader()
-        .take(MAX_JSON_BYTES + 1)
+        .take(limit + 1)
         .read_to_end(&mut body)
         .map_err(|e| Reject(400, format!("cannot read the body: {e}")))?;
-    if body.len() as u64 > MAX_JSON_BYTES {
-        return Err(Reject(
-            413,
-            format!("the body is over {MAX_JSON_BYTES} bytes"),
-        ));
+    if body.len() as u64 > limit {
+        return Err(over());
     }
+    Ok(body)
+}
+
+fn read_json(req: &mut Request) -> std::result::Result<Value, Reject> {
+    let body = read_body(req, MAX_JSON_BYTES)?;
     serde_json::from_slice(&body).map_err(|e| Reject(400, format!("the body is not JSON: {e}")))
 }
 
@@ -326,15 +437,40 @@ fn fetch(ctx: &Ctx, req: &mut Request) -> std::result::Result<Resp, Reject> {
     )))
 }
 
+/// Whether the request carries the server's token (or none is needed):
+/// `Authorization: Bearer TOKEN` (Prometheus's `authorization`), `Token
+/// TOKEN` (InfluxDB clients), or Basic with the token as the password
+/// (Prometheus's `basic_auth`, Telegraf's `username`/`password`).
 fn authorized(ctx: &Ctx, req: &Request) -> bool {
     let Some(token) = &ctx.options.token else {
         return true;
     };
-    req.headers()
+    let Some(value) = req
+        .headers()
         .iter()
         .find(|h| h.field.equiv("Authorization"))
-        .and_then(|h| h.value.as_str().strip_prefix("Bearer "))
-        .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()))
+        .map(|h| h.value.as_str().trim())
+    else {
+        return false;
+    };
+    let presented = if let Some(t) = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("Token "))
+    {
+        t.trim().as_bytes().to_vec()
+    } else if let Some(b) = value.strip_prefix("Basic ") {
+        use base64::Engine as _;
+        match base64::engine::general_purpose::STANDARD.decode(b.trim()) {
+            Ok(pair) => match pair.iter().position(|&c| c == b':') {
+                Some(i) => pair[i + 1..].to_vec(),
+                None => return false,
+            },
+            Err(_) => return false,
+        }
+    } else {
+        return false;
+    };
+    constant_time_eq(&presented, token.as_bytes())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
