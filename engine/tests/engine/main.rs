@@ -20,6 +20,9 @@ mod demo;
 mod group_commit;
 /// The directory lock and poisoning.
 mod lock;
+/// The real Prometheus remote-writing to and remote-reading from
+/// `sydra serve`.
+mod prometheus;
 /// Replication between data directories: clone, fetch, push.
 mod remote;
 /// Checkpoints, snapshots, branches and replay from any commit.

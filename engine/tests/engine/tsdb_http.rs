@@ -698,3 +698,92 @@ fn claiming(addr: SocketAddr, len: u64) -> u16 {
     let head = String::from_utf8_lossy(&out);
     head.split(' ').nth(1).unwrap().parse().unwrap()
 }
+
+#[test]
+fn the_influxdb_cli_writes_through_the_write_api_unchanged() {
+    let test = "the_influxdb_cli_writes_through_the_write_api_unchanged";
+    if !super::capability::runs(
+        test,
+        super::capability::tools(&["influx"], "apt-get install influxdb-client"),
+    ) {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let s = serve(&d.path().join("data"), None);
+    let port = s.addr().port().to_string();
+    let influx = |args: &[&str]| {
+        let out = std::process::Command::new("influx")
+            .args(["-host", "127.0.0.1", "-port", &port])
+            .args(args)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "influx {args:?}: {text}");
+        text
+    };
+    influx(&[
+        "-database",
+        "telegraf",
+        "-precision",
+        "s",
+        "-execute",
+        "INSERT cpu,host=a usage_idle=97.5,usage_user=2i 1700000000",
+    ]);
+    // `influx -import` of a gzip file: CREATE DATABASE, then /write with
+    // the file's lines in batches.
+    let lines: String = (0..500)
+        .map(|i| format!("mem,host=b free={i}i {}\n", 1_700_000_000 + i))
+        .collect();
+    let file = d.path().join("import.txt.gz");
+    std::fs::write(
+        &file,
+        gzip(
+            format!(
+                "# DDL\nCREATE DATABASE telegraf\n# DML\n# CONTEXT-DATABASE: telegraf\n{lines}"
+            )
+            .as_bytes(),
+        ),
+    )
+    .unwrap();
+    let out = influx(&[
+        "-import",
+        "-path",
+        file.to_str().unwrap(),
+        "-compressed",
+        "-precision",
+        "s",
+    ]);
+    assert!(out.contains("Failed 0 inserts"), "{out}");
+    let v = s.engine().unwrap().view(None).unwrap();
+    let keys: Vec<String> = v
+        .series()
+        .unwrap()
+        .iter()
+        .map(|(k, _)| k.to_string())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "cpu,db=telegraf,host=a usage_idle",
+            "cpu,db=telegraf,host=a usage_user",
+            "mem,db=telegraf,host=b free"
+        ]
+    );
+    let mem = sydra_engine::series::SeriesKey::new(
+        "mem",
+        [
+            ("db".to_string(), "telegraf".to_string()),
+            ("host".to_string(), "b".to_string()),
+        ],
+        "free",
+    )
+    .unwrap();
+    let pts = v.points(&mem).unwrap();
+    assert_eq!(pts.len(), 500);
+    assert_eq!(pts[499], (1_700_000_499_000_000_000, Value::I64(499)));
+    s.stop();
+}
