@@ -798,7 +798,10 @@ mod model {
 
     /// Generated remote writes, read back through remote read, equal a
     /// model of last-write-wins per (series, ms), bit for bit.
-    fn check(requests: Vec<Vec<(u8, Vec<(i64, u64)>)>>, s: &Server) {
+    /// One request: per series (its `instance` number), (ms, value bits).
+    type Request = Vec<(u8, Vec<(i64, u64)>)>;
+
+    fn check(requests: Vec<Request>, s: &Server) {
         static CASE: AtomicUsize = AtomicUsize::new(0);
         let name = format!("gen{}", CASE.fetch_add(1, Ordering::Relaxed));
         let mut model: BTreeMap<(u8, i64), u64> = BTreeMap::new();
