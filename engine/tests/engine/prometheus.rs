@@ -195,10 +195,14 @@ fn prometheus_remote_writes_to_sydra_and_answers_promql_by_remote_read_from_it()
     let d = tempfile::tempdir().unwrap();
     let dir = d.path().join("sydra");
     Engine::create(&dir, Default::default()).unwrap();
+    // The recipe of docs/OPERATIONS.md: writes carry the server's token.
+    let token_file = d.path().join("token");
+    std::fs::write(&token_file, "e2e-token\n").unwrap();
     let server = start(
         &dir,
         ServeOptions {
             listen: "127.0.0.1:0".into(),
+            token: Some("e2e-token".into()),
             ..ServeOptions::default()
         },
     )
@@ -220,7 +224,9 @@ fn prometheus_remote_writes_to_sydra_and_answers_promql_by_remote_read_from_it()
         format!(
             "global:\n  scrape_interval: 1s\n\
              scrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: ['{node}']\n\
-             remote_write:\n  - url: http://{sydra}/api/v1/write\n    queue_config:\n      batch_send_deadline: 1s\n"
+             remote_write:\n  - url: http://{sydra}/api/v1/write\n    authorization:\n      credentials_file: {}\n\
+             \x20   queue_config:\n      batch_send_deadline: 1s\n",
+            token_file.display()
         ),
     )
     .unwrap();
