@@ -143,9 +143,10 @@ impl Server {
         }
     }
 
-    /// The engine a server that is not read-only opened.
-    pub fn engine(&self) -> Option<&Engine> {
-        self.ctx.engine.as_ref()
+    /// The engine a server that is not read-only opened (held for reading:
+    /// while the guard lives, the server cannot reopen it after a failure).
+    pub fn engine(&self) -> Option<EngineGuard<'_>> {
+        self.ctx.engine().ok()
     }
 }
 
@@ -156,9 +157,17 @@ struct Maintenance {
     wake: bool,
 }
 
+/// The server's engine, borrowed for one request.
+pub type EngineGuard<'a> = parking_lot::MappedRwLockReadGuard<'a, Engine>;
+
 struct Ctx {
     repo: Repository,
-    engine: Option<Engine>,
+    dir: PathBuf,
+    /// `None` when read-only, or while closed after a failure (see
+    /// [`Ctx::recover`]).
+    engine: parking_lot::RwLock<Option<Engine>>,
+    /// Why the engine is closed, while it is.
+    closed: parking_lot::Mutex<Option<String>>,
     options: ServeOptions,
     running: AtomicUsize,
     maintenance: (parking_lot::Mutex<Maintenance>, parking_lot::Condvar),
@@ -172,11 +181,72 @@ impl Ctx {
     }
 
     /// After a write: wake the compactor when the head is past its bound.
-    fn note_write(&self) {
-        if let Some(e) = &self.engine
-            && e.head_bytes() > e.options().series_head_max_bytes
-        {
+    fn note_write(&self, e: &Engine) {
+        if e.head_bytes() > e.options().series_head_max_bytes {
             self.wake_maintenance();
+        }
+    }
+
+    /// The engine, for one request: 501 on a read-only server (which opens
+    /// none), 503 while it is closed after a failure.
+    fn engine(&self) -> std::result::Result<EngineGuard<'_>, Reject> {
+        if self.options.read_only {
+            return Err(Reject(
+                501,
+                "this server is read-only and opened no engine (it takes no lock, so the \
+                 directory's own engine may run beside it): time-series reads and writes \
+                 need `sydra serve` without --read-only"
+                    .into(),
+            ));
+        }
+        parking_lot::RwLockReadGuard::try_map(self.engine.read(), Option::as_ref).map_err(|_| {
+            let why = self.closed.lock().clone().unwrap_or_default();
+            Reject(
+                503,
+                format!(
+                    "the engine is closed after a failure ({why}); it is being reopened, retry"
+                ),
+            )
+        })
+    }
+
+    /// Whether the engine needs [`Ctx::recover`]: poisoned by a failed
+    /// write or sync (a full disk, an I/O error), or closed.
+    fn needs_recovery(&self) -> bool {
+        !self.options.read_only
+            && match &*self.engine.read() {
+                Some(e) => e.poisoned().is_some(),
+                None => true,
+            }
+    }
+
+    /// Close a poisoned engine and open it again: the WAL is recovered and
+    /// the head rebuilt from it, as after a crash, so every acknowledged
+    /// point is there and writes resume once the cause (say, a full disk)
+    /// is gone. If the open fails the engine stays closed (writes get 503)
+    /// and the compaction thread tries again at its next turn. Waits for
+    /// the requests using the engine to finish.
+    fn recover(&self) {
+        let mut slot = self.engine.write();
+        let why = match &*slot {
+            Some(e) => match e.poisoned() {
+                Some(why) => why,
+                None => return,
+            },
+            None => self.closed.lock().clone().unwrap_or_default(),
+        };
+        // The old engine goes first: it holds the directory's lock.
+        *slot = None;
+        match Engine::open(&self.dir, self.options.engine.clone()) {
+            Ok(e) => {
+                eprintln!("sydra serve: reopened the engine after: {why}");
+                *slot = Some(e);
+                *self.closed.lock() = None;
+            }
+            Err(e) => {
+                eprintln!("sydra serve: cannot reopen the engine (retried): {e}");
+                *self.closed.lock() = Some(format!("{why}; reopening failed: {e}"));
+            }
         }
     }
 }
@@ -186,9 +256,6 @@ impl Ctx {
 /// error and retried at the next turn (the data stays in the WAL and the
 /// head).
 fn maintain_loop(ctx: &Ctx) {
-    let Some(engine) = &ctx.engine else {
-        return;
-    };
     loop {
         {
             let mut m = ctx.maintenance.0.lock();
@@ -202,7 +269,14 @@ fn maintain_loop(ctx: &Ctx) {
             }
             m.wake = false;
         }
-        if let Err(e) = engine.maintain() {
+        if ctx.needs_recovery() {
+            ctx.recover();
+        }
+        let failed = match ctx.engine() {
+            Ok(engine) => engine.maintain().err(),
+            Err(_) => None,
+        };
+        if let Some(e) = failed {
             eprintln!("sydra serve: compaction failed (retried later): {e}");
         }
     }
@@ -227,12 +301,14 @@ pub fn start(dir: &Path, options: ServeOptions) -> Result<Server> {
     let http = Arc::new(http);
     let ctx = Arc::new(Ctx {
         repo,
-        engine,
+        dir: dir.to_path_buf(),
+        engine: parking_lot::RwLock::new(engine),
+        closed: parking_lot::Mutex::new(None),
         options,
         running: AtomicUsize::new(0),
         maintenance: Default::default(),
     });
-    let maintenance = ctx.engine.is_some().then(|| {
+    let maintenance = (!ctx.options.read_only).then(|| {
         let c = ctx.clone();
         std::thread::spawn(move || maintain_loop(&c))
     });
@@ -335,7 +411,13 @@ fn handle(ctx: &Arc<Ctx>, mut req: Request) {
         Ok(r) => r,
         Err(Reject(code, msg)) => text(code, &msg),
     };
+    let failed = resp.status_code().0 >= 500;
     let _ = req.respond(resp);
+    // A write that failed may have poisoned the engine: reopen it, so the
+    // client's retry can succeed once the cause is gone.
+    if failed && ctx.needs_recovery() {
+        ctx.recover();
+    }
 }
 
 fn refs(ctx: &Ctx) -> std::result::Result<Resp, Reject> {

@@ -18,7 +18,7 @@ use serde_json::json;
 use tiny_http::{Request, Response, StatusCode};
 
 use super::prompb::{self, Label as PromLabel, ReadRequest, ReadResponse, TimeSeries};
-use super::{Ctx, Reject, Resp, boxed, header, json_resp, read_body};
+use super::{Ctx, EngineGuard, Reject, Resp, boxed, header, json_resp, read_body};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::series::lineproto::{self, Precision};
@@ -41,26 +41,13 @@ const MS: i64 = 1_000_000;
 
 type Answer = std::result::Result<Resp, Reject>;
 
-/// The engine, or why this server has none.
-fn engine(ctx: &Ctx) -> std::result::Result<&Engine, Reject> {
-    ctx.engine.as_ref().ok_or_else(|| {
-        Reject(
-            501,
-            "this server is read-only and opened no engine (it takes no lock, so the \
-             directory's own engine may run beside it): time-series reads and writes \
-             need `sydra serve` without --read-only"
-                .into(),
-        )
-    })
-}
-
 /// Refuse a write the server does not take: read-only (403), no token
 /// (401), or a head over its bound (503, retried by every client).
 fn may_write<'c>(
     ctx: &'c Ctx,
     req: &Request,
     query: &str,
-) -> std::result::Result<&'c Engine, Reject> {
+) -> std::result::Result<EngineGuard<'c>, Reject> {
     if ctx.options.read_only {
         return Err(Reject(403, "this server is read-only".into()));
     }
@@ -70,7 +57,7 @@ fn may_write<'c>(
             "a write needs the server's bearer token".into(),
         ));
     }
-    let engine = engine(ctx)?;
+    let engine = ctx.engine()?;
     // Back-pressure: `maintain` compacts the whole head past the bound; at
     // twice it the compactor has fallen behind, so writers wait.
     let bound = engine.options().series_head_max_bytes.saturating_mul(2);
@@ -182,7 +169,7 @@ pub(super) fn prom_write(ctx: &Ctx, req: &mut Request) -> Answer {
     }
     app.commit()
         .map_err(|e| Reject(500, format!("the samples were not written: {e}")))?;
-    ctx.note_write();
+    ctx.note_write(&engine);
     Ok(no_content())
 }
 
@@ -257,7 +244,7 @@ fn prom_selector(matchers: &[prompb::LabelMatcher]) -> std::result::Result<Selec
 /// snappy `prometheus.ReadResponse` of raw samples (the `SAMPLES` response
 /// type) read from the live data.
 pub(super) fn prom_read(ctx: &Ctx, req: &mut Request) -> Answer {
-    let engine = engine(ctx)?;
+    let engine = ctx.engine()?;
     let body = read_body(req, MAX_WRITE_BYTES)?;
     let raw = unsnappy(&body)?;
     let rr = ReadRequest::decode(raw.as_slice()).map_err(|e| {
@@ -422,7 +409,7 @@ fn influx_write_inner(ctx: &Ctx, req: &mut Request, query: &str) -> Answer {
     }
     app.commit()
         .map_err(|e| Reject(500, format!("the points were not written: {e}")))?;
-    ctx.note_write();
+    ctx.note_write(&engine);
     Ok(no_content())
 }
 
@@ -507,9 +494,9 @@ fn selector_param(query: &str) -> std::result::Result<Selector, Reject> {
 
 /// `GET /api/v1/series?selector=&as_of=`: the series of a version.
 pub(super) fn series(ctx: &Ctx, query: &str) -> Answer {
-    let engine = engine(ctx)?;
+    let engine = ctx.engine()?;
     let sel = selector_param(query)?;
-    let as_of = resolve_as_of(engine, query)?;
+    let as_of = resolve_as_of(&engine, query)?;
     let view = engine.view(as_of.as_deref())?;
     let list: Vec<serde_json::Value> = view
         .select(&sel)?
@@ -568,8 +555,8 @@ fn query_params(engine: &Engine, query: &str) -> std::result::Result<QueryParams
 /// [[t_ns, value], …]}, …]}`. A failure part way ends the stream before
 /// its closing brackets, which no JSON parser accepts.
 pub(super) fn query(ctx: &Arc<Ctx>, query: &str) -> Answer {
-    let engine = engine(ctx)?;
-    let p = query_params(engine, query)?;
+    let engine = ctx.engine()?;
+    let p = query_params(&engine, query)?;
     // Checked here so a bad request is a 4xx, not a cut stream.
     drop(engine.view(p.as_of.as_deref())?);
     let (reader, writer) =
@@ -589,7 +576,7 @@ pub(super) fn query(ctx: &Arc<Ctx>, query: &str) -> Answer {
 }
 
 fn stream_query(ctx: &Ctx, p: &QueryParams, out: &mut impl Write) -> std::io::Result<()> {
-    let Some(engine) = ctx.engine.as_ref() else {
+    let Ok(engine) = ctx.engine() else {
         return Ok(());
     };
     let failed = std::io::Error::other;

@@ -91,7 +91,8 @@ fn matcher(t: i32, name: &str, value: &str) -> LabelMatcher {
 
 /// Every point of the live data, by series string and field.
 fn points(s: &Server) -> Vec<(String, Vec<(i64, u64)>)> {
-    let v = s.engine().unwrap().view(None).unwrap();
+    let e = s.engine().unwrap();
+    let v = e.view(None).unwrap();
     v.series()
         .unwrap()
         .into_iter()
@@ -501,6 +502,7 @@ fn the_query_endpoint_answers_as_of_any_version_and_aggregates() {
     })
     .unwrap();
     let (snap, _) = e.snapshot(Some("before-fix")).unwrap();
+    drop(e);
     // A late correction of t = 10 s.
     assert_eq!(
         http(
@@ -758,7 +760,8 @@ fn the_influxdb_cli_writes_through_the_write_api_unchanged() {
         "s",
     ]);
     assert!(out.contains("Failed 0 inserts"), "{out}");
-    let v = s.engine().unwrap().view(None).unwrap();
+    let e = s.engine().unwrap();
+    let v = e.view(None).unwrap();
     let keys: Vec<String> = v
         .series()
         .unwrap()
@@ -785,6 +788,8 @@ fn the_influxdb_cli_writes_through_the_write_api_unchanged() {
     let pts = v.points(&mem).unwrap();
     assert_eq!(pts.len(), 500);
     assert_eq!(pts[499], (1_700_000_499_000_000_000, Value::I64(499)));
+    drop(v);
+    drop(e);
     s.stop();
 }
 

@@ -215,7 +215,7 @@ pub fn serve(dir: &Path, a: ServeArgs) -> anyhow::Result<u8> {
         },
     )?;
     if let Some(engine) = server.engine() {
-        crate::engine_cmds::report_open(engine);
+        crate::engine_cmds::report_open(&engine);
     }
     eprintln!(
         "sydra: serving {} on http://{}{}",
