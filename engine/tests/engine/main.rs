@@ -27,6 +27,8 @@ mod prometheus;
 mod remote;
 /// Checkpoints, snapshots, branches and replay from any commit.
 mod replay;
+/// S3 remotes against a local moto server.
+mod s3;
 /// The capability rule itself: a missing capability skips by hand and
 /// fails under CI=true.
 mod skips;

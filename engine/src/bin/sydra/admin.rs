@@ -46,6 +46,11 @@ pub struct GcArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    /// Collect an S3 remote instead of this directory: delete the packs
+    /// its manifest no longer lists that are older than --grace (a push
+    /// uploads its pack before it lists it).
+    #[arg(long, value_name = "NAME|URL", conflicts_with_all = ["dry_run", "retain", "reflog_expiry"])]
+    remote: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -139,6 +144,14 @@ pub(crate) fn human(bytes: u64) -> String {
 }
 
 pub fn gc(dir: &Path, a: GcArgs) -> anyhow::Result<u8> {
+    if let Some(remote) = &a.remote {
+        return gc_remote(
+            dir,
+            remote,
+            a.grace.unwrap_or(Duration::from_secs(3600)),
+            a.json,
+        );
+    }
     // Refuses a directory that is not a data directory, creating nothing.
     let engine = Engine::open(dir, Options::default())?;
     let mut options = GcOptions {
@@ -517,4 +530,32 @@ fn print_stats(out: &mut impl Write, s: &RepoStats) -> io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+#[cfg(feature = "s3")]
+fn gc_remote(dir: &Path, remote: &str, grace: Duration, json: bool) -> anyhow::Result<u8> {
+    let repo = sydra_engine::Repository::open(dir)?;
+    let (listed, deleted, young, requests) = sydra_engine::remote::gc_remote(&repo, remote, grace)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "remote": remote,
+                "packs_listed": listed,
+                "deleted": deleted,
+                "kept_within_grace": young,
+                "requests": requests,
+            })
+        );
+    } else {
+        println!(
+            "{remote}: {listed} pack(s) in the bucket; deleted {deleted} object(s) the manifest does not list; kept {young} younger than the grace period ({requests} request(s))"
+        );
+    }
+    Ok(0)
+}
+
+#[cfg(not(feature = "s3"))]
+fn gc_remote(_: &Path, remote: &str, _: Duration, _: bool) -> anyhow::Result<u8> {
+    anyhow::bail!("{remote}: this build has no S3 support (the s3 feature)")
 }

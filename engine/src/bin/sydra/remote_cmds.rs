@@ -113,13 +113,24 @@ fn print(s: &Sync, as_json: bool) -> anyhow::Result<u8> {
                 "pack": t.pack.map(|p| p.to_hex()),
                 "shallow": t.shallow.iter().map(|c| c.to_hex()).collect::<Vec<_>>(),
                 "refs": s.updates.iter().map(update_json).collect::<Vec<_>>(),
+                "requests": s.requests,
             })
         )?;
     } else {
         writeln!(
             out,
-            "{}: {} commit(s), {} object(s) ({} B), {} WAL range(s) ({} B)",
-            s.remote, t.commits, t.objects, t.bytes, t.ranges, t.range_bytes
+            "{}: {} commit(s), {} object(s) ({} B), {} WAL range(s) ({} B){}",
+            s.remote,
+            t.commits,
+            t.objects,
+            t.bytes,
+            t.ranges,
+            t.range_bytes,
+            if s.requests > 0 {
+                format!("; {} request(s)", s.requests)
+            } else {
+                String::new()
+            }
         )?;
         for u in &s.updates {
             let (status, reason) = outcome(&u.outcome);

@@ -276,6 +276,9 @@ pub struct Sync {
     pub transfer: Transfer,
     /// The refs.
     pub updates: Vec<RefUpdate>,
+    /// Requests made to an S3 remote (multipart parts included); 0 for
+    /// other remotes.
+    pub requests: u64,
 }
 
 /// Commits reachable from every ref of `repo` (commit graph only; parents
@@ -939,8 +942,8 @@ fn prev(old: Option<ObjectId>) -> PreviousValue {
 /// URL that is not a recorded remote is fetched under the name `fetch`).
 pub fn fetch(repo: &Repository, remote: &str, refs: &[String]) -> Result<Sync> {
     let (name, url) = resolve_remote(repo, remote)?;
+    let src = Endpoint::open(&url, repo, name.as_deref())?;
     let name = name.unwrap_or_else(|| "fetch".to_owned());
-    let src = Endpoint::open(&url)?;
     // A fetch killed in the middle of a ref update leaves its lock file;
     // removed only when no ref update of any process is running.
     repo.refs().remove_stale_locks()?;
@@ -976,6 +979,7 @@ pub fn fetch(repo: &Repository, remote: &str, refs: &[String]) -> Result<Sync> {
         remote: name,
         transfer,
         updates,
+        requests: src.requests(),
     })
 }
 
@@ -986,18 +990,40 @@ enum Endpoint {
     /// A `sydra serve`.
     #[cfg(feature = "http")]
     Http(http::Client),
+    /// An S3-compatible bucket.
+    #[cfg(feature = "s3")]
+    S3(Box<s3::S3Remote>),
 }
 
 impl Endpoint {
-    fn open(url: &RemoteUrl) -> Result<Endpoint> {
+    /// Connect to `url`; `name` is the remote's name in `repo`, if it has
+    /// one (an S3 remote then remembers its passed probe there).
+    fn open(url: &RemoteUrl, repo: &Repository, name: Option<&str>) -> Result<Endpoint> {
+        #[cfg(not(feature = "s3"))]
+        let _ = (repo, name);
         match url {
             RemoteUrl::Path(p) => Ok(Endpoint::Dir(Repository::open(p)?)),
             #[cfg(feature = "http")]
             RemoteUrl::Http(u) => Ok(Endpoint::Http(http::Client::new(u))),
+            #[cfg(feature = "s3")]
+            RemoteUrl::S3(u) => {
+                let marker = name.map(|n| s3::probed_marker(repo, n));
+                Ok(Endpoint::S3(Box::new(s3::open(u, marker.as_deref())?)))
+            }
+            #[allow(unreachable_patterns)]
             other => Err(remote_err(
                 &other.to_string(),
-                "this build replicates to and from data directories and `sydra serve` (http://) only; S3 remotes are not built yet",
+                "this build has no transport for this URL (built without the http or s3 feature)",
             )),
+        }
+    }
+
+    /// Requests made to an S3 remote.
+    fn requests(&self) -> u64 {
+        match self {
+            #[cfg(feature = "s3")]
+            Endpoint::S3(s) => s.requests(),
+            _ => 0,
         }
     }
 
@@ -1007,6 +1033,8 @@ impl Endpoint {
             Endpoint::Dir(r) => offered(r),
             #[cfg(feature = "http")]
             Endpoint::Http(c) => c.refs(),
+            #[cfg(feature = "s3")]
+            Endpoint::S3(s) => s.refs(),
         }
     }
 
@@ -1016,9 +1044,11 @@ impl Endpoint {
         dst: &Repository,
         tips: &[ObjectId],
         remote: &str,
-    ) -> Result<(Transfer, Option<Pinned>)> {
+    ) -> Result<(Transfer, Vec<Pinned>)> {
         match self {
-            Endpoint::Dir(src) => transfer(src, dst, tips, remote),
+            Endpoint::Dir(src) => {
+                transfer(src, dst, tips, remote).map(|(t, p)| (t, p.into_iter().collect()))
+            }
             #[cfg(feature = "http")]
             Endpoint::Http(c) => {
                 let haves: Vec<ObjectId> = dst
@@ -1028,7 +1058,12 @@ impl Endpoint {
                     .filter_map(|(_, t)| t.object())
                     .collect();
                 let file = c.fetch(tips, &haves, dst.objects())?;
-                receive(dst, &file, remote)
+                receive(dst, &file, remote).map(|(t, p)| (t, p.into_iter().collect()))
+            }
+            #[cfg(feature = "s3")]
+            Endpoint::S3(s) => {
+                let _ = tips;
+                s.fetch_into(dst, remote)
             }
         }
     }
@@ -1179,15 +1214,15 @@ pub fn push_with_token(
     #[cfg(not(feature = "http"))]
     let _ = token;
     let (name, url) = resolve_remote(repo, remote)?;
-    let dst = Endpoint::open(&url)?;
+    let dst = Endpoint::open(&url, repo, name.as_deref())?;
     let _lock = match &dst {
         Endpoint::Dir(d) => {
             let l = crate::engine::take_lock(&d.layout().lock_file(), d.layout().root())?;
             d.refs().remove_stale_locks()?;
             Some(l)
         }
-        #[cfg(feature = "http")]
-        Endpoint::Http(_) => None,
+        #[allow(unreachable_patterns)]
+        _ => None,
     };
     let mine: Vec<(RefName, ObjectId)> = if refs.is_empty() {
         offered(repo)?
@@ -1249,6 +1284,8 @@ pub fn push_with_token(
             let t = file.counts.clone();
             (t, c.push(&sent, &file, force, token)?)
         }
+        #[cfg(feature = "s3")]
+        Endpoint::S3(s) => s.push(repo, &sent, force)?,
     };
     for (ref_name_s, outcome) in results {
         if let Some(u) = updates.iter_mut().find(|u| u.to == ref_name_s) {
@@ -1272,6 +1309,7 @@ pub fn push_with_token(
         remote: name.unwrap_or_else(|| url.to_string()),
         transfer,
         updates,
+        requests: dst.requests(),
     })
 }
 
@@ -1300,6 +1338,34 @@ pub fn commits_from(repo: &Repository, from: &[ObjectId]) -> Result<HashSet<Obje
 
 fn judge(repo: &Repository, old: Option<ObjectId>, new: ObjectId, force: bool) -> Result<Outcome> {
     judge_on(repo.objects(), old, new, force)
+}
+
+#[cfg(feature = "s3")]
+mod s3;
+#[cfg(feature = "s3")]
+pub use s3::{MANIFEST_FORMAT, Manifest, PackEntry};
+
+/// `sydra gc --remote`: on an S3 remote, delete the packs its manifest no
+/// longer lists that are older than `grace` (see `s3.rs`). Returns (packs
+/// listed, objects deleted, objects kept because younger than `grace`,
+/// requests made).
+#[cfg(feature = "s3")]
+pub fn gc_remote(
+    repo: &Repository,
+    remote: &str,
+    grace: std::time::Duration,
+) -> Result<(u64, u64, u64, u64)> {
+    let (name, url) = resolve_remote(repo, remote)?;
+    let RemoteUrl::S3(u) = &url else {
+        return Err(remote_err(
+            &url.to_string(),
+            "gc --remote collects S3 remotes; a data directory or a `sydra serve` runs its own `sydra gc`",
+        ));
+    };
+    let marker = name.as_deref().map(|n| s3::probed_marker(repo, n));
+    let r = s3::open(u, marker.as_deref())?;
+    let (listed, deleted, young) = r.gc(grace)?;
+    Ok((listed, deleted, young, r.requests()))
 }
 
 /// The HTTP transport: a client of `sydra serve` (crate::serve).

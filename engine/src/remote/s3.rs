@@ -1,0 +1,732 @@
+//! The S3 transport: a remote in an S3-compatible bucket
+//! (`s3://BUCKET/PREFIX`), through the `object_store` crate (DESIGN.md
+//! §11; the layout is docs/FORMAT.md §22).
+//!
+//! ```text
+//! PREFIX/manifest                    refs, live packs, a generation (JSON)
+//! PREFIX/packs/pack-<blake3>.sytx    one transfer file per push (immutable)
+//! ```
+//!
+//! A push uploads one transfer file (the same format every transport
+//! uses: a pack, the WAL ranges its commits replay, shallow boundaries, a
+//! trailer), named by its BLAKE3, written with `PutMode::Create` (or a
+//! multipart upload when large: a retry rewrites the same bytes under the
+//! same name, so no condition is needed), and only then replaces the
+//! manifest with `PutMode::Update(etag)`: a manifest never names a pack
+//! that is not there, and of two concurrent pushes one wins the manifest
+//! and the other re-reads it and retries while it is still a
+//! fast-forward. A push costs three requests (GET manifest, PUT pack,
+//! PUT manifest) plus multipart parts, whatever its size.
+//!
+//! A fetch reads the manifest and downloads, in the manifest's order, the
+//! packs whose tips the receiver lacks: after one new push, that push's
+//! pack only. Each is verified whole before anything is published, as from
+//! any other remote.
+//!
+//! A store that does not honour conditional writes would let concurrent
+//! pushes lose refs, so a remote is probed before its first use (create
+//! the same key twice: the second must fail; update with a stale ETag: it
+//! must fail) and refused with a clear error if it does not pass. A named
+//! remote remembers a passed probe (`remotes/<name>.probed`).
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures::StreamExt;
+use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
+use object_store::path::Path as Key;
+use object_store::{
+    ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion, WriteMultipart,
+};
+use serde_json::{Value, json};
+use sydra_objects::{ObjectId, Pinned, Store};
+use sydra_refs::RefName;
+
+use super::{
+    Outcome, Transfer, TransferFile, commits_from, judge, receive, remote_err, send, tmp_path,
+};
+use crate::error::{Error, Result};
+use crate::repo::Repository;
+
+/// The manifest's format line.
+pub const MANIFEST_FORMAT: &str = "sydra-s3 1";
+/// Transfers larger than this are uploaded in parts (the environment
+/// variable `SYDRA_S3_MULTIPART_OVER` lowers it, for tests).
+const MULTIPART_OVER: u64 = 64 << 20;
+
+fn multipart_over() -> u64 {
+    std::env::var("SYDRA_S3_MULTIPART_OVER")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(MULTIPART_OVER)
+}
+/// The size of one part.
+const PART_BYTES: usize = 16 << 20;
+/// Parts in flight at once.
+const PARTS_IN_FLIGHT: usize = 4;
+/// Times a push re-reads the manifest after losing a race.
+const MANIFEST_RETRIES: u32 = 20;
+
+/// One pack the manifest lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackEntry {
+    /// Its file name under `PREFIX/packs/`.
+    pub name: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// The commits its push sent: a store that has all of them (and so
+    /// their history) needs nothing from it.
+    pub tips: Vec<ObjectId>,
+}
+
+/// The remote's state: refs and live packs, replaced as a whole.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Manifest {
+    /// Incremented by every write.
+    pub generation: u64,
+    /// Ref name → commit.
+    pub refs: BTreeMap<String, ObjectId>,
+    /// In push order: a pack's objects reference only objects in it or in
+    /// the packs before it.
+    pub packs: Vec<PackEntry>,
+}
+
+impl Manifest {
+    /// The JSON form (docs/FORMAT.md §22).
+    pub fn to_json(&self) -> Vec<u8> {
+        let refs: serde_json::Map<String, Value> = self
+            .refs
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.to_hex())))
+            .collect();
+        let packs: Vec<Value> = self
+            .packs
+            .iter()
+            .map(|p| {
+                json!({
+                    "name": p.name,
+                    "bytes": p.bytes,
+                    "tips": p.tips.iter().map(|t| t.to_hex()).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let mut out = serde_json::to_vec_pretty(&json!({
+            "format": MANIFEST_FORMAT,
+            "generation": self.generation,
+            "refs": refs,
+            "packs": packs,
+        }))
+        .unwrap_or_default();
+        out.push(b'\n');
+        out
+    }
+
+    /// Parse and check a manifest (strict: a wrong format, a bad id or a
+    /// pack name outside the layout is refused).
+    pub fn parse(b: &[u8]) -> std::result::Result<Manifest, String> {
+        let v: Value = serde_json::from_slice(b).map_err(|e| format!("not JSON: {e}"))?;
+        if v.get("format").and_then(Value::as_str) != Some(MANIFEST_FORMAT) {
+            return Err(format!(
+                "its format is {}, not {MANIFEST_FORMAT:?}",
+                v.get("format").unwrap_or(&Value::Null)
+            ));
+        }
+        let id = |x: &Value, what: &str| -> std::result::Result<ObjectId, String> {
+            x.as_str()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| format!("{what} holds {x}, not an object id"))
+        };
+        let generation = v
+            .get("generation")
+            .and_then(Value::as_u64)
+            .ok_or("no generation")?;
+        let mut refs = BTreeMap::new();
+        for (k, x) in v.get("refs").and_then(Value::as_object).ok_or("no refs")? {
+            RefName::new(k).map_err(|e| format!("ref {k:?}: {e}"))?;
+            refs.insert(k.clone(), id(x, k)?);
+        }
+        let mut packs = Vec::new();
+        for p in v.get("packs").and_then(Value::as_array).ok_or("no packs")? {
+            let name = p
+                .get("name")
+                .and_then(Value::as_str)
+                .filter(|n| valid_pack_name(n))
+                .ok_or_else(|| format!("a pack entry has no valid name: {p}"))?;
+            let bytes = p
+                .get("bytes")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| format!("pack {name} has no size"))?;
+            let tips = p
+                .get("tips")
+                .and_then(Value::as_array)
+                .ok_or_else(|| format!("pack {name} has no tips"))?
+                .iter()
+                .map(|t| id(t, name))
+                .collect::<std::result::Result<_, _>>()?;
+            packs.push(PackEntry {
+                name: name.to_owned(),
+                bytes,
+                tips,
+            });
+        }
+        Ok(Manifest {
+            generation,
+            refs,
+            packs,
+        })
+    }
+}
+
+/// `pack-<64 hex>.sytx`.
+fn valid_pack_name(n: &str) -> bool {
+    n.strip_prefix("pack-")
+        .and_then(|r| r.strip_suffix(".sytx"))
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// A connection to one S3 remote.
+pub(crate) struct S3Remote {
+    url: String,
+    prefix: String,
+    store: Arc<dyn ObjectStore>,
+    rt: tokio::runtime::Runtime,
+    requests: AtomicU64,
+    /// The manifest last read, and the version a write must replace.
+    cached: parking_lot::Mutex<Option<(Manifest, Option<UpdateVersion>)>>,
+}
+
+impl std::fmt::Debug for S3Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Remote")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn store_err(url: &str, what: &str, e: impl std::fmt::Display) -> Error {
+    remote_err(url, format!("{what}: {e}"))
+}
+
+impl S3Remote {
+    /// Connect to `s3://BUCKET/PREFIX` with the settings of the `AWS_*`
+    /// variables (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_ALLOW_HTTP`, …). Makes no request.
+    pub(crate) fn connect(url: &str) -> Result<S3Remote> {
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| remote_err(url, "not an s3:// URL"))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(remote_err(url, "no bucket (s3://BUCKET/PREFIX)"));
+        }
+        let prefix = prefix.trim_matches('/').to_owned();
+        if prefix.split('/').any(|p| p == "." || p == "..")
+            || prefix.contains("//")
+            || Key::parse(&prefix).is_err()
+        {
+            return Err(remote_err(
+                url,
+                format!("the prefix {prefix:?} is not a valid key prefix"),
+            ));
+        }
+        let mut b = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_conditional_put(S3ConditionalPut::ETagMatch);
+        if std::env::var_os("AWS_REGION").is_none()
+            && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+        {
+            b = b.with_region("us-east-1");
+        }
+        let store = b
+            .build()
+            .map_err(|e| store_err(url, "cannot configure the S3 client", e))?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| store_err(url, "cannot start the I/O runtime", e))?;
+        Ok(S3Remote {
+            url: url.to_owned(),
+            prefix,
+            store: Arc::new(store),
+            rt,
+            requests: AtomicU64::new(0),
+            cached: parking_lot::Mutex::new(None),
+        })
+    }
+
+    /// Requests made so far (parts of multipart uploads included).
+    pub(crate) fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    fn count(&self, n: u64) {
+        self.requests.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn key(&self, rest: &str) -> Key {
+        if self.prefix.is_empty() {
+            Key::from(rest)
+        } else {
+            Key::from(format!("{}/{rest}", self.prefix))
+        }
+    }
+
+    fn err(&self, what: &str, e: impl std::fmt::Display) -> Error {
+        store_err(&self.url, what, e)
+    }
+
+    /// Refuse a store that does not honour conditional writes.
+    pub(crate) fn probe(&self) -> Result<()> {
+        let key = self.key(&format!("probe/{}-{}", std::process::id(), crate::now_ns()));
+        let create = || PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        let refuse = |why: String| {
+            remote_err(
+                &self.url,
+                format!(
+                    "the server does not honour conditional writes ({why}); Sydra refuses to \
+                     use it, since concurrent pushes could then lose refs (S3, MinIO and moto \
+                     5.x honour If-None-Match and If-Match)"
+                ),
+            )
+        };
+        self.count(4);
+        self.rt.block_on(async {
+            let first = self
+                .store
+                .put_opts(&key, PutPayload::from_static(b"1"), create())
+                .await
+                .map_err(|e| self.err(&format!("cannot write the probe {key}"), e))?;
+            let second = self
+                .store
+                .put_opts(&key, PutPayload::from_static(b"2"), create())
+                .await;
+            let stale = UpdateVersion {
+                e_tag: Some("\"0000000000000000\"".into()),
+                version: None,
+            };
+            let third = self
+                .store
+                .put_opts(
+                    &key,
+                    PutPayload::from_static(b"3"),
+                    PutOptions {
+                        mode: PutMode::Update(stale),
+                        ..PutOptions::default()
+                    },
+                )
+                .await;
+            let _ = self.store.delete(&key).await;
+            match second {
+                Err(object_store::Error::AlreadyExists { .. }) => {}
+                Ok(_) => return Err(refuse(format!("a second create of {key} succeeded"))),
+                Err(e) => return Err(self.err("the probe's second create failed", e)),
+            }
+            match third {
+                Err(object_store::Error::Precondition { .. }) => {}
+                Ok(_) => {
+                    return Err(refuse(format!(
+                        "an update of {key} with a stale ETag succeeded"
+                    )));
+                }
+                Err(e) => return Err(self.err("the probe's conditional update failed", e)),
+            }
+            drop(first);
+            Ok(())
+        })
+    }
+
+    /// Read the manifest (an empty one when there is none yet).
+    pub(crate) fn manifest(&self) -> Result<Manifest> {
+        let key = self.key("manifest");
+        self.count(1);
+        let got = self.rt.block_on(async {
+            match self.store.get(&key).await {
+                Ok(r) => {
+                    let version = UpdateVersion {
+                        e_tag: r.meta.e_tag.clone(),
+                        version: r.meta.version.clone(),
+                    };
+                    let bytes = r.bytes().await?;
+                    Ok(Some((bytes, version)))
+                }
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        });
+        let (m, v) = match got.map_err(|e| self.err(&format!("cannot read {key}"), e))? {
+            Some((bytes, v)) => (
+                Manifest::parse(&bytes)
+                    .map_err(|e| self.err(&format!("{key} is not a Sydra manifest"), e))?,
+                Some(v),
+            ),
+            None => (Manifest::default(), None),
+        };
+        *self.cached.lock() = Some((m.clone(), v));
+        Ok(m)
+    }
+
+    /// The manifest last read, or a fresh read.
+    fn current(&self) -> Result<(Manifest, Option<UpdateVersion>)> {
+        if let Some(c) = self.cached.lock().clone() {
+            return Ok(c);
+        }
+        self.manifest()?;
+        self.cached
+            .lock()
+            .clone()
+            .ok_or_else(|| self.err("the manifest", "vanished"))
+    }
+
+    /// Replace the manifest if it is still `version` (create it if
+    /// `None`); `false` when another writer got there first.
+    fn replace_manifest(&self, m: &Manifest, version: Option<UpdateVersion>) -> Result<bool> {
+        let key = self.key("manifest");
+        let mode = match version {
+            Some(v) => PutMode::Update(v),
+            None => PutMode::Create,
+        };
+        self.count(1);
+        let r = self.rt.block_on(self.store.put_opts(
+            &key,
+            PutPayload::from(m.to_json()),
+            PutOptions {
+                mode,
+                ..PutOptions::default()
+            },
+        ));
+        match r {
+            Ok(_) => {
+                *self.cached.lock() = None;
+                Ok(true)
+            }
+            Err(
+                object_store::Error::Precondition { .. }
+                | object_store::Error::AlreadyExists { .. },
+            ) => {
+                *self.cached.lock() = None;
+                Ok(false)
+            }
+            Err(e) => Err(self.err(&format!("cannot write {key}"), e)),
+        }
+    }
+
+    /// The refs the remote offers.
+    pub(crate) fn refs(&self) -> Result<Vec<(RefName, ObjectId)>> {
+        let (m, _) = self.current()?;
+        m.refs
+            .iter()
+            .map(|(k, v)| {
+                RefName::new(k)
+                    .map(|n| (n, *v))
+                    .map_err(|e| self.err("the manifest", e))
+            })
+            .collect()
+    }
+
+    /// Upload a transfer file as `packs/pack-<blake3>.sytx`.
+    fn upload(&self, file: &TransferFile) -> Result<PackEntry> {
+        let path = &file.path;
+        let mut f = std::fs::File::open(path).map_err(Error::io("open", path))?;
+        let bytes = f.metadata().map_err(Error::io("stat", path))?.len();
+        if bytes < 32 {
+            return Err(self.err("the transfer", "is shorter than its trailer"));
+        }
+        // The trailer is the BLAKE3 of everything before it: the name.
+        let mut trailer = [0u8; 32];
+        {
+            use std::io::{Seek, SeekFrom};
+            f.seek(SeekFrom::End(-32))
+                .map_err(Error::io("read", path))?;
+            f.read_exact(&mut trailer)
+                .map_err(Error::io("read", path))?;
+            f.seek(SeekFrom::Start(0))
+                .map_err(Error::io("read", path))?;
+        }
+        let hex: String = trailer.iter().map(|b| format!("{b:02x}")).collect();
+        let name = format!("pack-{hex}.sytx");
+        let key = self.key(&format!("packs/{name}"));
+        if bytes <= multipart_over() {
+            let mut data = Vec::with_capacity(bytes as usize);
+            f.read_to_end(&mut data).map_err(Error::io("read", path))?;
+            self.count(1);
+            let r = self.rt.block_on(self.store.put_opts(
+                &key,
+                PutPayload::from(data),
+                PutOptions {
+                    mode: PutMode::Create,
+                    ..PutOptions::default()
+                },
+            ));
+            match r {
+                // Named by content: an earlier, interrupted push of the
+                // same transfer already put these bytes there.
+                Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => {}
+                Err(e) => return Err(self.err(&format!("cannot upload {key}"), e)),
+            }
+        } else {
+            let parts = bytes.div_ceil(PART_BYTES as u64);
+            self.count(parts + 2);
+            self.rt
+                .block_on(async {
+                    let upload = self.store.put_multipart(&key).await?;
+                    let mut w = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+                    let mut buf = vec![0u8; 1 << 20];
+                    loop {
+                        let n = f.read(&mut buf).map_err(|e| object_store::Error::Generic {
+                            store: "file",
+                            source: Box::new(e),
+                        })?;
+                        if n == 0 {
+                            break;
+                        }
+                        w.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+                        w.write(&buf[..n]);
+                    }
+                    w.finish().await
+                })
+                .map_err(|e| self.err(&format!("cannot upload {key}"), e))?;
+        }
+        Ok(PackEntry {
+            name,
+            bytes,
+            tips: Vec::new(),
+        })
+    }
+
+    /// Download `packs/<name>` into a temp file of `scratch`.
+    fn download(&self, entry: &PackEntry, scratch: &Store) -> Result<TransferFile> {
+        let key = self.key(&format!("packs/{}", entry.name));
+        let path = tmp_path(scratch, "s3");
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(Error::io("create", &path))?;
+        let file = TransferFile {
+            path: path.clone(),
+            counts: Transfer::default(),
+        };
+        self.count(1);
+        let written = self
+            .rt
+            .block_on(async {
+                let r = self.store.get(&key).await?;
+                let mut stream = r.into_stream();
+                let mut n = 0u64;
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk?;
+                    n += chunk.len() as u64;
+                    if n > entry.bytes {
+                        break;
+                    }
+                    out.write_all(&chunk)
+                        .map_err(|e| object_store::Error::Generic {
+                            store: "file",
+                            source: Box::new(e),
+                        })?;
+                }
+                Ok::<u64, object_store::Error>(n)
+            })
+            .map_err(|e| self.err(&format!("cannot download {key}"), e))?;
+        if written != entry.bytes {
+            return Err(self.err(
+                &format!("{key}"),
+                format!("holds {written} bytes; the manifest says {}", entry.bytes),
+            ));
+        }
+        out.flush().map_err(Error::io("write", &path))?;
+        Ok(file)
+    }
+
+    /// Bring into `dst` every listed pack whose tips it lacks, oldest
+    /// first; each verified whole before it is published.
+    pub(crate) fn fetch_into(
+        &self,
+        dst: &Repository,
+        remote: &str,
+    ) -> Result<(Transfer, Vec<Pinned>)> {
+        let (m, _) = self.current()?;
+        let mut total = Transfer::default();
+        let mut pins = Vec::new();
+        for p in &m.packs {
+            let mut have_all = true;
+            for t in &p.tips {
+                if !dst.objects().contains(t)? {
+                    have_all = false;
+                    break;
+                }
+            }
+            if have_all {
+                continue;
+            }
+            let file = self.download(p, dst.objects())?;
+            let (t, pin) = receive(dst, &file, remote)?;
+            total.commits += t.commits;
+            total.objects += t.objects;
+            total.bytes += t.bytes;
+            total.ranges += t.ranges;
+            total.range_bytes += t.range_bytes;
+            total.pack = t.pack.or(total.pack);
+            total.shallow.extend(t.shallow);
+            pins.extend(pin);
+        }
+        Ok((total, pins))
+    }
+
+    /// Push: upload what the remote lacks for `sent`'s new values, then
+    /// move its refs by replacing the manifest conditionally; a lost race
+    /// re-reads the manifest and judges again.
+    pub(crate) fn push(
+        &self,
+        repo: &Repository,
+        sent: &[(String, Option<ObjectId>, ObjectId)],
+        force: bool,
+    ) -> Result<(Transfer, Vec<(String, Outcome)>)> {
+        let (mut m, mut version) = self.current()?;
+        let known: Vec<ObjectId> = m
+            .refs
+            .values()
+            .copied()
+            .filter(|id| repo.objects().contains(id).unwrap_or(false))
+            .collect();
+        let have = commits_from(repo, &known)?;
+        let tips: Vec<ObjectId> = sent.iter().map(|(_, _, new)| *new).collect();
+        let mut counts = Transfer::default();
+        let mut entry = None;
+        if !tips.iter().all(|t| have.contains(t)) {
+            let file = send(
+                repo,
+                &tips,
+                &have,
+                &|id| Ok(have.contains(id)),
+                repo.objects(),
+                None,
+            )?;
+            counts = file.counts.clone();
+            let mut e = self.upload(&file)?;
+            e.tips = tips
+                .iter()
+                .copied()
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
+            e.tips.sort();
+            entry = Some(e);
+        }
+        let mut tries = 0;
+        loop {
+            let mut results = Vec::new();
+            let mut next = m.clone();
+            let mut changed = false;
+            for (name, _, new) in sent {
+                let cur = m.refs.get(name).copied();
+                let o = judge(repo, cur, *new, force)?;
+                if matches!(o, Outcome::Created | Outcome::FastForward | Outcome::Forced) {
+                    next.refs.insert(name.clone(), *new);
+                    changed = true;
+                }
+                results.push((name.clone(), o));
+            }
+            if !changed {
+                return Ok((counts, results));
+            }
+            if let Some(e) = &entry
+                && !next.packs.iter().any(|p| p.name == e.name)
+            {
+                next.packs.push(e.clone());
+            }
+            next.generation = m.generation + 1;
+            if self.replace_manifest(&next, version.clone())? {
+                return Ok((counts, results));
+            }
+            tries += 1;
+            if tries > MANIFEST_RETRIES {
+                return Err(self.err(
+                    "the manifest",
+                    format!("kept changing under {tries} attempts to update it; push again"),
+                ));
+            }
+            m = self.manifest()?;
+            version = self.cached.lock().clone().and_then(|(_, v)| v);
+        }
+    }
+
+    /// `sydra gc --remote`: delete the packs the manifest does not list
+    /// that are older than `grace` (a push uploads its pack before it
+    /// lists it), and leftover probe keys. Returns (listed, deleted,
+    /// kept because young).
+    pub(crate) fn gc(&self, grace: std::time::Duration) -> Result<(u64, u64, u64)> {
+        let m = self.manifest()?;
+        let live: HashSet<&str> = m.packs.iter().map(|p| p.name.as_str()).collect();
+        let now = std::time::SystemTime::now();
+        let mut listed = 0u64;
+        let mut doomed = Vec::new();
+        let mut young = 0u64;
+        for dir in ["packs", "probe"] {
+            let prefix = self.key(dir);
+            self.count(1);
+            let metas: Vec<object_store::ObjectMeta> = self
+                .rt
+                .block_on(async {
+                    let mut out = Vec::new();
+                    let mut s = self.store.list(Some(&prefix));
+                    while let Some(x) = s.next().await {
+                        out.push(x?);
+                    }
+                    Ok::<_, object_store::Error>(out)
+                })
+                .map_err(|e| self.err(&format!("cannot list {prefix}"), e))?;
+            for meta in metas {
+                let name = meta.location.filename().unwrap_or_default().to_owned();
+                if dir == "packs" {
+                    listed += 1;
+                    if live.contains(name.as_str()) {
+                        continue;
+                    }
+                }
+                let age = now
+                    .duration_since(std::time::SystemTime::from(meta.last_modified))
+                    .unwrap_or_default();
+                if age < grace {
+                    young += 1;
+                } else {
+                    doomed.push(meta.location);
+                }
+            }
+        }
+        for key in &doomed {
+            self.count(1);
+            self.rt
+                .block_on(self.store.delete(key))
+                .map_err(|e| self.err(&format!("cannot delete {key}"), e))?;
+        }
+        Ok((listed, doomed.len() as u64, young))
+    }
+}
+
+/// The marker of a named remote whose store passed the probe.
+pub(crate) fn probed_marker(repo: &Repository, name: &str) -> std::path::PathBuf {
+    super::remotes_dir(repo).join(format!("{name}.probed"))
+}
+
+/// Connect and, unless `marker` records a passed probe for this URL, probe.
+pub(crate) fn open(url: &str, marker: Option<&Path>) -> Result<S3Remote> {
+    let r = S3Remote::connect(url)?;
+    let known = marker
+        .and_then(|m| std::fs::read_to_string(m).ok())
+        .is_some_and(|s| s.trim() == url);
+    if !known {
+        r.probe()?;
+        if let Some(m) = marker {
+            // Best effort: without it the next use probes again.
+            let _ = std::fs::write(m, format!("{url}\n"));
+        }
+    }
+    Ok(r)
+}

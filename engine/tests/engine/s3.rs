@@ -1,0 +1,571 @@
+//! S3 remotes against a real local S3 server: moto (`moto_server` on
+//! `PATH`; `.ci/run` installs it in a venv), one per test on a free
+//! loopback port, driven through the `sydra` command with the `AWS_*`
+//! variables a user would set. A small proxy in front of moto strips
+//! conditional headers (a server that does not honour them), drops
+//! connections or delays requests.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use sydra_engine::Engine;
+use sydra_engine::series::{CompactOptions, SeriesKey, Value};
+use sydra_engine::wal::SyncMode;
+
+use super::capability;
+use super::common::opts;
+
+/// A moto server; killed on drop.
+struct Moto {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A moto server with `bucket`, or `None` (skipped) where moto is missing
+/// outside CI.
+fn moto(test: &str, bucket: &str) -> Option<Moto> {
+    if !capability::runs(
+        test,
+        capability::tools(
+            &["moto_server"],
+            "python3 -m venv V && V/bin/pip install 'moto[server]>=5.1,<6' and put V/bin on PATH (.ci/run does)",
+        ),
+    ) {
+        return None;
+    }
+    let port = free_port();
+    let child = Command::new("moto_server")
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let m = Moto { child, addr };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "moto_server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Buckets are made outside Sydra (as an operator would).
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "PUT /{bucket} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "cannot create the bucket: {answer}"
+    );
+    Some(m)
+}
+
+/// `sydra ARGS` against the S3 endpoint `endpoint`.
+fn sydra(endpoint: SocketAddr, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sydra"));
+    c.args(args)
+        .env("AWS_ENDPOINT_URL", format!("http://{endpoint}"))
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1");
+    for (k, v) in extra_env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn ok(o: &Output, what: &str) -> String {
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{what}: {out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+fn json(o: &Output, what: &str) -> serde_json::Value {
+    serde_json::from_str(&ok(o, what)).unwrap()
+}
+
+fn d(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Points `from..to` seconds for 4 series, then a compaction: history with
+/// segments, and WAL points past it when `tail` adds more.
+fn grow(dir: &Path, from: i64, to: i64, tail: i64) {
+    let e = if dir.exists() {
+        Engine::open(dir, opts(SyncMode::Never, 1 << 20)).unwrap()
+    } else {
+        Engine::create(dir, opts(SyncMode::Never, 1 << 20)).unwrap()
+    };
+    let keys: Vec<_> = (0..4)
+        .map(|h| {
+            e.series(&SeriesKey::new("cpu", [("host".into(), format!("h{h}"))], "usage").unwrap())
+                .unwrap()
+        })
+        .collect();
+    let put = |a: i64, b: i64| {
+        for t in a..b {
+            let mut app = e.appender();
+            for (h, k) in keys.iter().enumerate() {
+                app.append(*k, t * 1_000_000_000, Value::F64((t * 4 + h as i64) as f64))
+                    .unwrap();
+            }
+            app.commit().unwrap();
+        }
+    };
+    put(from, to);
+    e.compact(CompactOptions::default()).unwrap();
+    e.checkpoint(None, "after compaction").unwrap();
+    put(to, to + tail);
+    e.checkpoint(None, "tail").unwrap();
+    e.wal().sync().unwrap();
+}
+
+fn export(dir: &Path, rev: &str) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_sydra"))
+        .args(["--dir", d(dir), "export", "--as-of", rev])
+        .output()
+        .unwrap();
+    ok(&o, "export")
+}
+
+fn fsck_clean(dir: &Path) {
+    let o = Command::new(env!("CARGO_BIN_EXE_sydra"))
+        .args(["--dir", d(dir), "fsck"])
+        .output()
+        .unwrap();
+    ok(&o, "fsck");
+}
+
+#[test]
+fn s3_push_clone_fetch_round_trip_at_a_few_requests_each() {
+    let Some(m) = moto(
+        "s3_push_clone_fetch_round_trip_at_a_few_requests_each",
+        "sydra-b1",
+    ) else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let (src, dst) = (t.path().join("src"), t.path().join("dst"));
+    grow(&src, 0, 7300, 50);
+    let a = m.addr;
+    ok(
+        &sydra(
+            a,
+            &[
+                "--dir",
+                d(&src),
+                "remote",
+                "add",
+                "backup",
+                "s3://sydra-b1/team/sydra",
+            ],
+            &[],
+        ),
+        "remote add",
+    );
+    let first = json(
+        &sydra(a, &["--dir", d(&src), "push", "backup", "--json"], &[]),
+        "push",
+    );
+    assert_eq!(first["refs"][0]["status"], "created", "{first}");
+    assert!(
+        first["wal_ranges"].as_u64().unwrap() > 0,
+        "the WAL past the compaction travels: {first}"
+    );
+
+    let cloned = json(
+        &sydra(
+            a,
+            &["clone", "s3://sydra-b1/team/sydra", d(&dst), "--json"],
+            &[],
+        ),
+        "clone",
+    );
+    assert_eq!(cloned["objects"], first["objects"], "{cloned}");
+    fsck_clean(&dst);
+    assert_eq!(export(&dst, "main"), export(&src, "main"));
+
+    // One more compaction: its push is GET manifest, PUT pack, PUT
+    // manifest (the probe passed before), and the fetch downloads only
+    // that pack.
+    grow(&src, 7350, 11000, 20);
+    let second = json(
+        &sydra(a, &["--dir", d(&src), "push", "backup", "--json"], &[]),
+        "push",
+    );
+    assert_eq!(second["refs"][0]["status"], "fast-forward", "{second}");
+    assert!(second["requests"].as_u64().unwrap() <= 4, "{second}");
+    let f = json(
+        &sydra(a, &["--dir", d(&dst), "fetch", "--json"], &[]),
+        "fetch",
+    );
+    assert!(f["requests"].as_u64().unwrap() <= 2, "{f}");
+    assert_eq!(f["objects"], second["objects"], "only the new pack: {f}");
+    assert!(f["objects"].as_u64().unwrap() < first["objects"].as_u64().unwrap());
+    fsck_clean(&dst);
+    assert_eq!(
+        export(&dst, "remotes/origin/heads/main"),
+        export(&src, "main")
+    );
+    // Nothing new: the push changes nothing and uploads nothing.
+    let again = json(
+        &sydra(a, &["--dir", d(&src), "push", "backup", "--json"], &[]),
+        "push",
+    );
+    assert_eq!(again["refs"][0]["status"], "up-to-date", "{again}");
+    assert_eq!(again["objects"], 0);
+
+    // A large transfer goes up in parts.
+    let big = t.path().join("big");
+    grow(&big, 0, 3600 * 6, 0);
+    let mp = sydra(
+        a,
+        &["--dir", d(&big), "push", "s3://sydra-b1/multi", "--json"],
+        &[("SYDRA_S3_MULTIPART_OVER", "100000")],
+    );
+    let mp = json(&mp, "multipart push");
+    assert_eq!(mp["refs"][0]["status"], "created", "{mp}");
+    let big2 = t.path().join("big2");
+    ok(
+        &sydra(a, &["clone", "s3://sydra-b1/multi", d(&big2)], &[]),
+        "clone multipart",
+    );
+    assert_eq!(export(&big2, "main"), export(&big, "main"));
+
+    // GC: an unlisted pack past the grace period goes; listed ones stay.
+    let gc = json(
+        &sydra(
+            a,
+            &[
+                "--dir",
+                d(&src),
+                "gc",
+                "--remote",
+                "backup",
+                "--grace",
+                "0",
+                "--json",
+            ],
+            &[],
+        ),
+        "gc --remote",
+    );
+    assert_eq!(gc["packs_listed"], 2, "{gc}");
+    assert_eq!(gc["deleted"], 0, "{gc}");
+    let dst2 = t.path().join("dst2");
+    ok(
+        &sydra(a, &["clone", "s3://sydra-b1/team/sydra", d(&dst2)], &[]),
+        "clone after gc",
+    );
+    assert_eq!(export(&dst2, "main"), export(&src, "main"));
+}
+
+#[test]
+fn concurrent_s3_pushes_lose_nothing_and_one_main_wins_each_round() {
+    let Some(m) = moto(
+        "concurrent_s3_pushes_lose_nothing_and_one_main_wins_each_round",
+        "sydra-b2",
+    ) else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let url = "s3://sydra-b2/shared";
+    let stores: Vec<_> = (0..4).map(|i| t.path().join(format!("w{i}"))).collect();
+    let mut snapshots = Vec::new();
+    for round in 0..3i64 {
+        for (i, s) in stores.iter().enumerate() {
+            let base = round * 8000 + i as i64 * 10;
+            grow(s, base, base + 3700, 5);
+            let e = Engine::open(s, opts(SyncMode::Never, 1 << 20)).unwrap();
+            let name = format!("w{i}-r{round}");
+            e.snapshot(Some(&name)).unwrap();
+            snapshots.push(format!("refs/snapshots/{name}"));
+        }
+        let pushes: Vec<_> = stores
+            .iter()
+            .map(|s| {
+                let s = s.clone();
+                let a = m.addr;
+                std::thread::spawn(move || {
+                    // A push with a rejected ref exits 1: its report is
+                    // still the answer.
+                    let o = sydra(a, &["--dir", d(&s), "push", url, "--json"], &[]);
+                    serde_json::from_slice::<serde_json::Value>(&o.stdout)
+                        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)))
+                })
+            })
+            .collect();
+        let results: Vec<serde_json::Value> =
+            pushes.into_iter().map(|p| p.join().unwrap()).collect();
+        let main_moves = results
+            .iter()
+            .flat_map(|r| r["refs"].as_array().unwrap().clone())
+            .filter(|u| u["to"] == "refs/heads/main")
+            .filter(|u| u["status"] != "rejected")
+            .count();
+        assert_eq!(
+            main_moves, 1,
+            "exactly one main wins round {round}: {results:?}"
+        );
+        for r in &results {
+            for u in r["refs"].as_array().unwrap() {
+                if u["to"] == "refs/heads/main" && u["status"] == "rejected" {
+                    assert!(
+                        u["reason"].as_str().unwrap().contains("fast-forward"),
+                        "{u}"
+                    );
+                }
+            }
+        }
+    }
+    // Every snapshot of every store and round is on the remote.
+    let c = t.path().join("check");
+    ok(&sydra(m.addr, &["clone", url, d(&c)], &[]), "clone");
+    let repo = sydra_engine::Repository::open(&c).unwrap();
+    let refs: Vec<String> = repo
+        .refs()
+        .list("refs/snapshots/")
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n.as_str().to_owned())
+        .collect();
+    for s in &snapshots {
+        assert!(refs.contains(s), "{s} lost; the remote has {refs:?}");
+    }
+    fsck_clean(&c);
+}
+
+#[test]
+fn a_push_killed_at_any_moment_leaves_the_remote_old_or_new() {
+    let Some(m) = moto(
+        "a_push_killed_at_any_moment_leaves_the_remote_old_or_new",
+        "sydra-b3",
+    ) else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    grow(&src, 0, 3600 * 3, 10);
+    let url = "s3://sydra-b3/k";
+    let rounds = std::env::var("SYDRA_S3_KILL_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6u64);
+    for round in 0..rounds {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sydra"))
+            .args(["--dir", d(&src), "push", url])
+            .env("AWS_ENDPOINT_URL", format!("http://{}", m.addr))
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(40 + round * 60));
+        let _ = child.kill();
+        child.wait().unwrap();
+        // Old or new: a clone either finds no refs yet or a complete main.
+        let c = t.path().join(format!("c{round}"));
+        let o = sydra(m.addr, &["clone", url, d(&c)], &[]);
+        if o.status.success() {
+            fsck_clean(&c);
+            let repo = sydra_engine::Repository::open(&c).unwrap();
+            if repo.resolve("main").is_ok() {
+                assert_eq!(export(&c, "main"), export(&src, "main"), "round {round}");
+            }
+        } else {
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(
+                !err.contains("cannot download") && !err.contains("bad transfer"),
+                "round {round}: the manifest names a pack that is not whole: {err}"
+            );
+        }
+    }
+    // Running it again completes the push.
+    ok(
+        &sydra(m.addr, &["--dir", d(&src), "push", url], &[]),
+        "push after kills",
+    );
+    // Packs of killed pushes are not listed: GC keeps them through the
+    // grace period (a push in flight has uploaded but not listed its
+    // pack), then deletes them; the remote stays whole.
+    let gc = |grace: &str| {
+        json(
+            &sydra(
+                m.addr,
+                &[
+                    "--dir",
+                    d(&src),
+                    "gc",
+                    "--remote",
+                    url,
+                    "--grace",
+                    grace,
+                    "--json",
+                ],
+                &[],
+            ),
+            "gc --remote",
+        )
+    };
+    let kept = gc("1h");
+    assert_eq!(kept["deleted"], 0, "{kept}");
+    let swept = gc("0");
+    assert_eq!(swept["deleted"], kept["kept_within_grace"], "{swept}");
+    let c = t.path().join("final");
+    ok(&sydra(m.addr, &["clone", url, d(&c)], &[]), "final clone");
+    assert_eq!(export(&c, "main"), export(&src, "main"));
+}
+
+/// What the proxy does to requests.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mischief {
+    /// Remove `If-None-Match` and `If-Match`: a server without
+    /// conditional writes.
+    StripConditions,
+    /// Close every third connection without an answer.
+    Drop,
+    /// Wait 150 ms before each request.
+    Delay,
+}
+
+/// An HTTP proxy to `upstream` on a free port: one request per
+/// connection (it answers with `Connection: close`).
+fn proxy(upstream: SocketAddr, how: Mischief) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let n = Arc::new(AtomicU64::new(0));
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(c) = c else { continue };
+            let n = n.clone();
+            std::thread::spawn(move || {
+                let _ = relay(c, upstream, how, n.fetch_add(1, Ordering::Relaxed));
+            });
+        }
+    });
+    addr
+}
+
+fn relay(c: TcpStream, upstream: SocketAddr, how: Mischief, n: u64) -> std::io::Result<()> {
+    let mut r = BufReader::new(c.try_clone()?);
+    let mut head = Vec::new();
+    let mut len = 0usize;
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        if line == "\r\n" {
+            break;
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+        let conditional = lower.starts_with("if-none-match:") || lower.starts_with("if-match:");
+        if lower.starts_with("connection:") || (how == Mischief::StripConditions && conditional) {
+            continue;
+        }
+        head.extend_from_slice(line.as_bytes());
+    }
+    head.extend_from_slice(b"Connection: close\r\n\r\n");
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body)?;
+    match how {
+        Mischief::Drop if n % 3 == 2 => return Ok(()),
+        Mischief::Delay => std::thread::sleep(Duration::from_millis(150)),
+        _ => {}
+    }
+    let mut up = TcpStream::connect(upstream)?;
+    up.write_all(&head)?;
+    up.write_all(&body)?;
+    let mut resp = Vec::new();
+    up.read_to_end(&mut resp)?;
+    // Tell the client, too, that this connection ends here.
+    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0);
+    let text = String::from_utf8_lossy(&resp[..split]).into_owned();
+    let mut out: Vec<u8> = text
+        .split("\r\n")
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+        .flat_map(|l| format!("{l}\r\n").into_bytes())
+        .collect();
+    out.extend_from_slice(b"Connection: close\r\n");
+    out.extend_from_slice(&resp[split + 2..]);
+    let mut c = c;
+    c.write_all(&out)?;
+    Ok(())
+}
+
+#[test]
+fn a_server_without_conditional_writes_is_refused_and_flaky_ones_work() {
+    let Some(m) = moto(
+        "a_server_without_conditional_writes_is_refused_and_flaky_ones_work",
+        "sydra-b4",
+    ) else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    grow(&src, 0, 3700, 5);
+
+    let naive = proxy(m.addr, Mischief::StripConditions);
+    let o = sydra(
+        naive,
+        &["--dir", d(&src), "push", "s3://sydra-b4/naive"],
+        &[],
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("does not honour conditional writes"), "{err}");
+    // Nothing was pushed: a clone through moto itself finds no manifest.
+    let c = t.path().join("c0");
+    let o = sydra(m.addr, &["clone", "s3://sydra-b4/naive", d(&c)], &[]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(!out.contains("refs/heads/main"), "{out}");
+
+    for (i, how) in [Mischief::Drop, Mischief::Delay].into_iter().enumerate() {
+        let p = proxy(m.addr, how);
+        let url = format!("s3://sydra-b4/flaky{i}");
+        ok(
+            &sydra(p, &["--dir", d(&src), "push", &url], &[]),
+            &format!("push through {how:?}"),
+        );
+        let c = t.path().join(format!("c{}", i + 1));
+        ok(
+            &sydra(p, &["clone", &url, d(&c)], &[]),
+            &format!("clone through {how:?}"),
+        );
+        assert_eq!(export(&c, "main"), export(&src, "main"), "{how:?}");
+    }
+}
