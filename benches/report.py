@@ -1094,6 +1094,11 @@ def main():
       "server under 100 concurrent clients) is measured against its goals in "
       "[BENCHMARKS-REMOTE.md](BENCHMARKS-REMOTE.md) (`benches/remote.sh`).")
     w()
+    w("Prometheus remote write and remote read and InfluxDB's `/write` through "
+      "`sydra serve`, beside InfluxDB 1.6 and Prometheus 2.42, are measured against "
+      "their goals in [BENCHMARKS-PROTOCOLS.md](BENCHMARKS-PROTOCOLS.md) "
+      "(`benches/protocols.sh`).")
+    w()
     w("## How this was produced")
     w()
     w(f"- command: `{args.command}`")
