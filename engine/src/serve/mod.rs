@@ -320,6 +320,21 @@ pub fn start(dir: &Path, options: ServeOptions) -> Result<Server> {
         let c = ctx.clone();
         std::thread::spawn(move || maintain_loop(&c))
     });
+    // A fixed pool of MAX_CONCURRENT workers (no thread started per
+    // request); the accept loop answers 503 when every one is busy.
+    let (work, queue) = std::sync::mpsc::sync_channel::<Request>(MAX_CONCURRENT);
+    let queue = Arc::new(parking_lot::Mutex::new(queue));
+    for _ in 0..MAX_CONCURRENT {
+        let (c, q) = (ctx.clone(), queue.clone());
+        std::thread::spawn(move || {
+            loop {
+                let next = q.lock().recv();
+                let Ok(req) = next else { return };
+                handle(&c, req);
+                c.running.fetch_sub(1, Ordering::SeqCst);
+            }
+        });
+    }
     let accept = http.clone();
     let accept_ctx = ctx.clone();
     let thread = std::thread::spawn(move || {
@@ -330,12 +345,11 @@ pub fn start(dir: &Path, options: ServeOptions) -> Result<Server> {
                 let _ = req.respond(text(503, "busy: too many requests at once; retry"));
                 continue;
             }
-            let c = ctx.clone();
-            std::thread::spawn(move || {
-                handle(&c, req);
-                c.running.fetch_sub(1, Ordering::SeqCst);
-            });
+            if work.send(req).is_err() {
+                return;
+            }
         }
+        // Dropping `work` ends the workers once the queue is drained.
     });
     Ok(Server {
         http,
