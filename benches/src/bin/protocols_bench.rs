@@ -1103,6 +1103,7 @@ fn ingest(a: &Args) {
                 "dir_bytes_after_compaction": dir_bytes(&data_dir),
                 "samples_per_s_with_compaction": total as f64 / (sent.wall_s + compact_s),
             });
+            drop(engine);
             server.stop();
             (sent, cpu, stored)
         }
@@ -1635,7 +1636,7 @@ fn read(a: &Args) {
             r * 1e3,
             s / q
         );
-        let phases = read_phases(engine, &labels, from, to, reps);
+        let phases = read_phases(&engine, &labels, from, to, reps);
         states.push(json!({
             "state": state,
             "sydra_in_process": phases,
@@ -1651,6 +1652,7 @@ fn read(a: &Args) {
             "sydra_over_prometheus_remote_read": s / r,
         }));
     }
+    drop(engine);
     server.stop();
     emit(
         "read",
