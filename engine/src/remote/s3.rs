@@ -730,3 +730,50 @@ pub(crate) fn open(url: &str, marker: Option<&Path>) -> Result<S3Remote> {
     }
     Ok(r)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn id(n: u8) -> ObjectId {
+        ObjectId::from_slice(&[n; 32]).unwrap()
+    }
+
+    #[test]
+    fn a_manifest_reads_back_and_bad_ones_are_refused_naming_what() {
+        let m = Manifest {
+            generation: 3,
+            refs: [("refs/heads/main".to_owned(), id(1))]
+                .into_iter()
+                .collect(),
+            packs: vec![PackEntry {
+                name: format!("pack-{}.sytx", "ab".repeat(32)),
+                bytes: 42,
+                tips: vec![id(1), id(2)],
+            }],
+        };
+        assert_eq!(Manifest::parse(&m.to_json()).unwrap(), m);
+        let text = String::from_utf8(m.to_json()).unwrap();
+        let bad = [
+            (text.replace("sydra-s3 1", "sydra-s3 2"), "format"),
+            (text.replace("refs/heads/main", "refs/heads/../x"), "ref"),
+            (
+                text.replace("\"generation\": 3", "\"generation\": -1"),
+                "generation",
+            ),
+            (text.replace(".sytx", ".pack"), "name"),
+            (text.replace("\"bytes\": 42", "\"bytes\": \"42\""), "size"),
+            (text.replace(&"01".repeat(32), "zz"), "object id"),
+            ("[]".to_owned(), "format"),
+            ("{".to_owned(), "JSON"),
+        ];
+        for (b, says) in bad {
+            let e = Manifest::parse(b.as_bytes()).unwrap_err();
+            assert!(e.contains(says), "{e:?} should name {says}");
+        }
+        assert!(!valid_pack_name("pack-../../x.sytx"));
+        assert!(!valid_pack_name(&format!("pack-{}.sytx", "g".repeat(64))));
+    }
+}
