@@ -103,6 +103,7 @@ pub struct Server {
     thread: Option<std::thread::JoinHandle<()>>,
     ctx: Arc<Ctx>,
     maintenance: Option<std::thread::JoinHandle<()>>,
+    workers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -126,8 +127,9 @@ impl Server {
         }
     }
 
-    /// Stop accepting, end the accept loop and the compaction thread, and
-    /// close the engine once the requests running end.
+    /// Stop accepting, end the accept loop and the compaction thread, wait
+    /// for the requests in progress to be answered, and close the engine
+    /// (its lock is free when this returns).
     pub fn stop(mut self) {
         self.http.unblock();
         if let Some(t) = self.thread.take() {
@@ -140,6 +142,12 @@ impl Server {
         }
         if let Some(t) = self.maintenance.take() {
             let _ = t.join();
+        }
+        // The accept loop has ended and dropped the queue's sender, so the
+        // workers end once their request is answered; joined, so the
+        // engine (and its lock) is released when `stop` returns.
+        for w in self.workers.drain(..) {
+            let _ = w.join();
         }
     }
 
@@ -324,16 +332,17 @@ pub fn start(dir: &Path, options: ServeOptions) -> Result<Server> {
     // request); the accept loop answers 503 when every one is busy.
     let (work, queue) = std::sync::mpsc::sync_channel::<Request>(MAX_CONCURRENT);
     let queue = Arc::new(parking_lot::Mutex::new(queue));
+    let mut workers = Vec::with_capacity(MAX_CONCURRENT);
     for _ in 0..MAX_CONCURRENT {
         let (c, q) = (ctx.clone(), queue.clone());
-        std::thread::spawn(move || {
+        workers.push(std::thread::spawn(move || {
             loop {
                 let next = q.lock().recv();
                 let Ok(req) = next else { return };
                 handle(&c, req);
                 c.running.fetch_sub(1, Ordering::SeqCst);
             }
-        });
+        }));
     }
     let accept = http.clone();
     let accept_ctx = ctx.clone();
@@ -357,6 +366,7 @@ pub fn start(dir: &Path, options: ServeOptions) -> Result<Server> {
         thread: Some(thread),
         ctx,
         maintenance,
+        workers,
     })
 }
 
