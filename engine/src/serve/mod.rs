@@ -443,13 +443,13 @@ fn handle(ctx: &Arc<Ctx>, mut req: Request) {
         Ok(r) => r,
         Err(Reject(code, msg)) => text(code, &msg),
     };
-    let failed = resp.status_code().0 >= 500;
-    let _ = req.respond(resp);
-    // A write that failed may have poisoned the engine: reopen it, so the
-    // client's retry can succeed once the cause is gone.
-    if failed && ctx.needs_recovery() {
+    // A write that failed may have poisoned the engine: reopen it before
+    // answering, so the client's retry finds a working engine once the
+    // cause is gone.
+    if resp.status_code().0 >= 500 && ctx.needs_recovery() {
         ctx.recover();
     }
+    let _ = req.respond(resp);
 }
 
 fn refs(ctx: &Ctx) -> std::result::Result<Resp, Reject> {

@@ -58,6 +58,13 @@ fn may_write<'c>(
         ));
     }
     let engine = ctx.engine()?;
+    if let Some(why) = engine.poisoned() {
+        // Another request's failure; it reopens the engine as it answers.
+        return Err(Reject(
+            503,
+            format!("the engine is being reopened after a failure ({why}); retry"),
+        ));
+    }
     // Back-pressure: `maintain` compacts the whole head past the bound; at
     // twice it the compactor has fallen behind, so writers wait.
     let bound = engine.options().series_head_max_bytes.saturating_mul(2);
