@@ -497,6 +497,10 @@ fn transfer(
 
 /// Magic of a transfer file.
 pub const TRANSFER_MAGIC: [u8; 4] = *b"SYTX";
+/// Magic of a fetch answer that carries the server's error (UTF-8 text
+/// after it) instead of a transfer: the server failed before its first
+/// byte, after the 200 had gone out (the answer is streamed).
+pub const TRANSFER_ERROR_MAGIC: [u8; 4] = *b"SYER";
 
 /// A transfer file in `objects/tmp/`, removed on drop.
 #[derive(Debug)]
@@ -1514,6 +1518,16 @@ mod http {
                 return Err(self.err(format!("the transfer is over {MAX_FETCH_BYTES} bytes")));
             }
             f.flush().map_err(Error::io("write", &file.path))?;
+            drop(f);
+            if (4..=64 << 10).contains(&n) {
+                let head = std::fs::read(&file.path).map_err(Error::io("read", &file.path))?;
+                if head[..4] == super::TRANSFER_ERROR_MAGIC {
+                    return Err(self.err(format!(
+                        "the server could not build the transfer: {}",
+                        String::from_utf8_lossy(&head[4..])
+                    )));
+                }
+            }
             Ok(file)
         }
 

@@ -530,9 +530,9 @@ fn fetch(ctx: &Ctx, req: &mut Request) -> std::result::Result<Resp, Reject> {
         io::pipe().map_err(|e| Reject(500, format!("cannot make a pipe: {e}")))?;
     let repo = ctx.repo.clone();
     std::thread::spawn(move || {
-        let mut out = io::BufWriter::with_capacity(1 << 20, &mut writer);
+        let mut out = Counting(0, io::BufWriter::with_capacity(1 << 20, &mut writer));
         let label = PathBuf::from("(fetch response)");
-        let _ = remote::send_to(
+        let sent = remote::send_to(
             &repo,
             &wants,
             &have,
@@ -541,6 +541,16 @@ fn fetch(ctx: &Ctx, req: &mut Request) -> std::result::Result<Resp, Reject> {
             &mut out,
             &label,
         );
+        // A failure before the first byte: the answer carries the reason
+        // instead of a transfer (docs/FORMAT.md §21), so the client can
+        // say why.
+        if let Err(e) = sent
+            && out.0 == 0
+        {
+            let _ = out.1.write_all(&remote::TRANSFER_ERROR_MAGIC);
+            let _ = out.1.write_all(e.to_string().as_bytes());
+            let _ = out.1.flush();
+        }
     });
     Ok(boxed(Response::new(
         StatusCode(200),
@@ -694,6 +704,20 @@ fn parse_updates(
         out.push((name.to_owned(), old, new));
     }
     Ok(out)
+}
+
+/// A writer that counts what passes through it.
+struct Counting<W>(u64, W);
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        let n = self.1.write(b)?;
+        self.0 += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.1.flush()
+    }
 }
 
 struct SpoolFile(PathBuf);

@@ -852,3 +852,53 @@ fn killed_pushers_and_servers_leave_the_remote_clean_and_a_rerun_converges() {
         replay(&src, "snapshots/s1")
     );
 }
+
+#[test]
+fn a_fetch_the_server_cannot_build_reports_the_servers_reason() {
+    use std::io::{BufRead, BufReader, Write};
+    // A server whose fetch fails before its first byte: it has already
+    // answered 200 (the answer is streamed), so the body carries the
+    // reason after the error magic.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let head = "0".repeat(64);
+    std::thread::spawn(move || {
+        for c in l.incoming().take(2) {
+            let mut c = c.unwrap();
+            let mut r = BufReader::new(c.try_clone().unwrap());
+            let mut first = String::new();
+            r.read_line(&mut first).unwrap();
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            std::io::Read::read_exact(&mut r, &mut vec![0; len]).unwrap();
+            let body = if first.contains("/api/v1/refs") {
+                format!("{{\"refs\": [{{\"name\": \"refs/heads/main\", \"id\": \"{head}\"}}]}}")
+            } else {
+                "SYERobject 1234 is damaged: its BLAKE3 does not match".to_owned()
+            };
+            write!(
+                c,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+        }
+    });
+    let d = tempfile::tempdir().unwrap();
+    let err = remote::clone(&format!("http://{addr}"), &d.path().join("c"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("could not build the transfer") && err.contains("object 1234 is damaged"),
+        "{err}"
+    );
+}
