@@ -21,6 +21,7 @@ use std::time::Duration;
 
 pub mod gitlike;
 pub mod raw;
+pub mod synth;
 
 /// An object store in `dir` (created if missing) that does not sync: for
 /// fixtures and for benches that measure lookups and tree work, not
