@@ -946,7 +946,7 @@ fn prev(old: Option<ObjectId>) -> PreviousValue {
 /// URL that is not a recorded remote is fetched under the name `fetch`).
 pub fn fetch(repo: &Repository, remote: &str, refs: &[String]) -> Result<Sync> {
     let (name, url) = resolve_remote(repo, remote)?;
-    let src = Endpoint::open(&url, repo, name.as_deref())?;
+    let src = Endpoint::open(&url, repo, name.as_deref(), false)?;
     let name = name.unwrap_or_else(|| "fetch".to_owned());
     // A fetch killed in the middle of a ref update leaves its lock file;
     // removed only when no ref update of any process is running.
@@ -1000,11 +1000,17 @@ enum Endpoint {
 }
 
 impl Endpoint {
-    /// Connect to `url`; `name` is the remote's name in `repo`, if it has
-    /// one (an S3 remote then remembers its passed probe there).
-    fn open(url: &RemoteUrl, repo: &Repository, name: Option<&str>) -> Result<Endpoint> {
+    /// Connect to `url` to read from it or (`writes`) to push to it;
+    /// `name` is the remote's name in `repo`, if it has one (an S3 remote
+    /// then remembers its passed probe there).
+    fn open(
+        url: &RemoteUrl,
+        repo: &Repository,
+        name: Option<&str>,
+        writes: bool,
+    ) -> Result<Endpoint> {
         #[cfg(not(feature = "s3"))]
-        let _ = (repo, name);
+        let _ = (repo, name, writes);
         match url {
             RemoteUrl::Path(p) => Ok(Endpoint::Dir(Repository::open(p)?)),
             #[cfg(feature = "http")]
@@ -1012,7 +1018,11 @@ impl Endpoint {
             #[cfg(feature = "s3")]
             RemoteUrl::S3(u) => {
                 let marker = name.map(|n| s3::probed_marker(repo, n));
-                Ok(Endpoint::S3(Box::new(s3::open(u, marker.as_deref())?)))
+                Ok(Endpoint::S3(Box::new(s3::open(
+                    u,
+                    marker.as_deref(),
+                    writes,
+                )?)))
             }
             #[allow(unreachable_patterns)]
             other => Err(remote_err(
@@ -1218,7 +1228,7 @@ pub fn push_with_token(
     #[cfg(not(feature = "http"))]
     let _ = token;
     let (name, url) = resolve_remote(repo, remote)?;
-    let dst = Endpoint::open(&url, repo, name.as_deref())?;
+    let dst = Endpoint::open(&url, repo, name.as_deref(), true)?;
     let _lock = match &dst {
         Endpoint::Dir(d) => {
             let l = crate::engine::take_lock(&d.layout().lock_file(), d.layout().root())?;
@@ -1367,7 +1377,7 @@ pub fn gc_remote(
         ));
     };
     let marker = name.as_deref().map(|n| s3::probed_marker(repo, n));
-    let r = s3::open(u, marker.as_deref())?;
+    let r = s3::open(u, marker.as_deref(), true)?;
     let (listed, deleted, young) = r.gc(grace)?;
     Ok((listed, deleted, young, r.requests()))
 }

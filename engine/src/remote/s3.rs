@@ -27,7 +27,9 @@
 //! pushes lose refs, so a remote is probed before its first use (create
 //! the same key twice: the second must fail; update with a stale ETag: it
 //! must fail) and refused with a clear error if it does not pass. A named
-//! remote remembers a passed probe (`remotes/<name>.probed`).
+//! remote remembers a passed probe (`remotes/<name>.probed`). Only pushes
+//! and `gc --remote` probe: a fetch or clone writes nothing to the bucket,
+//! so read-only credentials can clone.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
@@ -239,6 +241,18 @@ impl S3Remote {
             && std::env::var_os("AWS_DEFAULT_REGION").is_none()
         {
             b = b.with_region("us-east-1");
+        }
+        // object_store's default of 30 s bounds a whole request, the upload
+        // of its body included: a 16 MiB part over a link slower than about
+        // 0.6 MB/s would never get through. A transfer's requests are few
+        // and large, so allow each 30 minutes unless AWS_TIMEOUT says.
+        if std::env::var_os("AWS_TIMEOUT").is_none() {
+            b = b.with_config(
+                object_store::aws::AmazonS3ConfigKey::Client(
+                    object_store::ClientConfigKey::Timeout,
+                ),
+                "1800s",
+            );
         }
         let store = b
             .build()
@@ -715,9 +729,14 @@ pub(crate) fn probed_marker(repo: &Repository, name: &str) -> std::path::PathBuf
     super::remotes_dir(repo).join(format!("{name}.probed"))
 }
 
-/// Connect and, unless `marker` records a passed probe for this URL, probe.
-pub(crate) fn open(url: &str, marker: Option<&Path>) -> Result<S3Remote> {
+/// Connect and, when the operation `writes` and `marker` records no passed
+/// probe for this URL, probe. Reads (fetch, clone) never probe: they write
+/// nothing, so they work with read-only credentials.
+pub(crate) fn open(url: &str, marker: Option<&Path>, writes: bool) -> Result<S3Remote> {
     let r = S3Remote::connect(url)?;
+    if !writes {
+        return Ok(r);
+    }
     let known = marker
         .and_then(|m| std::fs::read_to_string(m).ok())
         .is_some_and(|s| s.trim() == url);

@@ -554,6 +554,23 @@ fn a_server_without_conditional_writes_is_refused_and_flaky_ones_work() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(!out.contains("refs/heads/main"), "{out}");
 
+    // Fetch and clone write nothing, so they never probe: a clone through
+    // the same server works.
+    ok(
+        &sydra(
+            m.addr,
+            &["--dir", d(&src), "push", "s3://sydra-b4/direct"],
+            &[],
+        ),
+        "push to moto itself",
+    );
+    let c = t.path().join("through-naive");
+    ok(
+        &sydra(naive, &["clone", "s3://sydra-b4/direct", d(&c)], &[]),
+        "clone through a server without conditional writes",
+    );
+    assert_eq!(export(&c, "main"), export(&src, "main"));
+
     for (i, how) in [Mischief::Drop, Mischief::Delay].into_iter().enumerate() {
         let p = proxy(m.addr, how);
         let url = format!("s3://sydra-b4/flaky{i}");
