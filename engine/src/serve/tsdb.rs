@@ -369,16 +369,15 @@ fn influx_write_inner(ctx: &Ctx, req: &mut Request, query: &str) -> Answer {
     let body = read_body(req, MAX_WRITE_BYTES)?;
     let body = if gzip { gunzip(&body)? } else { body };
     let now = crate::now_ns();
-    // Series handles by the line's spelling and field: no key is built
-    // twice for one body.
-    let mut handles: HashMap<(&str, &str), SeriesRef> = HashMap::new();
-    let mut points: Vec<(SeriesRef, i64, Value, usize)> = Vec::new();
-    let lines = lineproto::parse(&body, precision);
-    let mut parsed = Vec::new();
-    for line in lines {
-        parsed.push(line.map_err(|e| Reject(400, e.to_string()))?);
-    }
-    for line in &parsed {
+    // Series handles by the line's spelling (a slice of the body) and
+    // field: no key is built twice for one body. Lines go straight into the
+    // appender, which holds them until `commit`: a bad line drops it, so a
+    // refused body writes nothing, and memory is the appender's columns
+    // (16 bytes a point), not the parsed lines.
+    let mut handles: HashMap<&str, Vec<(String, SeriesRef)>> = HashMap::new();
+    let mut app = engine.appender();
+    for line in lineproto::parse(&body, precision) {
+        let line = line.map_err(|e| Reject(400, e.to_string()))?;
         if line.tags.iter().any(|(k, _)| k == DB_TAG) {
             return Err(Reject(
                 400,
@@ -391,8 +390,13 @@ fn influx_write_inner(ctx: &Ctx, req: &mut Request, query: &str) -> Answer {
         }
         let ts = line.timestamp.unwrap_or(now);
         for (field, value) in &line.fields {
-            let r = match handles.get(&(line.raw_series, field.as_ref())) {
-                Some(r) => *r,
+            let known = handles.get(line.raw_series).and_then(|fs| {
+                fs.iter()
+                    .find(|(f, _)| f.as_str() == field.as_ref())
+                    .map(|(_, r)| *r)
+            });
+            let r = match known {
+                Some(r) => r,
                 None => {
                     let tags = line
                         .tags
@@ -402,17 +406,16 @@ fn influx_write_inner(ctx: &Ctx, req: &mut Request, query: &str) -> Answer {
                     let key = SeriesKey::new(line.measurement.as_ref(), tags, field.as_ref())
                         .map_err(|e| Reject(400, format!("line {}: {e}", line.line)))?;
                     let r = engine.series(&key)?;
-                    handles.insert((line.raw_series, field.as_ref()), r);
+                    handles
+                        .entry(line.raw_series)
+                        .or_default()
+                        .push((field.to_string(), r));
                     r
                 }
             };
-            points.push((r, ts, value.clone(), line.line));
+            app.append(r, ts, value.clone())
+                .map_err(|e| write_error(e, &format!("line {}", line.line)))?;
         }
-    }
-    let mut app = engine.appender();
-    for (r, ts, value, line) in points {
-        app.append(r, ts, value)
-            .map_err(|e| write_error(e, &format!("line {line}")))?;
     }
     app.commit()
         .map_err(|e| Reject(500, format!("the points were not written: {e}")))?;
