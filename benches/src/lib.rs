@@ -19,6 +19,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod args;
 pub mod gitlike;
 pub mod raw;
 pub mod synth;

@@ -72,6 +72,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use sydra_benches::args::Args;
 
 use rustix::fs::{AtFlags, Mode, OFlags};
 use sydra_benches::gitlike::{self, Shape, git_available};
@@ -83,37 +84,6 @@ use sydra_objects::store::header::encode_file;
 use sydra_objects::{Durability, Kind, ObjectId, Options, RepackOptions, Store};
 
 // ---------------------------------------------------------------- helpers
-
-/// `--name value` pairs after the mode.
-struct Args(BTreeMap<String, String>);
-
-impl Args {
-    fn parse(rest: &[String]) -> Args {
-        let mut m = BTreeMap::new();
-        let mut it = rest.iter();
-        while let Some(k) = it.next() {
-            let key = k
-                .strip_prefix("--")
-                .unwrap_or_else(|| panic!("expected --NAME VALUE, got {k:?}"));
-            let v = it.next().unwrap_or_else(|| panic!("--{key} needs a value"));
-            m.insert(key.to_string(), v.clone());
-        }
-        Args(m)
-    }
-
-    fn get<T: std::str::FromStr>(&self, name: &str, default: T) -> T {
-        match self.0.get(name) {
-            Some(v) => v
-                .parse()
-                .unwrap_or_else(|_| panic!("--{name}: cannot parse {v:?}")),
-            None => default,
-        }
-    }
-
-    fn path(&self, name: &str) -> Option<PathBuf> {
-        self.0.get(name).map(PathBuf::from)
-    }
-}
 
 /// One JSON object, built field by field.
 #[derive(Default)]
@@ -918,7 +888,7 @@ fn loose_count(store: &Store) -> u64 {
 
 /// Child: the mark's memory over the (already packed) history in `dir`.
 fn mode_mark_rss(a: &Args) {
-    let dir = a.path("dir").expect("--dir");
+    let dir = a.path("dir");
     let expect: u64 = a.get("expect", 0);
     let refs = gitlike::open_sydra(&dir);
     // No pack page is mapped into this process yet: every page the mark
@@ -965,7 +935,7 @@ fn mode_mark_rss(a: &Args) {
 /// maps the pack's pages; the rest are warm), one time per line: for A/B
 /// runs of library changes.
 fn mode_mark_time(a: &Args) {
-    let dir = a.path("dir").expect("--dir");
+    let dir = a.path("dir");
     let reps: usize = a.get("reps", 5);
     let refs = gitlike::open_sydra(&dir);
     for _ in 0..reps {
@@ -1247,7 +1217,7 @@ fn mode_demo(_a: &Args) {
 
 /// Child: repack the store in `--dir` (all packs, all loose objects).
 fn mode_repack_child(a: &Args) {
-    let dir = a.path("dir").expect("--dir");
+    let dir = a.path("dir");
     let start = Instant::now();
     let store = Store::open(&dir, Options::default()).unwrap();
     let open_s = start.elapsed().as_secs_f64();
@@ -1295,7 +1265,7 @@ fn mode_repack_child(a: &Args) {
 fn mode_repack(a: &Args) {
     let n: usize = a.get("objects", 1_000_000);
     let size: usize = a.get("size", 64);
-    let tmp = match a.path("dir") {
+    let tmp = match a.opt("dir").map(std::path::PathBuf::from) {
         Some(d) => tempfile::Builder::new()
             .prefix("pk-repack-")
             .tempdir_in(d)

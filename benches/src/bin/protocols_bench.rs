@@ -78,10 +78,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
+use sydra_benches::args::Args;
 
 use prost::Message;
 use serde_json::{Value as Json, json};
@@ -95,52 +96,6 @@ use sydra_engine::serve::{ServeOptions, start};
 use sydra_engine::wal::{SyncMode, WalOptions};
 
 // ---------------------------------------------------------------- helpers
-
-/// `--name value` pairs after the mode.
-struct Args(BTreeMap<String, String>);
-
-impl Args {
-    fn parse(rest: &[String]) -> Args {
-        let mut m = BTreeMap::new();
-        let mut it = rest.iter();
-        while let Some(k) = it.next() {
-            let key = k
-                .strip_prefix("--")
-                .unwrap_or_else(|| panic!("expected --NAME VALUE, got {k:?}"));
-            let v = it.next().unwrap_or_else(|| panic!("--{key} needs a value"));
-            m.insert(key.to_string(), v.clone());
-        }
-        Args(m)
-    }
-
-    fn get<T: std::str::FromStr>(&self, name: &str, default: T) -> T {
-        match self.0.get(name) {
-            Some(v) => v
-                .parse()
-                .unwrap_or_else(|_| panic!("--{name}: cannot parse {v:?}")),
-            None => default,
-        }
-    }
-
-    fn opt(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
-    }
-
-    fn req(&self, name: &str) -> &str {
-        self.opt(name)
-            .unwrap_or_else(|| panic!("--{name} is required"))
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        PathBuf::from(self.req(name))
-    }
-
-    fn addr(&self, name: &str) -> SocketAddr {
-        let s = self.req(name);
-        s.parse()
-            .unwrap_or_else(|e| panic!("--{name} {s:?}: not HOST:PORT ({e})"))
-    }
-}
 
 /// Print the mode's JSON line and keep it in the results directory.
 fn emit(mode: &str, mut v: Json) {

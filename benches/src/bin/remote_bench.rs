@@ -69,6 +69,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
+use sydra_benches::args::Args;
 
 use sydra_benches::synth::{
     Built, Rng, Writer, advance, append_hours, du, engine_options, store_bytes,
@@ -80,41 +81,6 @@ use sydra_engine::wal::{Chunk, SegmentView};
 use sydra_engine::{Engine, Repository};
 
 // ---------------------------------------------------------------- helpers
-
-/// `--name value` pairs after the mode.
-struct Args(BTreeMap<String, String>);
-
-impl Args {
-    fn parse(rest: &[String]) -> Args {
-        let mut m = BTreeMap::new();
-        let mut it = rest.iter();
-        while let Some(k) = it.next() {
-            let key = k
-                .strip_prefix("--")
-                .unwrap_or_else(|| panic!("expected --NAME VALUE, got {k:?}"));
-            let v = it.next().unwrap_or_else(|| panic!("--{key} needs a value"));
-            m.insert(key.to_string(), v.clone());
-        }
-        Args(m)
-    }
-
-    fn get<T: std::str::FromStr>(&self, name: &str, default: T) -> T {
-        match self.0.get(name) {
-            Some(v) => v
-                .parse()
-                .unwrap_or_else(|_| panic!("--{name}: cannot parse {v:?}")),
-            None => default,
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        PathBuf::from(
-            self.0
-                .get(name)
-                .unwrap_or_else(|| panic!("--{name} is required")),
-        )
-    }
-}
 
 /// One JSON object, built field by field.
 #[derive(Default)]

@@ -68,6 +68,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use sydra_benches::args::Args;
 
 use futures::StreamExt;
 use object_store::aws::AmazonS3Builder;
@@ -86,42 +87,6 @@ const PART_BYTES: usize = 16 << 20;
 const PARTS_IN_FLIGHT: usize = 4;
 
 // ---------------------------------------------------------------- helpers
-
-/// `--name value` pairs after the mode.
-struct Args(BTreeMap<String, String>);
-
-impl Args {
-    fn parse(rest: &[String]) -> Args {
-        let mut m = BTreeMap::new();
-        let mut it = rest.iter();
-        while let Some(k) = it.next() {
-            let key = k
-                .strip_prefix("--")
-                .unwrap_or_else(|| panic!("expected --NAME VALUE, got {k:?}"));
-            let v = it.next().unwrap_or_else(|| panic!("--{key} needs a value"));
-            m.insert(key.to_owned(), v.clone());
-        }
-        Args(m)
-    }
-
-    fn get<T: std::str::FromStr>(&self, name: &str, default: T) -> T {
-        self.0.get(name).map_or(default, |v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("--{name}: cannot parse {v:?}"))
-        })
-    }
-
-    fn str(&self, name: &str) -> String {
-        self.0
-            .get(name)
-            .unwrap_or_else(|| panic!("--{name} is required"))
-            .clone()
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        PathBuf::from(self.str(name))
-    }
-}
 
 fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
@@ -237,8 +202,8 @@ struct ServerMark {
 impl Server {
     fn from_args(a: &Args) -> Server {
         Server {
-            pid: a.0.get("moto-pid").cloned(),
-            log: a.0.get("moto-log").map(PathBuf::from),
+            pid: a.opt("moto-pid").map(str::to_owned),
+            log: a.opt("moto-log").map(PathBuf::from),
         }
     }
 
@@ -548,8 +513,8 @@ fn url(bucket: &str, prefix: &str) -> String {
 
 fn mode_requests(a: &Args) {
     let store = a.path("store");
-    let bucket = a.str("bucket");
-    let prefix = a.str("prefix");
+    let bucket = a.req("bucket").to_owned();
+    let prefix = a.req("prefix").to_owned();
     let reps: usize = a.get("reps", 3);
     let server = Server::from_args(a);
     let plain = Plain::new(&bucket);
@@ -672,8 +637,8 @@ fn mode_requests(a: &Args) {
 
 fn mode_push(a: &Args) {
     let store = a.path("store");
-    let bucket = a.str("bucket");
-    let prefix = a.str("prefix");
+    let bucket = a.req("bucket").to_owned();
+    let prefix = a.req("prefix").to_owned();
     let reps: usize = a.get("reps", 3);
     let server = Server::from_args(a);
     let plain = Plain::new(&bucket);
@@ -775,8 +740,8 @@ fn mode_push(a: &Args) {
 
 fn mode_stage(a: &Args) {
     let store = a.path("store");
-    let bucket = a.str("bucket");
-    let prefix = a.str("prefix");
+    let bucket = a.req("bucket").to_owned();
+    let prefix = a.req("prefix").to_owned();
     let stages: usize = a.get("stages", 6);
     let server = Server::from_args(a);
     let plain = Plain::new(&bucket);
@@ -850,11 +815,14 @@ fn mode_stage(a: &Args) {
 // ---------------------------------------------------------------- clone
 
 fn mode_clone(a: &Args) {
-    let bucket = a.str("bucket");
-    let prefix = a.str("prefix");
+    let bucket = a.req("bucket").to_owned();
+    let prefix = a.req("prefix").to_owned();
     let scratch = a.path("scratch");
     let reps: usize = a.get("reps", 3);
-    let label = a.0.get("label").cloned().unwrap_or_else(|| prefix.clone());
+    let label = a
+        .opt("label")
+        .map(str::to_owned)
+        .unwrap_or_else(|| prefix.clone());
     let server = Server::from_args(a);
     let plain = Plain::new(&bucket);
     fs::create_dir_all(&scratch).unwrap();
@@ -1160,11 +1128,14 @@ fn slow_proxy(upstream: SocketAddr, rate: f64) -> SocketAddr {
 
 fn mode_slowlink(a: &Args) {
     let store = a.path("store");
-    let bucket = a.str("bucket");
-    let prefix = a.str("prefix");
+    let bucket = a.req("bucket").to_owned();
+    let prefix = a.req("prefix").to_owned();
     let rate_mb: f64 = a.get("mb-per-s", 1.0);
-    let timeout = a.0.get("aws-timeout").cloned();
-    let label = a.0.get("label").cloned().unwrap_or_else(|| prefix.clone());
+    let timeout = a.opt("aws-timeout").map(str::to_owned);
+    let label = a
+        .opt("label")
+        .map(str::to_owned)
+        .unwrap_or_else(|| prefix.clone());
     let server = Server::from_args(a);
     let plain = Plain::new(&bucket);
     plain.delete_prefix(&prefix);

@@ -1281,20 +1281,8 @@ pub fn push_with_token(
         }
         #[cfg(feature = "http")]
         Endpoint::Http(c) => {
-            let known: Vec<ObjectId> = theirs
-                .iter()
-                .map(|(_, id)| *id)
-                .filter(|id| repo.objects().contains(id).unwrap_or(false))
-                .collect();
-            let have = commits_from(repo, &known)?;
-            let file = send(
-                repo,
-                &tips,
-                &have,
-                &|id| Ok(have.contains(id)),
-                repo.objects(),
-                None,
-            )?;
+            let have = remote_has(repo, theirs.iter().map(|(_, id)| *id))?;
+            let file = send_beyond(repo, &tips, &have)?;
             let t = file.counts.clone();
             (t, c.push(&sent, &file, force, token)?)
         }
@@ -1325,6 +1313,38 @@ pub fn push_with_token(
         updates,
         requests: dst.requests(),
     })
+}
+
+/// What a remote whose refs point at `tips` has, as far as `repo` can
+/// tell: the commits reachable from the tips `repo` holds too.
+#[cfg(any(feature = "http", feature = "s3"))]
+fn remote_has(
+    repo: &Repository,
+    tips: impl IntoIterator<Item = ObjectId>,
+) -> Result<HashSet<ObjectId>> {
+    let known: Vec<ObjectId> = tips
+        .into_iter()
+        .filter(|id| repo.objects().contains(id).unwrap_or(false))
+        .collect();
+    commits_from(repo, &known)
+}
+
+/// The transfer a remote that has the commits `have` lacks to hold `tips`
+/// (for a remote that cannot be asked about single objects: HTTP, S3).
+#[cfg(any(feature = "http", feature = "s3"))]
+fn send_beyond(
+    repo: &Repository,
+    tips: &[ObjectId],
+    have: &HashSet<ObjectId>,
+) -> Result<TransferFile> {
+    send(
+        repo,
+        tips,
+        have,
+        &|id| Ok(have.contains(id)),
+        repo.objects(),
+        None,
+    )
 }
 
 /// Commits reachable from `from` in `repo` (those it has; parents it

@@ -48,7 +48,7 @@ use sydra_objects::{ObjectId, Pinned, Store};
 use sydra_refs::RefName;
 
 use super::{
-    Outcome, Transfer, TransferFile, commits_from, judge, receive, remote_err, send, tmp_path,
+    Outcome, Transfer, TransferFile, judge, receive, remote_err, remote_has, send_beyond, tmp_path,
 };
 use crate::error::{Error, Result};
 use crate::repo::Repository;
@@ -311,8 +311,7 @@ impl S3Remote {
         };
         self.count(4);
         self.rt.block_on(async {
-            let first = self
-                .store
+            self.store
                 .put_opts(&key, PutPayload::from_static(b"1"), create())
                 .await
                 .map_err(|e| self.err(&format!("cannot write the probe {key}"), e))?;
@@ -350,7 +349,6 @@ impl S3Remote {
                 }
                 Err(e) => return Err(self.err("the probe's conditional update failed", e)),
             }
-            drop(first);
             Ok(())
         })
     }
@@ -603,25 +601,12 @@ impl S3Remote {
         force: bool,
     ) -> Result<(Transfer, Vec<(String, Outcome)>)> {
         let (mut m, mut version) = self.current()?;
-        let known: Vec<ObjectId> = m
-            .refs
-            .values()
-            .copied()
-            .filter(|id| repo.objects().contains(id).unwrap_or(false))
-            .collect();
-        let have = commits_from(repo, &known)?;
+        let have = remote_has(repo, m.refs.values().copied())?;
         let tips: Vec<ObjectId> = sent.iter().map(|(_, _, new)| *new).collect();
         let mut counts = Transfer::default();
         let mut entry = None;
         if !tips.iter().all(|t| have.contains(t)) {
-            let file = send(
-                repo,
-                &tips,
-                &have,
-                &|id| Ok(have.contains(id)),
-                repo.objects(),
-                None,
-            )?;
+            let file = send_beyond(repo, &tips, &have)?;
             counts = file.counts.clone();
             let mut e = self.upload(&file)?;
             e.tips = tips

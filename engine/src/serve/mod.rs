@@ -526,11 +526,9 @@ fn fetch(ctx: &Ctx, req: &mut Request) -> std::result::Result<Resp, Reject> {
     // objects, and the response sends what arrives (chunked), so the first
     // byte leaves at once and nothing is spooled. A failure part way ends
     // the stream before its trailer, which the client refuses.
-    let (reader, mut writer) =
-        io::pipe().map_err(|e| Reject(500, format!("cannot make a pipe: {e}")))?;
     let repo = ctx.repo.clone();
-    std::thread::spawn(move || {
-        let mut out = Counting(0, io::BufWriter::with_capacity(1 << 20, &mut writer));
+    streamed("application/octet-stream", move |writer| {
+        let mut out = Counting(0, io::BufWriter::with_capacity(1 << 20, writer));
         let label = PathBuf::from("(fetch response)");
         let sent = remote::send_to(
             &repo,
@@ -551,10 +549,22 @@ fn fetch(ctx: &Ctx, req: &mut Request) -> std::result::Result<Resp, Reject> {
             let _ = out.1.write_all(e.to_string().as_bytes());
             let _ = out.1.flush();
         }
-    });
+    })
+}
+
+/// A 200 whose body `produce` writes on a thread of its own as the
+/// response sends it (chunked, through a pipe): the first byte leaves at
+/// once and nothing is spooled. A failure part way ends the body early.
+fn streamed(
+    content_type: &str,
+    produce: impl FnOnce(&mut io::PipeWriter) + Send + 'static,
+) -> std::result::Result<Resp, Reject> {
+    let (reader, mut writer) =
+        io::pipe().map_err(|e| Reject(500, format!("cannot make a pipe: {e}")))?;
+    std::thread::spawn(move || produce(&mut writer));
     Ok(boxed(Response::new(
         StatusCode(200),
-        vec![header("Content-Type", "application/octet-stream")],
+        vec![header("Content-Type", content_type)],
         reader,
         None,
         None,

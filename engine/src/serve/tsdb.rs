@@ -569,20 +569,11 @@ pub(super) fn query(ctx: &Arc<Ctx>, query: &str) -> Answer {
     let p = query_params(&engine, query)?;
     // Checked here so a bad request is a 4xx, not a cut stream.
     drop(engine.view(p.as_of.as_deref())?);
-    let (reader, writer) =
-        std::io::pipe().map_err(|e| Reject(500, format!("cannot make a pipe: {e}")))?;
     let ctx = ctx.clone();
-    std::thread::spawn(move || {
+    super::streamed("application/json", move |writer| {
         let mut out = std::io::BufWriter::with_capacity(1 << 16, writer);
         let _ = stream_query(&ctx, &p, &mut out);
-    });
-    Ok(boxed(Response::new(
-        StatusCode(200),
-        vec![header("Content-Type", "application/json")],
-        reader,
-        None,
-        None,
-    )))
+    })
 }
 
 fn stream_query(ctx: &Ctx, p: &QueryParams, out: &mut impl Write) -> std::io::Result<()> {
