@@ -69,6 +69,8 @@ fn multipart_over() -> u64 {
 const PART_BYTES: usize = 16 << 20;
 /// Parts in flight at once.
 const PARTS_IN_FLIGHT: usize = 4;
+/// The largest manifest read.
+const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 /// Times a push re-reads the manifest after losing a race.
 const MANIFEST_RETRIES: u32 = 20;
 
@@ -364,6 +366,18 @@ impl S3Remote {
                         e_tag: r.meta.e_tag.clone(),
                         version: r.meta.version.clone(),
                     };
+                    // A manifest is a few KiB per thousand refs and packs;
+                    // a bucket's object is not trusted to size an allocation.
+                    if r.meta.size > MAX_MANIFEST_BYTES {
+                        return Err(object_store::Error::Generic {
+                            store: "sydra",
+                            source: format!(
+                                "it is {} bytes; a manifest is at most {MAX_MANIFEST_BYTES}",
+                                r.meta.size
+                            )
+                            .into(),
+                        });
+                    }
                     let bytes = r.bytes().await?;
                     Ok(Some((bytes, version)))
                 }
