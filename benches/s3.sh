@@ -8,6 +8,7 @@
 #     bash benches/s3.sh --quick          # smoke run: a ~100 MB store (under 2 minutes)
 #     bash benches/s3.sh --mb 256 --reps 5 --only push,clone
 #     bash benches/s3.sh --only slowlink  # pushes over a paced 1 MB/s link (about 6 minutes)
+#     bash benches/s3.sh --only replica   # one series over one day from a read replica
 #
 # Options (full size in brackets; --quick in parentheses):
 #   --series N    series of the stores [1000] (1000)
@@ -15,8 +16,9 @@
 #                 [1024] (100)
 #   --reps N      repetitions of the timed comparisons [3] (1)
 #   --stages N    pushes of the staged remote (several packs) [6] (3)
-#   --only LIST   comma-separated modes: requests,push,stage,clone (the
-#                 default), slowlink (not in the default: minutes of waiting)
+#   --only LIST   comma-separated modes: requests,push,stage,clone,replica
+#                 (the default), slowlink (not in the default: minutes of
+#                 waiting)
 #   --slow-mb-per-s N  the paced link of slowlink, MB/s each way [1]
 # Environment:
 #   CARGO_TARGET_DIR        target dir (default: <repo>/target)
@@ -45,7 +47,7 @@ cd "$root"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 
 series=1000 mb=1024 reps=3 stages=6 slow=1
-only=requests,push,stage,clone
+only=requests,push,stage,clone,replica
 cmd="bash benches/s3.sh${*:+ $*}"
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -225,6 +227,17 @@ if want slowlink; then
     echo "== slowlink: the same with AWS_TIMEOUT=600s" >&2
     "$bench" slowlink --store "$slowstore" --bucket "$bucket" --prefix slow-600s --label timeout-600s --aws-timeout 600s --mb-per-s "$slow" "${server[@]}" | emit
 fi
+if want replica; then
+    daystore=$fixtures/store-s$series-h26-replica
+    if [[ ! -f $daystore/built.json ]]; then
+        rm -rf "$daystore"
+        echo "== build: $series series, 26 hours (remote_bench build)" >&2
+        "$build" build --dir "$daystore" --series "$series" --hours 26 | emit
+    fi
+    quiet replica
+    echo "== replica: one series over one day through query --remote, cold then warm, beside the local store" >&2
+    "$bench" replica --store "$daystore" --bucket "$bucket" --prefix replica --scratch "$SYDRA_BENCH_TMP/replica" --reps "$((reps < 5 ? 5 : reps))" "${server[@]}" | emit
+fi
 echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$results/s3_machine.txt" >&2
 echo "moto peak RSS: $(awk '/VmHWM/ {print $2, $3}' "/proc/$moto_pid/status" 2>/dev/null)" | tee -a "$results/s3_machine.txt" >&2
 
@@ -253,7 +266,7 @@ if r:
     later = r["rows"][1:]
     desc = ", ".join(f"{x['sydra_requests']} ({x['pack_bytes'] / 1e6:.1f} MB, {x['push_s'] * 1e3:.0f} ms)" for x in later)
     out.append(f"| a push of one compaction: ≤ 4 requests plus multipart parts | {desc}; moto logged at most "
-               f"{r['later_push_server_requests_max']}; the same 3 requests with plain object_store "
+               f"{r['later_push_server_requests_max']}; the same 4 requests with plain object_store "
                f"{r['later_plain_median_s'] * 1e3:.0f} ms median | {verdict(r['later_push_requests_max'] <= 4 and r['later_push_server_requests_max'] <= 4)} |")
 p = rows.get("push")
 if p:
@@ -293,6 +306,15 @@ for label in ("default-timeout", "multipart-default-timeout", "timeout-600s"):
         how = "succeeded" if d["succeeded"] else "FAILED: " + err[-200:]
         out.append(f"| (push of {d['transfer_bytes'] / 1e6:.0f} MB over a {d['link_mb_per_s']} MB/s link, {label}) | "
                    f"{how} after {d['push_s']:.0f} s; moto saw {d['server_requests']} requests | – |")
-out.append("| a query for one series over one day from the S3 replica | not built (no `query --remote`) | not measured |")
+q = rows.get("replica")
+if q:
+    c = q["cold"]
+    out.append(f"| one series over one day from the S3 replica, warm: ≤ 2× the local query | {q['warm_median_s'] * 1e3:.0f} ms "
+               f"({q['rows']} points; {q['warm_requests'][0]} request(s): the manifest) vs the local store {q['local_live_median_s'] * 1e3:.0f} ms live, "
+               f"{q['local_asof_median_s'] * 1e3:.0f} ms as of main: {q['warm_over_local_live']:.2f}× / {q['warm_over_local_asof']:.2f}× | "
+               f"{verdict(q['warm_over_local_live'] <= 2 and q['warm_over_local_asof'] <= 2)} |")
+    out.append(f"| the same, cold: at most one ranged GET per segment read; bytes reported | {c['requests']} requests "
+               f"(moto logged {c['server_requests']}) for {c['segments_decoded']} segments decoded: {c['objects']} objects, "
+               f"{c['wal_ranges']} WAL ranges, {c['bytes'] / 1e6:.2f} MB; {c['s'] * 1e3:.0f} ms | see BENCHMARKS-S3.md |")
 print("\n".join(out))
 EOF

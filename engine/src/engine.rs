@@ -138,6 +138,9 @@ pub struct Engine {
     /// a commit's data never changes, so a repeated as-of read skips the
     /// rebuild.
     pub(crate) series_asof: Mutex<Vec<(ObjectId, Arc<crate::series::head::Head>)>>,
+    /// A read replica's remote: where replays fetch the WAL ranges of
+    /// chunks this store lacks.
+    pub(crate) range_source: std::sync::OnceLock<Arc<dyn crate::replay::RangeSource>>,
 }
 
 /// Note raw records' seqs as pending (kept ascending).
@@ -266,6 +269,7 @@ impl Engine {
             series_cut: std::sync::atomic::AtomicI64::new(i64::MIN),
             series_block: std::sync::atomic::AtomicI64::new(block),
             series_asof: Mutex::new(Vec::new()),
+            range_source: std::sync::OnceLock::new(),
         };
         engine.rebuild_head();
         Ok(engine)
@@ -605,7 +609,8 @@ impl Engine {
             self.repo.layout().wal(),
             Some(id),
             Tail::None,
-        )
+        )?
+        .fetching(self.range_source.get().cloned())
     }
 }
 

@@ -60,6 +60,26 @@ pub struct Replay {
     done: bool,
     records: u64,
     bytes: u64,
+    /// Where a chunk's range comes from when it is neither stored nor in
+    /// `wal/` here (a read replica's remote).
+    source: Option<Arc<dyn RangeSource>>,
+}
+
+/// Where a replay gets the stored range (docs/FORMAT.md §20) of a chunk
+/// this store lacks: a read replica's remote.
+pub(crate) trait RangeSource: Send + Sync + std::fmt::Debug {
+    /// The stored-range file bytes of chunk `id`, `None` when the source
+    /// does not hold them. The replay verifies them against the chunk.
+    fn fetch_range(&self, id: &ObjectId) -> Result<Option<Vec<u8>>>;
+    /// Hand `sink` the stored-range file bytes of those of `ids` the
+    /// source holds, fetched together (a bounded batch at a time).
+    fn fetch_ranges(
+        &self,
+        ids: &[ObjectId],
+        sink: &mut dyn FnMut(ObjectId, Vec<u8>) -> Result<()>,
+    ) -> Result<()>;
+    /// A fetched range of `len` bytes is now kept at `path`.
+    fn kept_range(&self, path: &std::path::Path, len: u64);
 }
 
 impl std::fmt::Debug for Replay {
@@ -109,7 +129,48 @@ impl Replay {
             done: false,
             records: 0,
             bytes: 0,
+            source: None,
         })
+    }
+
+    /// Fetch missing ranges from `source` (stored here once verified):
+    /// every range the replay will read that is neither stored nor in
+    /// `wal/`, at once, so the source can fetch them together.
+    pub(crate) fn fetching(mut self, source: Option<Arc<dyn RangeSource>>) -> Result<Replay> {
+        if let Some(src) = &source {
+            let missing: Vec<ObjectId> = self
+                .chunks
+                .iter()
+                .filter(|(id, _)| !ranges::exists(&self.wal_dir, id))
+                .map(|(id, _)| *id)
+                .collect();
+            if !missing.is_empty() {
+                src.fetch_ranges(&missing, &mut |id, body| {
+                    if let Some((_, chunk)) = self.chunks.iter().find(|(c, _)| *c == id) {
+                        self.keep_range(src.as_ref(), &id, chunk, &body)?;
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+        self.source = source;
+        Ok(self)
+    }
+
+    /// Verify fetched range bytes against `chunk` and store them.
+    fn keep_range(
+        &self,
+        src: &dyn RangeSource,
+        id: &ObjectId,
+        chunk: &Chunk,
+        body: &[u8],
+    ) -> Result<()> {
+        let header = body.get(..SEGMENT_HEADER_LEN).unwrap_or(body);
+        let rest = body.get(SEGMENT_HEADER_LEN..).unwrap_or_default();
+        ranges::write(&self.wal_dir, id, chunk, header, rest)?;
+        let path = ranges::range_path(&ranges::ranges_dir(&self.wal_dir), id);
+        src.kept_range(&path, body.len() as u64);
+        Ok(())
     }
 
     /// Skip the commit's chunks: start with the first record they do not
@@ -249,7 +310,16 @@ impl Replay {
     fn open_chunk(&mut self, id: ObjectId, chunk: Chunk) -> Result<()> {
         // A range fetched from another store (verified as it is opened)
         // comes first: its segment numbers are not this store's.
-        if let Some(r) = ranges::open(&self.wal_dir, &id, &chunk)? {
+        let mut stored = ranges::open(&self.wal_dir, &id, &chunk)?;
+        if stored.is_none()
+            && let Some(src) = &self.source
+            && let Some(body) = src.fetch_range(&id)?
+        {
+            // Verified against the chunk before it is kept.
+            self.keep_range(src.as_ref(), &id, &chunk, &body)?;
+            stored = ranges::open(&self.wal_dir, &id, &chunk)?;
+        }
+        if let Some(r) = stored {
             let view = Arc::new(SegmentView::stored(r, chunk.segment, id));
             let end = view.bytes().len();
             self.cur = Some(Cur {

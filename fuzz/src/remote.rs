@@ -5,9 +5,13 @@
 //! inside the input and its pack goes through the pack scanner without a
 //! panic. With the first byte's low bit set, the rest of the input is
 //! wrapped as a well-formed transfer (a trailer computed over it) so the
-//! fuzzer reaches the section framing behind the hash.
+//! fuzzer reaches the section framing behind the hash. An accepted
+//! transfer's index (docs/FORMAT.md §22) reads back equal, and the raw
+//! input (with its trailer recomputed when the low bit is set) goes
+//! through the index parser too.
 
 use sydra_engine::objects::pack;
+use sydra_engine::remote::tindex::TransferIndex;
 use sydra_engine::remote::{TRANSFER_MAGIC, parse_transfer};
 
 fn wrap(rest: &[u8]) -> Vec<u8> {
@@ -30,6 +34,7 @@ pub fn transfer(data: &[u8]) {
     } else {
         rest.to_vec()
     };
+    index(flags, rest);
     let Ok(v) = parse_transfer(&bytes) else {
         // A wrapped input fails only on its framing, never its trailer.
         if flags & 1 == 1 {
@@ -51,11 +56,36 @@ pub fn transfer(data: &[u8]) {
     if !v.pack.is_empty() {
         let _ = pack::scan(v.pack, flags & 2 == 2, |_| Ok(()));
     }
+    if let Ok(ix) = TransferIndex::build(&bytes) {
+        let len = bytes.len() as u64;
+        let back = TransferIndex::parse(&ix.encode(), &ix.transfer, len);
+        assert_eq!(back.as_ref(), Ok(&ix), "an index does not read back");
+    }
     // Any flipped byte of an accepted transfer is refused.
     if !bytes.is_empty() {
         let mut flipped = bytes.clone();
         let at = usize::from(flags) * 7919 % flipped.len();
         flipped[at] ^= 0x20;
         assert!(parse_transfer(&flipped).is_err(), "flip at {at} accepted");
+    }
+}
+
+/// Any bytes through the transfer index parser: no panic; what it accepts
+/// encodes back to the same bytes.
+fn index(flags: u8, rest: &[u8]) {
+    let mut b = rest.to_vec();
+    if flags & 1 == 1 && b.len() >= 32 + 64 {
+        let body = b.len() - 32;
+        let h = blake3::hash(&b[..body]);
+        b[body..].copy_from_slice(h.as_bytes());
+    }
+    let Some(of) = b
+        .get(8..40)
+        .and_then(sydra_engine::objects::ObjectId::from_slice)
+    else {
+        return;
+    };
+    if let Ok(ix) = TransferIndex::parse(&b, &of, u64::MAX) {
+        assert_eq!(ix.encode(), b, "an accepted index encodes differently");
     }
 }

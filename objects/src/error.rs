@@ -113,6 +113,17 @@ pub enum Error {
     /// A second garbage collection in the same process.
     #[error("a garbage collection is already running on this object store")]
     GcRunning,
+    /// A store's fallback (a read replica's remote) could not deliver an
+    /// object it lists.
+    #[error("cannot fetch object {id} from {from}: {reason}")]
+    Fetch {
+        /// The object (the first of a batch).
+        id: ObjectId,
+        /// Where from (a URL, a pack and an offset).
+        from: String,
+        /// What failed.
+        reason: String,
+    },
 }
 
 impl From<crate::fs::SyncDirError> for Error {

@@ -40,7 +40,7 @@ pub use id::{IdHasher, ObjectId, ParseIdError, Prefix};
 pub use kind::{Kind, ParseKindError};
 pub use name::{MAX_NAME_LEN, NameError, validate_name};
 pub use store::{
-    Batch, BatchStats, Durability, GcGuard, Object, Options, Pinned, RepackOptions, RepackReport,
-    Stat, Store, SweepCheck, SweepOutcome,
+    Batch, BatchStats, Durability, Fallback, GcGuard, Object, Options, Pinned, RepackOptions,
+    RepackReport, Stat, Store, SweepCheck, SweepOutcome,
 };
 pub use tree::{Entry, EntryRef, Tree, TreeRef};

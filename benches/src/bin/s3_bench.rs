@@ -12,6 +12,7 @@
 //! s3_bench clone    --bucket B --prefix P --scratch S [--reps 3] [--label L]
 //! s3_bench slowlink --store D --bucket B --prefix P [--mb-per-s 1] [--aws-timeout 600s]
 //!                   [--multipart-over BYTES] [--label L]
+//! s3_bench replica  --store D --bucket B --prefix P --scratch S [--reps 5] [--series-index 7]
 //! ```
 //!
 //! Every mode also takes `--moto-pid PID` (its CPU time is read from
@@ -25,8 +26,8 @@
 //!   per repetition one more hour of scrapes and the one compaction it
 //!   triggers (the synthetic store of `sydra_benches::synth`), and `sydra
 //!   push bench --json`, timed. Beside each push: the same requests made
-//!   with plain `object_store` (GET of the manifest, PUT of a copy of the
-//!   pack's bytes, PUT of a copy of the manifest), and the push's local
+//!   with plain `object_store` (GET of the manifest, PUT of copies of the
+//!   pack's and its index's bytes, PUT of a copy of the manifest), and the push's local
 //!   share (`remote::send` in this process, with the same haves).
 //! - `push`: `sydra push s3://B/P-<rep> --json` of the whole store `D` (one
 //!   transfer file: multipart above 64 MiB), timed, beside a plain
@@ -55,6 +56,14 @@
 //!   set to `--aws-timeout`: whether the push succeeds, its time and error.
 //!   `--multipart-over` lowers the size above which the transfer goes in
 //!   parts (`SYDRA_S3_MULTIPART_OVER`), to try the multipart path.
+//! - `replica`: `sydra push s3://B/P` of the store `D`, then one series
+//!   (`synth::Writer::key(--series-index)`) over the last day of its data
+//!   read through `sydra query --remote s3://B/P --cache S/cache --stats`:
+//!   once cold (an empty cache: requests, bytes, objects and WAL ranges
+//!   fetched, segments decoded, what moto served), then `--reps` times
+//!   warm, each beside the same query on the local store, live and `--as-of
+//!   main` (what the replica reads). Every answer is checked equal to the
+//!   local one. Times are whole processes (open, query, output).
 //!
 //! The `sydra` binary is `$SYDRA_BIN`, else `<target dir>/release/sydra`.
 
@@ -244,7 +253,7 @@ impl Server {
 
 /// A werkzeug access-log line (`… "PUT /b/p/manifest HTTP/1.1" 200 -`,
 /// ANSI colours on errors) as "METHOD what status", where `what` is
-/// manifest, pack, part (of a multipart upload), multipart-create,
+/// manifest, pack, index (a pack's `.syti`), part (of a multipart upload), multipart-create,
 /// multipart-complete, probe, delete (a `POST ?delete`, as `object_store`
 /// deletes), bucket or other.
 fn request_kind(line: &str) -> Option<String> {
@@ -284,6 +293,8 @@ fn request_kind(line: &str) -> Option<String> {
         "multipart-complete"
     } else if path.ends_with("/manifest") {
         "manifest"
+    } else if path.ends_with(".syti") {
+        "index"
     } else if path.contains("/packs/") {
         "pack"
     } else if path.contains("/probe/") {
@@ -549,8 +560,11 @@ fn mode_requests(a: &Args) {
         let manifest = plain.manifest(&prefix);
         let pack = manifest.packs.last().unwrap();
         // The same requests with plain object_store: GET the manifest,
-        // PUT a copy of the pack's bytes, PUT a copy of the manifest.
+        // PUT a copy of the pack's bytes and of its index, PUT a copy of
+        // the manifest.
         let bytes = plain.get_bytes(&pack_key(&prefix, &pack.name));
+        let index_name = format!("{}.syti", pack.name.trim_end_matches(".sytx"));
+        let index = plain.get_bytes(&pack_key(&prefix, &index_name));
         let manifest_bytes = manifest.to_json();
         let pm = server.mark();
         let t = Instant::now();
@@ -563,10 +577,12 @@ fn mode_requests(a: &Args) {
         } else {
             plain.put(&format!("{prefix}/ceiling/pack"), bytes.clone());
         }
+        plain.put(&format!("{prefix}/ceiling/index"), index);
         plain.put(&format!("{prefix}/ceiling/manifest"), manifest_bytes);
         let plain_s = t.elapsed().as_secs_f64();
         let (plain_server_cpu, _) = server.since(&pm);
         plain.delete(&format!("{prefix}/ceiling/pack"));
+        plain.delete(&format!("{prefix}/ceiling/index"));
         plain.delete(&format!("{prefix}/ceiling/manifest"));
         // The local share: the transfer file alone.
         let tips: Vec<ObjectId> = after.values().copied().collect();
@@ -591,7 +607,7 @@ fn mode_requests(a: &Args) {
             "push_cpu_user_s": cpu.0,
             "push_cpu_sys_s": cpu.1,
             "server_cpu_s": server_cpu,
-            "plain_3_requests_s": plain_s,
+            "plain_requests_s": plain_s,
             "plain_server_cpu_s": plain_server_cpu,
             "send_alone_s": send_s,
             "send_alone_bytes": send_bytes,
@@ -613,7 +629,7 @@ fn mode_requests(a: &Args) {
     let push_s: Vec<f64> = later.iter().filter_map(|r| r["push_s"].as_f64()).collect();
     let plain_s: Vec<f64> = later
         .iter()
-        .filter_map(|r| r["plain_3_requests_s"].as_f64())
+        .filter_map(|r| r["plain_requests_s"].as_f64())
         .collect();
     emit(
         "requests",
@@ -1183,10 +1199,156 @@ fn mode_slowlink(a: &Args) {
     );
 }
 
+// ---------------------------------------------------------------- replica
+
+/// Run `cmd` (a `sydra query … --stats`), timed: stdout, stderr, seconds.
+fn query_run(cmd: &mut Command) -> (String, String, f64) {
+    let t = Instant::now();
+    let out = run(cmd);
+    let secs = t.elapsed().as_secs_f64();
+    (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+        secs,
+    )
+}
+
+/// The number before `after` on the line of `err` that holds `line`.
+fn number_before(err: &str, line: &str, after: &str) -> u64 {
+    let l = err
+        .lines()
+        .find(|l| l.contains(line))
+        .unwrap_or_else(|| panic!("no {line:?} line in {err}"));
+    let at = l
+        .find(after)
+        .unwrap_or_else(|| panic!("no {after:?} in {l}"));
+    l[..at]
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .trim_start_matches('(')
+        .parse()
+        .unwrap()
+}
+
+fn mode_replica(a: &Args) {
+    let store = a.path("store");
+    let bucket = a.req("bucket").to_owned();
+    let prefix = a.req("prefix").to_owned();
+    let reps: usize = a.get("reps", 5);
+    let series: u64 = a.get("series-index", 7);
+    let server = Server::from_args(a);
+    let scratch = a.path("scratch");
+    let _ = fs::remove_dir_all(&scratch);
+    fs::create_dir_all(&scratch).unwrap();
+    let d = store.to_str().unwrap();
+    let u = url(&bucket, &prefix);
+
+    let (pushed, push_s, _) = sydra_json(sydra().args(["--dir", d, "push", &u, "--json"]));
+
+    // One series, its last day of data.
+    let key = sydra_benches::synth::Writer::key(series);
+    let last = {
+        let e = sydra_engine::Engine::open(&store, sydra_benches::synth::engine_options()).unwrap();
+        let v = e.view(Some("main")).unwrap();
+        v.points(&key)
+            .unwrap()
+            .last()
+            .expect("the series has points")
+            .0
+    };
+    let (from, to) = (last - 86_400_000_000_000 + 1, last);
+    let mut sel = format!("{}{{", key.measurement());
+    for (k, v) in key.tags() {
+        sel.push_str(&format!("{k}=\"{v}\","));
+    }
+    sel.push_str(&format!("_field=\"{}\"}}", key.field()));
+    let (from_s, to_s) = (format!("{from}ns"), format!("{to}ns"));
+    let cache = scratch.join("cache");
+    let c = cache.to_str().unwrap().to_owned();
+    // `sydra [--dir D] query SEL --from --to --format csv --stats EXTRA`.
+    let query = |extra: &[&str]| {
+        let mut cmd = sydra();
+        cmd.args(["--dir", d, "query", &sel, "--from", &from_s, "--to", &to_s])
+            .args(["--format", "csv", "--stats"])
+            .args(extra);
+        cmd
+    };
+    let replica_cmd = || query(&["--remote", &u, "--cache", &c]);
+    let local_cmd = |asof: bool| query(if asof { &["--as-of", "main"] } else { &[] });
+
+    // Cold: an empty cache.
+    syncfs(&store);
+    let m = server.mark();
+    let (cold_out, cold_err, cold_s) = query_run(&mut replica_cmd());
+    let (cold_server_cpu, kinds) = server.since(&m);
+    let (local_out, local_err, _) = query_run(&mut local_cmd(true));
+    assert_eq!(cold_out, local_out, "the replica answers differently");
+    let rows = cold_out.lines().count() as u64 - 1;
+    let cold = json!({
+        "s": cold_s,
+        "requests": number_before(&cold_err, "replica:", " request(s)"),
+        "server_requests": total(&kinds),
+        "server_requests_by_kind": kinds,
+        "bytes": number_before(&cold_err, "replica:", " byte(s) downloaded"),
+        "objects": number_before(&cold_err, "replica:", " object(s)"),
+        "wal_ranges": number_before(&cold_err, "replica:", " WAL range(s)"),
+        "segments_decoded": number_before(&cold_err, "segments:", " decoded"),
+        "segments_pruned": number_before(&cold_err, "segments:", " pruned"),
+        "server_cpu_s": cold_server_cpu,
+    });
+    eprintln!("cold {cold}");
+    let _ = local_err;
+
+    // Warm: the same query again, beside the same query on the local
+    // store (live, and as of main as the replica reads).
+    let (mut warm, mut live, mut asof, mut warm_requests) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..reps {
+        let (o, e, s) = query_run(&mut replica_cmd());
+        assert_eq!(o, local_out);
+        warm.push(s);
+        warm_requests.push(number_before(&e, "replica:", " request(s)"));
+        let (o, _, s) = query_run(&mut local_cmd(false));
+        assert_eq!(o.lines().count(), local_out.lines().count());
+        live.push(s);
+        let (_, _, s) = query_run(&mut local_cmd(true));
+        asof.push(s);
+    }
+    let (w, l, x) = (median(&warm), median(&live), median(&asof));
+    emit(
+        "replica",
+        &json!({
+            "mode": "replica",
+            "store": store.display().to_string(),
+            "store_bytes": du(&store),
+            "url": u,
+            "pushed_bytes": pushed["bytes"],
+            "push_s": push_s,
+            "selector": sel,
+            "from_ns": from,
+            "to_ns": to,
+            "rows": rows,
+            "cold": cold,
+            "warm_s": warm,
+            "warm_requests": warm_requests,
+            "local_live_s": live,
+            "local_asof_s": asof,
+            "warm_median_s": w,
+            "local_live_median_s": l,
+            "local_asof_median_s": x,
+            "warm_over_local_live": w / l,
+            "warm_over_local_asof": w / x,
+            "cache_bytes": du(&cache),
+            "load_at_end": loadavg(),
+        }),
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(mode) = args.first() else {
-        eprintln!("usage: s3_bench requests|push|stage|clone|slowlink [--NAME VALUE]...");
+        eprintln!("usage: s3_bench requests|push|stage|clone|slowlink|replica [--NAME VALUE]...");
         std::process::exit(2);
     };
     let a = Args::parse(&args[1..]);
@@ -1196,6 +1358,7 @@ fn main() {
         "stage" => mode_stage(&a),
         "clone" => mode_clone(&a),
         "slowlink" => mode_slowlink(&a),
+        "replica" => mode_replica(&a),
         m => {
             eprintln!("unknown mode {m}");
             std::process::exit(2);

@@ -341,6 +341,7 @@ fn plan(
         shallow: Vec::new(),
     };
     let mut queued: HashSet<ObjectId> = HashSet::new();
+    let mut blobs = Blobs::default();
     let mut todo: VecDeque<ObjectId> = tips.iter().copied().filter(|t| !have.contains(t)).collect();
     let mut seen_commits = HashSet::new();
     while let Some(c) = todo.pop_front() {
@@ -369,14 +370,57 @@ fn plan(
                 todo.push_back(*parent);
             }
         }
-        walk_tree(src, has, commit.tree, base, &mut queued, &mut p.objects)?;
+        walk_tree(
+            src,
+            has,
+            commit.tree,
+            base,
+            &mut queued,
+            &mut p.objects,
+            &mut blobs,
+        )?;
     }
+    // Blobs by directory (each where the walk first met it): a series
+    // directory's segments and rollups, of every commit sent, lie together
+    // in the transfer, so a read replica reads one series' history with
+    // one ranged GET (docs/DECISIONS.md 61). Trees stay before blobs.
+    let mut order: Vec<u32> = (0..blobs.dirs.len() as u32).collect();
+    order.sort_by(|a, b| blobs.dirs[*a as usize].cmp(&blobs.dirs[*b as usize]));
+    let mut rank = vec![0u32; order.len()];
+    for (r, d) in order.into_iter().enumerate() {
+        rank[d as usize] = r as u32;
+    }
+    // Stable: within a directory, the walk's order (by commit, then name).
+    blobs.ids.sort_by_key(|(d, _)| rank[*d as usize]);
+    p.objects.extend(blobs.ids.into_iter().map(|(_, id)| id));
     Ok(p)
 }
 
-/// Add what `dst` lacks of tree `t` to `out`, skipping every subtree equal
-/// to the one at the same path in `base` (the first parent's: complete on
-/// the receiver, or part of this transfer).
+/// Blobs a walk found, each with the directory it was first found in.
+#[derive(Default)]
+struct Blobs {
+    /// Directory paths, by index.
+    dirs: Vec<String>,
+    index: std::collections::HashMap<String, u32>,
+    ids: Vec<(u32, ObjectId)>,
+}
+
+impl Blobs {
+    fn dir(&mut self, path: &str) -> u32 {
+        if let Some(&i) = self.index.get(path) {
+            return i;
+        }
+        let i = self.dirs.len() as u32;
+        self.dirs.push(path.to_owned());
+        self.index.insert(path.to_owned(), i);
+        i
+    }
+}
+
+/// Add what `dst` lacks of tree `t`, trees to `out` and blobs with their
+/// directories to `blobs`, skipping every subtree equal to the one at the same
+/// path in `base` (the first parent's: complete on the receiver, or part
+/// of this transfer).
 fn walk_tree(
     src: &Store,
     has: &dyn Fn(&ObjectId) -> Result<bool>,
@@ -384,9 +428,10 @@ fn walk_tree(
     base: Option<ObjectId>,
     queued: &mut HashSet<ObjectId>,
     out: &mut Vec<ObjectId>,
+    blobs: &mut Blobs,
 ) -> Result<()> {
-    let mut stack = vec![(t, base)];
-    while let Some((t, base)) = stack.pop() {
+    let mut stack = vec![(t, base, String::new())];
+    while let Some((t, base, path)) = stack.pop() {
         if Some(t) == base || !queued.insert(t) {
             continue;
         }
@@ -395,6 +440,7 @@ fn walk_tree(
         }
         let obj = src.get(&t)?;
         let tree = obj.tree()?;
+        let mut dir = None;
         let base_obj = match base {
             Some(b) => Some(src.get(&b)?),
             None => None,
@@ -414,11 +460,12 @@ fn walk_tree(
             match e.kind {
                 Kind::Tree => {
                     let old_tree = old.filter(|(k, _)| *k == Kind::Tree).map(|(_, id)| id);
-                    stack.push((e.id, old_tree));
+                    stack.push((e.id, old_tree, format!("{path}{}/", e.name)));
                 }
                 _ => {
                     if queued.insert(e.id) && !has(&e.id)? {
-                        out.push(e.id);
+                        let d = *dir.get_or_insert_with(|| blobs.dir(&path));
+                        blobs.ids.push((d, e.id));
                     }
                 }
             }
@@ -876,7 +923,7 @@ pub fn receive_bytes(
 
 /// Record `boundaries` in the receiver's retention horizon (its history
 /// ends there, like the source's), under the GC lock.
-fn add_boundaries(dst: &Repository, boundaries: &[ObjectId]) -> Result<()> {
+pub(crate) fn add_boundaries(dst: &Repository, boundaries: &[ObjectId]) -> Result<()> {
     let _lock = sydra_gc::GcLock::acquire(dst.layout().root())?;
     let h = sydra_gc::Horizon::read(dst.layout().root())?;
     let mut all: Vec<ObjectId> = h.boundaries().to_vec();
@@ -1375,7 +1422,12 @@ fn judge(repo: &Repository, old: Option<ObjectId>, new: ObjectId, force: bool) -
 }
 
 #[cfg(feature = "s3")]
+mod replica;
+#[cfg(feature = "s3")]
 mod s3;
+pub mod tindex;
+#[cfg(feature = "s3")]
+pub use replica::{Replica, ReplicaOptions, ReplicaStats};
 #[cfg(feature = "s3")]
 pub use s3::{MANIFEST_FORMAT, Manifest, PackEntry};
 

@@ -5,6 +5,7 @@
 //! ```text
 //! PREFIX/manifest                    refs, live packs, a generation (JSON)
 //! PREFIX/packs/pack-<blake3>.sytx    one transfer file per push (immutable)
+//! PREFIX/packs/pack-<blake3>.syti    its index, for read replicas (immutable)
 //! ```
 //!
 //! A push uploads one transfer file (the same format every transport
@@ -15,8 +16,8 @@
 //! manifest with `PutMode::Update(etag)`: a manifest never names a pack
 //! that is not there, and of two concurrent pushes one wins the manifest
 //! and the other re-reads it and retries while it is still a
-//! fast-forward. A push costs three requests (GET manifest, PUT pack,
-//! PUT manifest) plus multipart parts, whatever its size.
+//! fast-forward. A push costs four requests (GET manifest, PUT pack, PUT
+//! its index, PUT manifest) plus multipart parts, whatever its size.
 //!
 //! A fetch reads the manifest and downloads, in the manifest's order, the
 //! packs whose tips the receiver lacks: after one new push, that push's
@@ -73,6 +74,8 @@ const PARTS_IN_FLIGHT: usize = 4;
 const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 /// Times a push re-reads the manifest after losing a race.
 const MANIFEST_RETRIES: u32 = 20;
+/// Ranged GETs a read replica keeps in flight at once.
+pub(crate) const RANGES_IN_FLIGHT: usize = 8;
 
 /// One pack the manifest lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -480,21 +483,7 @@ impl S3Remote {
         if bytes <= multipart_over() {
             let mut data = Vec::with_capacity(bytes as usize);
             f.read_to_end(&mut data).map_err(Error::io("read", path))?;
-            self.count(1);
-            let r = self.rt.block_on(self.store.put_opts(
-                &key,
-                PutPayload::from(data),
-                PutOptions {
-                    mode: PutMode::Create,
-                    ..PutOptions::default()
-                },
-            ));
-            match r {
-                // Named by content: an earlier, interrupted push of the
-                // same transfer already put these bytes there.
-                Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => {}
-                Err(e) => return Err(self.err(&format!("cannot upload {key}"), e)),
-            }
+            self.put_named_by_content(&key, data)?;
         } else {
             let parts = bytes.div_ceil(PART_BYTES as u64);
             self.count(parts + 2);
@@ -518,11 +507,112 @@ impl S3Remote {
                 })
                 .map_err(|e| self.err(&format!("cannot upload {key}"), e))?;
         }
+        self.upload_index(path, &name)?;
         Ok(PackEntry {
             name,
             bytes,
             tips: Vec::new(),
         })
+    }
+
+    /// Upload the index of the transfer file at `path`, uploaded as
+    /// `packs/<name>`, as `packs/<stem>.syti` (what a read replica reads).
+    fn upload_index(&self, path: &Path, name: &str) -> Result<()> {
+        let f = sydra_objects::fs::open_regular(path).map_err(Error::io("open", path))?;
+        let map = sydra_objects::map::map_file(&f).map_err(Error::io("map", path))?;
+        let index = super::tindex::TransferIndex::build(&map)
+            .map_err(|e| self.err("cannot index the transfer", e))?
+            .encode();
+        let key = self.key(&format!("packs/{}", index_name(name)));
+        self.put_named_by_content(&key, index)
+    }
+
+    /// Put `data` under `key` with `PutMode::Create`. The key fixes the
+    /// content (a transfer's BLAKE3, or the index derived from that
+    /// transfer), so an object already there (an earlier, interrupted push
+    /// of the same transfer) holds these bytes: that is success.
+    fn put_named_by_content(&self, key: &Key, data: Vec<u8>) -> Result<()> {
+        self.count(1);
+        let r = self.rt.block_on(self.store.put_opts(
+            key,
+            PutPayload::from(data),
+            PutOptions {
+                mode: PutMode::Create,
+                ..PutOptions::default()
+            },
+        ));
+        match r {
+            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+            Err(e) => Err(self.err(&format!("cannot upload {key}"), e)),
+        }
+    }
+
+    /// The index of the listed pack `name`, `None` when there is none (a
+    /// pack pushed before indexes were uploaded).
+    pub(crate) fn get_index(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let key = self.key(&format!("packs/{}", index_name(name)));
+        self.count(1);
+        let r = self.rt.block_on(async {
+            let r = self.store.get(&key).await?;
+            r.bytes().await
+        });
+        match r {
+            Ok(b) => Ok(Some(b.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err(&format!("cannot read {key}"), e)),
+        }
+    }
+
+    /// Bytes `[offset, offset + len)` of `packs/<name>`: one ranged GET.
+    pub(crate) fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let key = self.key(&format!("packs/{name}"));
+        self.count(1);
+        let b = self
+            .rt
+            .block_on(self.store.get_range(&key, offset..offset + len))
+            .map_err(|e| self.err(&format!("cannot read {key} at {offset}+{len}"), e))?;
+        if b.len() as u64 != len {
+            return Err(self.err(
+                &format!("{key} at {offset}+{len}"),
+                format!("the server sent {} bytes", b.len()),
+            ));
+        }
+        Ok(b.to_vec())
+    }
+
+    /// Several byte ranges of listed packs, `(name, start..end)` each,
+    /// fetched at most [`RANGES_IN_FLIGHT`] at a time; the bodies in the
+    /// order asked.
+    pub(crate) fn get_many(&self, wanted: &[(&str, std::ops::Range<u64>)]) -> Result<Vec<Vec<u8>>> {
+        use futures::TryStreamExt;
+        self.count(wanted.len() as u64);
+        let bodies: Vec<Vec<u8>> = self.rt.block_on(
+            futures::stream::iter(wanted.iter().map(|(name, r)| {
+                let key = self.key(&format!("packs/{name}"));
+                let r = r.clone();
+                async move {
+                    let b = self.store.get_range(&key, r.clone()).await.map_err(|e| {
+                        self.err(&format!("cannot read {key} at {}..{}", r.start, r.end), e)
+                    })?;
+                    if b.len() as u64 != r.end - r.start {
+                        return Err(self.err(
+                            &format!("{key} at {}..{}", r.start, r.end),
+                            format!("the server sent {} bytes", b.len()),
+                        ));
+                    }
+                    Ok::<Vec<u8>, Error>(b.to_vec())
+                }
+            }))
+            .buffered(RANGES_IN_FLIGHT)
+            .try_collect(),
+        )?;
+        Ok(bodies)
+    }
+
+    /// Download a whole listed pack to a temp file (for a pack without an
+    /// index, which a replica then indexes itself).
+    pub(crate) fn get_pack(&self, entry: &PackEntry, scratch: &Store) -> Result<TransferFile> {
+        self.download(entry, scratch)
     }
 
     /// Download `packs/<name>` into a temp file of `scratch`.
@@ -698,8 +788,11 @@ impl S3Remote {
             for meta in metas {
                 let name = meta.location.filename().unwrap_or_default().to_owned();
                 if dir == "packs" {
-                    listed += 1;
-                    if live.contains(name.as_str()) {
+                    listed += u64::from(name.ends_with(".sytx"));
+                    let pack = name
+                        .strip_suffix(".syti")
+                        .map(|stem| format!("{stem}.sytx"));
+                    if live.contains(pack.as_deref().unwrap_or(&name)) {
                         continue;
                     }
                 }
@@ -721,6 +814,11 @@ impl S3Remote {
         }
         Ok((listed, doomed.len() as u64, young))
     }
+}
+
+/// The name of a pack's transfer index: `pack-<hex>.sytx` → `pack-<hex>.syti`.
+pub(crate) fn index_name(pack: &str) -> String {
+    format!("{}.syti", pack.strip_suffix(".sytx").unwrap_or(pack))
 }
 
 /// The marker of a named remote whose store passed the probe.

@@ -380,10 +380,14 @@ impl<'v, 'e> Source<'v, 'e> {
         self.stats.head_points += head.len() as u64;
         let store = self.view.engine().repo().objects();
         self.trees.set(store, commit)?;
-        let segs = self
+        let segs: VecDeque<SegRef> = self
             .trees
             .segments(store, &key, self.from, self.to, &mut self.stats)?
             .into();
+        // A read replica fetches them together (coalesced, concurrent);
+        // a local store returns at once.
+        let ids: Vec<ObjectId> = segs.iter().flat_map(|s| [s.ts, s.values]).collect();
+        store.prefetch(&ids)?;
         Ok(Current {
             key,
             value_type,

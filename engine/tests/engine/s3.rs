@@ -213,9 +213,9 @@ fn s3_push_clone_fetch_round_trip_at_a_few_requests_each() {
     fsck_clean(&dst);
     assert_eq!(export(&dst, "main"), export(&src, "main"));
 
-    // One more compaction: its push is GET manifest, PUT pack, PUT
-    // manifest (the probe passed before), and the fetch downloads only
-    // that pack.
+    // One more compaction: its push is GET manifest, PUT pack, PUT its
+    // index, PUT manifest (the probe passed before), and the fetch
+    // downloads only that pack.
     grow(&src, 7350, 11000, 20);
     let second = json(
         &sydra(a, &["--dir", d(&src), "push", "backup", "--json"], &[]),
@@ -402,6 +402,14 @@ fn a_push_killed_at_any_moment_leaves_the_remote_old_or_new() {
             let repo = sydra_engine::Repository::open(&c).unwrap();
             if repo.resolve("main").is_ok() {
                 assert_eq!(export(&c, "main"), export(&src, "main"), "round {round}");
+                // A listed pack has its index: a replica reads it too.
+                let cache = t.path().join(format!("r{round}"));
+                let (out, _, _) = replica_query(m.addr, url, &cache, &["{}"]);
+                assert_eq!(
+                    out,
+                    local_query(&src, &["{}", "--as-of", "main"]),
+                    "round {round}"
+                );
             }
         } else {
             let err = String::from_utf8_lossy(&o.stderr);
@@ -584,5 +592,363 @@ fn a_server_without_conditional_writes_is_refused_and_flaky_ones_work() {
             &format!("clone through {how:?}"),
         );
         assert_eq!(export(&c, "main"), export(&src, "main"), "{how:?}");
+    }
+}
+
+/// `sydra query --remote … ARGS` with its cache in `cache`: (stdout, the
+/// requests the replica reported, the number of objects it fetched).
+fn replica_query(a: SocketAddr, url: &str, cache: &Path, args: &[&str]) -> (String, u64, u64) {
+    let mut all = vec![
+        "query",
+        "--remote",
+        url,
+        "--cache",
+        d(cache),
+        "--format",
+        "csv",
+    ];
+    all.extend_from_slice(args);
+    let o = sydra(a, &all, &[]);
+    let out = ok(&o, "query --remote");
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    let num = |after: &str| -> u64 {
+        let line = err
+            .lines()
+            .find(|l| l.contains("replica:"))
+            .unwrap_or_else(|| panic!("no replica line: {err}"));
+        let at = line
+            .find(after)
+            .unwrap_or_else(|| panic!("{after} in {line}"));
+        line[..at]
+            .split_whitespace()
+            .last()
+            .unwrap()
+            .trim_start_matches('(')
+            .parse()
+            .unwrap()
+    };
+    (out, num(" request(s)"), num(" object(s)"))
+}
+
+fn local_query(dir: &Path, args: &[&str]) -> String {
+    let mut all = vec!["--dir", d(dir), "query", "--format", "csv"];
+    all.extend_from_slice(args);
+    let o = Command::new(env!("CARGO_BIN_EXE_sydra"))
+        .args(&all)
+        .output()
+        .unwrap();
+    ok(&o, "query")
+}
+
+#[test]
+fn a_read_replica_answers_from_the_bucket_like_the_source_through_a_bounded_cache() {
+    let Some(m) = moto(
+        "a_read_replica_answers_from_the_bucket_like_the_source_through_a_bounded_cache",
+        "sydra-rep",
+    ) else {
+        return;
+    };
+    let a = m.addr;
+    let url = "s3://sydra-rep/metrics";
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    // Two pushes: the first version, a snapshot of it, then more data with
+    // WAL points past the last compaction (the replica fetches those
+    // ranges too).
+    grow(&src, 0, 7300, 50);
+    ok(
+        &sydra(a, &["--dir", d(&src), "snapshot", "first"], &[]),
+        "snapshot",
+    );
+    ok(
+        &sydra(a, &["--dir", d(&src), "remote", "add", "rep", url], &[]),
+        "remote add",
+    );
+    json(
+        &sydra(a, &["--dir", d(&src), "push", "rep", "--json"], &[]),
+        "push",
+    );
+    grow(&src, 7350, 11000, 40);
+    let p = json(
+        &sydra(a, &["--dir", d(&src), "push", "rep", "--json"], &[]),
+        "push",
+    );
+    assert_eq!(
+        p["requests"].as_u64().unwrap(),
+        4,
+        "GET manifest, PUT pack, PUT its index, PUT manifest: {p}"
+    );
+
+    let cache = t.path().join("cache");
+    for (rev, args) in [
+        (None, vec!["{}"]),
+        (Some("snapshots/first"), vec!["{}"]),
+        (
+            Some("main~1"),
+            vec!["cpu{host=\"h2\"}", "--from", "3000", "--to", "7390"],
+        ),
+        (
+            None,
+            vec!["{host=~\"h[13]\"}", "--step", "10m", "--agg", "mean"],
+        ),
+    ] {
+        let mut r = args.clone();
+        let mut l = args.clone();
+        if let Some(rev) = rev {
+            r.extend(["--as-of", rev]);
+        }
+        l.extend(["--as-of", rev.unwrap_or("main")]);
+        let (out, requests, _) = replica_query(a, url, &cache, &r);
+        assert!(out.lines().count() > 10, "{rev:?} {args:?}: {out}");
+        assert_eq!(out, local_query(&src, &l), "{rev:?} {args:?}");
+        assert!(requests > 0);
+    }
+    // Everything is cached now: a repeated query reads the manifest only.
+    let (out, requests, objects) = replica_query(a, url, &cache, &["{}"]);
+    assert_eq!(out, local_query(&src, &["{}", "--as-of", "main"]));
+    assert_eq!(
+        (requests, objects),
+        (1, 0),
+        "a warm cache costs the manifest only"
+    );
+
+    // A tiny cache still answers right; it evicts instead of growing.
+    let small = t.path().join("small");
+    let o = sydra(
+        a,
+        &[
+            "query",
+            "--remote",
+            url,
+            "--cache",
+            d(&small),
+            "--cache-max-bytes",
+            "16K",
+            "--format",
+            "csv",
+            "{}",
+        ],
+        &[],
+    );
+    assert_eq!(
+        ok(&o, "small cache"),
+        local_query(&src, &["{}", "--as-of", "main"])
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    let line = err.lines().find(|l| l.contains("replica:")).unwrap();
+    assert!(!line.contains(" 0 evicted"), "{line}");
+    let held: u64 = walk_bytes(&small.join("objects")) + walk_bytes(&small.join("walchunks"));
+    assert!(
+        held < 16 * 1024 + 4 * 1024 * 1024,
+        "the cache holds {held} bytes"
+    );
+
+    // A store cut by retention: its push carries the boundary, so a walk
+    // back in time on the replica ends there ("no commit"), as on a clone.
+    ok(
+        &sydra(
+            a,
+            &["--dir", d(&src), "gc", "--retain", "1", "--grace", "0"],
+            &[],
+        ),
+        "gc --retain",
+    );
+    let cut_cache = t.path().join("cut");
+    let cut = "s3://sydra-rep/cut";
+    json(
+        &sydra(a, &["--dir", d(&src), "push", cut, "--json"], &[]),
+        "push",
+    );
+    let old = ["query", "--remote", cut, "--cache", d(&cut_cache), "{}"];
+    let o = sydra(
+        a,
+        &[&old[..], &["--as-of", "main@{1970-01-02T00:00:00Z}"]].concat(),
+        &[],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("main@{1970") && err.contains("no commit at or before"),
+        "{err}"
+    );
+    let o = sydra(a, &[&old[..], &["--format", "csv"]].concat(), &[]);
+    assert_eq!(
+        ok(&o, "cut replica"),
+        local_query(&src, &["{}", "--as-of", "main"])
+    );
+
+    // Damaged entries in the bucket: the replica refuses them, naming the
+    // object and where it came from; it never answers with them.
+    json(
+        &sydra(
+            a,
+            &["--dir", d(&src), "push", "s3://sydra-rep/bad", "--json"],
+            &[],
+        ),
+        "push",
+    );
+    damage_every_entry(a, "sydra-rep", "bad");
+    let bad_cache = t.path().join("bad");
+    let o = sydra(
+        a,
+        &[
+            "query",
+            "--remote",
+            "s3://sydra-rep/bad",
+            "--cache",
+            d(&bad_cache),
+            "{}",
+        ],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("is corrupt")
+            && err.contains("CRC mismatch")
+            && err.contains("s3://sydra-rep/bad/packs/pack-"),
+        "{err}"
+    );
+    assert!(o.stdout.is_empty(), "no answer from damaged data");
+
+    // An unknown ref is refused naming it; nothing is fetched for it.
+    let o = sydra(
+        a,
+        &[
+            "query",
+            "--remote",
+            url,
+            "--cache",
+            d(&cache),
+            "{}",
+            "--as-of",
+            "nightly",
+        ],
+        &[],
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("nightly") && err.contains("has no ref"),
+        "{err}"
+    );
+
+    // A pack pushed before indexes existed (its index removed here) is
+    // downloaded once and indexed locally.
+    // (A remote GC keeps the indexes of listed packs.)
+    let gc = sydra(
+        a,
+        &[
+            "--dir",
+            d(&src),
+            "gc",
+            "--remote",
+            "rep",
+            "--grace",
+            "0",
+            "--json",
+        ],
+        &[],
+    );
+    let gc = json(&gc, "gc");
+    assert_eq!(
+        (gc["packs_listed"].as_u64(), gc["deleted"].as_u64()),
+        (Some(2), Some(0)),
+        "{gc}"
+    );
+    let fresh = t.path().join("fresh");
+    delete_indexes(a, "sydra-rep", "metrics");
+    let (out, _, _) = replica_query(a, url, &fresh, &["{}"]);
+    assert_eq!(out, local_query(&src, &["{}", "--as-of", "main"]));
+}
+
+fn walk_bytes(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| {
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                if e.file_name() == "tmp" || e.file_name() == "pack" {
+                    0
+                } else {
+                    walk_bytes(&e.path())
+                }
+            } else {
+                m.len()
+            }
+        })
+        .sum()
+}
+
+/// One plain HTTP request to moto: (status, body). moto refuses anonymous
+/// reads and writes of objects but does not check signatures, so a
+/// made-up one does.
+fn moto_http(a: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(a).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {a}\r\nAuthorization: AWS4-HMAC-SHA256 Credential=test/20261207/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let at = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&out[..at]).into_owned();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, out[at + 4..].to_vec())
+}
+
+/// The keys under `prefix/packs/` of `bucket`.
+fn pack_keys(a: SocketAddr, bucket: &str, prefix: &str) -> Vec<String> {
+    let (status, listing) = moto_http(
+        a,
+        "GET",
+        &format!("/{bucket}?list-type=2&prefix={prefix}/packs/"),
+        b"",
+    );
+    assert_eq!(status, 200);
+    let listing = String::from_utf8(listing).unwrap();
+    listing
+        .split("<Key>")
+        .skip(1)
+        .map(|part| part[..part.find("</Key>").unwrap()].to_owned())
+        .collect()
+}
+
+/// Delete every `.syti` under `prefix/packs/` of `bucket`.
+fn delete_indexes(a: SocketAddr, bucket: &str, prefix: &str) {
+    let mut n = 0;
+    for key in pack_keys(a, bucket, prefix) {
+        if key.ends_with(".syti") {
+            let (status, _) = moto_http(a, "DELETE", &format!("/{bucket}/{key}"), b"");
+            assert_eq!(status, 204, "{key}");
+            n += 1;
+        }
+    }
+    assert_eq!(n, 2);
+}
+
+/// Flip the last byte (in its CRC) of every object entry of every pack
+/// under `prefix/packs/`, found through the packs' indexes.
+fn damage_every_entry(a: SocketAddr, bucket: &str, prefix: &str) {
+    for key in pack_keys(a, bucket, prefix) {
+        let Some(stem) = key.strip_suffix(".syti") else {
+            continue;
+        };
+        let (_, index) = moto_http(a, "GET", &format!("/{bucket}/{key}"), b"");
+        let pack_key = format!("{stem}.sytx");
+        let (status, mut pack) = moto_http(a, "GET", &format!("/{bucket}/{pack_key}"), b"");
+        assert_eq!(status, 200);
+        let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+        for i in 0..u64_at(&index, 40) as usize {
+            let row = 64 + 48 * i;
+            let (off, len) = (u64_at(&index, row + 32), u64_at(&index, row + 40));
+            pack[(off + len - 1) as usize] ^= 0xff;
+        }
+        let (status, _) = moto_http(a, "PUT", &format!("/{bucket}/{pack_key}"), &pack);
+        assert_eq!(status, 200);
     }
 }

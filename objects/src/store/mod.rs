@@ -11,6 +11,7 @@
 //!   the path, and the CRC; BLAKE3 is recomputed when asked.
 
 mod batch;
+mod fallback;
 pub mod header;
 mod packs;
 mod pins;
@@ -29,6 +30,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::pack::Pack;
 
 pub use batch::{Batch, BatchStats};
+pub use fallback::Fallback;
 pub use packs::{PACK_BATCH_MIN, PackRepair, PackStats, PackSweep, RepackOptions, RepackReport};
 pub use pins::{GcGuard, Pinned};
 pub use read::{Data, Iter, Object, Stat, id_from_path};
@@ -97,6 +99,8 @@ struct Inner {
     packs: RwLock<Arc<Vec<Arc<Pack>>>>,
     /// The mtime of `pack/` when it was last listed, and when that was.
     pack_scan: Mutex<Option<(Option<std::time::SystemTime>, std::time::SystemTime)>>,
+    /// Where misses go (a read replica's remote), if anywhere.
+    fallback: std::sync::OnceLock<Arc<dyn Fallback>>,
 }
 
 /// Name of the temp directory inside the object directory.
@@ -140,6 +144,7 @@ impl Store {
                 pack_dir,
                 packs: RwLock::new(Arc::new(Vec::new())),
                 pack_scan: Mutex::new(None),
+                fallback: std::sync::OnceLock::new(),
             }),
         };
         store.rescan_packs()?;

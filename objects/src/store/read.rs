@@ -190,11 +190,26 @@ impl Store {
                 Some(e) => Err(e),
                 None if self.refresh_packs()? => match self.read_packed(id, verify_hash)? {
                     Some(obj) => Ok(obj),
-                    None => Err(e),
+                    None => self.read_fallback(id, e),
                 },
-                None => Err(e),
+                None => self.read_fallback(id, e),
             },
             other => other,
+        }
+    }
+
+    /// After a local miss (`miss`): the object from the fallback, if any.
+    fn read_fallback(&self, id: &ObjectId, miss: Error) -> Result<Object> {
+        match self.fault_in(id)? {
+            Some(f) => Ok(Object {
+                id: *id,
+                kind: f.kind,
+                data: Data {
+                    repr: Repr::Owned(Arc::new(f.bytes)),
+                    range: f.range,
+                },
+            }),
+            None => Err(miss),
         }
     }
 
@@ -294,11 +309,20 @@ impl Store {
             return Ok(st);
         }
         let (mut file, path, len) = match self.open_object(id) {
-            Err(e) if e.is_not_found() && self.refresh_packs()? => {
-                if let Some(st) = self.stat_packed(id)? {
+            Err(e) if e.is_not_found() => {
+                if self.refresh_packs()?
+                    && let Some(st) = self.stat_packed(id)?
+                {
                     return Ok(st);
                 }
-                return Err(e);
+                return match self.fault_in(id)? {
+                    Some(f) => Ok(Stat {
+                        kind: f.kind,
+                        size: f.range.len() as u64,
+                        file_len: f.bytes.len() as u64,
+                    }),
+                    None => Err(e),
+                };
             }
             other => other?,
         };
@@ -386,7 +410,7 @@ impl Store {
         if self.contains_loose(id)? {
             return Ok(true);
         }
-        Ok(self.refresh_packs()? && self.contains_packed(id))
+        Ok((self.refresh_packs()? && self.contains_packed(id)) || self.fallback_has(id))
     }
 
     /// Whether a file exists under the id's loose name.

@@ -121,7 +121,15 @@ impl Reader {
             {
                 return Ok(p);
             }
-            return Err(Error::NotFound(*id));
+            return match self.store.fault_in(id)? {
+                Some(f) => Ok(Payload {
+                    id: *id,
+                    kind: f.kind,
+                    bytes: Bytes::Buf(f.bytes),
+                    range: f.range,
+                }),
+                None => Err(Error::NotFound(*id)),
+            };
         };
         let store = &self.store;
         let file = match crate::fs::into_regular(fd) {
@@ -205,7 +213,10 @@ impl Reader {
             {
                 return Ok(st.file_len);
             }
-            return Err(Error::NotFound(*id));
+            return match self.store.fault_in(id)? {
+                Some(f) => Ok(f.bytes.len() as u64),
+                None => Err(Error::NotFound(*id)),
+            };
         };
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
             return Err(self.store.corrupt(id, NOT_A_FILE));

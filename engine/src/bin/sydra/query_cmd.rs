@@ -67,6 +67,67 @@ pub struct QueryArgs {
     /// statistics, pruned; head points) on standard error.
     #[arg(long)]
     stats: bool,
+    /// Read from an S3 remote (`s3://BUCKET/PREFIX`, or the name of a
+    /// recorded remote) as a read replica: no clone, each object or WAL
+    /// range fetched once into a local cache. Without --as-of, the
+    /// remote's `main`. What it cost goes to standard error.
+    #[arg(long, value_name = "URL|NAME")]
+    remote: Option<String>,
+    /// The replica's cache directory [default:
+    /// $XDG_CACHE_HOME/sydra/replica-<hash of the URL>, else
+    /// ~/.cache/sydra/…].
+    #[arg(long, value_name = "DIR", requires = "remote")]
+    cache: Option<std::path::PathBuf>,
+    /// Bytes of fetched data the cache keeps (`512M`, `2G`; oldest first
+    /// out).
+    #[arg(long, value_name = "BYTES", value_parser = crate::util::parse_bytes, requires = "remote", default_value = "1G")]
+    cache_max_bytes: u64,
+}
+
+/// The replica `--remote` names, with its cache opened.
+fn open_replica(
+    dir: &Path,
+    a: &QueryArgs,
+    remote: &str,
+) -> anyhow::Result<sydra_engine::remote::Replica> {
+    let url = if remote.starts_with("s3://") {
+        remote.to_owned()
+    } else {
+        let repo = sydra_engine::Repository::open(dir).map_err(|e| {
+            crate::util::usage(format!(
+                "--remote takes s3://BUCKET/PREFIX or the name of a remote recorded in the data directory ({e})"
+            ))
+        })?;
+        let (_, url) = sydra_engine::remote::resolve_remote(&repo, remote)?;
+        url.to_string()
+    };
+    if !url.starts_with("s3://") {
+        return Err(crate::util::usage(
+            "--remote reads S3 remotes (s3://BUCKET/PREFIX); clone or fetch a path or an HTTP remote",
+        ));
+    }
+    let cache = match &a.cache {
+        Some(c) => c.clone(),
+        None => {
+            let base = std::env::var_os("XDG_CACHE_HOME")
+                .map(std::path::PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+                .ok_or_else(|| crate::util::usage("no XDG_CACHE_HOME or HOME: give --cache DIR"))?;
+            let h = blake3::hash(url.as_bytes()).to_hex();
+            base.join("sydra").join(format!("replica-{}", &h[..16]))
+        }
+    };
+    let options = sydra_engine::remote::ReplicaOptions {
+        cache_max_bytes: a.cache_max_bytes,
+        engine: sydra_engine::Options {
+            wal: sydra_engine::wal::WalOptions {
+                sync: SyncMode::Never,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    };
+    Ok(sydra_engine::Engine::open_remote(&url, &cache, options)?)
 }
 
 /// A query time: `…ns` for integer nanoseconds, else RFC 3339 or Unix
@@ -258,8 +319,19 @@ pub fn query(dir: &Path, a: QueryArgs) -> anyhow::Result<u8> {
     if from > to {
         return Err(crate::util::usage("--from is after --to"));
     }
-    let engine = open_engine(dir, SyncMode::Never)?;
-    let view = engine.view(a.as_of.as_deref())?;
+    let replica = match &a.remote {
+        Some(r) => Some(open_replica(dir, &a, r)?),
+        None => None,
+    };
+    let engine = match replica {
+        Some(_) => None,
+        None => Some(open_engine(dir, SyncMode::Never)?),
+    };
+    let view = match (&replica, &engine) {
+        (Some(r), _) => r.view(a.as_of.as_deref())?,
+        (None, Some(e)) => e.view(a.as_of.as_deref())?,
+        (None, None) => unreachable!("one of the two is opened above"),
+    };
     let width = view
         .select(&sel)?
         .iter()
@@ -316,6 +388,13 @@ pub fn query(dir: &Path, a: QueryArgs) -> anyhow::Result<u8> {
             stats.segments_from_rollups,
             stats.segments_pruned,
             stats.head_points
+        );
+    }
+    if let Some(r) = &replica {
+        let s = r.stats();
+        eprintln!(
+            "sydra: replica: {} request(s), {} byte(s) downloaded ({} object(s), {} WAL range(s)); cache holds {} byte(s), {} evicted",
+            s.requests, s.bytes, s.objects, s.ranges, s.cache_bytes, s.evicted
         );
     }
     Ok(0)

@@ -91,6 +91,27 @@ pub fn quote_path(path: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A byte count: digits with an optional binary suffix (`K`, `M`, `G`,
+/// `T`, each optionally followed by `iB` or `B`): `512M`, `2GiB`, `4096`.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    let (n, unit) = t.split_at(digits);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} is not a byte count (like 512M or 2G)"))?;
+    let shift = match unit.trim_end_matches("iB").trim_end_matches('B') {
+        "" => 0,
+        "K" | "k" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return Err(format!("{s:?}: unknown unit (K, M, G or T)")),
+    };
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +130,20 @@ mod tests {
         ] {
             assert_eq!(quote_path(raw), shown, "{raw:?}");
         }
+    }
+
+    #[test]
+    fn byte_counts_take_binary_suffixes_and_refuse_the_rest() {
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(parse_bytes("16K"), Ok(16 << 10));
+        assert_eq!(parse_bytes("512M"), Ok(512 << 20));
+        assert_eq!(parse_bytes("2GiB"), Ok(2 << 30));
+        assert!(parse_bytes("1.5G").unwrap_err().contains("unknown unit"));
+        assert!(parse_bytes("G").unwrap_err().contains("not a byte count"));
+        assert!(
+            parse_bytes("99999999999T")
+                .unwrap_err()
+                .contains("too large")
+        );
     }
 }
