@@ -3,8 +3,11 @@
 //! depth limit), recorded in a compact [`IdSet`].
 //!
 //! Reachability is structural: commits name their tree and parents, trees
-//! name their entries; blobs are never parsed. A commit on the retention
-//! [`Horizon`] is treated as parentless.
+//! name their entries; blobs are never parsed. A tree is read for its
+//! framing and ids only (`TreeRef::raw_entries`): its names' syntax and
+//! order are fsck's object pass's to check (DECISIONS 62). Blobs are looked
+//! up a tree's worth at a time (`Reader::file_lens`). A commit on the
+//! retention [`Horizon`] is treated as parentless.
 //!
 //! A reachable object that is missing, unreadable, corrupt or of the wrong
 //! kind is a [`Problem`], named with the path by which it was reached
@@ -18,7 +21,7 @@ use std::fmt;
 
 use sydra_objects::store::header::MIN_FILE_LEN;
 use sydra_objects::store::{Payload, Reader};
-use sydra_objects::{CommitRef, Error as ObjectError, Kind, ObjectId, Store};
+use sydra_objects::{CommitRef, Error as ObjectError, Kind, ObjectId, Store, TreeRef};
 
 use crate::error::Result;
 use crate::horizon::Horizon;
@@ -211,6 +214,7 @@ pub fn mark(
         }),
         ids: Vec::new(),
         fresh: Vec::new(),
+        lens: Vec::new(),
         reached: Reached::default(),
         boundaries: 0,
         problems: Vec::new(),
@@ -275,9 +279,11 @@ struct Marker<'a, 'o> {
     visitor: &'a mut dyn Visitor,
     reader: Reader,
     set: IdSet,
-    /// Scratch for one tree's entry ids and whether each was new.
+    /// Scratch for one tree's entry ids and whether each was new, and
+    /// for its fresh blobs' lengths.
     ids: Vec<ObjectId>,
     fresh: Vec<bool>,
+    lens: Vec<sydra_objects::Result<u64>>,
     reached: Reached,
     boundaries: u64,
     problems: Vec<Problem>,
@@ -507,10 +513,12 @@ impl Marker<'_, '_> {
                 return Ok(Vec::new());
             }
         };
-        let tree = match obj.tree() {
+        // Framing only (lengths, kinds): names matter to paths, not to
+        // reachability, and fsck decodes every tree canonically.
+        let entries = match TreeRef::raw_entries(&obj) {
             Ok(t) => t,
             Err(e) => {
-                flag(self, defect_of(e));
+                flag(self, Defect::Corrupt(e.to_string()));
                 return Ok(Vec::new());
             }
         };
@@ -520,32 +528,53 @@ impl Marker<'_, '_> {
             flag(self, Defect::Corrupt(r));
         }
         self.ids.clear();
-        self.ids.extend(tree.entries.iter().map(|e| e.id));
+        self.ids.extend(entries.iter().map(|e| e.id));
         let mut new = std::mem::take(&mut self.fresh);
         new.clear();
         self.set.insert_all(&self.ids, &mut new)?;
         let mut subtrees = Vec::new();
-        for (e, &fresh) in tree.entries.iter().zip(&new) {
+        // Fresh blobs are looked up together (their cache misses overlap),
+        // unless each header is to be read whole.
+        let batched = !self.options.blob_headers;
+        self.ids.clear();
+        for (e, &fresh) in entries.iter().zip(&new) {
             if !fresh {
                 continue;
             }
             match e.kind {
-                Kind::Tree => subtrees.push((e.id, Box::from(e.name))),
-                _ => self.blob(e.id, ctx, || frame_path(frames, name), e.name),
+                Kind::Tree => subtrees.push((e.id, name_of(e.name))),
+                _ if batched => self.ids.push(e.id),
+                _ => {
+                    let found = self.blob_len(&e.id);
+                    self.blob(e.id, found, ctx, || frame_path(frames, name), e.name);
+                }
             }
         }
+        if batched && !self.ids.is_empty() {
+            let mut lens = std::mem::take(&mut self.lens);
+            lens.clear();
+            self.reader.file_lens(&self.ids, &mut lens);
+            let blobs = entries
+                .iter()
+                .zip(&new)
+                .filter(|(e, fresh)| **fresh && e.kind != Kind::Tree);
+            for ((e, _), len) in blobs.zip(lens.drain(..)) {
+                let found = len.map_err(defect_of);
+                self.blob(e.id, found, ctx, || frame_path(frames, name), e.name);
+            }
+            self.lens = lens;
+        }
         self.fresh = new;
-        drop(tree);
+        drop(entries);
         self.reader.recycle(obj);
         Ok(subtrees)
     }
 
-    /// A blob named `name` in the tree at `dir()`: its existence (and size)
-    /// checked; its path is only spelled out when something is wrong.
-    fn blob(&mut self, id: ObjectId, ctx: &Ctx<'_>, dir: impl FnOnce() -> String, name: &str) {
-        self.progress.advance(1);
-        let found = if self.options.blob_headers {
-            match self.store.stat(&id) {
+    /// A blob's file length: its header read whole (kind checked) with
+    /// `blob_headers`, else the reader's existence check.
+    fn blob_len(&mut self, id: &ObjectId) -> std::result::Result<u64, Defect> {
+        if self.options.blob_headers {
+            match self.store.stat(id) {
                 Ok(st) if st.kind == Kind::Blob => Ok(st.file_len),
                 Ok(st) => Err(Defect::WrongKind {
                     expected: Kind::Blob,
@@ -554,8 +583,22 @@ impl Marker<'_, '_> {
                 Err(e) => Err(defect_of(e)),
             }
         } else {
-            self.reader.file_len(&id).map_err(defect_of)
-        };
+            self.reader.file_len(id).map_err(defect_of)
+        }
+    }
+
+    /// A blob named `name` in the tree at `dir()`, and what looking it up
+    /// found: counted, or reported; its path is only spelled out when
+    /// something is wrong.
+    fn blob(
+        &mut self,
+        id: ObjectId,
+        found: std::result::Result<u64, Defect>,
+        ctx: &Ctx<'_>,
+        dir: impl FnOnce() -> String,
+        name: &[u8],
+    ) {
+        self.progress.advance(1);
         let defect = match found {
             Ok(len) => {
                 self.reached.blobs += 1;
@@ -565,7 +608,7 @@ impl Marker<'_, '_> {
             Err(d) => Some(d),
         };
         if let Some(d) = defect {
-            let path = join(&dir(), name);
+            let path = join(&dir(), &name_of(name));
             let chain = || tree_chain(ctx, &path, Kind::Blob, &id);
             self.report(
                 ctx.origin,
@@ -601,6 +644,12 @@ fn frame_path(frames: &[Frame], name: &str) -> String {
         path.push_str(f);
     }
     path
+}
+
+/// An entry name as read unchecked (not decoded: see `walk_one`), for
+/// paths in reports; invalid UTF-8 shows as U+FFFD.
+fn name_of(raw: &[u8]) -> Box<str> {
+    String::from_utf8_lossy(raw).into()
 }
 
 /// `dir/name`, or `name` at the top.

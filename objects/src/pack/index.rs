@@ -236,6 +236,22 @@ impl<'a> IndexView<'a> {
         (lo.min(hi), hi)
     }
 
+    /// The position [`IndexView::find`] probes first for `id` (its
+    /// interpolated guess within the id's fanout bucket): loading it ahead
+    /// lets the cache misses of many lookups overlap.
+    pub fn first_probe(&self, id: &ObjectId) -> usize {
+        let key = id.as_bytes();
+        let (lo, hi) = self.bucket(key[0]);
+        if hi <= lo {
+            return lo.min(self.n.saturating_sub(1));
+        }
+        let want = u64::from_be_bytes([
+            key[1], key[2], key[3], key[4], key[5], key[6], key[7], key[8],
+        ]);
+        let at = lo + ((u128::from(want) * (hi - lo) as u128) >> 64) as usize;
+        at.clamp(lo, hi - 1)
+    }
+
     /// The position of `id`, if present. Ids are uniformly distributed
     /// hashes, so a few interpolation steps on the next eight bytes bring
     /// the range down to a handful of entries (two or three cache lines
