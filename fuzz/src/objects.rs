@@ -19,7 +19,15 @@ use sydra_objects::{
 /// A tree payload: `TreeRef::decode(b)` ok => `encode() == b`, and the
 /// owned form and the builder accept the same entries.
 pub fn tree(data: &[u8]) {
+    // The GC's framing-only read never panics, and accepts every tree
+    // `decode` accepts, with the same entries.
+    let raw = TreeRef::raw_entries(data);
     let Ok(t) = TreeRef::decode(data) else { return };
+    let raw = raw.unwrap_or_else(|e| panic!("tree: decodes but raw_entries refuses: {e}"));
+    assert_eq!(raw.len(), t.entries.len(), "tree: raw entry count");
+    for (r, e) in raw.iter().zip(&t.entries) {
+        assert_eq!((r.kind, r.name, r.id), (e.kind, e.name.as_bytes(), e.id));
+    }
     assert_eq!(t.encode(), data, "tree: decode then encode differs");
     let owned = t.to_owned();
     assert_eq!(owned.encode(), data, "tree: owned encode differs");
