@@ -340,7 +340,7 @@ fn plan(
         objects: Vec::new(),
         shallow: Vec::new(),
     };
-    let mut queued: HashSet<ObjectId> = HashSet::new();
+    let mut queued = sydra_objects::store::PackIds::default();
     let mut blobs = Blobs::default();
     let mut todo: VecDeque<ObjectId> = tips.iter().copied().filter(|t| !have.contains(t)).collect();
     let mut seen_commits = HashSet::new();
@@ -426,7 +426,7 @@ fn walk_tree(
     has: &dyn Fn(&ObjectId) -> Result<bool>,
     t: ObjectId,
     base: Option<ObjectId>,
-    queued: &mut HashSet<ObjectId>,
+    queued: &mut sydra_objects::store::PackIds,
     out: &mut Vec<ObjectId>,
     blobs: &mut Blobs,
 ) -> Result<()> {
@@ -839,7 +839,7 @@ pub fn receive_bytes(
 
     let mut check = |e: &sydra_objects::pack::Entry,
                      payload: &[u8],
-                     ids: &HashSet<ObjectId>|
+                     ids: &sydra_objects::store::PackIds|
      -> std::result::Result<(), String> {
         let present = |id: &ObjectId| ids.contains(id) || store.contains(id).unwrap_or(false);
         match e.kind {

@@ -31,7 +31,10 @@ use crate::pack::Pack;
 
 pub use batch::{Batch, BatchStats};
 pub use fallback::Fallback;
-pub use packs::{PACK_BATCH_MIN, PackRepair, PackStats, PackSweep, RepackOptions, RepackReport};
+pub use packs::{
+    IngestCheck, PACK_BATCH_MIN, PackIds, PackRepair, PackStats, PackSweep, RepackOptions,
+    RepackReport,
+};
 pub use pins::{GcGuard, Pinned};
 pub use read::{Data, Iter, Object, Stat, id_from_path};
 pub use reader::{Payload, Reader};

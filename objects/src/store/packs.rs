@@ -783,10 +783,14 @@ impl GcGuard {
     }
 }
 
+/// The ids of a received pack: a set with a randomly keyed fast hash
+/// (ahash): a connectivity check looks every tree entry up in it.
+pub type PackIds = ahash::AHashSet<ObjectId>;
+
 /// A check of one received entry: the entry, its payload, and every id
 /// of the pack it arrived in.
 pub type IngestCheck<'a> =
-    dyn FnMut(&pack::Entry, &[u8], &HashSet<ObjectId>) -> std::result::Result<(), String> + 'a;
+    dyn FnMut(&pack::Entry, &[u8], &PackIds) -> std::result::Result<(), String> + 'a;
 
 impl Store {
     /// Publish a pack received from elsewhere (a fetch or push): every
@@ -806,7 +810,7 @@ impl Store {
             reason,
         };
         let mut entries = Vec::new();
-        let mut ids = HashSet::new();
+        let mut ids = PackIds::new();
         pack::scan(bytes, true, |e| {
             if !ids.insert(e.id) {
                 return Err(format!("object {} appears twice", e.id));
