@@ -197,7 +197,9 @@ impl Engine {
                                 .map_err(Error::io("open", &file.path))?;
                             let map = sydra_objects::map::map_file(&f)
                                 .map_err(Error::io("map", &file.path))?;
-                            let ix = TransferIndex::build(&map)
+                            // Downloaded: its trailer is checked first.
+                            let ix = super::parse_transfer(&map)
+                                .and_then(|_| TransferIndex::build(&map))
                                 .map_err(|e| remote_err(url, format!("packs/{}: {e}", p.name)))?;
                             (ix.encode(), ix)
                         }

@@ -21,7 +21,7 @@
 
 use sydra_objects::ObjectId;
 
-use super::parse_transfer;
+use super::transfer_sections;
 
 /// Magic of a transfer index.
 pub const INDEX_MAGIC: [u8; 4] = *b"SYTI";
@@ -52,11 +52,11 @@ pub struct TransferIndex {
 }
 
 impl TransferIndex {
-    /// Index the transfer file `b` (its trailer and framing are checked,
-    /// and the pack's header; entry headers are read, not their CRCs: the
-    /// sender made them).
+    /// Index the transfer file `b`: its framing and the pack's header are
+    /// checked; its trailer and the entries' CRCs are not (the sender made
+    /// them, and a reader verifies every entry it fetches).
     pub fn build(b: &[u8]) -> Result<TransferIndex, String> {
-        let view = parse_transfer(b)?;
+        let view = transfer_sections(b)?;
         let base = b.as_ptr() as usize;
         let at = |s: &[u8]| (s.as_ptr() as usize - base) as u64;
         let mut objects = Vec::new();
