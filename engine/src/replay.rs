@@ -80,6 +80,8 @@ pub(crate) trait RangeSource: Send + Sync + std::fmt::Debug {
     ) -> Result<()>;
     /// A fetched range of `len` bytes is now kept at `path`.
     fn kept_range(&self, path: &std::path::Path, len: u64);
+    /// Where chunk `id`'s range comes from, for errors.
+    fn range_origin(&self, id: &ObjectId) -> String;
 }
 
 impl std::fmt::Debug for Replay {
@@ -167,7 +169,15 @@ impl Replay {
     ) -> Result<()> {
         let header = body.get(..SEGMENT_HEADER_LEN).unwrap_or(body);
         let rest = body.get(SEGMENT_HEADER_LEN..).unwrap_or_default();
-        ranges::write(&self.wal_dir, id, chunk, header, rest)?;
+        // A range that fails its chunk's check is named where it came from.
+        ranges::write(&self.wal_dir, id, chunk, header, rest).map_err(|e| match e {
+            Error::ChunkMismatch { chunk, reason, .. } => Error::ChunkMismatch {
+                chunk,
+                path: src.range_origin(id).into(),
+                reason,
+            },
+            e => e,
+        })?;
         let path = ranges::range_path(&ranges::ranges_dir(&self.wal_dir), id);
         src.kept_range(&path, body.len() as u64);
         Ok(())
@@ -313,11 +323,23 @@ impl Replay {
         let mut stored = ranges::open(&self.wal_dir, &id, &chunk)?;
         if stored.is_none()
             && let Some(src) = &self.source
-            && let Some(body) = src.fetch_range(&id)?
         {
-            // Verified against the chunk before it is kept.
+            // A replica has no WAL of the remote's: its ranges come from
+            // the remote, verified against the chunk before they are kept.
+            let missing = || Error::ChunkMismatch {
+                chunk: id,
+                path: src.range_origin(&id).into(),
+                reason: "no pack of the remote holds this WAL range".into(),
+            };
+            let body = src.fetch_range(&id)?.ok_or_else(missing)?;
             self.keep_range(src.as_ref(), &id, &chunk, &body)?;
             stored = ranges::open(&self.wal_dir, &id, &chunk)?;
+            if stored.is_none() {
+                // Evicted at once by another reader: fetch it again.
+                let body = src.fetch_range(&id)?.ok_or_else(missing)?;
+                self.keep_range(src.as_ref(), &id, &chunk, &body)?;
+                stored = ranges::open(&self.wal_dir, &id, &chunk)?;
+            }
         }
         if let Some(r) = stored {
             let view = Arc::new(SegmentView::stored(r, chunk.segment, id));

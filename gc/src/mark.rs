@@ -513,6 +513,16 @@ impl Marker<'_, '_> {
                 return Ok(Vec::new());
             }
         };
+        if obj.kind() != Kind::Tree {
+            flag(
+                self,
+                Defect::WrongKind {
+                    expected: Kind::Tree,
+                    actual: obj.kind(),
+                },
+            );
+            return Ok(Vec::new());
+        }
         // Framing only (lengths, kinds): names matter to paths, not to
         // reachability, and fsck decodes every tree canonically.
         let entries = match TreeRef::raw_entries(&obj) {

@@ -11,11 +11,21 @@
 //! Then every object or WAL range a read needs and the cache lacks is one
 //! ranged GET of its entry, verified like any fetched data (framing, CRC,
 //! BLAKE3 for objects; length, CRC and BLAKE3 against its chunk for a
-//! range) and kept in the cache, which is an ordinary data directory
+//! range) and kept in the cache's `store/`, an ordinary data directory
 //! (loose objects, `walchunks/`). When the cache holds more than its
 //! bound, the copies kept first are removed first (first in, first out:
 //! a replica's working set is the recent versions, and a removed copy is
 //! one request away).
+//!
+//! The cache directory is the replica's alone: it is marked (`replica-of`,
+//! holding the URL) when created, and a directory that is not empty and not
+//! so marked, or marked for another remote, is refused, so eviction never
+//! touches a real data directory.
+//!
+//! Reads that miss the cache block on the S3 client's own (current-thread)
+//! runtime: do not call them from inside an async runtime's worker (use
+//! `spawn_blocking`). Several threads may read at once; their requests are
+//! served in turn.
 //!
 //! The replica's refs are the manifest's, read at open: a revision names
 //! one of them (`main`, `snapshots/nightly`, `refs/heads/main`) or a full
@@ -104,21 +114,28 @@ struct Source {
 
 #[derive(Debug, Default)]
 struct Cache {
-    /// Kept copies, oldest first.
-    order: VecDeque<(PathBuf, u64)>,
+    /// Kept copies, oldest first, each once.
+    order: VecDeque<PathBuf>,
+    sizes: HashMap<PathBuf, u64>,
     bytes: u64,
     evicted: u64,
 }
 
 impl Cache {
     fn keep(&mut self, path: PathBuf, len: u64, max: u64) {
-        self.order.push_back((path, len));
+        // Kept already (two readers fetched the same entry): counted once.
+        if self.sizes.contains_key(&path) {
+            return;
+        }
+        self.sizes.insert(path.clone(), len);
+        self.order.push_back(path);
         self.bytes += len;
         // The copy just kept stays: its reader is about to use it.
         while self.bytes > max && self.order.len() > 1 {
-            let Some((old, n)) = self.order.pop_front() else {
+            let Some(old) = self.order.pop_front() else {
                 break;
             };
+            let n = self.sizes.remove(&old).unwrap_or(0);
             // Already gone is fine (removed by hand, or a GC of the cache).
             let _ = std::fs::remove_file(&old);
             self.bytes -= n;
@@ -127,8 +144,50 @@ impl Cache {
     }
 }
 
+/// The file that marks a directory as a replica's cache, holding the URL.
+const MARKER: &str = "replica-of";
+
+/// Make sure `cache` is a replica cache of `url` (or create it): never
+/// evict from a data directory that is not one, or mix two remotes.
+fn claim_cache(cache: &Path, url: &str) -> Result<()> {
+    let marker = cache.join(MARKER);
+    match std::fs::read_to_string(&marker) {
+        Ok(s) if s.trim_end() == url => return Ok(()),
+        Ok(s) => {
+            return Err(remote_err(
+                url,
+                format!(
+                    "{} is the cache of another remote ({}); give --cache another directory",
+                    cache.display(),
+                    s.trim_end()
+                ),
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("read", &marker)(e)),
+    }
+    let empty = match std::fs::read_dir(cache) {
+        Ok(mut d) => d.next().is_none(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) => return Err(Error::io("list", cache)(e)),
+    };
+    if !empty {
+        return Err(remote_err(
+            url,
+            format!(
+                "{} is not empty and not a replica cache (no {MARKER} file): a replica evicts files from its cache, so it uses only a directory of its own",
+                cache.display()
+            ),
+        ));
+    }
+    std::fs::create_dir_all(cache).map_err(Error::io("create directory", cache))?;
+    write_atomic(&marker, format!("{url}\n").as_bytes())
+}
+
 /// The directory under the cache where transfer indexes are kept.
 const INDEX_DIR: &str = "replica-indexes";
+/// The data directory under the cache that holds the fetched copies.
+const STORE_DIR: &str = "store";
 
 impl Engine {
     /// Open a read replica of the S3 remote `url` (`s3://BUCKET/PREFIX`)
@@ -142,10 +201,12 @@ impl Engine {
     ) -> Result<Replica> {
         let cache = cache.as_ref();
         let s3 = super::s3::open(url, None, false)?;
-        let engine = if cache.join("objects").is_dir() {
-            Engine::open(cache, options.engine.clone())?
+        claim_cache(cache, url)?;
+        let store = cache.join(STORE_DIR);
+        let engine = if store.join("objects").is_dir() {
+            Engine::open(&store, options.engine.clone())?
         } else {
-            Engine::create(cache, options.engine.clone())?
+            Engine::create(&store, options.engine.clone())?
         };
         let manifest = s3.manifest()?;
         if manifest.packs.is_empty() && manifest.refs.is_empty() {
@@ -180,7 +241,10 @@ impl Engine {
             let index = match index {
                 Some(ix) => ix,
                 None => {
-                    let (raw, ix) = match s3.get_index(&p.name)? {
+                    // 48 bytes an entry, and every entry of the pack is
+                    // longer than 40: an index is under twice its pack.
+                    let max = p.bytes.saturating_mul(2).saturating_add(4096);
+                    let (raw, ix) = match s3.get_index(&p.name, max)? {
                         Some(b) => {
                             bytes += b.len() as u64;
                             let ix = TransferIndex::parse(&b, &trailer, p.bytes).map_err(|e| {
@@ -242,7 +306,7 @@ impl Engine {
             objects,
             ranges,
             by_offset,
-            cache: Mutex::new(scan_cache(cache)?),
+            cache: Mutex::new(scan_cache(&store)?),
             max_bytes: options.cache_max_bytes,
             bytes: AtomicU64::new(bytes),
             fetched_objects: AtomicU64::new(0),
@@ -534,6 +598,19 @@ impl crate::replay::RangeSource for Source {
         )
     }
 
+    fn range_origin(&self, id: &ObjectId) -> String {
+        match self.ranges.get(id) {
+            Some((p, s)) => format!(
+                "{}/packs/{} at {}+{}",
+                self.url.trim_end_matches('/'),
+                self.packs[*p as usize],
+                s.offset,
+                s.len
+            ),
+            None => self.url.clone(),
+        }
+    }
+
     fn kept_range(&self, path: &Path, len: u64) {
         self.cache
             .lock()
@@ -571,7 +648,8 @@ fn scan_cache(dir: &Path) -> Result<Cache> {
     found.sort();
     let mut c = Cache::default();
     for (_, p, n) in found {
-        c.order.push_back((p, n));
+        c.sizes.insert(p.clone(), n);
+        c.order.push_back(p);
         c.bytes += n;
     }
     Ok(c)

@@ -548,16 +548,24 @@ impl S3Remote {
     }
 
     /// The index of the listed pack `name`, `None` when there is none (a
-    /// pack pushed before indexes were uploaded).
-    pub(crate) fn get_index(&self, name: &str) -> Result<Option<Vec<u8>>> {
+    /// pack pushed before indexes were uploaded). One larger than `max`
+    /// bytes is refused before its body is read.
+    pub(crate) fn get_index(&self, name: &str, max: u64) -> Result<Option<Vec<u8>>> {
         let key = self.key(&format!("packs/{}", index_name(name)));
         self.count(1);
         let r = self.rt.block_on(async {
             let r = self.store.get(&key).await?;
-            r.bytes().await
+            if r.meta.size > max {
+                return Ok(Err(r.meta.size));
+            }
+            r.bytes().await.map(Ok)
         });
         match r {
-            Ok(b) => Ok(Some(b.to_vec())),
+            Ok(Ok(b)) => Ok(Some(b.to_vec())),
+            Ok(Err(size)) => Err(self.err(
+                &format!("{key}"),
+                format!("is {size} bytes, more than an index of its pack can be ({max})"),
+            )),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.err(&format!("cannot read {key}"), e)),
         }

@@ -737,7 +737,8 @@ fn a_read_replica_answers_from_the_bucket_like_the_source_through_a_bounded_cach
     let err = String::from_utf8_lossy(&o.stderr);
     let line = err.lines().find(|l| l.contains("replica:")).unwrap();
     assert!(!line.contains(" 0 evicted"), "{line}");
-    let held: u64 = walk_bytes(&small.join("objects")) + walk_bytes(&small.join("walchunks"));
+    let held: u64 =
+        walk_bytes(&small.join("store/objects")) + walk_bytes(&small.join("store/walchunks"));
     assert!(
         held < 16 * 1024 + 4 * 1024 * 1024,
         "the cache holds {held} bytes"
@@ -809,6 +810,30 @@ fn a_read_replica_answers_from_the_bucket_like_the_source_through_a_bounded_cach
         "{err}"
     );
     assert!(o.stdout.is_empty(), "no answer from damaged data");
+
+    // A real data directory is never taken for a cache (a replica evicts
+    // files from its cache), nor one remote's cache for another's.
+    let o = sydra(
+        a,
+        &["query", "--remote", url, "--cache", d(&src), "{}"],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("not a replica cache"),
+        "{err}"
+    );
+    fsck_clean(&src);
+    let o = sydra(
+        a,
+        &["query", "--remote", cut, "--cache", d(&cache), "{}"],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("cache of another remote"),
+        "{err}"
+    );
 
     // An unknown ref is refused naming it; nothing is fetched for it.
     let o = sydra(

@@ -128,6 +128,43 @@ fn a_corrupt_tree_and_a_wrongly_kinded_entry_are_problems() {
 }
 
 #[test]
+fn a_tree_entry_naming_a_blob_is_a_wrong_kind_with_or_without_blob_headers() {
+    // The mark reads trees for their framing only (DECISIONS 62); the
+    // object's own kind is still checked before that.
+    let f = Fixture::new();
+    // Bytes that would frame as an (empty-named) tree: a blob all the same.
+    let blob = f.blob(&[0, 0, 0, 0]);
+    let root = f.tree(&[("fake", Kind::Tree, blob)]);
+    let c = f.commit(root, &[], "c");
+    let mut roots = Roots::new();
+    roots.push(Origin::Ref(RefName::main_branch()), [c]);
+    for blob_headers in [false, true] {
+        let opts = MarkOptions {
+            blob_headers,
+            ..MarkOptions::default()
+        };
+        let m = mark(
+            f.store(),
+            &roots,
+            &Horizon::none(),
+            &opts,
+            &mut NoVisitor,
+            &NoProgress,
+        )
+        .unwrap();
+        assert_eq!(m.problems.len(), 1, "{:#?}", m.problems);
+        assert_eq!(
+            m.problems[0].defect,
+            Defect::WrongKind {
+                expected: Kind::Tree,
+                actual: Kind::Blob
+            }
+        );
+        assert_eq!(m.problems[0].tree_path.as_deref(), Some("fake"));
+    }
+}
+
+#[test]
 fn a_boundary_commit_is_kept_but_its_parents_are_not_followed() {
     let f = Fixture::new();
     let a = f.simple_commit(&[], "a");

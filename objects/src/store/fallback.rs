@@ -195,14 +195,22 @@ mod tests {
         );
         assert!(store.get(&absent).unwrap_err().is_not_found());
 
-        store.prefetch(&[a, b]).unwrap();
+        // A cached copy torn by a crash (written without fsync) is dropped
+        // and fetched again, by `get` and by a `Reader` alike.
+        std::fs::write(store.path_of(&a), b"torn").unwrap();
+        assert_eq!(&store.get(&a).unwrap().data[..], b"segment bytes");
+        assert_eq!(mem.fetches.load(Ordering::Relaxed), 3);
+        std::fs::write(store.path_of(&a), b"torn again").unwrap();
         assert_eq!(
-            mem.fetches.load(Ordering::Relaxed),
-            3,
-            "only b (and the miss) fetched"
+            &store.reader().read(&a, true).unwrap()[..],
+            b"segment bytes"
         );
+        assert_eq!(mem.fetches.load(Ordering::Relaxed), 4);
+
+        store.prefetch(&[a, b]).unwrap();
+        assert_eq!(mem.fetches.load(Ordering::Relaxed), 5, "only b fetched");
         assert_eq!(store.stat(&b).unwrap().size, 18);
-        assert_eq!(mem.kept.load(Ordering::Relaxed), 2);
+        assert_eq!(mem.kept.load(Ordering::Relaxed), 4);
 
         let d2 = tempfile::tempdir().unwrap();
         let store = Store::create(d2.path().join("objects"), Options::default()).unwrap();

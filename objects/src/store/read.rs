@@ -194,8 +194,19 @@ impl Store {
                 },
                 None => self.read_fallback(id, e),
             },
+            // A replica's cached copy is written without fsync: one torn
+            // by a crash is dropped and fetched again.
+            Err(e @ Error::Corrupt { .. }) if self.fallback_has(id) => {
+                self.drop_cached(id);
+                self.read_fallback(id, e)
+            }
             other => other,
         }
+    }
+
+    /// Remove the loose copy of `id` (a damaged cached copy; best effort).
+    pub(super) fn drop_cached(&self, id: &ObjectId) {
+        let _ = fs::remove_file(self.path_of(id));
     }
 
     /// After a local miss (`miss`): the object from the fallback, if any.

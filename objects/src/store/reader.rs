@@ -143,7 +143,24 @@ impl Reader {
             .metadata()
             .map_err(|e| Error::io("stat", store.path_of(id))(e))?;
         let mut buf = std::mem::take(&mut self.buf);
-        let (map, kind, range) = store.load(id, &file, meta.len(), &mut buf, verify_hash)?;
+        let (map, kind, range) = match store.load(id, &file, meta.len(), &mut buf, verify_hash) {
+            Ok(v) => v,
+            // A damaged cached copy of a replica's: dropped, fetched again.
+            Err(Error::Corrupt { .. }) if store.fallback_has(id) => {
+                self.buf = buf;
+                store.drop_cached(id);
+                return match store.fault_in(id)? {
+                    Some(f) => Ok(Payload {
+                        id: *id,
+                        kind: f.kind,
+                        bytes: Bytes::Buf(f.bytes),
+                        range: f.range,
+                    }),
+                    None => Err(Error::NotFound(*id)),
+                };
+            }
+            Err(e) => return Err(e),
+        };
         let bytes = match map {
             Some(map) => {
                 self.buf = buf;
