@@ -668,8 +668,30 @@ impl Buckets<'_, '_> {
                 // Whole minutes inside the range: each lies in exactly one
                 // bucket of a step that is a multiple of a minute.
                 let rb = self.src.store().get(&rid)?;
-                let buckets =
-                    rollup::decode(s.block, &st, &rb.data).map_err(|e| Error::Segment {
+                let need = match self.agg {
+                    Agg::Count => rollup::Need {
+                        sum: false,
+                        min_max: false,
+                        first_last: false,
+                    },
+                    Agg::Sum | Agg::Mean => rollup::Need {
+                        sum: true,
+                        min_max: false,
+                        first_last: false,
+                    },
+                    Agg::Min | Agg::Max => rollup::Need {
+                        sum: false,
+                        min_max: true,
+                        first_last: false,
+                    },
+                    Agg::First | Agg::Last => rollup::Need {
+                        sum: false,
+                        min_max: false,
+                        first_last: true,
+                    },
+                };
+                let buckets = rollup::decode_for(s.block, &st, &rb.data, need).map_err(|e| {
+                    Error::Segment {
                         path: format!(
                             "{}/{}.{}",
                             segment::series_dir(&cur.key.id()),
@@ -677,7 +699,8 @@ impl Buckets<'_, '_> {
                             rollup::ROLLUP_SUFFIX
                         ),
                         reason: e.0,
-                    })?;
+                    }
+                })?;
                 self.src.stats.segments_from_rollups += 1;
                 for b in buckets {
                     let start = self.bucket(b.start);

@@ -252,9 +252,44 @@ fn decode_column(t: ValueType, b: &[u8], what: &str) -> Result<Column, SegmentEr
     .map_err(|e| SegmentError(format!("rollup {what}: {e}")))
 }
 
+/// Which columns of a rollup a reader needs (the starts and counts always).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Need {
+    /// The sums (booleans: the count of trues, which their min and max
+    /// come from too).
+    pub sum: bool,
+    /// The mins and maxs.
+    pub min_max: bool,
+    /// The firsts and lasts.
+    pub first_last: bool,
+}
+
+impl Need {
+    /// Every column.
+    pub const ALL: Need = Need {
+        sum: true,
+        min_max: true,
+        first_last: true,
+    };
+}
+
 /// Decode and verify the rollup of the segment of `block` whose header is
 /// `seg`.
 pub fn decode(block: i64, seg: &SegmentStats, b: &[u8]) -> Result<Vec<Bucket>, SegmentError> {
+    decode_for(block, seg, b, Need::ALL)
+}
+
+/// [`decode`], decoding only the columns `need` names (with the starts and
+/// counts): every column's framing is still read, but a skipped column's
+/// values are not decoded or checked, and the buckets carry zeros (or
+/// `false`) in their place. For an aggregate that reads only what it asked
+/// for (a mean reads counts and sums).
+pub fn decode_for(
+    block: i64,
+    seg: &SegmentStats,
+    b: &[u8],
+    need: Need,
+) -> Result<Vec<Bucket>, SegmentError> {
     if b.len() < 6 || &b[..4] != MAGIC {
         return bad("rollup blob does not start with SYRU");
     }
@@ -297,16 +332,42 @@ pub fn decode(block: i64, seg: &SegmentStats, b: &[u8]) -> Result<Vec<Bucket>, S
     } else {
         ValueType::Integer
     };
-    let sums = decode_column(sum_type, r.column("sums")?, "sums")?;
-    let firsts = decode_column(t, r.column("firsts")?, "firsts")?;
-    let lasts = decode_column(t, r.column("lasts")?, "lasts")?;
+    // A boolean's min and max come from its count of trues.
+    let need_sum = need.sum || (need.min_max && t == ValueType::Boolean);
+    let placeholder = || -> Column {
+        match t {
+            ValueType::Float => Column::F64(vec![0.0; n]),
+            ValueType::Integer => Column::I64(vec![0; n]),
+            _ => Column::Bool(vec![false; n]),
+        }
+    };
+    let sums = match r.column("sums")? {
+        c if need_sum => decode_column(sum_type, c, "sums")?,
+        _ => match sum_type {
+            ValueType::Float => Column::F64(vec![0.0; n]),
+            _ => Column::I64(vec![0; n]),
+        },
+    };
+    let firsts = match r.column("firsts")? {
+        c if need.first_last => decode_column(t, c, "firsts")?,
+        _ => placeholder(),
+    };
+    let lasts = match r.column("lasts")? {
+        c if need.first_last => decode_column(t, c, "lasts")?,
+        _ => placeholder(),
+    };
     let (mins, maxs) = if t == ValueType::Boolean {
         (None, None)
     } else {
-        (
-            Some(decode_column(t, r.column("mins")?, "mins")?),
-            Some(decode_column(t, r.column("maxs")?, "maxs")?),
-        )
+        let lo = match r.column("mins")? {
+            c if need.min_max => decode_column(t, c, "mins")?,
+            _ => placeholder(),
+        };
+        let hi = match r.column("maxs")? {
+            c if need.min_max => decode_column(t, c, "maxs")?,
+            _ => placeholder(),
+        };
+        (Some(lo), Some(hi))
     };
     if r.pos != b.len() {
         return bad(format!(
@@ -382,8 +443,9 @@ pub fn decode(block: i64, seg: &SegmentStats, b: &[u8]) -> Result<Vec<Bucket>, S
             last,
         });
     }
-    let ends_agree = out.first().is_some_and(|b| b.first.same_bits(&seg.first))
-        && out.last().is_some_and(|b| b.last.same_bits(&seg.last));
+    let ends_agree = !need.first_last
+        || (out.first().is_some_and(|b| b.first.same_bits(&seg.first))
+            && out.last().is_some_and(|b| b.last.same_bits(&seg.last)));
     if total != seg.count || !ends_agree {
         return bad(format!(
             "rollup disagrees with its segment ({total} points, the segment {}; or its first/last values differ)",
