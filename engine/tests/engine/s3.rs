@@ -703,6 +703,28 @@ fn a_read_replica_answers_from_the_bucket_like_the_source_through_a_bounded_cach
         assert_eq!(out, local_query(&src, &l), "{rev:?} {args:?}");
         assert!(requests > 0);
     }
+    // `sydra series --remote` lists the series of a version the same way.
+    let o = sydra(
+        a,
+        &[
+            "series",
+            "--remote",
+            url,
+            "--cache",
+            d(&cache),
+            "--as-of",
+            "snapshots/first",
+        ],
+        &[],
+    );
+    let listed = ok(&o, "series --remote");
+    let local = Command::new(env!("CARGO_BIN_EXE_sydra"))
+        .args(["--dir", d(&src), "series", "--as-of", "snapshots/first"])
+        .output()
+        .unwrap();
+    assert_eq!(listed, ok(&local, "series"));
+    assert_eq!(listed.lines().count(), 4, "{listed}");
+
     // Everything is cached now: a repeated query reads the manifest only.
     let (out, requests, objects) = replica_query(a, url, &cache, &["{}"]);
     assert_eq!(out, local_query(&src, &["{}", "--as-of", "main"]));

@@ -67,6 +67,13 @@ pub struct QueryArgs {
     /// statistics, pruned; head points) on standard error.
     #[arg(long)]
     stats: bool,
+    #[command(flatten)]
+    replica: ReplicaArgs,
+}
+
+/// `--remote` and its cache, for the commands that read a replica.
+#[derive(Debug, clap::Args)]
+pub struct ReplicaArgs {
     /// Read from an S3 remote (`s3://BUCKET/PREFIX`, or the name of a
     /// recorded remote) as a read replica: no clone, each object or WAL
     /// range fetched once into a local cache. Without --as-of, the
@@ -84,10 +91,31 @@ pub struct QueryArgs {
     cache_max_bytes: u64,
 }
 
+/// The replica `--remote` names, with its cache opened (`None` without
+/// `--remote`).
+pub fn replica(
+    dir: &Path,
+    a: &ReplicaArgs,
+) -> anyhow::Result<Option<sydra_engine::remote::Replica>> {
+    match &a.remote {
+        Some(r) => open_replica(dir, a, r).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Say on standard error what a replica's reads cost.
+pub fn report_replica(r: &sydra_engine::remote::Replica) {
+    let s = r.stats();
+    eprintln!(
+        "sydra: replica: {} request(s), {} byte(s) downloaded ({} object(s), {} WAL range(s)); cache holds {} byte(s), {} evicted",
+        s.requests, s.bytes, s.objects, s.ranges, s.cache_bytes, s.evicted
+    );
+}
+
 /// The replica `--remote` names, with its cache opened.
 fn open_replica(
     dir: &Path,
-    a: &QueryArgs,
+    a: &ReplicaArgs,
     remote: &str,
 ) -> anyhow::Result<sydra_engine::remote::Replica> {
     let url = if remote.starts_with("s3://") {
@@ -319,10 +347,7 @@ pub fn query(dir: &Path, a: QueryArgs) -> anyhow::Result<u8> {
     if from > to {
         return Err(crate::util::usage("--from is after --to"));
     }
-    let replica = match &a.remote {
-        Some(r) => Some(open_replica(dir, &a, r)?),
-        None => None,
-    };
+    let replica = replica(dir, &a.replica)?;
     let engine = match replica {
         Some(_) => None,
         None => Some(open_engine(dir, SyncMode::Never)?),
@@ -391,11 +416,7 @@ pub fn query(dir: &Path, a: QueryArgs) -> anyhow::Result<u8> {
         );
     }
     if let Some(r) = &replica {
-        let s = r.stats();
-        eprintln!(
-            "sydra: replica: {} request(s), {} byte(s) downloaded ({} object(s), {} WAL range(s)); cache holds {} byte(s), {} evicted",
-            s.requests, s.bytes, s.objects, s.ranges, s.cache_bytes, s.evicted
-        );
+        report_replica(r);
     }
     Ok(0)
 }

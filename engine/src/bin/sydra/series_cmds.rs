@@ -49,6 +49,8 @@ pub struct SeriesArgs {
     /// instead of the live ones.
     #[arg(long)]
     as_of: Option<String>,
+    #[command(flatten)]
+    replica: crate::query_cmd::ReplicaArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -393,9 +395,17 @@ pub fn export(dir: &Path, a: ExportArgs) -> anyhow::Result<u8> {
 
 pub fn series(dir: &Path, a: SeriesArgs) -> anyhow::Result<u8> {
     let sel = selector(a.selector.as_deref())?;
-    let engine = open_engine(dir, SyncMode::Never)?;
+    let replica = crate::query_cmd::replica(dir, &a.replica)?;
+    let engine = match replica {
+        Some(_) => None,
+        None => Some(open_engine(dir, SyncMode::Never)?),
+    };
     let mut out = io::BufWriter::new(io::stdout().lock());
-    let view = engine.view(a.as_of.as_deref())?;
+    let view = match (&replica, &engine) {
+        (Some(r), _) => r.view(a.as_of.as_deref())?,
+        (None, Some(e)) => e.view(a.as_of.as_deref())?,
+        (None, None) => unreachable!("one of the two is opened above"),
+    };
     for (key, t) in view.select(&sel)? {
         if a.json {
             let v = serde_json::json!({
@@ -409,6 +419,9 @@ pub fn series(dir: &Path, a: SeriesArgs) -> anyhow::Result<u8> {
         }
     }
     out.flush()?;
+    if let Some(r) = &replica {
+        crate::query_cmd::report_replica(r);
+    }
     Ok(0)
 }
 
