@@ -400,6 +400,21 @@ impl Replica {
 const MAX_ENTRY: u64 = 1 << 30;
 
 impl Source {
+    /// Where an entry is, for errors: `URL/packs/NAME at OFFSET+LEN` (the
+    /// URL alone when no index lists it).
+    fn describe(&self, place: Option<&Place>) -> String {
+        match place {
+            Some((p, s)) => format!(
+                "{}/packs/{} at {}+{}",
+                self.url.trim_end_matches('/'),
+                self.packs[*p as usize],
+                s.offset,
+                s.len
+            ),
+            None => self.url.clone(),
+        }
+    }
+
     /// Refuse an entry too large to hold in memory.
     fn check_size(&self, (pack, span): &Place) -> Result<()> {
         if span.len > MAX_ENTRY {
@@ -550,16 +565,7 @@ impl Fallback for Source {
     }
 
     fn origin(&self, id: &ObjectId) -> String {
-        match self.objects.get(id) {
-            Some((p, s)) => format!(
-                "{}/packs/{} at {}+{}",
-                self.url.trim_end_matches('/'),
-                self.packs[*p as usize],
-                s.offset,
-                s.len
-            ),
-            None => self.url.clone(),
-        }
+        self.describe(self.objects.get(id))
     }
 }
 
@@ -599,16 +605,7 @@ impl crate::replay::RangeSource for Source {
     }
 
     fn range_origin(&self, id: &ObjectId) -> String {
-        match self.ranges.get(id) {
-            Some((p, s)) => format!(
-                "{}/packs/{} at {}+{}",
-                self.url.trim_end_matches('/'),
-                self.packs[*p as usize],
-                s.offset,
-                s.len
-            ),
-            None => self.url.clone(),
-        }
+        self.describe(self.ranges.get(id))
     }
 
     fn kept_range(&self, path: &Path, len: u64) {

@@ -334,40 +334,26 @@ pub fn decode_for(
     };
     // A boolean's min and max come from its count of trues.
     let need_sum = need.sum || (need.min_max && t == ValueType::Boolean);
-    let placeholder = || -> Column {
-        match t {
+    // The next column, decoded as `ty` when `on`, else zeros (false).
+    let mut next = |name: &str, ty: ValueType, on: bool| -> Result<Column, SegmentError> {
+        let c = r.column(name)?;
+        if on {
+            return decode_column(ty, c, name);
+        }
+        Ok(match ty {
             ValueType::Float => Column::F64(vec![0.0; n]),
             ValueType::Integer => Column::I64(vec![0; n]),
             _ => Column::Bool(vec![false; n]),
-        }
+        })
     };
-    let sums = match r.column("sums")? {
-        c if need_sum => decode_column(sum_type, c, "sums")?,
-        _ => match sum_type {
-            ValueType::Float => Column::F64(vec![0.0; n]),
-            _ => Column::I64(vec![0; n]),
-        },
-    };
-    let firsts = match r.column("firsts")? {
-        c if need.first_last => decode_column(t, c, "firsts")?,
-        _ => placeholder(),
-    };
-    let lasts = match r.column("lasts")? {
-        c if need.first_last => decode_column(t, c, "lasts")?,
-        _ => placeholder(),
-    };
+    let sums = next("sums", sum_type, need_sum)?;
+    let firsts = next("firsts", t, need.first_last)?;
+    let lasts = next("lasts", t, need.first_last)?;
     let (mins, maxs) = if t == ValueType::Boolean {
         (None, None)
     } else {
-        let lo = match r.column("mins")? {
-            c if need.min_max => decode_column(t, c, "mins")?,
-            _ => placeholder(),
-        };
-        let hi = match r.column("maxs")? {
-            c if need.min_max => decode_column(t, c, "maxs")?,
-            _ => placeholder(),
-        };
-        (Some(lo), Some(hi))
+        let lo = next("mins", t, need.min_max)?;
+        (Some(lo), Some(next("maxs", t, need.min_max)?))
     };
     if r.pos != b.len() {
         return bad(format!(

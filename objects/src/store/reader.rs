@@ -121,15 +121,7 @@ impl Reader {
             {
                 return Ok(p);
             }
-            return match self.store.fault_in(id)? {
-                Some(f) => Ok(Payload {
-                    id: *id,
-                    kind: f.kind,
-                    bytes: Bytes::Buf(f.bytes),
-                    range: f.range,
-                }),
-                None => Err(Error::NotFound(*id)),
-            };
+            return self.read_fallback(id);
         };
         let store = &self.store;
         let file = match crate::fs::into_regular(fd) {
@@ -149,15 +141,7 @@ impl Reader {
             Err(Error::Corrupt { .. }) if store.fallback_has(id) => {
                 self.buf = buf;
                 store.drop_cached(id);
-                return match store.fault_in(id)? {
-                    Some(f) => Ok(Payload {
-                        id: *id,
-                        kind: f.kind,
-                        bytes: Bytes::Buf(f.bytes),
-                        range: f.range,
-                    }),
-                    None => Err(Error::NotFound(*id)),
-                };
+                return self.read_fallback(id);
             }
             Err(e) => return Err(e),
         };
@@ -174,6 +158,19 @@ impl Reader {
             bytes,
             range,
         })
+    }
+
+    /// `id` from the store's fallback (verified and kept), or not found.
+    fn read_fallback(&self, id: &ObjectId) -> Result<Payload> {
+        match self.store.fault_in(id)? {
+            Some(f) => Ok(Payload {
+                id: *id,
+                kind: f.kind,
+                bytes: Bytes::Buf(f.bytes),
+                range: f.range,
+            }),
+            None => Err(Error::NotFound(*id)),
+        }
     }
 
     fn find_packed(&self, id: &ObjectId) -> Option<(std::sync::Arc<crate::pack::Pack>, u64)> {
