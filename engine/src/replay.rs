@@ -147,8 +147,10 @@ impl Replay {
                 .map(|(id, _)| *id)
                 .collect();
             if !missing.is_empty() {
+                let by_id: std::collections::HashMap<ObjectId, &Chunk> =
+                    self.chunks.iter().map(|(id, c)| (*id, c)).collect();
                 src.fetch_ranges(&missing, &mut |id, body| {
-                    if let Some((_, chunk)) = self.chunks.iter().find(|(c, _)| *c == id) {
+                    if let Some(chunk) = by_id.get(&id) {
                         self.keep_range(src.as_ref(), &id, chunk, &body)?;
                     }
                     Ok(())

@@ -588,16 +588,30 @@ impl crate::replay::RangeSource for Source {
             .iter()
             .filter_map(|id| self.ranges.get(id).map(|p| (*id, *p)))
             .collect();
+        // Per pack, the wanted ranges by offset: each body takes the run of
+        // them it covers.
+        let mut by_pack: HashMap<u32, Vec<(Span, ObjectId)>> = HashMap::new();
+        for (id, (p, s)) in &want {
+            by_pack.entry(*p).or_default().push((*s, *id));
+        }
+        for v in by_pack.values_mut() {
+            v.sort_by_key(|(s, _)| s.offset);
+        }
         self.get_coalesced(
             want.iter().map(|(_, p)| *p).collect(),
             &mut |p, start, body| {
                 let end = start + body.len() as u64;
-                for (id, (wp, s)) in &want {
-                    if *wp == p && start <= s.offset && s.offset + s.len <= end {
-                        let at = (s.offset - start) as usize;
-                        self.fetched_ranges.fetch_add(1, Ordering::Relaxed);
-                        sink(*id, body[at..at + s.len as usize].to_vec())?;
+                let Some(list) = by_pack.get(&p) else {
+                    return Ok(());
+                };
+                let from = list.partition_point(|(s, _)| s.offset < start);
+                for (s, id) in &list[from..] {
+                    if s.offset + s.len > end {
+                        break;
                     }
+                    let at = (s.offset - start) as usize;
+                    self.fetched_ranges.fetch_add(1, Ordering::Relaxed);
+                    sink(*id, body[at..at + s.len as usize].to_vec())?;
                 }
                 Ok(())
             },
