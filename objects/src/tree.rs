@@ -81,6 +81,23 @@ pub enum TreeError {
     },
 }
 
+/// Read entry `i`'s framing (kind, name length and bytes, id): the entry
+/// and the offset of its name.
+#[inline]
+fn read_entry<'a>(c: &mut Cursor<'a>, i: usize) -> Result<(RawEntry<'a>, usize), DecodeError> {
+    let at = c.pos();
+    let code = c.u8("entry kind")?;
+    let kind = match Kind::from_code(code) {
+        Some(k @ (Kind::Blob | Kind::Tree)) => k,
+        _ => return Err(c.err_at(at, format!("entry {i} has invalid kind byte {code}"))),
+    };
+    let name_len = usize::from(c.u8("name length")?);
+    let name_at = c.pos();
+    let name = c.take(name_len, "entry name")?;
+    let id = c.id("entry id")?;
+    Ok((RawEntry { kind, name, id }, name_at))
+}
+
 impl<'a> TreeRef<'a> {
     /// Decode a tree payload, refusing anything non-canonical.
     pub fn decode(payload: &'a [u8]) -> Result<Self, DecodeError> {
@@ -89,17 +106,9 @@ impl<'a> TreeRef<'a> {
         let mut entries = Vec::with_capacity(count);
         let mut prev: Option<&'a str> = None;
         for i in 0..count {
-            let at = c.pos();
-            let code = c.u8("entry kind")?;
-            let kind = match Kind::from_code(code) {
-                Some(k @ (Kind::Blob | Kind::Tree)) => k,
-                _ => return Err(c.err_at(at, format!("entry {i} has invalid kind byte {code}"))),
-            };
-            let name_len = usize::from(c.u8("name length")?);
-            let name_at = c.pos();
-            let raw = c.take(name_len, "entry name")?;
-            let name =
-                validate_name(raw).map_err(|e| c.err_at(name_at, format!("entry {i}: {e}")))?;
+            let (e, name_at) = read_entry(&mut c, i)?;
+            let name = validate_name(e.name)
+                .map_err(|err| c.err_at(name_at, format!("entry {i}: {err}")))?;
             if let Some(p) = prev
                 && p.as_bytes() >= name.as_bytes()
             {
@@ -108,8 +117,11 @@ impl<'a> TreeRef<'a> {
                     format!("entry {name:?} is not strictly after {p:?}"),
                 ));
             }
-            let id = c.id("entry id")?;
-            entries.push(EntryRef { kind, name, id });
+            entries.push(EntryRef {
+                kind: e.kind,
+                name,
+                id: e.id,
+            });
             prev = Some(name);
         }
         c.finish()?;
@@ -126,16 +138,7 @@ impl<'a> TreeRef<'a> {
         let count = c.count("entry count", MIN_ENTRY)?;
         let mut entries = Vec::with_capacity(count);
         for i in 0..count {
-            let at = c.pos();
-            let code = c.u8("entry kind")?;
-            let kind = match Kind::from_code(code) {
-                Some(k @ (Kind::Blob | Kind::Tree)) => k,
-                _ => return Err(c.err_at(at, format!("entry {i} has invalid kind byte {code}"))),
-            };
-            let name_len = usize::from(c.u8("name length")?);
-            let name = c.take(name_len, "entry name")?;
-            let id = c.id("entry id")?;
-            entries.push(RawEntry { kind, name, id });
+            entries.push(read_entry(&mut c, i)?.0);
         }
         c.finish()?;
         Ok(entries)
