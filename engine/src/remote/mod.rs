@@ -531,16 +531,38 @@ fn transfer(
 ) -> Result<(Transfer, Option<Pinned>)> {
     let have = have_commits(dst)?;
     let dst_wal = dst.layout().wal();
-    let file = send(
-        src,
-        tips,
-        &have,
-        &|id| Ok(dst.objects().contains(id)?),
-        dst.objects(),
-        Some(&dst_wal),
-    )?;
-    receive(dst, &file, remote)
+    // The sender writes into a pipe on its own thread; the receiver reads
+    // as it comes: nothing is written to disk but the result.
+    let (w, mut r) = receive::pipe();
+    std::thread::scope(|scope| {
+        let sender = scope.spawn(|| {
+            let mut w = w;
+            send_to(
+                src,
+                tips,
+                &have,
+                &|id| Ok(dst.objects().contains(id)?),
+                Some(&dst_wal),
+                &mut w,
+                Path::new("(the transfer pipe)"),
+            )
+        });
+        let got = receive_from(dst, &mut r, u64::MAX, remote);
+        // A receiver that stopped early unblocks the sender.
+        drop(r);
+        let sent = sender
+            .join()
+            .map_err(|_| remote_err(remote, "the sending thread panicked"))?;
+        // The sender's error explains a transfer cut short.
+        let counts = sent?;
+        let (mut t, pins) = got?;
+        t.commits = counts.commits.max(t.commits);
+        Ok((t, pins))
+    })
 }
+
+/// Bytes of pack entries a sender gathers before hashing and writing them.
+const SEND_BLOCK: usize = 1 << 20;
 
 /// Magic of a transfer file.
 pub const TRANSFER_MAGIC: [u8; 4] = *b"SYTX";
@@ -634,22 +656,31 @@ pub fn send_to(
     w.put(&[1, 0, 0, 0])?;
     w.put(&(if objects.is_empty() { 0 } else { pack_len }).to_le_bytes())?;
     if !objects.is_empty() {
+        // Entries are gathered into blocks before they are hashed and
+        // written: BLAKE3 hashes a large input many chunks at a time, a
+        // small one block by block (several times slower).
         let mut ph = blake3::Hasher::new();
+        let mut block: Vec<u8> = Vec::with_capacity(SEND_BLOCK + (64 << 10));
         let mut head = [0u8; sydra_objects::pack::HEADER];
         head[..4].copy_from_slice(&sydra_objects::pack::MAGIC);
         head[4] = sydra_objects::pack::VERSION;
         head[8..16].copy_from_slice(&(objects.len() as u64).to_le_bytes());
-        ph.update(&head);
-        w.put(&head)?;
+        block.extend_from_slice(&head);
         for id in &objects {
-            // BLAKE3 recomputed: the bytes sent are the object the id names.
-            let obj = src.objects().get_verified(id)?;
-            let entry = sydra_objects::store::header::encode_file(obj.kind, *id, &obj.data);
-            ph.update(&entry);
-            w.put(&entry)?;
+            // CRC-checked; the receiver recomputes every BLAKE3 and refuses
+            // an object that does not hash to its id (DECISIONS 63).
+            let obj = src.objects().get(id)?;
+            sydra_objects::store::header::encode_file_into(&mut block, obj.kind, *id, &obj.data);
             counts.objects += 1;
             counts.bytes += obj.data.len() as u64;
+            if block.len() >= SEND_BLOCK {
+                ph.update(&block);
+                w.put(&block)?;
+                block.clear();
+            }
         }
+        ph.update(&block);
+        w.put(&block)?;
         w.put(ph.finalize().as_bytes())?;
     }
     // The WAL ranges the new commits' replay reads, less those the
@@ -753,24 +784,6 @@ fn u64_at(b: &[u8], at: &mut usize, what: &str) -> std::result::Result<u64, Stri
     Ok(u64::from_le_bytes(a))
 }
 
-/// Ingest a transfer file into `dst`: check its trailer and framing, check
-/// every object (framing, CRC, BLAKE3) and that every tree and commit
-/// references only objects in the transfer or already present, publish the
-/// pack, store the WAL ranges (each verified against its chunk), record the
-/// shallow boundaries. Refs are the caller's to move, while the returned
-/// pins live.
-pub fn receive(
-    dst: &Repository,
-    file: &TransferFile,
-    remote: &str,
-) -> Result<(Transfer, Option<Pinned>)> {
-    let f = sydra_objects::fs::open_regular(&file.path).map_err(Error::io("open", &file.path))?;
-    let map = sydra_objects::map::map_file(&f).map_err(Error::io("map", &file.path))?;
-    let mut t = receive_bytes(dst, &map, remote)?;
-    t.0.commits = file.counts.commits.max(t.0.commits);
-    Ok(t)
-}
-
 /// A transfer file's sections (docs/FORMAT.md §21), framing checked.
 #[derive(Debug)]
 pub struct TransferView<'a> {
@@ -826,107 +839,6 @@ pub fn transfer_sections(b: &[u8]) -> std::result::Result<TransferView<'_>, Stri
         ranges,
         shallow,
     })
-}
-
-/// [`receive`] of transfer bytes already in memory or mapped.
-pub fn receive_bytes(
-    dst: &Repository,
-    b: &[u8],
-    remote: &str,
-) -> Result<(Transfer, Option<Pinned>)> {
-    let bad = |reason: String| remote_err(remote, format!("bad transfer: {reason}"));
-    let view = parse_transfer(b).map_err(bad)?;
-    let pack = view.pack;
-    let ranges_in = view.ranges;
-    let shallow: HashSet<ObjectId> = view.shallow.iter().copied().collect();
-    let mut out = Transfer {
-        shallow: shallow.iter().copied().collect(),
-        ..Transfer::default()
-    };
-    let store = dst.objects();
-
-    let mut check = |e: &sydra_objects::pack::Entry,
-                     payload: &[u8],
-                     ids: &sydra_objects::store::PackIds|
-     -> std::result::Result<(), String> {
-        let present = |id: &ObjectId| ids.contains(id) || store.contains(id).unwrap_or(false);
-        match e.kind {
-            Kind::Tree => {
-                let t = sydra_objects::TreeRef::decode(payload).map_err(|d| d.to_string())?;
-                for x in t.entries {
-                    if !present(&x.id) {
-                        return Err(format!(
-                            "tree {} references {} {}, which neither side has",
-                            e.id, x.kind, x.id
-                        ));
-                    }
-                }
-            }
-            Kind::Commit => {
-                let c = sydra_objects::CommitRef::decode(payload).map_err(|d| d.to_string())?;
-                if !present(&c.tree) {
-                    return Err(format!(
-                        "commit {} references tree {}, which neither side has",
-                        e.id, c.tree
-                    ));
-                }
-                for p in c.parents {
-                    if !shallow.contains(&e.id) && !present(&p) {
-                        return Err(format!(
-                            "commit {} references parent {p}, which neither side has",
-                            e.id
-                        ));
-                    }
-                }
-                out.commits += 1;
-            }
-            Kind::Blob => {}
-        }
-        out.objects += 1;
-        out.bytes += payload.len() as u64;
-        Ok(())
-    };
-    let pack = if pack.is_empty() {
-        None
-    } else {
-        store.ingest_pack(pack, &mut check)?
-    };
-    out.pack = pack.as_ref().map(|p| p.hash());
-    // Pin what arrived until the refs move: a GC of this process must not
-    // take it first (registered without reading anything back).
-    let pinned = match &pack {
-        Some(p) => {
-            let v = p.index();
-            store.pin((0..v.len()).map(|i| v.id(i)))
-        }
-        None => store.pin([]),
-    };
-    let dst_wal = dst.layout().wal();
-    for (id, body) in ranges_in {
-        let blob = store.get(&id).map_err(|e| {
-            remote_err(
-                remote,
-                format!("WAL range {id}: its chunk is not here: {e}"),
-            )
-        })?;
-        let chunk = Chunk::decode(&blob.data)
-            .map_err(|e| remote_err(remote, format!("chunk {id}: {e}")))?;
-        if has_range(&dst_wal, &id, &chunk) {
-            continue;
-        }
-        if body.len() < 16 {
-            return Err(bad(format!(
-                "WAL range {id} is shorter than a segment header"
-            )));
-        }
-        ranges::write(&dst_wal, &id, &chunk, &body[..16], &body[16..])?;
-        out.ranges += 1;
-        out.range_bytes += (body.len() - 16) as u64;
-    }
-    if !shallow.is_empty() {
-        add_boundaries(dst, &out.shallow)?;
-    }
-    Ok((out, Some(pinned)))
 }
 
 /// Record `boundaries` in the receiver's retention horizon (its history
@@ -1126,8 +1038,8 @@ impl Endpoint {
                     .into_iter()
                     .filter_map(|(_, t)| t.object())
                     .collect();
-                let file = c.fetch(tips, &haves, dst.objects())?;
-                receive(dst, &file, remote).map(|(t, p)| (t, p.into_iter().collect()))
+                c.fetch(tips, &haves, dst, remote)
+                    .map(|(t, p)| (t, p.into_iter().collect()))
             }
             #[cfg(feature = "s3")]
             Endpoint::S3(s) => {
@@ -1429,11 +1341,13 @@ fn judge(repo: &Repository, old: Option<ObjectId>, new: ObjectId, force: bool) -
     judge_on(repo.objects(), old, new, force)
 }
 
+mod receive;
 #[cfg(feature = "s3")]
 mod replica;
 #[cfg(feature = "s3")]
 mod s3;
 pub mod tindex;
+pub use receive::{receive, receive_bytes, receive_from};
 #[cfg(feature = "s3")]
 pub use replica::{Replica, ReplicaOptions, ReplicaStats};
 #[cfg(feature = "s3")]
@@ -1465,14 +1379,15 @@ pub fn gc_remote(
 /// The HTTP transport: a client of `sydra serve` (crate::serve).
 #[cfg(feature = "http")]
 mod http {
-    use std::io::{Read, Write};
+    use std::io::Read;
 
     use serde_json::{Value, json};
-    use sydra_objects::{ObjectId, Store};
+    use sydra_objects::{ObjectId, Pinned};
     use sydra_refs::RefName;
 
-    use super::{Outcome, TransferFile, remote_err, tmp_path};
+    use super::{Outcome, TransferFile, remote_err};
     use crate::error::{Error, Result};
+    use crate::repo::Repository;
 
     /// The largest transfer a fetch accepts (the server's push limit is
     /// its own).
@@ -1577,8 +1492,9 @@ mod http {
             &self,
             wants: &[ObjectId],
             haves: &[ObjectId],
-            scratch: &Store,
-        ) -> Result<TransferFile> {
+            dst: &Repository,
+            remote: &str,
+        ) -> Result<(super::Transfer, Option<Pinned>)> {
             let body = json!({
                 "wants": wants.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),
                 "haves": haves.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),
@@ -1592,33 +1508,29 @@ mod http {
                     .send(body.as_bytes())
             })?;
             self.check(&mut resp, "fetch")?;
-            let file = TransferFile {
-                path: tmp_path(scratch, "rx"),
-                counts: super::Transfer::default(),
-            };
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&file.path)
-                .map_err(Error::io("create", &file.path))?;
-            let mut reader = resp.body_mut().as_reader().take(MAX_FETCH_BYTES + 1);
-            let n = std::io::copy(&mut reader, &mut f)
-                .map_err(|e| self.err(format!("fetch cut short: {e}")))?;
-            if n > MAX_FETCH_BYTES {
-                return Err(self.err(format!("the transfer is over {MAX_FETCH_BYTES} bytes")));
-            }
-            f.flush().map_err(Error::io("write", &file.path))?;
-            drop(f);
-            if (4..=64 << 10).contains(&n) {
-                let head = std::fs::read(&file.path).map_err(Error::io("read", &file.path))?;
-                if head[..4] == super::TRANSFER_ERROR_MAGIC {
-                    return Err(self.err(format!(
-                        "the server could not build the transfer: {}",
-                        String::from_utf8_lossy(&head[4..])
-                    )));
+            // Streamed into the store as it arrives. A server that failed
+            // after its 200 went out sends its error instead.
+            let mut body = resp.body_mut().as_reader();
+            let mut head = [0u8; 8];
+            let mut got = 0;
+            while got < head.len() {
+                match body.read(&mut head[got..]) {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(self.err(format!("fetch cut short: {e}"))),
                 }
             }
-            Ok(file)
+            if got >= 4 && head[..4] == super::TRANSFER_ERROR_MAGIC {
+                let mut text = head[4..got].to_vec();
+                let _ = (&mut body).take(64 << 10).read_to_end(&mut text);
+                return Err(self.err(format!(
+                    "the server could not build the transfer: {}",
+                    String::from_utf8_lossy(&text)
+                )));
+            }
+            let mut stream = (&head[..got]).chain(body);
+            super::receive_from(dst, &mut stream, MAX_FETCH_BYTES, remote)
         }
 
         pub(super) fn push(

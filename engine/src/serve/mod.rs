@@ -36,7 +36,6 @@
 //! rest get 503). Malformed, truncated, oversized and hostile requests get
 //! a 4xx and change nothing.
 
-use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -417,21 +416,25 @@ fn handle(ctx: &Arc<Ctx>, mut req: Request) {
     let url = req.url().to_owned();
     let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
     let method = req.method().clone();
-    let result = match (&method, path) {
-        (Method::Get, "/api/v1/health") => Ok(text(200, "ok")),
-        (Method::Get, "/api/v1/refs") => refs(ctx),
+    let result: std::result::Result<Reply, Reject> = match (&method, path) {
+        (Method::Get, "/api/v1/health") => Ok(text(200, "ok").into()),
+        (Method::Get, "/api/v1/refs") => refs(ctx).map(Reply::from),
         (Method::Post, "/api/v1/fetch") => fetch(ctx, &mut req),
-        (Method::Post, "/api/v1/push") => push(ctx, &mut req, query),
+        (Method::Post, "/api/v1/push") => push(ctx, &mut req, query).map(Reply::from),
         // A client asks before it sends a large body it may not push.
-        (Method::Get, "/api/v1/push") => may_push(ctx, &req).map(|()| text(200, "ok")),
-        (Method::Get, p) if p.starts_with("/objects/") => object(ctx, &p["/objects/".len()..]),
-        (Method::Post, "/api/v1/write") => tsdb::prom_write(ctx, &mut req),
-        (Method::Post, "/api/v1/read") => tsdb::prom_read(ctx, &mut req),
-        (Method::Post, "/write") => Ok(tsdb::influx_write(ctx, &mut req, query)),
-        (Method::Post | Method::Get, "/query") => Ok(tsdb::influx_query(ctx, &mut req, query)),
-        (Method::Get | Method::Head, "/ping") => Ok(tsdb::ping()),
+        (Method::Get, "/api/v1/push") => may_push(ctx, &req).map(|()| text(200, "ok").into()),
+        (Method::Get, p) if p.starts_with("/objects/") => {
+            object(ctx, &p["/objects/".len()..]).map(Reply::from)
+        }
+        (Method::Post, "/api/v1/write") => tsdb::prom_write(ctx, &mut req).map(Reply::from),
+        (Method::Post, "/api/v1/read") => tsdb::prom_read(ctx, &mut req).map(Reply::from),
+        (Method::Post, "/write") => Ok(tsdb::influx_write(ctx, &mut req, query).into()),
+        (Method::Post | Method::Get, "/query") => {
+            Ok(tsdb::influx_query(ctx, &mut req, query).into())
+        }
+        (Method::Get | Method::Head, "/ping") => Ok(tsdb::ping().into()),
         (Method::Get, "/api/v1/query") => tsdb::query(ctx, query),
-        (Method::Get, "/api/v1/series") => tsdb::series(ctx, query),
+        (Method::Get, "/api/v1/series") => tsdb::series(ctx, query).map(Reply::from),
         (
             _,
             "/api/v1/health" | "/api/v1/refs" | "/api/v1/fetch" | "/api/v1/push" | "/api/v1/write"
@@ -440,7 +443,8 @@ fn handle(ctx: &Arc<Ctx>, mut req: Request) {
         _ => Err(Reject(404, format!("no such endpoint: {path}"))),
     };
     let resp = match result {
-        Ok(r) => r,
+        Ok(Reply::Whole(r)) => r,
+        Ok(Reply::Streamed(body)) => return body.send(req),
         Err(Reject(code, msg)) => text(code, &msg),
     };
     // A write that failed may have poisoned the engine: reopen it before
@@ -506,7 +510,7 @@ fn ids(v: &Value, key: &str) -> std::result::Result<Vec<ObjectId>, Reject> {
         .collect()
 }
 
-fn fetch(ctx: &Ctx, req: &mut Request) -> std::result::Result<Resp, Reject> {
+fn fetch(ctx: &Ctx, req: &mut Request) -> std::result::Result<Reply, Reject> {
     let v = read_json(req)?;
     let wants = ids(&v, "wants")?;
     let haves = ids(&v, "haves")?;
@@ -552,23 +556,97 @@ fn fetch(ctx: &Ctx, req: &mut Request) -> std::result::Result<Resp, Reject> {
     })
 }
 
-/// A 200 whose body `produce` writes on a thread of its own as the
-/// response sends it (chunked, through a pipe): the first byte leaves at
-/// once and nothing is spooled. A failure part way ends the body early.
+/// What a handler answers: a whole response, or a 200 whose body is
+/// written as it is produced.
+enum Reply {
+    Whole(Resp),
+    Streamed(Streamed),
+}
+
+impl From<Resp> for Reply {
+    fn from(r: Resp) -> Reply {
+        Reply::Whole(r)
+    }
+}
+
+/// A 200 whose body a producer writes as it goes: the first byte leaves at
+/// once and nothing is spooled. A failure part way ends the body early
+/// (each streamed format has an end its reader checks for).
+struct Streamed {
+    content_type: &'static str,
+    produce: Producer,
+}
+
+/// Writes a streamed body.
+type Producer = Box<dyn FnOnce(&mut dyn Write) + Send>;
+
 fn streamed(
-    content_type: &str,
-    produce: impl FnOnce(&mut io::PipeWriter) + Send + 'static,
-) -> std::result::Result<Resp, Reject> {
-    let (reader, mut writer) =
-        io::pipe().map_err(|e| Reject(500, format!("cannot make a pipe: {e}")))?;
-    std::thread::spawn(move || produce(&mut writer));
-    Ok(boxed(Response::new(
-        StatusCode(200),
-        vec![header("Content-Type", content_type)],
-        reader,
-        None,
-        None,
-    )))
+    content_type: &'static str,
+    produce: impl FnOnce(&mut dyn Write) + Send + 'static,
+) -> std::result::Result<Reply, Reject> {
+    Ok(Reply::Streamed(Streamed {
+        content_type,
+        produce: Box::new(produce),
+    }))
+}
+
+impl Streamed {
+    /// Send it. Over HTTP/1.1 the producer writes on this thread straight
+    /// into the connection, in chunks of what it writes at once (its own
+    /// buffer's size). An HTTP/1.0 client, which knows no chunks, gets the
+    /// body through a pipe from a thread of its own, the connection closed
+    /// at its end.
+    fn send(self, req: Request) {
+        if req.http_version() == &tiny_http::HTTPVersion(1, 0) {
+            let Ok((reader, mut writer)) = io::pipe() else {
+                let _ = req.respond(text(500, "cannot make a pipe"));
+                return;
+            };
+            let produce = self.produce;
+            std::thread::spawn(move || produce(&mut writer));
+            let _ = req.respond(boxed(Response::new(
+                StatusCode(200),
+                vec![header("Content-Type", self.content_type)],
+                reader,
+                None,
+                None,
+            )));
+            return;
+        }
+        let mut conn = req.into_writer();
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nTransfer-Encoding: chunked\r\n\r\n",
+            self.content_type
+        );
+        if conn.write_all(head.as_bytes()).is_err() {
+            return;
+        }
+        let mut body = Chunked(&mut conn);
+        (self.produce)(&mut body);
+        // The last chunk, also after a failure: the body ends cleanly and
+        // its reader sees the stream cut short.
+        let _ = conn.write_all(b"0\r\n\r\n").and_then(|()| conn.flush());
+    }
+}
+
+/// HTTP/1.1 chunked encoding: each write is one chunk.
+struct Chunked<W>(W);
+
+impl<W: Write> Write for Chunked<W> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        // An empty chunk would end the body.
+        if b.is_empty() {
+            return Ok(0);
+        }
+        self.0.write_all(format!("{:x}\r\n", b.len()).as_bytes())?;
+        self.0.write_all(b)?;
+        self.0.write_all(b"\r\n")?;
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
 }
 
 /// Whether the request carries the server's token (or none is needed):
@@ -646,20 +724,13 @@ fn push(ctx: &Ctx, req: &mut Request, query: &str) -> std::result::Result<Resp, 
     let head: Value = serde_json::from_slice(&head)
         .map_err(|e| Reject(400, format!("the push header is not JSON: {e}")))?;
     let updates = parse_updates(&head)?;
-    // Spool the transfer to a temp file: bounded memory whatever its size.
-    let spool = SpoolFile::new(ctx.repo.objects())?;
-    {
-        let mut f = File::create(&spool.0).map_err(|e| Reject(500, e.to_string()))?;
-        let n = io::copy(&mut reader.take(limit + 1), &mut f)
-            .map_err(|e| Reject(400, format!("the push is cut short: {e}")))?;
-        if n > limit {
-            return Err(Reject(413, format!("the push is over {limit} bytes")));
-        }
-        f.flush().map_err(|e| Reject(500, e.to_string()))?;
+    // Streamed into the store as it arrives: bounded memory whatever its
+    // size, and each byte written once.
+    let mut body = CountingReader(0, reader.take(limit + 1));
+    let received = remote::receive_from(&ctx.repo, &mut body, u64::MAX, "push");
+    if received.is_err() && body.0 > limit {
+        return Err(Reject(413, format!("the push is over {limit} bytes")));
     }
-    let f = File::open(&spool.0).map_err(|e| Reject(500, e.to_string()))?;
-    let map = sydra_objects::map::map_file(&f).map_err(|e| Reject(500, e.to_string()))?;
-    let received = remote::receive_bytes(&ctx.repo, &map, "push");
     let (_, pinned) = match received {
         Ok(x) => x,
         Err(e @ Error::Remote { .. }) => return Err(Reject(400, e.to_string())),
@@ -730,23 +801,14 @@ impl<W: Write> Write for Counting<W> {
     }
 }
 
-struct SpoolFile(PathBuf);
+/// A reader that counts what passes through it.
+struct CountingReader<R>(u64, R);
 
-impl SpoolFile {
-    fn new(store: &sydra_objects::Store) -> std::result::Result<SpoolFile, Reject> {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        Ok(SpoolFile(
-            store
-                .tmp_dir()
-                .join(format!("obj-{}-push{n}.tmp", std::process::id())),
-        ))
-    }
-}
-
-impl Drop for SpoolFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+        let n = self.1.read(b)?;
+        self.0 += n as u64;
+        Ok(n)
     }
 }
 

@@ -564,7 +564,7 @@ fn query_params(engine: &Engine, query: &str) -> std::result::Result<QueryParams
 /// `{"as_of": COMMIT|null, "series": [{"series", "field", "points":
 /// [[t_ns, value], …]}, …]}`. A failure part way ends the stream before
 /// its closing brackets, which no JSON parser accepts.
-pub(super) fn query(ctx: &Arc<Ctx>, query: &str) -> Answer {
+pub(super) fn query(ctx: &Arc<Ctx>, query: &str) -> std::result::Result<super::Reply, Reject> {
     let engine = ctx.engine()?;
     let p = query_params(&engine, query)?;
     // Checked here so a bad request is a 4xx, not a cut stream.

@@ -111,8 +111,8 @@ pub fn exists(wal_dir: &Path, id: &ObjectId) -> bool {
 }
 
 /// Store chunk `id`'s range (`header` is the source segment's first
-/// `SEGMENT_HEADER_LEN` bytes, `bytes` the chunk's), verified first, made
-/// durable before it is visible. An existing valid copy is kept.
+/// `SEGMENT_HEADER_LEN` bytes, `bytes` the chunk's), verified, made durable
+/// before it is visible. An existing valid copy is kept.
 pub fn write(
     wal_dir: &Path,
     id: &ObjectId,
@@ -120,55 +120,113 @@ pub fn write(
     header: &[u8],
     bytes: &[u8],
 ) -> Result<()> {
-    let ranges = ranges_dir(wal_dir);
-    let dst = range_path(&ranges, id);
-    let mut content = Vec::with_capacity(SEGMENT_HEADER_LEN + bytes.len());
-    content.extend_from_slice(header.get(..SEGMENT_HEADER_LEN).unwrap_or(header));
-    content.extend_from_slice(bytes);
-    check(&content, chunk).map_err(|r| bad(&dst, id, r))?;
     if let Ok(Some(_)) = open(wal_dir, id, chunk) {
         return Ok(());
     }
-    let tmp_dir = ranges.join("tmp");
-    let shard = dst
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| ranges.clone());
-    for d in [&ranges, &tmp_dir, &shard] {
-        match sydra_objects::fault::point("walchunks.mkdir").and_then(|()| fs::create_dir(d)) {
-            Ok(()) => sync_dir(d.parent().unwrap_or(d))?,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(Error::io("create directory", d)(e)),
+    let mut w = RangeWriter::new(wal_dir, id)?;
+    w.write(header.get(..SEGMENT_HEADER_LEN).unwrap_or(header))?;
+    w.write(bytes)?;
+    w.finish(chunk)
+}
+
+/// A stored range written as its bytes arrive (the segment header, then
+/// the chunk's bytes) into a temp file in `walchunks/tmp/`;
+/// [`RangeWriter::finish`] verifies it against its chunk, syncs it and
+/// renames it into place. Dropped unfinished, the temp file is removed.
+#[derive(Debug)]
+pub struct RangeWriter {
+    tmp: PathBuf,
+    dst: PathBuf,
+    shard: PathBuf,
+    id: ObjectId,
+    out: Option<io::BufWriter<fs::File>>,
+}
+
+impl RangeWriter {
+    /// Start the range of chunk `id` in the store whose WAL directory is
+    /// `wal_dir`.
+    pub fn new(wal_dir: &Path, id: &ObjectId) -> Result<RangeWriter> {
+        let ranges = ranges_dir(wal_dir);
+        let dst = range_path(&ranges, id);
+        let tmp_dir = ranges.join("tmp");
+        let shard = dst
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| ranges.clone());
+        for d in [&ranges, &tmp_dir, &shard] {
+            match sydra_objects::fault::point("walchunks.mkdir").and_then(|()| fs::create_dir(d)) {
+                Ok(()) => sync_dir(d.parent().unwrap_or(d))?,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io("create directory", d)(e)),
+            }
         }
-    }
-    let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp = tmp_dir.join(format!("range-{}-{n}.tmp", std::process::id()));
-    let written = (|| {
-        let mut f = OpenOptions::new()
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = tmp_dir.join(format!("range-{}-{n}.tmp", std::process::id()));
+        let f = OpenOptions::new()
+            .read(true)
             .write(true)
             .create_new(true)
             .open(&tmp)
             .map_err(Error::io("create", &tmp))?;
+        Ok(RangeWriter {
+            out: Some(io::BufWriter::with_capacity(256 << 10, f)),
+            tmp,
+            dst,
+            shard,
+            id: *id,
+        })
+    }
+
+    /// Append the next bytes.
+    pub fn write(&mut self, b: &[u8]) -> Result<()> {
+        let out = self
+            .out
+            .as_mut()
+            .ok_or_else(|| Error::io("write", &self.tmp)(io::ErrorKind::Other.into()))?;
         sydra_objects::fault::point("walchunks.write")
-            .and_then(|()| f.write_all(&content))
-            .map_err(Error::io("write", &tmp))?;
+            .and_then(|()| out.write_all(b))
+            .map_err(Error::io("write", &self.tmp))
+    }
+
+    /// Verify what was written against `chunk` (the header names its
+    /// segment; length, CRC32 and BLAKE3 match), sync, rename into place,
+    /// sync the directory.
+    pub fn finish(mut self, chunk: &Chunk) -> Result<()> {
+        let out = self
+            .out
+            .take()
+            .ok_or_else(|| Error::io("write", &self.tmp)(io::ErrorKind::Other.into()))?;
+        let f = out
+            .into_inner()
+            .map_err(|e| Error::io("write", &self.tmp)(e.into_error()))?;
+        let map = map_file(&f).map_err(Error::io("map", &self.tmp))?;
+        check(&map, chunk).map_err(|r| bad(&self.dst, &self.id, r))?;
+        drop(map);
         sydra_objects::fault::point("walchunks.sync")
             .and_then(|()| f.sync_data())
             .map_err(|e| {
                 Error::Objects(sydra_objects::Error::Sync {
-                    path: tmp.clone(),
+                    path: self.tmp.clone(),
                     source: e,
                 })
             })?;
+        drop(f);
         sydra_objects::fault::point("walchunks.rename")
-            .and_then(|()| fs::rename(&tmp, &dst))
-            .map_err(Error::io("rename into", &dst))?;
-        sync_dir(&shard)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
+            .and_then(|()| fs::rename(&self.tmp, &self.dst))
+            .map_err(Error::io("rename into", &self.dst))?;
+        // Renamed: nothing left for drop to remove.
+        self.tmp = PathBuf::new();
+        sync_dir(&self.shard)
     }
-    written
+}
+
+impl Drop for RangeWriter {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            self.out = None;
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {

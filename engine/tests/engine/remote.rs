@@ -902,3 +902,109 @@ fn a_fetch_the_server_cannot_build_reports_the_servers_reason() {
         "{err}"
     );
 }
+
+#[test]
+fn a_sender_failing_part_way_is_reported_and_publishes_nothing() {
+    // A path clone streams the transfer from a sender thread into the
+    // receiver. The source's newest WAL segment is damaged after the pack
+    // has gone out: the sender's error (the chunk that does not verify) is
+    // what the clone reports, and the receiver publishes no pack.
+    let d = tempfile::tempdir().unwrap();
+    let (src, dst) = (d.path().join("src"), d.path().join("dst"));
+    drop(source(&src));
+    let mut segs: Vec<_> = std::fs::read_dir(src.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+        .collect();
+    segs.sort();
+    let last = segs.last().expect("the source has a WAL segment");
+    let mut b = std::fs::read(last).unwrap();
+    let at = b.len() - 100;
+    b[at] ^= 0x10;
+    std::fs::write(last, &b).unwrap();
+    let err = remote::clone(src.to_str().unwrap(), &dst)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("WAL chunk"), "{err}");
+    if dst.exists() {
+        let repo = Repository::open(&dst).unwrap();
+        assert!(repo.objects().packs().is_empty(), "a pack was published");
+        assert!(repo.objects().all_ids().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn a_fetch_answer_is_the_same_transfer_over_http_1_0_and_over_one_kept_alive_1_1_connection() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use sydra_engine::serve::{ServeOptions, start};
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    drop(source(&src));
+    let head = Repository::open(&src).unwrap().resolve("main").unwrap();
+    let srv = start(
+        &src,
+        ServeOptions {
+            listen: "127.0.0.1:0".into(),
+            read_only: true,
+            ..ServeOptions::default()
+        },
+    )
+    .unwrap();
+    let body = format!("{{\"wants\": [\"{}\"]}}", head.to_hex());
+    let request = |version: &str| {
+        format!(
+            "POST /api/v1/fetch {version}\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    // HTTP/1.0: no chunks; the body ends when the server closes.
+    let mut s = std::net::TcpStream::connect(srv.addr()).unwrap();
+    s.write_all(request("HTTP/1.0").as_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head10 = String::from_utf8_lossy(&out[..split]).to_ascii_lowercase();
+    assert!(head10.contains(" 200 "), "{head10}");
+    assert!(!head10.contains("chunked"), "{head10}");
+    let plain = out[split + 4..].to_vec();
+    remote::parse_transfer(&plain).unwrap();
+    // HTTP/1.1: chunked, and the connection serves a second fetch after it.
+    let s = std::net::TcpStream::connect(srv.addr()).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut w = s;
+    for round in 0..2 {
+        w.write_all(request("HTTP/1.1").as_bytes()).unwrap();
+        let mut chunked = false;
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            if line.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+                chunked = true;
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        assert!(chunked, "round {round}");
+        let mut got = Vec::new();
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            let n = usize::from_str_radix(line.trim(), 16).unwrap();
+            let mut chunk = vec![0u8; n + 2];
+            r.read_exact(&mut chunk).unwrap();
+            assert_eq!(&chunk[n..], b"\r\n");
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&chunk[..n]);
+        }
+        assert_eq!(got, plain, "round {round}: the same transfer");
+    }
+    // And it is accepted whole.
+    let (to, _) = Repository::init(&d.path().join("dst")).unwrap();
+    let (t, _pins) = remote::receive_bytes(&to, &plain, "test").unwrap();
+    assert!(t.objects > 0 && t.ranges > 0, "{t:?}");
+    srv.stop();
+}

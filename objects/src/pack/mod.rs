@@ -30,7 +30,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use index::IndexView;
 pub use verify::{PackVerify, verify_pack};
-pub(crate) use write::{PackWriter, ensure_dir, fault_dir_sync, remove_files, rename, write_index};
+pub(crate) use write::{
+    PackWriter, ensure_dir, fault_dir_sync, publish, remove_files, rename, write_index,
+};
 
 use crate::error::{Error, Result};
 use crate::map::{Mmap, map_file};
@@ -192,8 +194,24 @@ pub fn entry_at(
 pub fn scan(
     bytes: &[u8],
     verify_hash: bool,
-    mut f: impl FnMut(Entry) -> std::result::Result<(), String>,
+    f: impl FnMut(Entry) -> std::result::Result<(), String>,
 ) -> std::result::Result<ObjectId, String> {
+    scan_entries(bytes, verify_hash, f)?;
+    let body = bytes.len() - TRAILER;
+    let actual = blake3::hash(&bytes[..body]);
+    if actual.as_bytes()[..] != bytes[body..] {
+        return Err("pack trailer does not match its content".into());
+    }
+    Ok(trailer(bytes).unwrap_or_default())
+}
+
+/// [`scan`] without the trailer: for a pack whose hash was computed as it
+/// was written.
+pub fn scan_entries(
+    bytes: &[u8],
+    verify_hash: bool,
+    mut f: impl FnMut(Entry) -> std::result::Result<(), String>,
+) -> std::result::Result<(), String> {
     let declared = parse_header(bytes)?;
     let body = bytes.len() - TRAILER;
     let mut at = HEADER as u64;
@@ -214,11 +232,7 @@ pub fn scan(
             "header declares {declared} entries, the pack holds {seen}"
         ));
     }
-    let actual = blake3::hash(&bytes[..body]);
-    if actual.as_bytes()[..] != bytes[body..] {
-        return Err("pack trailer does not match its content".into());
-    }
-    Ok(trailer(bytes).unwrap_or_default())
+    Ok(())
 }
 
 /// A live pack: the pack and its index, both mapped.

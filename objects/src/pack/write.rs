@@ -124,17 +124,30 @@ impl PackWriter {
         }
         drop(file);
         let mut idx_tmp = write_index(&self.store, &hash, &mut self.entries, sync, &tmp_path)?;
-        let dir = self.store.pack_dir().to_path_buf();
-        ensure_dir(&self.store, &dir, sync)?;
-        let pack_dst = dir.join(file_name(&hash, "pack"));
-        let idx_dst = dir.join(file_name(&hash, "idx"));
-        rename(&mut self.tmp, &pack_dst, "pack.rename")?;
-        rename(&mut idx_tmp, &idx_dst, "pack.idx.rename")?;
-        if sync {
-            crate::fs::sync_dir(&dir, fault_dir_sync)?;
-        }
-        Ok(Arc::new(Pack::open(&dir, hash)?))
+        publish(&self.store, &mut self.tmp, &mut idx_tmp, &hash, sync)
     }
+}
+
+/// Make pack `hash` live: rename its temp file (written and synced) into
+/// `objects/pack/`, then its index's (likewise), then sync the directory
+/// when `sync`. Returns the opened pack; the caller adds it to the store.
+pub(crate) fn publish(
+    store: &Store,
+    pack_tmp: &mut TempFile,
+    idx_tmp: &mut TempFile,
+    hash: &ObjectId,
+    sync: bool,
+) -> Result<Arc<Pack>> {
+    let dir = store.pack_dir().to_path_buf();
+    ensure_dir(store, &dir, sync)?;
+    let pack_dst = dir.join(file_name(hash, "pack"));
+    let idx_dst = dir.join(file_name(hash, "idx"));
+    rename(pack_tmp, &pack_dst, "pack.rename")?;
+    rename(idx_tmp, &idx_dst, "pack.idx.rename")?;
+    if sync {
+        crate::fs::sync_dir(&dir, fault_dir_sync)?;
+    }
+    Ok(Arc::new(Pack::open(&dir, *hash)?))
 }
 
 /// Write the index of pack `hash` (entries: id, offset; sorted here) into

@@ -176,11 +176,17 @@ pub fn parse_file(
 /// Encode a complete raw-codec file (for small objects written in one go).
 pub fn encode_file(kind: Kind, id: ObjectId, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(MIN_FILE_LEN + payload.len());
+    encode_file_into(&mut out, kind, id, payload);
+    out
+}
+
+/// [`encode_file`] appended to `out`.
+pub fn encode_file_into(out: &mut Vec<u8>, kind: Kind, id: ObjectId, payload: &[u8]) {
+    let start = out.len();
     out.extend_from_slice(&Header::raw(kind, payload.len() as u64, id).encode());
     out.extend_from_slice(payload);
-    let crc = crc32fast::hash(&out);
+    let crc = crc32fast::hash(&out[start..]);
     out.extend_from_slice(&crc.to_le_bytes());
-    out
 }
 
 #[cfg(test)]

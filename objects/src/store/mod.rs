@@ -32,8 +32,8 @@ use crate::pack::Pack;
 pub use batch::{Batch, BatchStats};
 pub use fallback::Fallback;
 pub use packs::{
-    IngestCheck, PACK_BATCH_MIN, PackIds, PackRepair, PackStats, PackSweep, RepackOptions,
-    RepackReport,
+    IngestCheck, PACK_BATCH_MIN, PackIds, PackRepair, PackSink, PackStats, PackSweep,
+    RepackOptions, RepackReport, StagedPack,
 };
 pub use pins::{GcGuard, Pinned};
 pub use read::{Data, Iter, Object, Stat, id_from_path};
@@ -98,6 +98,11 @@ struct Inner {
     pins: pins::Pins,
     tmp_counter: AtomicU64,
     pack_dir: PathBuf,
+    /// The hash of the pack the last lookup found its object in (its first
+    /// 8 bytes): tried first, as consecutive lookups often hit the same
+    /// pack (a stat then a read, a walk through one commit's objects). A
+    /// hint only: any value is safe.
+    last_pack: AtomicU64,
     /// The live packs, largest first; replaced whole (readers clone the Arc).
     packs: RwLock<Arc<Vec<Arc<Pack>>>>,
     /// The mtime of `pack/` when it was last listed, and when that was.
@@ -144,6 +149,7 @@ impl Store {
                 options,
                 pins: pins::Pins::default(),
                 tmp_counter: AtomicU64::new(0),
+                last_pack: AtomicU64::new(0),
                 pack_dir,
                 packs: RwLock::new(Arc::new(Vec::new())),
                 pack_scan: Mutex::new(None),

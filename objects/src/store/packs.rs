@@ -15,7 +15,7 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,8 +24,9 @@ use std::time::{Duration, SystemTime};
 use rustix::fs::{FlockOperation, Mode, OFlags};
 
 use super::header::{self, HEADER_LEN};
-use super::{GcGuard, Store};
+use super::{GcGuard, Store, TempFile};
 use crate::error::{Error, Result};
+use crate::fault;
 use crate::pack::{self, Pack, PackWriter};
 use crate::{Kind, ObjectId};
 
@@ -155,9 +156,30 @@ impl Store {
     /// The pack and entry offset of `id`, if a live pack holds it.
     pub(crate) fn find_packed(&self, id: &ObjectId) -> Option<(Arc<Pack>, u64)> {
         let packs = self.packs();
-        packs
+        let key = |p: &Pack| {
+            let b = p.hash();
+            let b = b.as_bytes();
+            u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+        };
+        let hint = self
+            .inner
+            .last_pack
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if packs.len() > 1
+            && let Some(p) = packs.iter().find(|p| key(p) == hint)
+            && let Some(off) = p.find(id)
+        {
+            return Some((p.clone(), off));
+        }
+        let (p, off) = packs
             .iter()
-            .find_map(|p| p.find(id).map(|off| (p.clone(), off)))
+            .find_map(|p| p.find(id).map(|off| (p.clone(), off)))?;
+        if packs.len() > 1 {
+            self.inner
+                .last_pack
+                .store(key(&p), std::sync::atomic::Ordering::Relaxed);
+        }
+        Some((p, off))
     }
 
     /// Whether a live pack holds `id` (index only: no system call).
@@ -792,47 +814,183 @@ pub type PackIds = ahash::AHashSet<ObjectId>;
 pub type IngestCheck<'a> =
     dyn FnMut(&pack::Entry, &[u8], &PackIds) -> std::result::Result<(), String> + 'a;
 
-impl Store {
-    /// Publish a pack received from elsewhere (a fetch or push): every
-    /// entry is checked (framing, CRC, BLAKE3 recomputed), then `check`
-    /// sees every entry (the caller checks connectivity there; it may look
-    /// the pack's other ids up in the set passed to it), and only then are
-    /// the entries written into a new local pack, published like a batch's
-    /// (three syncs). Returns the pack, or `None` for a pack of no
-    /// objects. Errors name the entry.
-    pub fn ingest_pack(
-        &self,
-        bytes: &[u8],
-        check: &mut IngestCheck<'_>,
-    ) -> Result<Option<Arc<Pack>>> {
+/// A pack arriving from elsewhere (a fetch or a push), written straight
+/// into a temp file in `objects/tmp/` as its bytes come
+/// ([`Store::receive_pack`]) and hashed on the way; [`PackSink::finish`]
+/// then verifies it and stages it. The bytes are written once: the temp
+/// file becomes the live pack.
+#[derive(Debug)]
+pub struct PackSink {
+    store: Store,
+    tmp: TempFile,
+    out: io::BufWriter<fs::File>,
+    hasher: blake3::Hasher,
+    len: u64,
+    at: u64,
+    trailer: Vec<u8>,
+}
+
+/// A received pack, verified, with its index written beside it, both
+/// durable in `objects/tmp/`; nothing is visible until
+/// [`StagedPack::publish`]. Dropped unpublished, both files are removed.
+#[derive(Debug)]
+pub struct StagedPack {
+    store: Store,
+    pack: TempFile,
+    idx: TempFile,
+    hash: ObjectId,
+    map: crate::map::Mmap,
+    /// Id and entry offset, sorted by id.
+    entries: Vec<(ObjectId, u64)>,
+}
+
+impl PackSink {
+    fn bad(&self, reason: String) -> Error {
+        Error::BadPack {
+            path: self.store.pack_dir().join("(received)"),
+            reason,
+        }
+    }
+
+    /// Append the next bytes of the pack.
+    pub fn write(&mut self, b: &[u8]) -> Result<()> {
+        if b.len() as u64 > self.len - self.at {
+            return Err(self.bad(format!("more bytes arrive than the {} declared", self.len)));
+        }
+        // Everything but the 32-byte trailer is hashed: the trailer is the
+        // hash, and names the pack.
+        let body = self.len - pack::TRAILER as u64;
+        let hashed = (body.saturating_sub(self.at) as usize).min(b.len());
+        self.hasher.update(&b[..hashed]);
+        self.trailer.extend_from_slice(&b[hashed..]);
+        fault::point("pack.write")
+            .and_then(|()| self.out.write_all(b))
+            .map_err(Error::io("write", &self.tmp.path))?;
+        self.at += b.len() as u64;
+        Ok(())
+    }
+
+    /// All bytes written: check the trailer, then every entry (framing,
+    /// CRC, BLAKE3 recomputed, no id twice, the declared count), then let
+    /// `check` see every entry (the caller checks connectivity there; it
+    /// may look the pack's other ids up in the set passed to it), then
+    /// write the index and sync both files. Returns `None` for a pack of
+    /// no objects. Errors name the entry's offset.
+    pub fn finish(self, check: &mut IngestCheck<'_>) -> Result<Option<StagedPack>> {
+        if self.at != self.len {
+            return Err(self.bad(format!(
+                "the pack ends after {} of its {} bytes",
+                self.at, self.len
+            )));
+        }
+        let PackSink {
+            store,
+            mut tmp,
+            out,
+            hasher,
+            trailer,
+            ..
+        } = self;
         let bad = |reason: String| Error::BadPack {
-            path: self.pack_dir().join("(received)"),
+            path: store.pack_dir().join("(received)"),
             reason,
         };
-        let mut entries = Vec::new();
+        let hash = ObjectId::from_bytes(*hasher.finalize().as_bytes());
+        if trailer[..] != hash.as_bytes()[..] {
+            return Err(bad("pack trailer does not match its content".into()));
+        }
+        let file = out
+            .into_inner()
+            .map_err(|e| Error::io("write", &tmp.path)(e.into_error()))?;
+        let map = crate::map::map_file(&file).map_err(Error::io("map", &tmp.path))?;
+        let mut all = Vec::new();
         let mut ids = PackIds::new();
-        pack::scan(bytes, true, |e| {
+        pack::scan_entries(&map, true, |e| {
             if !ids.insert(e.id) {
                 return Err(format!("object {} appears twice", e.id));
             }
-            entries.push(e);
+            all.push(e);
             Ok(())
         })
         .map_err(bad)?;
-        for e in &entries {
-            let (_, range) = pack::entry_at(bytes, e.offset, Some(&e.id), false).map_err(bad)?;
-            check(e, &bytes[range], &ids).map_err(bad)?;
+        for e in &all {
+            let (_, range) = pack::entry_at(&map, e.offset, Some(&e.id), false).map_err(bad)?;
+            check(e, &map[range], &ids).map_err(bad)?;
         }
+        let mut entries: Vec<(ObjectId, u64)> = all.iter().map(|e| (e.id, e.offset)).collect();
+        drop(all);
         if entries.is_empty() {
             return Ok(None);
         }
-        let mut w = PackWriter::new(self, entries.len())?;
-        for e in &entries {
-            let start = e.offset as usize;
-            w.add(e.id, &bytes[start..start + e.len as usize])?;
+        fault::point("pack.sync")
+            .and_then(|()| file.sync_data())
+            .map_err(Error::sync(&tmp.path))?;
+        drop(file);
+        tmp.file = None;
+        let idx = pack::write_index(&store, &hash, &mut entries, true, &tmp.path)?;
+        Ok(Some(StagedPack {
+            store,
+            pack: tmp,
+            idx,
+            hash,
+            map,
+            entries,
+        }))
+    }
+}
+
+impl StagedPack {
+    /// The pack's hash (its name once published).
+    pub fn hash(&self) -> ObjectId {
+        self.hash
+    }
+
+    /// Its object ids, sorted.
+    pub fn ids(&self) -> impl Iterator<Item = ObjectId> + '_ {
+        self.entries.iter().map(|(id, _)| *id)
+    }
+
+    /// The kind and payload of `id`, if the pack holds it (verified when
+    /// it was staged).
+    pub fn get(&self, id: &ObjectId) -> Option<(Kind, &[u8])> {
+        let i = self.entries.binary_search_by(|(x, _)| x.cmp(id)).ok()?;
+        let (e, range) = pack::entry_at(&self.map, self.entries[i].1, Some(id), false).ok()?;
+        Some((e.kind, &self.map[range]))
+    }
+
+    /// Make it live: rename the pack, then its index, into `objects/pack/`
+    /// and sync the directory.
+    pub fn publish(mut self) -> Result<Arc<Pack>> {
+        let p = pack::publish(&self.store, &mut self.pack, &mut self.idx, &self.hash, true)?;
+        self.store.add_pack(p.clone());
+        Ok(p)
+    }
+}
+
+impl Store {
+    /// Start receiving a pack of `len` bytes from elsewhere (see
+    /// [`PackSink`]).
+    pub fn receive_pack(&self, len: u64) -> Result<PackSink> {
+        let min = (pack::HEADER + pack::TRAILER) as u64;
+        if len < min {
+            return Err(Error::BadPack {
+                path: self.pack_dir().join("(received)"),
+                reason: format!("a pack of {len} bytes is shorter than the {min}-byte minimum"),
+            });
         }
-        let p = w.finish(true)?;
-        self.add_pack(p.clone());
-        Ok(Some(p))
+        let mut tmp = self.new_temp()?;
+        let file = tmp
+            .file
+            .take()
+            .ok_or_else(|| Error::io("write", &tmp.path)(io::ErrorKind::Other.into()))?;
+        Ok(PackSink {
+            store: self.clone(),
+            tmp,
+            out: io::BufWriter::with_capacity(1 << 20, file),
+            hasher: blake3::Hasher::new(),
+            len,
+            at: 0,
+            trailer: Vec::with_capacity(pack::TRAILER),
+        })
     }
 }

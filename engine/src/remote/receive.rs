@@ -1,0 +1,407 @@
+//! The receiving side of a transfer (docs/FORMAT.md §21), read as a stream:
+//! whether the bytes come from a socket, a file or the sender's thread,
+//! each is read once and written once. The pack section goes straight into
+//! the file that becomes the live pack (hashed on the way), the WAL ranges
+//! straight into their stored files; both are verified before anything
+//! becomes visible, and the pack is published only once the transfer's
+//! own trailer has checked out.
+
+use std::collections::HashSet;
+use std::io::{self, Read, Write};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use sydra_objects::store::{PackIds, StagedPack};
+use sydra_objects::{Kind, ObjectId, Pinned};
+
+use super::{TRANSFER_MAGIC, Transfer, TransferFile, add_boundaries, has_range, remote_err};
+use crate::error::{Error, Result};
+use crate::repo::Repository;
+use crate::wal::{Chunk, ranges};
+
+/// Size of the blocks a transfer is copied in.
+const BLOCK: usize = 1 << 20;
+
+/// A transfer stream being read: every byte counted and hashed (the
+/// trailer is the BLAKE3 of all bytes before it), at most `limit` taken.
+struct Stream<'r> {
+    r: &'r mut dyn Read,
+    hasher: blake3::Hasher,
+    at: u64,
+    limit: u64,
+    remote: &'r str,
+    buf: Vec<u8>,
+}
+
+impl Stream<'_> {
+    fn bad(&self, reason: String) -> Error {
+        remote_err(self.remote, format!("bad transfer: {reason}"))
+    }
+
+    /// Fill `buf` from the stream, unhashed; `what` names the section in
+    /// the error when the stream ends first.
+    fn raw(&mut self, buf: &mut [u8], what: &str) -> Result<()> {
+        if (buf.len() as u64) > self.limit.saturating_sub(self.at) {
+            return Err(self.bad(format!("it is longer than {} bytes", self.limit)));
+        }
+        let mut got = 0;
+        while got < buf.len() {
+            match self.r.read(&mut buf[got..]) {
+                Ok(0) => {
+                    return Err(self.bad(format!(
+                        "the transfer ends inside {what} (offset {})",
+                        self.at + got as u64
+                    )));
+                }
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(remote_err(
+                        self.remote,
+                        format!(
+                            "reading the transfer at offset {}: {e}",
+                            self.at + got as u64
+                        ),
+                    ));
+                }
+            }
+        }
+        self.at += got as u64;
+        Ok(())
+    }
+
+    fn fill(&mut self, buf: &mut [u8], what: &str) -> Result<()> {
+        self.raw(buf, what)?;
+        self.hasher.update(buf);
+        Ok(())
+    }
+
+    fn u64(&mut self, what: &str) -> Result<u64> {
+        let mut b = [0u8; 8];
+        self.fill(&mut b, what)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn id(&mut self, what: &str) -> Result<ObjectId> {
+        let mut b = [0u8; 32];
+        self.fill(&mut b, what)?;
+        Ok(ObjectId::from_bytes(b))
+    }
+
+    /// Pass the next `n` bytes to `sink`, block by block.
+    fn copy(
+        &mut self,
+        n: u64,
+        what: &str,
+        mut sink: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize(BLOCK, 0);
+        let mut left = n;
+        let copied = (|| {
+            while left > 0 {
+                let want = left.min(BLOCK as u64) as usize;
+                self.fill(&mut buf[..want], what)?;
+                sink(&buf[..want])?;
+                left -= want as u64;
+            }
+            Ok(())
+        })();
+        self.buf = buf;
+        copied
+    }
+}
+
+/// Ingest a transfer read from `r` (at most `limit` bytes) into `dst`:
+/// the pack is written into place and checked (framing, CRC, BLAKE3 of
+/// every object; every tree and commit references only objects in the
+/// transfer or already present), the WAL ranges stored (each verified
+/// against its chunk), the trailer checked, and only then is the pack
+/// published and the shallow boundaries recorded. Refs are the caller's to
+/// move, while the returned pins live.
+///
+/// A transfer refused part way leaves no pack and no object; WAL ranges
+/// already stored stay (each verified, named by its chunk; GC removes
+/// those no commit needs).
+pub fn receive_from(
+    dst: &Repository,
+    r: &mut dyn Read,
+    limit: u64,
+    remote: &str,
+) -> Result<(Transfer, Option<Pinned>)> {
+    let mut s = Stream {
+        r,
+        hasher: blake3::Hasher::new(),
+        at: 0,
+        limit,
+        remote,
+        buf: Vec::new(),
+    };
+    let mut head = [0u8; 8];
+    s.fill(&mut head, "the header")?;
+    if head[..4] != TRANSFER_MAGIC || head[4] != 1 || head[5..8] != [0; 3] {
+        return Err(s.bad("not a version 1 Sydra transfer".into()));
+    }
+    let store = dst.objects();
+    let mut out = Transfer::default();
+    // Commits whose parents neither side has: allowed only for the
+    // shallow commits, which are listed after the ranges.
+    let mut orphans: Vec<(ObjectId, ObjectId)> = Vec::new();
+    let pack_len = s.u64("the pack length")?;
+    let staged = if pack_len == 0 {
+        None
+    } else {
+        let as_bad = |s: &Stream<'_>, e: Error| match e {
+            Error::Objects(sydra_objects::Error::BadPack { reason, .. }) => {
+                s.bad(format!("the pack: {reason}"))
+            }
+            e => e,
+        };
+        let mut sink = store
+            .receive_pack(pack_len)
+            .map_err(|e| as_bad(&s, e.into()))?;
+        s.copy(pack_len, "the pack", |b| Ok(sink.write(b)?))?;
+        let mut check = |e: &sydra_objects::pack::Entry,
+                         payload: &[u8],
+                         ids: &PackIds|
+         -> std::result::Result<(), String> {
+            check_entry(store, e, payload, ids, &mut orphans)?;
+            if e.kind == Kind::Commit {
+                out.commits += 1;
+            }
+            out.objects += 1;
+            out.bytes += payload.len() as u64;
+            Ok(())
+        };
+        sink.finish(&mut check).map_err(|e| as_bad(&s, e.into()))?
+    };
+    out.pack = staged.as_ref().map(StagedPack::hash);
+    // Pinned before anything is visible: a GC of this process must not
+    // take what arrived before the caller's refs reach it.
+    let pinned = store.pin(staged.iter().flat_map(StagedPack::ids));
+
+    let dst_wal = dst.layout().wal();
+    let n_ranges = s.u64("the range count")?;
+    for _ in 0..n_ranges {
+        let id = s.id("a range id")?;
+        let len = s.u64("a range length")?;
+        let chunk = chunk_of(store, staged.as_ref(), &id)
+            .map_err(|reason| s.bad(format!("WAL range {id}: {reason}")))?;
+        let want = crate::wal::record::SEGMENT_HEADER_LEN as u64 + (chunk.end - chunk.start);
+        if len != want {
+            return Err(s.bad(format!(
+                "WAL range {id} is {len} bytes; its chunk needs {want}"
+            )));
+        }
+        if has_range(&dst_wal, &id, &chunk) {
+            s.copy(len, "a range", |_| Ok(()))?;
+            continue;
+        }
+        let mut w = ranges::RangeWriter::new(&dst_wal, &id)?;
+        s.copy(len, "a range", |b| w.write(b))?;
+        w.finish(&chunk).map_err(|e| match e {
+            Error::ChunkMismatch { reason, .. } => s.bad(format!("WAL range {id}: {reason}")),
+            e => e,
+        })?;
+        out.ranges += 1;
+        out.range_bytes += len - crate::wal::record::SEGMENT_HEADER_LEN as u64;
+    }
+    let n_shallow = s.u64("the shallow count")?;
+    let mut shallow = HashSet::new();
+    for _ in 0..n_shallow {
+        shallow.insert(s.id("a shallow id")?);
+    }
+    let expected = s.hasher.finalize();
+    let mut trailer = [0u8; 32];
+    s.raw(&mut trailer, "the trailer")?;
+    if trailer != *expected.as_bytes() {
+        return Err(s.bad("its trailer does not match its content (damaged or cut short)".into()));
+    }
+    let mut extra = [0u8; 1];
+    loop {
+        match s.r.read(&mut extra) {
+            Ok(0) => break,
+            Ok(_) => return Err(s.bad("bytes follow the last section".into())),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(remote_err(
+                    remote,
+                    format!("reading the end of the transfer: {e}"),
+                ));
+            }
+        }
+    }
+    if let Some((commit, parent)) = orphans.iter().find(|(c, _)| !shallow.contains(c)) {
+        return Err(s.bad(format!(
+            "the pack: commit {commit} references parent {parent}, which neither side has"
+        )));
+    }
+    if let Some(p) = staged {
+        p.publish()?;
+    }
+    out.shallow = shallow.into_iter().collect();
+    out.shallow.sort();
+    if !out.shallow.is_empty() {
+        add_boundaries(dst, &out.shallow)?;
+    }
+    Ok((out, Some(pinned)))
+}
+
+/// Connectivity of one received object: a tree's entries and a commit's
+/// tree must be in the transfer or already here; a commit's missing
+/// parents are noted in `orphans` (allowed for shallow commits only).
+fn check_entry(
+    store: &sydra_objects::Store,
+    e: &sydra_objects::pack::Entry,
+    payload: &[u8],
+    ids: &PackIds,
+    orphans: &mut Vec<(ObjectId, ObjectId)>,
+) -> std::result::Result<(), String> {
+    let present = |id: &ObjectId| ids.contains(id) || store.contains(id).unwrap_or(false);
+    match e.kind {
+        Kind::Tree => {
+            let t = sydra_objects::TreeRef::decode(payload).map_err(|d| d.to_string())?;
+            for x in t.entries {
+                if !present(&x.id) {
+                    return Err(format!(
+                        "tree {} references {} {}, which neither side has",
+                        e.id, x.kind, x.id
+                    ));
+                }
+            }
+        }
+        Kind::Commit => {
+            let c = sydra_objects::CommitRef::decode(payload).map_err(|d| d.to_string())?;
+            if !present(&c.tree) {
+                return Err(format!(
+                    "commit {} references tree {}, which neither side has",
+                    e.id, c.tree
+                ));
+            }
+            for p in c.parents {
+                if !present(&p) {
+                    orphans.push((e.id, p));
+                }
+            }
+        }
+        Kind::Blob => {}
+    }
+    Ok(())
+}
+
+/// The chunk blob `id`, from the received pack or the store.
+fn chunk_of(
+    store: &sydra_objects::Store,
+    staged: Option<&StagedPack>,
+    id: &ObjectId,
+) -> std::result::Result<Chunk, String> {
+    if let Some((kind, payload)) = staged.and_then(|p| p.get(id)) {
+        if kind != Kind::Blob {
+            return Err(format!("{id} is a {kind}, not a chunk"));
+        }
+        return Chunk::decode(payload).map_err(|e| format!("its chunk: {e}"));
+    }
+    let blob = store
+        .get(id)
+        .map_err(|e| format!("its chunk is not here: {e}"))?;
+    Chunk::decode(&blob.data).map_err(|e| format!("its chunk: {e}"))
+}
+
+/// Ingest a transfer file (see [`receive_from`]).
+pub fn receive(
+    dst: &Repository,
+    file: &TransferFile,
+    remote: &str,
+) -> Result<(Transfer, Option<Pinned>)> {
+    let f = sydra_objects::fs::open_regular(&file.path).map_err(Error::io("open", &file.path))?;
+    let mut r = io::BufReader::with_capacity(64 << 10, f);
+    let mut t = receive_from(dst, &mut r, u64::MAX, remote)?;
+    t.0.commits = file.counts.commits.max(t.0.commits);
+    Ok(t)
+}
+
+/// [`receive_from`] of transfer bytes already in memory or mapped.
+pub fn receive_bytes(
+    dst: &Repository,
+    b: &[u8],
+    remote: &str,
+) -> Result<(Transfer, Option<Pinned>)> {
+    let mut r = b;
+    receive_from(dst, &mut r, b.len() as u64, remote)
+}
+
+/// An in-process pipe of blocks, for a sender thread writing a transfer
+/// that a receiver reads as it comes (a transfer between two data
+/// directories): bounded to a few blocks in flight.
+pub(super) fn pipe() -> (PipeWriter, PipeReader) {
+    let (tx, rx) = sync_channel(4);
+    (
+        PipeWriter {
+            tx,
+            buf: Vec::with_capacity(BLOCK),
+        },
+        PipeReader {
+            rx,
+            cur: Vec::new(),
+            at: 0,
+        },
+    )
+}
+
+/// The writing end of [`pipe`]: buffers a block, sends it when full and
+/// at `flush`. Writes fail once the reader is gone.
+pub(super) struct PipeWriter {
+    tx: SyncSender<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+/// The reading end of [`pipe`]: end of stream once the writer is dropped.
+pub(super) struct PipeReader {
+    rx: Receiver<Vec<u8>>,
+    cur: Vec<u8>,
+    at: usize,
+}
+
+impl PipeWriter {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let block = std::mem::replace(&mut self.buf, Vec::with_capacity(BLOCK));
+        self.tx
+            .send(block)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the receiver stopped"))
+    }
+}
+
+impl Write for PipeWriter {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        let n = b.len().min(BLOCK - self.buf.len());
+        self.buf.extend_from_slice(&b[..n]);
+        if self.buf.len() == BLOCK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+impl Read for PipeReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.cur.len() {
+            match self.rx.recv() {
+                Ok(block) => {
+                    self.cur = block;
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.cur.len() - self.at);
+        out[..n].copy_from_slice(&self.cur[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
