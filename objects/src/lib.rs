@@ -43,4 +43,4 @@ pub use store::{
     Batch, BatchStats, Durability, Fallback, GcGuard, Object, Options, Pinned, RepackOptions,
     RepackReport, Stat, Store, SweepCheck, SweepOutcome,
 };
-pub use tree::{Entry, EntryRef, Tree, TreeRef};
+pub use tree::{Entry, EntryRef, RawEntry, Tree, TreeRef};

@@ -363,7 +363,15 @@ fn plan(
                 }
                 continue;
             }
-            if i == 0 {
+            // Each commit's tree is walked against its first parent's, so
+            // a chain of new commits stops at what the receiver holds
+            // where it starts. A receiver that holds no commit (a clone)
+            // needs no diff: what a commit shares with its parent is
+            // queued once, whichever meets it first, and the diff would
+            // cost a lookup of every base tree (on a 72-commit, 72-pack
+            // store: 1.3 s before the first byte against 0.75 s without;
+            // both read every entry of every changed tree).
+            if i == 0 && !have.is_empty() {
                 base = Some(src.get(parent)?.commit()?.tree);
             }
             if !have.contains(parent) {
@@ -438,29 +446,39 @@ fn walk_tree(
         if !has(&t)? {
             out.push(t);
         }
+        // A reachability walk reads the trees' framing, not their names'
+        // syntax (as the GC's mark does, DECISIONS 62): the receiver
+        // decodes every tree canonically before anything is published.
         let obj = src.get(&t)?;
-        let tree = obj.tree()?;
+        let tree = obj.raw_tree()?;
         let mut dir = None;
         let base_obj = match base {
             Some(b) => Some(src.get(&b)?),
             None => None,
         };
         let base_tree = match &base_obj {
-            Some(o) if o.kind == Kind::Tree => Some(o.tree()?),
+            Some(o) if o.kind == Kind::Tree => Some(o.raw_tree()?),
             _ => None,
         };
-        for e in &tree.entries {
-            let old = base_tree
-                .as_ref()
-                .and_then(|b| b.find(e.name))
-                .map(|b| (b.kind, b.id));
+        // Both trees are in name order: one pass over the two.
+        let mut at = 0;
+        for e in &tree {
+            let old = base_tree.as_ref().and_then(|b| {
+                while at < b.len() && b[at].name < e.name {
+                    at += 1;
+                }
+                b.get(at)
+                    .filter(|x| x.name == e.name)
+                    .map(|x| (x.kind, x.id))
+            });
             if old == Some((e.kind, e.id)) {
                 continue;
             }
             match e.kind {
                 Kind::Tree => {
                     let old_tree = old.filter(|(k, _)| *k == Kind::Tree).map(|(_, id)| id);
-                    stack.push((e.id, old_tree, format!("{path}{}/", e.name)));
+                    let name = String::from_utf8_lossy(e.name);
+                    stack.push((e.id, old_tree, format!("{path}{name}/")));
                 }
                 _ => {
                     if queued.insert(e.id) && !has(&e.id)? {
@@ -476,8 +494,10 @@ fn walk_tree(
 
 /// Read chunk `id`'s range from `wal_dir`'s store: a stored range, or the
 /// local segment (verified). Returns the segment header and the bytes.
+/// Only the CRC is checked: the receiver recomputes the BLAKE3
+/// (DECISIONS 63).
 fn read_range(wal_dir: &Path, id: &ObjectId, chunk: &Chunk) -> Result<(Vec<u8>, Vec<u8>)> {
-    if let Some(r) = ranges::open(wal_dir, id, chunk)? {
+    if let Some(r) = ranges::open_crc(wal_dir, id, chunk)? {
         return Ok((r.bytes()[..16].to_vec(), r.range().to_vec()));
     }
     let view = SegmentView::open(wal_dir, chunk.segment)?;
@@ -491,7 +511,7 @@ fn read_range(wal_dir: &Path, id: &ObjectId, chunk: &Chunk) -> Result<(Vec<u8>, 
         });
     }
     chunk
-        .verify(&bytes[s..e])
+        .verify_crc(&bytes[s..e])
         .map_err(|reason| Error::ChunkMismatch {
             chunk: *id,
             path: view.path.clone(),
@@ -648,10 +668,8 @@ pub fn send_to(
     };
     let objects: Vec<ObjectId> = p.commits.iter().chain(&p.objects).copied().collect();
     // The pack: its length first, so compute it from the headers.
-    let mut pack_len = (sydra_objects::pack::HEADER + sydra_objects::pack::TRAILER) as u64;
-    for id in &objects {
-        pack_len += src.objects().stat(id)?.file_len;
-    }
+    let pack_len = (sydra_objects::pack::HEADER + sydra_objects::pack::TRAILER) as u64
+        + files_len(src.objects(), &objects)?;
     w.put(&TRANSFER_MAGIC)?;
     w.put(&[1, 0, 0, 0])?;
     w.put(&(if objects.is_empty() { 0 } else { pack_len }).to_le_bytes())?;
@@ -744,6 +762,39 @@ pub fn send_to(
         .and_then(|()| w.out.flush())
         .map_err(Error::io("write", label))?;
     Ok(counts)
+}
+
+/// The summed object file lengths of `ids`: one index lookup each, across
+/// every pack, so split over up to four threads (the receiver waits for
+/// this before its first byte).
+fn files_len(store: &Store, ids: &[ObjectId]) -> Result<u64> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
+    if threads == 1 || ids.len() < 10_000 {
+        return ids
+            .iter()
+            .try_fold(0, |n, id| Ok(n + store.stat(id)?.file_len));
+    }
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = ids
+            .chunks(ids.len().div_ceil(threads))
+            .map(|part| {
+                scope.spawn(move || -> Result<u64> {
+                    part.iter()
+                        .try_fold(0, |n, id| Ok(n + store.stat(id)?.file_len))
+                })
+            })
+            .collect();
+        parts.into_iter().try_fold(0, |n, p| {
+            let part = p.join().map_err(|_| Error::Io {
+                op: "stat",
+                path: PathBuf::from("(a planning thread)"),
+                source: io::Error::other("the thread panicked"),
+            })??;
+            Ok(n + part)
+        })
+    })
 }
 
 struct Hashed<'w> {

@@ -159,7 +159,12 @@ pub fn receive_from(
         let mut sink = store
             .receive_pack(pack_len)
             .map_err(|e| as_bad(&s, e.into()))?;
-        s.copy(pack_len, "the pack", |b| Ok(sink.write(b)?))?;
+        // Stopped at the first entry that does not verify.
+        let copied = s.copy(pack_len, "the pack", |b| {
+            sink.write(b)?;
+            Ok(sink.check_so_far()?)
+        });
+        copied.map_err(|e| as_bad(&s, e))?;
         let mut check = |e: &sydra_objects::pack::Entry,
                          payload: &[u8],
                          ids: &PackIds|
@@ -168,13 +173,15 @@ pub fn receive_from(
             if e.kind == Kind::Commit {
                 out.commits += 1;
             }
-            out.objects += 1;
-            out.bytes += payload.len() as u64;
             Ok(())
         };
         sink.finish(&mut check).map_err(|e| as_bad(&s, e.into()))?
     };
-    out.pack = staged.as_ref().map(StagedPack::hash);
+    if let Some(p) = &staged {
+        out.pack = Some(p.hash());
+        out.objects = p.len() as u64;
+        out.bytes = p.payload_bytes();
+    }
     // Pinned before anything is visible: a GC of this process must not
     // take what arrived before the caller's refs reach it.
     let pinned = store.pin(staged.iter().flat_map(StagedPack::ids));

@@ -122,34 +122,69 @@ impl Chunk {
 
     /// Check `bytes` (the segment's [start, end)) against the hashes.
     pub fn verify(&self, bytes: &[u8]) -> Result<(), String> {
-        if bytes.len() as u64 != self.end - self.start {
-            return Err(format!(
-                "range {}..{} needs {} bytes, the segment holds {}",
-                self.start,
-                self.end,
-                self.end - self.start,
-                bytes.len()
-            ));
+        let mut d = RangeDigest::default();
+        d.update(bytes);
+        self.matches(&d)
+    }
+
+    /// Check a digest of the range's bytes (fed as they streamed past)
+    /// against the chunk: length, CRC32, BLAKE3.
+    pub fn matches(&self, d: &RangeDigest) -> Result<(), String> {
+        self.check_len(d.len)?;
+        self.check_crc(d.crc.clone().finalize())?;
+        if *d.b3.finalize().as_bytes() != self.blake3 {
+            return Err(format!("BLAKE3 mismatch over {}..{}", self.start, self.end));
         }
-        // One pass over the bytes, block by block, feeding both hashes while
-        // the block is in cache.
-        let (mut crc, mut b3) = (crc32fast::Hasher::new(), blake3::Hasher::new());
-        for block in bytes.chunks(256 * 1024) {
-            crc.update(block);
-            b3.update(block);
-        }
-        let crc = crc.finalize();
+        Ok(())
+    }
+
+    /// [`Chunk::verify`] without the BLAKE3: the length and the CRC32, for
+    /// a sender whose receiver recomputes the BLAKE3 (DECISIONS 63).
+    pub fn verify_crc(&self, bytes: &[u8]) -> Result<(), String> {
+        self.check_len(bytes.len() as u64)?;
+        self.check_crc(crc32fast::hash(bytes))
+    }
+
+    fn check_crc(&self, crc: u32) -> Result<(), String> {
         if crc != self.crc32 {
             return Err(format!(
                 "CRC32 mismatch over {}..{} (stored {:08x}, computed {crc:08x})",
                 self.start, self.end, self.crc32
             ));
         }
-        let b3 = b3.finalize();
-        if *b3.as_bytes() != self.blake3 {
-            return Err(format!("BLAKE3 mismatch over {}..{}", self.start, self.end));
+        Ok(())
+    }
+
+    fn check_len(&self, len: u64) -> Result<(), String> {
+        if len != self.end - self.start {
+            return Err(format!(
+                "range {}..{} needs {} bytes, the segment holds {len}",
+                self.start,
+                self.end,
+                self.end - self.start,
+            ));
         }
         Ok(())
+    }
+}
+
+/// The length, CRC32 and BLAKE3 of a range's bytes, fed block by block
+/// (both hashes while the block is in cache); see [`Chunk::matches`].
+#[derive(Debug, Clone, Default)]
+pub struct RangeDigest {
+    len: u64,
+    crc: crc32fast::Hasher,
+    b3: blake3::Hasher,
+}
+
+impl RangeDigest {
+    /// Feed the next bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        for block in bytes.chunks(256 * 1024) {
+            self.crc.update(block);
+            self.b3.update(block);
+        }
+        self.len += bytes.len() as u64;
     }
 }
 

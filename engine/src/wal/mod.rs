@@ -34,7 +34,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use chunk::{Chunk, ChunkHasher};
+pub use chunk::{Chunk, ChunkHasher, RangeDigest};
 pub use reader::{SegmentView, list_segments};
 pub use recovery::RecoveryReport;
 pub(crate) use recovery::not_torn;

@@ -76,8 +76,22 @@ fn bad(path: &Path, id: &ObjectId, reason: String) -> Error {
 }
 
 /// Check a stored range's bytes against its chunk: the header names the
-/// chunk's segment, the rest is exactly the chunk (length, CRC32, BLAKE3).
-fn check(bytes: &[u8], chunk: &Chunk) -> std::result::Result<u8, String> {
+/// chunk's segment, the rest is exactly the chunk (length, CRC32, and the
+/// BLAKE3 when `blake3`).
+fn check_with(bytes: &[u8], chunk: &Chunk, blake3: bool) -> std::result::Result<u8, String> {
+    let version = check_header(bytes, chunk)?;
+    let range = &bytes[SEGMENT_HEADER_LEN..];
+    if blake3 {
+        chunk.verify(range)?;
+    } else {
+        chunk.verify_crc(range)?;
+    }
+    Ok(version)
+}
+
+/// The stored segment header (the first bytes of `bytes`) names the
+/// chunk's segment; returns its record format version.
+fn check_header(bytes: &[u8], chunk: &Chunk) -> std::result::Result<u8, String> {
     let (first, version) = parse_segment_header_version(bytes)?;
     if first != chunk.segment {
         return Err(format!(
@@ -85,13 +99,21 @@ fn check(bytes: &[u8], chunk: &Chunk) -> std::result::Result<u8, String> {
             chunk.segment
         ));
     }
-    chunk.verify(&bytes[SEGMENT_HEADER_LEN..])?;
     Ok(version)
 }
 
 /// Open and verify the stored range of chunk `id`; `None` when none is
 /// stored.
 pub fn open(wal_dir: &Path, id: &ObjectId, chunk: &Chunk) -> Result<Option<StoredRange>> {
+    open_checked(wal_dir, id, chunk, true)
+}
+
+fn open_checked(
+    wal_dir: &Path,
+    id: &ObjectId,
+    chunk: &Chunk,
+    blake3: bool,
+) -> Result<Option<StoredRange>> {
     let path = range_path(&ranges_dir(wal_dir), id);
     let file = match sydra_objects::fs::open_regular(&path) {
         Ok(f) => f,
@@ -101,8 +123,14 @@ pub fn open(wal_dir: &Path, id: &ObjectId, chunk: &Chunk) -> Result<Option<Store
     let map = sydra_objects::fault::point("wal.map")
         .and_then(|()| map_file(&file))
         .map_err(Error::io("map", &path))?;
-    let version = check(&map, chunk).map_err(|r| bad(&path, id, r))?;
+    let version = check_with(&map, chunk, blake3).map_err(|r| bad(&path, id, r))?;
     Ok(Some(StoredRange { path, version, map }))
+}
+
+/// [`open`] with only the CRC32 checked, not the BLAKE3 (a sender's read:
+/// its receiver recomputes the BLAKE3).
+pub fn open_crc(wal_dir: &Path, id: &ObjectId, chunk: &Chunk) -> Result<Option<StoredRange>> {
+    open_checked(wal_dir, id, chunk, false)
 }
 
 /// Whether chunk `id`'s range is stored here (no content check).
@@ -140,6 +168,12 @@ pub struct RangeWriter {
     shard: PathBuf,
     id: ObjectId,
     out: Option<io::BufWriter<fs::File>>,
+    written: u64,
+    writeback: sydra_objects::fs::Writeback,
+    /// The segment header, then a digest of the chunk's bytes: the range
+    /// is verified as it streams past, never read back.
+    header: Vec<u8>,
+    digest: super::RangeDigest,
 }
 
 impl RangeWriter {
@@ -174,6 +208,10 @@ impl RangeWriter {
             dst,
             shard,
             id: *id,
+            written: 0,
+            writeback: sydra_objects::fs::Writeback::default(),
+            header: Vec::with_capacity(SEGMENT_HEADER_LEN),
+            digest: super::RangeDigest::default(),
         })
     }
 
@@ -185,7 +223,14 @@ impl RangeWriter {
             .ok_or_else(|| Error::io("write", &self.tmp)(io::ErrorKind::Other.into()))?;
         sydra_objects::fault::point("walchunks.write")
             .and_then(|()| out.write_all(b))
-            .map_err(Error::io("write", &self.tmp))
+            .map_err(Error::io("write", &self.tmp))?;
+        let to_header = (SEGMENT_HEADER_LEN - self.header.len()).min(b.len());
+        self.header.extend_from_slice(&b[..to_header]);
+        self.digest.update(&b[to_header..]);
+        self.written += b.len() as u64;
+        let in_kernel = self.written - out.buffer().len() as u64;
+        self.writeback.advance(out.get_ref(), in_kernel);
+        Ok(())
     }
 
     /// Verify what was written against `chunk` (the header names its
@@ -199,9 +244,9 @@ impl RangeWriter {
         let f = out
             .into_inner()
             .map_err(|e| Error::io("write", &self.tmp)(e.into_error()))?;
-        let map = map_file(&f).map_err(Error::io("map", &self.tmp))?;
-        check(&map, chunk).map_err(|r| bad(&self.dst, &self.id, r))?;
-        drop(map);
+        check_header(&self.header, chunk)
+            .and_then(|_| chunk.matches(&self.digest))
+            .map_err(|r| bad(&self.dst, &self.id, r))?;
         sydra_objects::fault::point("walchunks.sync")
             .and_then(|()| f.sync_data())
             .map_err(|e| {

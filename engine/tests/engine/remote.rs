@@ -979,7 +979,10 @@ fn a_fetch_answer_is_the_same_transfer_over_http_1_0_and_over_one_kept_alive_1_1
         loop {
             let mut line = String::new();
             r.read_line(&mut line).unwrap();
-            if line.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+            if line
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked")
+            {
                 chunked = true;
             }
             if line == "\r\n" {
@@ -1003,8 +1006,67 @@ fn a_fetch_answer_is_the_same_transfer_over_http_1_0_and_over_one_kept_alive_1_1
         assert_eq!(got, plain, "round {round}: the same transfer");
     }
     // And it is accepted whole.
-    let (to, _) = Repository::init(&d.path().join("dst")).unwrap();
+    let (to, _) = Repository::init(d.path().join("dst")).unwrap();
     let (t, _pins) = remote::receive_bytes(&to, &plain, "test").unwrap();
     assert!(t.objects > 0 && t.ranges > 0, "{t:?}");
     srv.stop();
+}
+
+#[test]
+fn a_fetch_of_several_new_commits_sends_exactly_the_objects_the_receiver_lacks() {
+    // Three commits past what the receiver holds, fetched over HTTP (where
+    // the server knows only the receiver's commits, not its objects): the
+    // plan walks each against its parent, so nothing the receiver has
+    // travels again (a clone, which holds nothing, walks without the diff).
+    use sydra_engine::serve::{ServeOptions, start};
+    let d = tempfile::tempdir().unwrap();
+    let (src, dst) = (d.path().join("src"), d.path().join("dst"));
+    let e = source(&src);
+    remote::clone(src.to_str().unwrap(), &dst).unwrap();
+    for (i, t) in [(0, 4300), (1, 4400), (2, 4500)] {
+        ingest(&e, t, t + 100);
+        e.checkpoint(None, &format!("step {i}")).unwrap();
+    }
+    e.compact(CompactOptions::default()).unwrap();
+    let srv = start(
+        &src,
+        ServeOptions {
+            listen: "127.0.0.1:0".into(),
+            read_only: true,
+            ..ServeOptions::default()
+        },
+    )
+    .unwrap();
+    let src_repo = Repository::open(&src).unwrap();
+    let repo = Repository::open(&dst).unwrap();
+    remote::add_remote(&repo, "web", &format!("http://{}", srv.addr())).unwrap();
+    let before: std::collections::HashSet<_> =
+        repo.objects().all_ids().unwrap().into_iter().collect();
+    let s = remote::fetch(&repo, "web", &["main".into()]).unwrap();
+    srv.stop();
+    assert!(s.transfer.commits >= 3, "{s:?}");
+    // Every object now reachable on the source that the receiver lacked,
+    // and nothing else.
+    let tip = src_repo.resolve("main").unwrap();
+    let mut lacking = std::collections::HashSet::new();
+    let mut todo = vec![tip];
+    while let Some(id) = todo.pop() {
+        if before.contains(&id) || !lacking.insert(id) {
+            continue;
+        }
+        let obj = src_repo.objects().get(&id).unwrap();
+        match obj.kind {
+            sydra_engine::objects::Kind::Commit => {
+                let c = obj.commit().unwrap();
+                todo.push(c.tree);
+                todo.extend(c.parents.iter().copied());
+            }
+            sydra_engine::objects::Kind::Tree => {
+                todo.extend(obj.tree().unwrap().entries.iter().map(|x| x.id));
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(s.transfer.objects, lacking.len() as u64, "{s:?}");
+    fsck_clean(&dst);
 }

@@ -17,6 +17,7 @@
 //! under its final name; readers only look at live packs.
 
 pub mod index;
+mod scanner;
 mod verify;
 mod write;
 
@@ -29,6 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use index::IndexView;
+pub(crate) use scanner::EntryScanner;
 pub use verify::{PackVerify, verify_pack};
 pub(crate) use write::{
     PackWriter, ensure_dir, fault_dir_sync, publish, remove_files, rename, write_index,

@@ -828,6 +828,10 @@ pub struct PackSink {
     len: u64,
     at: u64,
     trailer: Vec<u8>,
+    writeback: crate::fs::Writeback,
+    scanner: pack::EntryScanner,
+    /// The first error the scanner found: the rest is not scanned.
+    failed: Option<String>,
 }
 
 /// A received pack, verified, with its index written beside it, both
@@ -842,6 +846,7 @@ pub struct StagedPack {
     map: crate::map::Mmap,
     /// Id and entry offset, sorted by id.
     entries: Vec<(ObjectId, u64)>,
+    payload_bytes: u64,
 }
 
 impl PackSink {
@@ -862,21 +867,39 @@ impl PackSink {
         let body = self.len - pack::TRAILER as u64;
         let hashed = (body.saturating_sub(self.at) as usize).min(b.len());
         self.hasher.update(&b[..hashed]);
+        if self.failed.is_none()
+            && let Err(e) = self.scanner.feed(&b[..hashed])
+        {
+            self.failed = Some(e);
+        }
         self.trailer.extend_from_slice(&b[hashed..]);
         fault::point("pack.write")
             .and_then(|()| self.out.write_all(b))
             .map_err(Error::io("write", &self.tmp.path))?;
         self.at += b.len() as u64;
+        let in_kernel = self.at - self.out.buffer().len() as u64;
+        self.writeback.advance(self.out.get_ref(), in_kernel);
         Ok(())
     }
 
-    /// All bytes written: check the trailer, then every entry (framing,
-    /// CRC, BLAKE3 recomputed, no id twice, the declared count), then let
-    /// `check` see every entry (the caller checks connectivity there; it
-    /// may look the pack's other ids up in the set passed to it), then
-    /// write the index and sync both files. Returns `None` for a pack of
-    /// no objects. Errors name the entry's offset.
+    /// Whether the entries seen so far are sound (a caller may stop
+    /// reading a stream that has already failed).
+    pub fn check_so_far(&self) -> Result<()> {
+        match &self.failed {
+            Some(reason) => Err(self.bad(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// All bytes written: every entry was checked as it passed (framing,
+    /// CRC, BLAKE3 recomputed, no id twice, the declared count); now the
+    /// trailer, then `check` sees every tree and commit (the caller checks
+    /// connectivity there; it may look the pack's other ids up in the set
+    /// passed to it; blobs are not read back), then the file and its index
+    /// are synced. Returns `None` for a pack of no objects. Errors name the
+    /// entry's offset.
     pub fn finish(self, check: &mut IngestCheck<'_>) -> Result<Option<StagedPack>> {
+        self.check_so_far()?;
         if self.at != self.len {
             return Err(self.bad(format!(
                 "the pack ends after {} of its {} bytes",
@@ -889,12 +912,14 @@ impl PackSink {
             out,
             hasher,
             trailer,
+            scanner,
             ..
         } = self;
         let bad = |reason: String| Error::BadPack {
             path: store.pack_dir().join("(received)"),
             reason,
         };
+        let (all, ids, kept) = scanner.finish().map_err(bad)?;
         let hash = ObjectId::from_bytes(*hasher.finalize().as_bytes());
         if trailer[..] != hash.as_bytes()[..] {
             return Err(bad("pack trailer does not match its content".into()));
@@ -903,20 +928,22 @@ impl PackSink {
             .into_inner()
             .map_err(|e| Error::io("write", &tmp.path)(e.into_error()))?;
         let map = crate::map::map_file(&file).map_err(Error::io("map", &tmp.path))?;
-        let mut all = Vec::new();
-        let mut ids = PackIds::new();
-        pack::scan_entries(&map, true, |e| {
-            if !ids.insert(e.id) {
-                return Err(format!("object {} appears twice", e.id));
+        for e in all.iter().filter(|e| e.kind != Kind::Blob) {
+            match kept.get(e.offset) {
+                Some(payload) => check(e, payload, &ids),
+                None => {
+                    let (_, range) =
+                        pack::entry_at(&map, e.offset, Some(&e.id), false).map_err(bad)?;
+                    check(e, &map[range], &ids)
+                }
             }
-            all.push(e);
-            Ok(())
-        })
-        .map_err(bad)?;
-        for e in &all {
-            let (_, range) = pack::entry_at(&map, e.offset, Some(&e.id), false).map_err(bad)?;
-            check(e, &map[range], &ids).map_err(bad)?;
+            .map_err(bad)?;
         }
+        drop(kept);
+        let payload_bytes = all
+            .iter()
+            .map(|e| e.len - header::MIN_FILE_LEN as u64)
+            .sum();
         let mut entries: Vec<(ObjectId, u64)> = all.iter().map(|e| (e.id, e.offset)).collect();
         drop(all);
         if entries.is_empty() {
@@ -935,6 +962,7 @@ impl PackSink {
             hash,
             map,
             entries,
+            payload_bytes,
         }))
     }
 }
@@ -943,6 +971,21 @@ impl StagedPack {
     /// The pack's hash (its name once published).
     pub fn hash(&self) -> ObjectId {
         self.hash
+    }
+
+    /// Objects in it.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether it holds no object (never: an empty pack is not staged).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Bytes of its objects' payloads.
+    pub fn payload_bytes(&self) -> u64 {
+        self.payload_bytes
     }
 
     /// Its object ids, sorted.
@@ -991,6 +1034,9 @@ impl Store {
             len,
             at: 0,
             trailer: Vec::with_capacity(pack::TRAILER),
+            writeback: crate::fs::Writeback::default(),
+            scanner: pack::EntryScanner::new(len),
+            failed: None,
         })
     }
 }

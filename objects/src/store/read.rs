@@ -76,6 +76,16 @@ impl Object {
         decode_tree(&self.id, self.kind, &self.data)
     }
 
+    /// A tree's entries with the framing checked but not the names (see
+    /// [`TreeRef::raw_entries`]): for reachability walks.
+    pub fn raw_tree(&self) -> Result<Vec<crate::tree::RawEntry<'_>>> {
+        expect_kind(&self.id, self.kind, Kind::Tree)?;
+        TreeRef::raw_entries(&self.data).map_err(|source| Error::Decode {
+            id: self.id,
+            source,
+        })
+    }
+
     /// Decode as a commit (errors name the object).
     pub fn commit(&self) -> Result<CommitRef<'_>> {
         decode_commit(&self.id, self.kind, &self.data)

@@ -1,0 +1,327 @@
+//! Verifying a pack's entries as its bytes stream past (a pack received
+//! from elsewhere): the framing, the CRC and the BLAKE3 of every entry are
+//! computed on the bytes in hand, while they are in cache, so nothing is
+//! read back. The same checks, in the same words, as [`super::scan`].
+
+use super::{Entry, HEADER, TRAILER, parse_header};
+use crate::ObjectId;
+use crate::id::IdHasher;
+use crate::store::PackIds;
+use crate::store::header::{HEADER_LEN, Header, MIN_FILE_LEN, TRAILER_LEN};
+
+/// The entry being read.
+#[derive(Debug)]
+struct Current {
+    entry: Entry,
+    /// Payload bytes still to come.
+    left: u64,
+    crc: crc32fast::Hasher,
+    id: IdHasher,
+    stored_crc: [u8; TRAILER_LEN],
+    crc_filled: usize,
+    /// Where its payload starts in the kept payloads, if it is kept.
+    kept_at: Option<usize>,
+}
+
+/// Tree and commit payloads kept in memory as they stream past (the
+/// caller checks their references after the last entry, and a blob-heavy
+/// pack's pages may be gone from the cache by then), up to this many
+/// bytes; past it they are read back from the file.
+pub(crate) const KEEP_MAX: usize = 256 << 20;
+
+/// Checks the entries of a pack of `len` bytes fed front to back (the
+/// bytes before its trailer; the trailer is the caller's).
+#[derive(Debug)]
+pub(crate) struct EntryScanner {
+    /// Where the trailer starts.
+    body: u64,
+    /// Offset of the next byte.
+    pos: u64,
+    declared: u64,
+    /// The pack header, then each entry header, as it fills.
+    head: [u8; HEADER_LEN],
+    filled: usize,
+    current: Option<Current>,
+    entries: Vec<Entry>,
+    ids: PackIds,
+    /// Kept tree and commit payloads, back to back.
+    kept: Vec<u8>,
+    /// Entry offset → its payload's range in `kept`.
+    kept_ranges: std::collections::HashMap<u64, std::ops::Range<usize>>,
+}
+
+impl EntryScanner {
+    /// A scanner for a pack of `len` bytes (at least a header and a
+    /// trailer).
+    pub(crate) fn new(len: u64) -> EntryScanner {
+        EntryScanner {
+            body: len.saturating_sub(TRAILER as u64),
+            pos: 0,
+            declared: 0,
+            head: [0; HEADER_LEN],
+            filled: 0,
+            current: None,
+            entries: Vec::new(),
+            ids: PackIds::default(),
+            kept: Vec::new(),
+            kept_ranges: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Take the next bytes (none past the body). Errors name the entry's
+    /// offset.
+    pub(crate) fn feed(&mut self, mut b: &[u8]) -> Result<(), String> {
+        while !b.is_empty() {
+            if self.pos < HEADER as u64 {
+                let n = (HEADER - self.filled).min(b.len());
+                self.head[self.filled..self.filled + n].copy_from_slice(&b[..n]);
+                self.take(&mut b, n);
+                if self.filled == HEADER {
+                    let mut h = [0u8; HEADER + TRAILER];
+                    h[..HEADER].copy_from_slice(&self.head[..HEADER]);
+                    self.declared = parse_header(&h)?;
+                    self.filled = 0;
+                }
+                continue;
+            }
+            let Some(c) = self.current.as_mut() else {
+                self.entry_header(&mut b)?;
+                continue;
+            };
+            if c.left > 0 {
+                let n = usize::try_from(c.left).unwrap_or(usize::MAX).min(b.len());
+                c.crc.update(&b[..n]);
+                c.id.update(&b[..n]);
+                if c.kept_at.is_some() {
+                    self.kept.extend_from_slice(&b[..n]);
+                }
+                c.left -= n as u64;
+                self.pos += n as u64;
+                b = &b[n..];
+                continue;
+            }
+            let n = (TRAILER_LEN - c.crc_filled).min(b.len());
+            c.stored_crc[c.crc_filled..c.crc_filled + n].copy_from_slice(&b[..n]);
+            c.crc_filled += n;
+            self.pos += n as u64;
+            b = &b[n..];
+            if c.crc_filled == TRAILER_LEN {
+                self.end_entry()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Consume `n` bytes of `b` into the header buffer's count.
+    fn take(&mut self, b: &mut &[u8], n: usize) {
+        self.filled += n;
+        self.pos += n as u64;
+        *b = &b[n..];
+    }
+
+    fn entry_header(&mut self, b: &mut &[u8]) -> Result<(), String> {
+        if self.filled == 0 && self.body.saturating_sub(self.pos) < MIN_FILE_LEN as u64 {
+            return Err(format!(
+                "entry at offset {} is cut short by the end of the pack",
+                self.pos
+            ));
+        }
+        let n = (HEADER_LEN - self.filled).min(b.len());
+        self.head[self.filled..self.filled + n].copy_from_slice(&b[..n]);
+        self.take(b, n);
+        if self.filled < HEADER_LEN {
+            return Ok(());
+        }
+        self.filled = 0;
+        let offset = self.pos - HEADER_LEN as u64;
+        let hd =
+            Header::decode(&self.head).map_err(|r| format!("entry at offset {offset}: {r}"))?;
+        let len = hd
+            .file_len()
+            .filter(|&l| l <= self.body - offset)
+            .ok_or_else(|| {
+                format!(
+                    "entry at offset {offset} ({}) runs past the end of the pack",
+                    hd.id
+                )
+            })?;
+        if self.entries.len() as u64 >= self.declared {
+            return Err(format!(
+                "entry at offset {offset} is beyond the {} the header declares",
+                self.declared
+            ));
+        }
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&self.head);
+        let keep = hd.kind != crate::Kind::Blob
+            && usize::try_from(hd.stored_len)
+                .is_ok_and(|n| n <= KEEP_MAX.saturating_sub(self.kept.len()));
+        self.current = Some(Current {
+            entry: Entry {
+                id: hd.id,
+                kind: hd.kind,
+                offset,
+                len,
+            },
+            left: hd.stored_len,
+            crc,
+            id: IdHasher::new(hd.kind, hd.payload_len),
+            stored_crc: [0; TRAILER_LEN],
+            crc_filled: 0,
+            kept_at: keep.then_some(self.kept.len()),
+        });
+        Ok(())
+    }
+
+    fn end_entry(&mut self) -> Result<(), String> {
+        let Some(c) = self.current.take() else {
+            return Ok(());
+        };
+        let e = c.entry;
+        let stored = u32::from_le_bytes(c.stored_crc);
+        let actual = c.crc.finalize();
+        if stored != actual {
+            return Err(format!(
+                "entry at offset {} ({}): CRC mismatch: stored {stored:08x}, computed {actual:08x}",
+                e.offset, e.id
+            ));
+        }
+        let hashed: ObjectId = c.id.finalize();
+        if hashed != e.id {
+            return Err(format!(
+                "entry at offset {} ({}) hashes to {hashed}",
+                e.offset, e.id
+            ));
+        }
+        if !self.ids.insert(e.id) {
+            return Err(format!("object {} appears twice", e.id));
+        }
+        if let Some(at) = c.kept_at {
+            self.kept_ranges.insert(e.offset, at..self.kept.len());
+        }
+        self.entries.push(e);
+        Ok(())
+    }
+
+    /// Every byte of the body has been fed: the entries fill it exactly
+    /// and their count is the declared one. Returns them, their ids, and
+    /// the tree and commit payloads kept.
+    pub(crate) fn finish(self) -> Result<(Vec<Entry>, PackIds, Kept), String> {
+        if self.pos != self.body || self.current.is_some() || self.filled != 0 {
+            return Err(format!(
+                "the pack's entries end at offset {} of its {}-byte body",
+                self.pos, self.body
+            ));
+        }
+        if self.entries.len() as u64 != self.declared {
+            return Err(format!(
+                "header declares {} entries, the pack holds {}",
+                self.declared,
+                self.entries.len()
+            ));
+        }
+        let kept = Kept {
+            bytes: self.kept,
+            ranges: self.kept_ranges,
+        };
+        Ok((self.entries, self.ids, kept))
+    }
+}
+
+/// The tree and commit payloads a scanner kept.
+#[derive(Debug, Default)]
+pub(crate) struct Kept {
+    bytes: Vec<u8>,
+    ranges: std::collections::HashMap<u64, std::ops::Range<usize>>,
+}
+
+impl Kept {
+    /// The payload of the entry at `offset`, if it was kept.
+    pub(crate) fn get(&self, offset: u64) -> Option<&[u8]> {
+        self.ranges.get(&offset).map(|r| &self.bytes[r.clone()])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Kind;
+    use crate::pack::{MAGIC, VERSION, scan_entries};
+    use crate::store::header::encode_file;
+    use proptest::prelude::*;
+
+    fn pack_of(payloads: &[Vec<u8>]) -> Vec<u8> {
+        let mut p = Vec::new();
+        p.extend_from_slice(&MAGIC);
+        p.extend_from_slice(&[VERSION, 0, 0, 0]);
+        p.extend_from_slice(&(payloads.len() as u64).to_le_bytes());
+        for (i, b) in payloads.iter().enumerate() {
+            // Every other entry a tree (the scanner does not decode).
+            let kind = if i % 2 == 1 { Kind::Tree } else { Kind::Blob };
+            p.extend_from_slice(&encode_file(kind, ObjectId::compute(kind, b), b));
+        }
+        let h = blake3::hash(&p);
+        p.extend_from_slice(h.as_bytes());
+        p
+    }
+
+    fn streamed(pack: &[u8], step: usize) -> Result<Vec<Entry>, String> {
+        let mut s = EntryScanner::new(pack.len() as u64);
+        for piece in pack[..pack.len() - TRAILER].chunks(step.max(1)) {
+            s.feed(piece)?;
+        }
+        let (entries, _, kept) = s.finish()?;
+        // Every tree's payload was kept, byte for byte; no blob's was.
+        for e in &entries {
+            let at = e.offset as usize + HEADER_LEN;
+            let payload = &pack[at..e.offset as usize + e.len as usize - TRAILER_LEN];
+            match e.kind {
+                Kind::Tree => assert_eq!(kept.get(e.offset), Some(payload)),
+                _ => assert_eq!(kept.get(e.offset), None),
+            }
+        }
+        Ok(entries)
+    }
+
+    proptest! {
+        #[test]
+        fn streaming_finds_what_a_whole_scan_finds(
+            payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..8),
+            step in 1usize..200,
+        ) {
+            let mut unique = payloads.clone();
+            unique.sort();
+            unique.dedup();
+            let pack = pack_of(&unique);
+            let mut whole = Vec::new();
+            scan_entries(&pack, true, |e| { whole.push(e); Ok(()) }).unwrap();
+            prop_assert_eq!(streamed(&pack, step).unwrap(), whole);
+        }
+
+        #[test]
+        fn any_flipped_byte_before_the_trailer_is_refused(
+            payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..100), 1..4),
+            step in 1usize..64,
+            at in any::<prop::sample::Index>(),
+            bit in 0u8..8,
+        ) {
+            let mut unique = payloads.clone();
+            unique.sort();
+            unique.dedup();
+            let mut pack = pack_of(&unique);
+            let i = at.index(pack.len() - TRAILER);
+            pack[i] ^= 1 << bit;
+            prop_assert!(streamed(&pack, step).is_err(), "flip at {} accepted", i);
+        }
+    }
+
+    #[test]
+    fn a_repeated_object_and_a_wrong_count_are_refused() {
+        let b = b"same".to_vec();
+        let twice = pack_of(&[b.clone(), b"other".to_vec(), b]);
+        assert!(streamed(&twice, 10).unwrap_err().contains("appears twice"));
+        let mut short = pack_of(&[b"one".to_vec()]);
+        short[8] = 2;
+        assert!(streamed(&short, 10).unwrap_err().contains("declares 2"));
+    }
+}
