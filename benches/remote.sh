@@ -175,6 +175,8 @@ if c:
     out.append(f"| clone ≤ 0.5× `git clone --bare file://` of the same bytes | {c['sydra_over_git']:.2f}× "
                f"(git {c['git_median_s']:.2f} s, pack {c['git_pack_bytes'] / 1e6:.0f} MB) "
                f"| {verdict(c['sydra_over_git'] <= 0.5)} |")
+    out.append(f"| (the machine: the same bytes written into a new file and fsynced, 1 MiB per write) | "
+               f"{c['raw_write_mb_per_s']:.0f} MB/s; the clone takes {c['sydra_over_raw_write']:.2f}× its time | – |")
     out.append(f"| (clone: where the time goes) | server before its first byte {c['download_only_ttfb_s']:.2f} s, "
                f"whole download {c['download_only_s']:.2f} s; `remote::receive` of the downloaded file "
                f"{c['receive_only_s']:.2f} s; server peak RSS {c['server_peak_rss_kib'] / 1024:.0f} MiB (anonymous {c['server_peak_anon_kib_during_clones'] / 1024:.0f} MiB) | – |")

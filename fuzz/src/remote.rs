@@ -3,7 +3,9 @@
 //! `transfer`: any bytes through `parse_transfer` never panic and allocate
 //! only what the input pays for; an accepted transfer's sections lie
 //! inside the input and its pack goes through the pack scanner without a
-//! panic. With the first byte's low bit set, the rest of the input is
+//! panic, and the receiver's streaming scan (fed in pieces of 1 to 64
+//! bytes) accepts exactly what the whole-pack scan accepts, with the same
+//! entries. With the first byte's low bit set, the rest of the input is
 //! wrapped as a well-formed transfer (a trailer computed over it) so the
 //! fuzzer reaches the section framing behind the hash. An accepted
 //! transfer's index (docs/FORMAT.md §22) reads back equal, and the raw
@@ -55,6 +57,23 @@ pub fn transfer(data: &[u8]) {
     );
     if !v.pack.is_empty() {
         let _ = pack::scan(v.pack, flags & 2 == 2, |_| Ok(()));
+        // The receiver's streaming scan, in pieces of 1 to 64 bytes, agrees
+        // with the whole-pack scan.
+        let mut whole = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let scanned = pack::scan(v.pack, true, |e| {
+            if !seen.insert(e.id) {
+                return Err("an object appears twice".into());
+            }
+            whole.push(e);
+            Ok(())
+        });
+        let streamed = pack::scan_streamed(v.pack, usize::from(flags >> 2) + 1);
+        match (&scanned, &streamed) {
+            (Ok(_), Ok(got)) => assert_eq!(got, &whole, "streamed entries differ"),
+            (Err(_), Err(_)) => {}
+            _ => panic!("whole scan {scanned:?}, streamed scan {streamed:?}"),
+        }
     }
     if let Ok(ix) = TransferIndex::build(&bytes) {
         let len = bytes.len() as u64;

@@ -1116,6 +1116,7 @@ fn mode_clone(a: &Args) {
 
     let mut sydra_s = Vec::new();
     let mut git_s = Vec::new();
+    let mut raw_write_s = Vec::new();
     let mut sydra_json = String::new();
     let mut clone_bytes = 0;
     let mut fsck_ok = None;
@@ -1178,6 +1179,14 @@ fn mode_clone(a: &Args) {
             .arg(&g));
         git_s.push(t.elapsed().as_secs_f64());
         fs::remove_dir_all(&g).unwrap();
+
+        // The machine's own ceiling for these bytes: write as many into a
+        // new file, 1 MiB per write(2), and fsync it (what `dd
+        // conv=fdatasync` does), in the same conditions as each clone.
+        let w = work.path().join(format!("raw-{rep}"));
+        syncfs(work.path());
+        raw_write_s.push(raw_write(&w, transfer_bytes));
+        fs::remove_file(&w).unwrap();
     }
     stop.store(true, Ordering::Relaxed);
     let server_peak_anon = anon_sampler.join().unwrap();
@@ -1229,11 +1238,40 @@ fn mode_clone(a: &Args) {
             transfer_bytes as f64 / gm / 1e6,
         )
         .f("sydra_over_git", sm / gm)
+        .field("raw_write_s", &f64_list(&raw_write_s))
+        .f(
+            "raw_write_mb_per_s",
+            transfer_bytes as f64 / median(&raw_write_s) / 1e6,
+        )
+        .f("sydra_over_raw_write", sm / median(&raw_write_s))
         .num("fsck_ok", fsck_ok.unwrap_or(false))
         .num("server_peak_rss_kib", server_hwm)
         .num("server_peak_anon_kib_during_clones", server_peak_anon)
         .s("load_at_end", &loadavg());
     emit("clone", &j);
+}
+
+/// Seconds to write `bytes` (incompressible, 1 MiB per `write`) into the
+/// new file `path` and fsync it.
+fn raw_write(path: &Path, bytes: u64) -> f64 {
+    let mut block = vec![0u8; 1 << 20];
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for b in block.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        b.copy_from_slice(&x.to_le_bytes()[..b.len()]);
+    }
+    let t = Instant::now();
+    let mut f = fs::File::create(path).unwrap();
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(block.len() as u64) as usize;
+        f.write_all(&block[..n]).unwrap();
+        left -= n as u64;
+    }
+    f.sync_all().unwrap();
+    t.elapsed().as_secs_f64()
 }
 
 // ---------------------------------------------------------------- concurrent

@@ -49,7 +49,7 @@ use sydra_objects::{ObjectId, Pinned, Store};
 use sydra_refs::RefName;
 
 use super::{
-    Outcome, Transfer, TransferFile, judge, receive, remote_err, remote_has, send_beyond, tmp_path,
+    Outcome, Transfer, TransferFile, judge, remote_err, remote_has, send_beyond, tmp_path,
 };
 use crate::error::{Error, Result};
 use crate::repo::Repository;
@@ -668,6 +668,58 @@ impl S3Remote {
         Ok(file)
     }
 
+    /// Stream `packs/<name>` into `dst` (see [`super::receive_from`]): a
+    /// thread downloads, the receiver verifies and writes as the bytes
+    /// come, so each byte is written once and nothing is spooled.
+    fn receive_pack(
+        &self,
+        entry: &PackEntry,
+        dst: &Repository,
+        remote: &str,
+    ) -> Result<(Transfer, Option<Pinned>)> {
+        let key = self.key(&format!("packs/{}", entry.name));
+        self.count(1);
+        let (w, mut r) = super::receive::pipe();
+        std::thread::scope(|scope| {
+            // The download's bytes, or its error; `Ok(None)` when the
+            // receiver stopped reading first (its error says why).
+            let download = scope.spawn(|| {
+                let mut w = w;
+                self.rt.block_on(async {
+                    let got = self.store.get(&key).await?;
+                    let mut stream = got.into_stream();
+                    let mut n = 0u64;
+                    while let Some(chunk) = stream.next().await {
+                        let chunk = chunk?;
+                        n += chunk.len() as u64;
+                        if n > entry.bytes {
+                            break;
+                        }
+                        if w.write_all(&chunk).is_err() {
+                            return Ok(None);
+                        }
+                    }
+                    Ok::<_, object_store::Error>(w.flush().ok().map(|()| n))
+                })
+            });
+            let got = super::receive_from(dst, &mut r, entry.bytes, remote);
+            drop(r);
+            let downloaded = download
+                .join()
+                .map_err(|_| self.err(&key.to_string(), "the download thread panicked"))?
+                .map_err(|e| self.err(&format!("cannot download {key}"), e));
+            match (got, downloaded) {
+                (Err(e), Ok(None)) => Err(e),
+                (_, Err(e)) => Err(e),
+                (Ok(_), Ok(Some(n))) if n != entry.bytes => Err(self.err(
+                    &format!("{key}"),
+                    format!("holds {n} bytes; the manifest says {}", entry.bytes),
+                )),
+                (got, _) => got,
+            }
+        })
+    }
+
     /// Bring into `dst` every listed pack whose tips it lacks, oldest
     /// first; each verified whole before it is published.
     pub(crate) fn fetch_into(
@@ -689,8 +741,7 @@ impl S3Remote {
             if have_all {
                 continue;
             }
-            let file = self.download(p, dst.objects())?;
-            let (t, pin) = receive(dst, &file, remote)?;
+            let (t, pin) = self.receive_pack(p, dst, remote)?;
             total.commits += t.commits;
             total.objects += t.objects;
             total.bytes += t.bytes;

@@ -207,6 +207,24 @@ pub fn scan(
     Ok(trailer(bytes).unwrap_or_default())
 }
 
+/// [`scan`] as a receiver runs it: the pack fed to the streaming scanner
+/// in pieces of `step` bytes, then its trailer checked. Accepts exactly
+/// what `scan` with `verify_hash` accepts, with the same entries (for
+/// tests and fuzzing).
+pub fn scan_streamed(bytes: &[u8], step: usize) -> std::result::Result<Vec<Entry>, String> {
+    parse_header(bytes)?;
+    let body = bytes.len() - TRAILER;
+    let mut s = EntryScanner::new(bytes.len() as u64);
+    for piece in bytes[..body].chunks(step.max(1)) {
+        s.feed(piece)?;
+    }
+    let (entries, _, _) = s.finish()?;
+    if blake3::hash(&bytes[..body]).as_bytes()[..] != bytes[body..] {
+        return Err("pack trailer does not match its content".into());
+    }
+    Ok(entries)
+}
+
 /// [`scan`] without the trailer: for a pack whose hash was computed as it
 /// was written.
 pub fn scan_entries(
