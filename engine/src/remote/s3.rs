@@ -706,7 +706,7 @@ impl S3Remote {
             drop(r);
             let downloaded = download
                 .join()
-                .map_err(|_| self.err(&key.to_string(), "the download thread panicked"))?
+                .map_err(|_| self.err(key.as_ref(), "the download thread panicked"))?
                 .map_err(|e| self.err(&format!("cannot download {key}"), e));
             match (got, downloaded) {
                 (Err(e), Ok(None)) => Err(e),
