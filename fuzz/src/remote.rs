@@ -6,8 +6,9 @@
 //! panic, and the receiver's streaming scan (fed in pieces of 1 to 64
 //! bytes) accepts exactly what the whole-pack scan accepts, with the same
 //! entries. With the first byte's low bit set, the rest of the input is
-//! wrapped as a well-formed transfer (a trailer computed over it) so the
-//! fuzzer reaches the section framing behind the hash. An accepted
+//! wrapped as a well-formed version 1 transfer (a trailer computed over
+//! it; version 2, which a sender writes, is read too) so the fuzzer
+//! reaches the section framing behind the hash. An accepted
 //! transfer's index (docs/FORMAT.md §22) reads back equal, and the raw
 //! input (with its trailer recomputed when the low bit is set) goes
 //! through the index parser too.
@@ -80,12 +81,31 @@ pub fn transfer(data: &[u8]) {
         let back = TransferIndex::parse(&ix.encode(), &ix.transfer, len);
         assert_eq!(back.as_ref(), Ok(&ix), "an index does not read back");
     }
-    // Any flipped byte of an accepted transfer is refused.
+    // Any flipped byte of an accepted transfer is refused: by the trailer
+    // in version 1; in version 2 outside the pack's entries and the
+    // ranges' bytes (those are checked against their own hashes, the
+    // pack's by the scan below, a range's by its chunk on receipt).
     if !bytes.is_empty() {
         let mut flipped = bytes.clone();
         let at = usize::from(flags) * 7919 % flipped.len();
         flipped[at] ^= 0x20;
-        assert!(parse_transfer(&flipped).is_err(), "flip at {at} accepted");
+        let base = bytes.as_ptr() as usize;
+        let inside = |s: &[u8], tail: usize| {
+            let start = s.as_ptr() as usize - base;
+            (start..start + s.len().saturating_sub(tail)).contains(&at)
+        };
+        let in_bodies =
+            v.version == 2 && (inside(v.pack, 32) || v.ranges.iter().any(|(_, r)| inside(r, 0)));
+        if !in_bodies {
+            assert!(parse_transfer(&flipped).is_err(), "flip at {at} accepted");
+        } else if inside(v.pack, 32) && pack::scan(v.pack, true, |_| Ok(())).is_ok() {
+            let p0 = v.pack.as_ptr() as usize - base;
+            let p = &flipped[p0..p0 + v.pack.len()];
+            assert!(
+                pack::scan(p, true, |_| Ok(())).is_err(),
+                "pack flip at {at} accepted"
+            );
+        }
     }
 }
 

@@ -586,6 +586,11 @@ const SEND_BLOCK: usize = 1 << 20;
 
 /// Magic of a transfer file.
 pub const TRANSFER_MAGIC: [u8; 4] = *b"SYTX";
+/// The transfer version a sender writes. Version 2's trailer hashes the
+/// framing, the pack's own hash and the shallow list, not the pack's or
+/// the ranges' bytes (each is verified against its own hash); version 1's
+/// hashes every byte. Both are read (docs/FORMAT.md §21).
+pub const TRANSFER_VERSION: u8 = 2;
 /// Magic of a fetch answer that carries the server's error (UTF-8 text
 /// after it) instead of a transfer: the server failed before its first
 /// byte, after the 200 had gone out (the answer is streamed).
@@ -671,7 +676,7 @@ pub fn send_to(
     let pack_len = (sydra_objects::pack::HEADER + sydra_objects::pack::TRAILER) as u64
         + files_len(src.objects(), &objects)?;
     w.put(&TRANSFER_MAGIC)?;
-    w.put(&[1, 0, 0, 0])?;
+    w.put(&[TRANSFER_VERSION, 0, 0, 0])?;
     w.put(&(if objects.is_empty() { 0 } else { pack_len }).to_le_bytes())?;
     if !objects.is_empty() {
         // Entries are gathered into blocks before they are hashed and
@@ -693,12 +698,13 @@ pub fn send_to(
             counts.bytes += obj.data.len() as u64;
             if block.len() >= SEND_BLOCK {
                 ph.update(&block);
-                w.put(&block)?;
+                w.put_body(&block)?;
                 block.clear();
             }
         }
         ph.update(&block);
-        w.put(&block)?;
+        w.put_body(&block)?;
+        // The trailer covers the pack through its hash.
         w.put(ph.finalize().as_bytes())?;
     }
     // The WAL ranges the new commits' replay reads, less those the
@@ -747,10 +753,12 @@ pub fn send_to(
         let (header, bytes) = read_range(&src_wal, id, chunk)?;
         counts.ranges += 1;
         counts.range_bytes += bytes.len() as u64;
+        // The trailer covers a range through its chunk (its length, CRC
+        // and BLAKE3), which is in the pack or already on the receiver.
         w.put(id.as_bytes())?;
         w.put(&((header.len() + bytes.len()) as u64).to_le_bytes())?;
-        w.put(&header)?;
-        w.put(&bytes)?;
+        w.put_body(&header)?;
+        w.put_body(&bytes)?;
     }
     w.put(&(p.shallow.len() as u64).to_le_bytes())?;
     for c in &p.shallow {
@@ -804,8 +812,15 @@ struct Hashed<'w> {
 }
 
 impl Hashed<'_> {
+    /// Write bytes the trailer covers.
     fn put(&mut self, b: &[u8]) -> Result<()> {
         self.hasher.update(b);
+        self.put_body(b)
+    }
+
+    /// Write bytes the trailer does not cover (a pack's entries, a range's
+    /// bytes: each has a hash of its own).
+    fn put_body(&mut self, b: &[u8]) -> Result<()> {
         self.out
             .write_all(b)
             .map_err(Error::io("write", &self.path))
@@ -838,6 +853,8 @@ fn u64_at(b: &[u8], at: &mut usize, what: &str) -> std::result::Result<u64, Stri
 /// A transfer file's sections (docs/FORMAT.md §21), framing checked.
 #[derive(Debug)]
 pub struct TransferView<'a> {
+    /// Its version (1 or 2).
+    pub version: u8,
     /// The pack (empty: no objects).
     pub pack: &'a [u8],
     /// Stored ranges: chunk id and the range file's bytes.
@@ -852,18 +869,50 @@ pub struct TransferView<'a> {
 pub fn parse_transfer(b: &[u8]) -> std::result::Result<TransferView<'_>, String> {
     let view = transfer_sections(b)?;
     let body = b.len() - 32;
-    if blake3::hash(&b[..body]).as_bytes()[..] != b[body..] {
+    let expected = if view.version == 1 {
+        blake3::hash(&b[..body])
+    } else {
+        trailer_v2(&view)
+    };
+    if expected.as_bytes()[..] != b[body..] {
         return Err("its trailer does not match its content (damaged or cut short)".into());
     }
     Ok(view)
 }
 
+/// A version 2 trailer (docs/FORMAT.md §21): the hash of the framing, the
+/// pack's own trailer, each range's id and length, and the shallow list.
+fn trailer_v2(v: &TransferView<'_>) -> blake3::Hash {
+    let mut h = blake3::Hasher::new();
+    h.update(&TRANSFER_MAGIC);
+    h.update(&[2, 0, 0, 0]);
+    h.update(&(v.pack.len() as u64).to_le_bytes());
+    if let Some(t) = v.pack.len().checked_sub(32).map(|at| &v.pack[at..]) {
+        h.update(t);
+    }
+    h.update(&(v.ranges.len() as u64).to_le_bytes());
+    for (id, r) in &v.ranges {
+        h.update(id.as_bytes());
+        h.update(&(r.len() as u64).to_le_bytes());
+    }
+    h.update(&(v.shallow.len() as u64).to_le_bytes());
+    for c in &v.shallow {
+        h.update(c.as_bytes());
+    }
+    h.finalize()
+}
+
 /// [`parse_transfer`] without the trailer check: the framing only, for a
 /// transfer this process wrote (the trailer is its own hash).
 pub fn transfer_sections(b: &[u8]) -> std::result::Result<TransferView<'_>, String> {
-    if b.len() < 8 + 8 + 8 + 8 + 32 || b[..4] != TRANSFER_MAGIC || b[4] != 1 || b[5..8] != [0; 3] {
-        return Err("not a version 1 Sydra transfer".into());
+    if b.len() < 8 + 8 + 8 + 8 + 32
+        || b[..4] != TRANSFER_MAGIC
+        || !matches!(b[4], 1 | 2)
+        || b[5..8] != [0; 3]
+    {
+        return Err("not a version 1 or 2 Sydra transfer".into());
     }
+    let version = b[4];
     let body = b.len() - 32;
     let b = &b[..body];
     let mut at = 8;
@@ -886,6 +935,7 @@ pub fn transfer_sections(b: &[u8]) -> std::result::Result<TransferView<'_>, Stri
         return Err(format!("{} bytes follow the last section", b.len() - at));
     }
     Ok(TransferView {
+        version,
         pack,
         ranges,
         shallow,

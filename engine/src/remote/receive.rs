@@ -25,6 +25,7 @@ const BLOCK: usize = 1 << 20;
 /// trailer is the BLAKE3 of all bytes before it), at most `limit` taken.
 struct Stream<'r> {
     r: &'r mut dyn Read,
+    version: u8,
     hasher: blake3::Hasher,
     at: u64,
     limit: u64,
@@ -87,20 +88,27 @@ impl Stream<'_> {
         Ok(ObjectId::from_bytes(b))
     }
 
-    /// Pass the next `n` bytes to `sink`, block by block.
+    /// Pass the next `n` bytes to `sink`, block by block; only the last
+    /// `hashed` of them go into the trailer's hash (all of them in a
+    /// version 1 transfer).
     fn copy(
         &mut self,
         n: u64,
+        hashed: u64,
         what: &str,
         mut sink: impl FnMut(&[u8]) -> Result<()>,
     ) -> Result<()> {
+        let hashed = if self.version == 1 { n } else { hashed.min(n) };
         let mut buf = std::mem::take(&mut self.buf);
         buf.resize(BLOCK, 0);
         let mut left = n;
         let copied = (|| {
             while left > 0 {
                 let want = left.min(BLOCK as u64) as usize;
-                self.fill(&mut buf[..want], what)?;
+                self.raw(&mut buf[..want], what)?;
+                // Of this block, the bytes within the last `hashed`.
+                let skip = (left.saturating_sub(hashed) as usize).min(want);
+                self.hasher.update(&buf[skip..want]);
                 sink(&buf[..want])?;
                 left -= want as u64;
             }
@@ -130,6 +138,7 @@ pub fn receive_from(
 ) -> Result<(Transfer, Option<Pinned>)> {
     let mut s = Stream {
         r,
+        version: 1,
         hasher: blake3::Hasher::new(),
         at: 0,
         limit,
@@ -138,9 +147,10 @@ pub fn receive_from(
     };
     let mut head = [0u8; 8];
     s.fill(&mut head, "the header")?;
-    if head[..4] != TRANSFER_MAGIC || head[4] != 1 || head[5..8] != [0; 3] {
-        return Err(s.bad("not a version 1 Sydra transfer".into()));
+    if head[..4] != TRANSFER_MAGIC || !matches!(head[4], 1 | 2) || head[5..8] != [0; 3] {
+        return Err(s.bad("not a version 1 or 2 Sydra transfer".into()));
     }
+    s.version = head[4];
     let store = dst.objects();
     let mut out = Transfer::default();
     // Commits whose parents neither side has: allowed only for the
@@ -160,7 +170,9 @@ pub fn receive_from(
             .receive_pack(pack_len)
             .map_err(|e| as_bad(&s, e.into()))?;
         // Stopped at the first entry that does not verify.
-        let copied = s.copy(pack_len, "the pack", |b| {
+        // Version 2 hashes the pack's trailer (its hash, checked against
+        // its bytes by the sink) into the transfer's.
+        let copied = s.copy(pack_len, 32, "the pack", |b| {
             sink.write(b)?;
             Ok(sink.check_so_far()?)
         });
@@ -199,12 +211,14 @@ pub fn receive_from(
                 "WAL range {id} is {len} bytes; its chunk needs {want}"
             )));
         }
+        // A range's bytes are covered by its chunk, not by the trailer
+        // (version 2).
         if has_range(&dst_wal, &id, &chunk) {
-            s.copy(len, "a range", |_| Ok(()))?;
+            s.copy(len, 0, "a range", |_| Ok(()))?;
             continue;
         }
         let mut w = ranges::RangeWriter::new(&dst_wal, &id)?;
-        s.copy(len, "a range", |b| w.write(b))?;
+        s.copy(len, 0, "a range", |b| w.write(b))?;
         w.finish(&chunk).map_err(|e| match e {
             Error::ChunkMismatch { reason, .. } => s.bad(format!("WAL range {id}: {reason}")),
             e => e,

@@ -466,7 +466,7 @@ impl S3Remote {
         if bytes < 32 {
             return Err(self.err("the transfer", "is shorter than its trailer"));
         }
-        // The trailer is the BLAKE3 of everything before it: the name.
+        // The trailer (docs/FORMAT.md §21) fixes the content: the name.
         let mut trailer = [0u8; 32];
         {
             use std::io::{Seek, SeekFrom};

@@ -607,8 +607,27 @@ fn a_tampered_transfer_is_refused_with_nothing_published() {
     assert!(err.to_string().contains("neither side has"), "{err}");
     nothing_published(&to);
     // The untouched transfer is accepted.
+    assert_eq!(bytes[4], 2, "a sender writes version 2");
     remote::receive_bytes(&to, &bytes, "test").unwrap();
     assert_eq!(to.objects().packs().len(), 1);
+    // Version 1 (its trailer over every byte), as older builds wrote and
+    // S3 buckets may hold, is still read.
+    let mut v1 = bytes.clone();
+    v1[4] = 1;
+    let v1 = reseal(v1);
+    remote::parse_transfer(&v1).unwrap();
+    let (old, _) = Repository::init(d.path().join("old")).unwrap();
+    remote::receive_bytes(&old, &v1, "test").unwrap();
+    assert_eq!(old.objects().packs().len(), 1);
+    // A version 2 trailer still covers the framing and the shallow list:
+    // a range length or shallow id changed behind it is refused.
+    let v = remote::parse_transfer(&bytes).unwrap();
+    assert!(!v.ranges.is_empty(), "the source's transfer carries ranges");
+    let mut b = bytes.clone();
+    let n = b.len();
+    b[n - 33] ^= 0x01; // the shallow count's last byte
+    assert!(remote::parse_transfer(&b).is_err());
+    assert!(remote::receive_bytes(&old, &b, "test").is_err());
 }
 
 #[test]
