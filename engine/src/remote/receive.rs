@@ -153,9 +153,9 @@ pub fn receive_from(
     s.version = head[4];
     let store = dst.objects();
     let mut out = Transfer::default();
-    // Commits whose parents neither side has: allowed only for the
-    // shallow commits, which are listed after the ranges.
-    let mut orphans: Vec<(ObjectId, ObjectId)> = Vec::new();
+    // What the received trees and commits reference that had not arrived
+    // when they did: resolved once the pack is whole.
+    let mut refs = Refs::default();
     let pack_len = s.u64("the pack length")?;
     let staged = if pack_len == 0 {
         None
@@ -169,26 +169,22 @@ pub fn receive_from(
         let mut sink = store
             .receive_pack(pack_len)
             .map_err(|e| as_bad(&s, e.into()))?;
-        // Stopped at the first entry that does not verify.
-        // Version 2 hashes the pack's trailer (its hash, checked against
-        // its bytes by the sink) into the transfer's.
+        let mut check =
+            |e: &sydra_objects::pack::Entry, payload: &[u8], _: &PackIds| refs.record(e, payload);
+        // Stopped at the first entry that does not verify. Version 2
+        // hashes the pack's trailer (its hash, checked against its bytes
+        // by the sink) into the transfer's.
         let copied = s.copy(pack_len, 32, "the pack", |b| {
-            sink.write(b)?;
+            sink.write(b, &mut check)?;
             Ok(sink.check_so_far()?)
         });
         copied.map_err(|e| as_bad(&s, e))?;
-        let mut check = |e: &sydra_objects::pack::Entry,
-                         payload: &[u8],
-                         ids: &PackIds|
-         -> std::result::Result<(), String> {
-            check_entry(store, e, payload, ids, &mut orphans)?;
-            if e.kind == Kind::Commit {
-                out.commits += 1;
-            }
-            Ok(())
-        };
-        sink.finish(&mut check).map_err(|e| as_bad(&s, e.into()))?
+        let staged = sink.finish().map_err(|e| as_bad(&s, e.into()))?;
+        refs.resolve(store, staged.as_ref())
+            .map_err(|r| s.bad(format!("the pack: {r}")))?;
+        staged
     };
+    out.commits = refs.commits;
     if let Some(p) = &staged {
         out.pack = Some(p.hash());
         out.objects = p.len() as u64;
@@ -251,7 +247,7 @@ pub fn receive_from(
             }
         }
     }
-    if let Some((commit, parent)) = orphans.iter().find(|(c, _)| !shallow.contains(c)) {
+    if let Some((commit, parent)) = refs.orphans.iter().find(|(c, _)| !shallow.contains(c)) {
         return Err(s.bad(format!(
             "the pack: commit {commit} references parent {parent}, which neither side has"
         )));
@@ -267,46 +263,96 @@ pub fn receive_from(
     Ok((out, Some(pinned)))
 }
 
-/// Connectivity of one received object: a tree's entries and a commit's
-/// tree must be in the transfer or already here; a commit's missing
-/// parents are noted in `orphans` (allowed for shallow commits only).
-fn check_entry(
-    store: &sydra_objects::Store,
-    e: &sydra_objects::pack::Entry,
-    payload: &[u8],
-    ids: &PackIds,
-    orphans: &mut Vec<(ObjectId, ObjectId)>,
-) -> std::result::Result<(), String> {
-    let present = |id: &ObjectId| ids.contains(id) || store.contains(id).unwrap_or(false);
-    match e.kind {
-        Kind::Tree => {
-            let t = sydra_objects::TreeRef::decode(payload).map_err(|d| d.to_string())?;
-            for x in t.entries {
-                if !present(&x.id) {
-                    return Err(format!(
-                        "tree {} references {} {}, which neither side has",
-                        e.id, x.kind, x.id
-                    ));
-                }
+/// Connectivity of a received pack, gathered as its trees and commits
+/// arrive (each decoded canonically) and checked when the pack is whole:
+/// every id they reference must be in the pack or already here. Each id
+/// is kept once, whatever the number of trees naming it; which tree named
+/// a missing one is looked up only on failure. A commit's missing parents
+/// are allowed for the shallow commits only, which the transfer lists
+/// after its ranges.
+#[derive(Default)]
+struct Refs {
+    referenced: PackIds,
+    /// (commit, parent) for every parent.
+    parents: Vec<(ObjectId, ObjectId)>,
+    commits: u64,
+    /// Parents neither side has, once the pack is whole.
+    orphans: Vec<(ObjectId, ObjectId)>,
+}
+
+impl Refs {
+    fn record(
+        &mut self,
+        e: &sydra_objects::pack::Entry,
+        payload: &[u8],
+    ) -> std::result::Result<(), String> {
+        match e.kind {
+            Kind::Tree => {
+                let t = sydra_objects::TreeRef::decode(payload)
+                    .map_err(|d| format!("tree {}: {d}", e.id))?;
+                self.referenced.extend(t.entries.iter().map(|x| x.id));
             }
+            Kind::Commit => {
+                let c = sydra_objects::CommitRef::decode(payload)
+                    .map_err(|d| format!("commit {}: {d}", e.id))?;
+                self.referenced.insert(c.tree);
+                self.parents.extend(c.parents.iter().map(|p| (e.id, *p)));
+                self.commits += 1;
+            }
+            Kind::Blob => {}
         }
-        Kind::Commit => {
-            let c = sydra_objects::CommitRef::decode(payload).map_err(|d| d.to_string())?;
-            if !present(&c.tree) {
-                return Err(format!(
-                    "commit {} references tree {}, which neither side has",
-                    e.id, c.tree
-                ));
-            }
-            for p in c.parents {
-                if !present(&p) {
-                    orphans.push((e.id, p));
-                }
-            }
-        }
-        Kind::Blob => {}
+        Ok(())
     }
-    Ok(())
+
+    /// The pack is whole: every referenced id is in it or here; the
+    /// parents that are not become the orphans.
+    fn resolve(
+        &mut self,
+        store: &sydra_objects::Store,
+        pack: Option<&StagedPack>,
+    ) -> std::result::Result<(), String> {
+        let present = |id: &ObjectId| {
+            pack.is_some_and(|p| p.contains(id)) || store.contains(id).unwrap_or(false)
+        };
+        let mut missing: Vec<ObjectId> = self
+            .referenced
+            .iter()
+            .filter(|id| !present(id))
+            .copied()
+            .collect();
+        missing.sort();
+        if let Some(id) = missing.first() {
+            return Err(referrer(pack, id).map_or_else(
+                || format!("{id} is referenced, and neither side has it"),
+                |(by, kind, as_kind)| {
+                    format!("{kind} {by} references {as_kind} {id}, which neither side has")
+                },
+            ));
+        }
+        self.referenced = PackIds::default();
+        self.orphans = std::mem::take(&mut self.parents);
+        self.orphans.retain(|(_, p)| !present(p));
+        Ok(())
+    }
+}
+
+/// A tree or commit of `pack` that references `id`: its id, its kind, and
+/// the kind it names `id` as (for an error message).
+fn referrer(pack: Option<&StagedPack>, id: &ObjectId) -> Option<(ObjectId, Kind, Kind)> {
+    let pack = pack?;
+    pack.ids().find_map(|by| match pack.get(&by)? {
+        (Kind::Tree, payload) => sydra_objects::TreeRef::decode(payload)
+            .ok()?
+            .entries
+            .iter()
+            .find(|x| x.id == *id)
+            .map(|x| (by, Kind::Tree, x.kind)),
+        (Kind::Commit, payload) => {
+            let c = sydra_objects::CommitRef::decode(payload).ok()?;
+            (c.tree == *id).then_some((by, Kind::Commit, Kind::Tree))
+        }
+        _ => None,
+    })
 }
 
 /// The chunk blob `id`, from the received pack or the store.

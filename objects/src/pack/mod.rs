@@ -31,6 +31,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use index::IndexView;
 pub(crate) use scanner::EntryScanner;
+pub use scanner::OnEntry;
 pub use verify::{PackVerify, verify_pack};
 pub(crate) use write::{
     PackWriter, ensure_dir, fault_dir_sync, publish, remove_files, rename, write_index,
@@ -216,9 +217,9 @@ pub fn scan_streamed(bytes: &[u8], step: usize) -> std::result::Result<Vec<Entry
     let body = bytes.len() - TRAILER;
     let mut s = EntryScanner::new(bytes.len() as u64);
     for piece in bytes[..body].chunks(step.max(1)) {
-        s.feed(piece)?;
+        s.feed(piece, &mut |_, _, _| Ok(()))?;
     }
-    let (entries, _, _) = s.finish()?;
+    let (entries, _) = s.finish()?;
     if blake3::hash(&bytes[..body]).as_bytes()[..] != bytes[body..] {
         return Err("pack trailer does not match its content".into());
     }

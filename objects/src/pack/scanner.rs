@@ -19,15 +19,14 @@ struct Current {
     id: IdHasher,
     stored_crc: [u8; TRAILER_LEN],
     crc_filled: usize,
-    /// Where its payload starts in the kept payloads, if it is kept.
-    kept_at: Option<usize>,
+    /// Whether its payload is gathered (a tree or a commit).
+    keep: bool,
 }
 
-/// Tree and commit payloads kept in memory as they stream past (the
-/// caller checks their references after the last entry, and a blob-heavy
-/// pack's pages may be gone from the cache by then), up to this many
-/// bytes; past it they are read back from the file.
-pub(crate) const KEEP_MAX: usize = 256 << 20;
+/// What a scanner hands its caller for each verified tree and commit, as
+/// it completes: the entry, its payload, and the ids of the entries so
+/// far. Blobs are not handed over.
+pub type OnEntry<'a> = dyn FnMut(&Entry, &[u8], &PackIds) -> Result<(), String> + 'a;
 
 /// Checks the entries of a pack of `len` bytes fed front to back (the
 /// bytes before its trailer; the trailer is the caller's).
@@ -44,10 +43,8 @@ pub(crate) struct EntryScanner {
     current: Option<Current>,
     entries: Vec<Entry>,
     ids: PackIds,
-    /// Kept tree and commit payloads, back to back.
-    kept: Vec<u8>,
-    /// Entry offset → its payload's range in `kept`.
-    kept_ranges: std::collections::HashMap<u64, std::ops::Range<usize>>,
+    /// The payload of the tree or commit being read.
+    payload: Vec<u8>,
 }
 
 impl EntryScanner {
@@ -63,14 +60,13 @@ impl EntryScanner {
             current: None,
             entries: Vec::new(),
             ids: PackIds::default(),
-            kept: Vec::new(),
-            kept_ranges: std::collections::HashMap::new(),
+            payload: Vec::new(),
         }
     }
 
-    /// Take the next bytes (none past the body). Errors name the entry's
-    /// offset.
-    pub(crate) fn feed(&mut self, mut b: &[u8]) -> Result<(), String> {
+    /// Take the next bytes (none past the body); `on_entry` sees every
+    /// tree and commit once verified. Errors name the entry's offset.
+    pub(crate) fn feed(&mut self, mut b: &[u8], on_entry: &mut OnEntry<'_>) -> Result<(), String> {
         while !b.is_empty() {
             if self.pos < HEADER as u64 {
                 let n = (HEADER - self.filled).min(b.len());
@@ -92,8 +88,8 @@ impl EntryScanner {
                 let n = usize::try_from(c.left).unwrap_or(usize::MAX).min(b.len());
                 c.crc.update(&b[..n]);
                 c.id.update(&b[..n]);
-                if c.kept_at.is_some() {
-                    self.kept.extend_from_slice(&b[..n]);
+                if c.keep {
+                    self.payload.extend_from_slice(&b[..n]);
                 }
                 c.left -= n as u64;
                 self.pos += n as u64;
@@ -106,7 +102,7 @@ impl EntryScanner {
             self.pos += n as u64;
             b = &b[n..];
             if c.crc_filled == TRAILER_LEN {
-                self.end_entry()?;
+                self.end_entry(on_entry)?;
             }
         }
         Ok(())
@@ -153,9 +149,17 @@ impl EntryScanner {
         }
         let mut crc = crc32fast::Hasher::new();
         crc.update(&self.head);
-        let keep = hd.kind != crate::Kind::Blob
-            && usize::try_from(hd.stored_len)
-                .is_ok_and(|n| n <= KEEP_MAX.saturating_sub(self.kept.len()));
+        let keep = hd.kind != crate::Kind::Blob;
+        if keep && hd.stored_len > crate::MAX_TREE_OR_COMMIT_LEN {
+            return Err(format!(
+                "entry at offset {offset} ({}) is a {} of {} bytes, over the {}-byte limit",
+                hd.id,
+                hd.kind,
+                hd.stored_len,
+                crate::MAX_TREE_OR_COMMIT_LEN
+            ));
+        }
+        self.payload.clear();
         self.current = Some(Current {
             entry: Entry {
                 id: hd.id,
@@ -168,12 +172,12 @@ impl EntryScanner {
             id: IdHasher::new(hd.kind, hd.payload_len),
             stored_crc: [0; TRAILER_LEN],
             crc_filled: 0,
-            kept_at: keep.then_some(self.kept.len()),
+            keep,
         });
         Ok(())
     }
 
-    fn end_entry(&mut self) -> Result<(), String> {
+    fn end_entry(&mut self, on_entry: &mut OnEntry<'_>) -> Result<(), String> {
         let Some(c) = self.current.take() else {
             return Ok(());
         };
@@ -196,17 +200,16 @@ impl EntryScanner {
         if !self.ids.insert(e.id) {
             return Err(format!("object {} appears twice", e.id));
         }
-        if let Some(at) = c.kept_at {
-            self.kept_ranges.insert(e.offset, at..self.kept.len());
+        if c.keep {
+            on_entry(&e, &self.payload, &self.ids)?;
         }
         self.entries.push(e);
         Ok(())
     }
 
     /// Every byte of the body has been fed: the entries fill it exactly
-    /// and their count is the declared one. Returns them, their ids, and
-    /// the tree and commit payloads kept.
-    pub(crate) fn finish(self) -> Result<(Vec<Entry>, PackIds, Kept), String> {
+    /// and their count is the declared one. Returns them and their ids.
+    pub(crate) fn finish(self) -> Result<(Vec<Entry>, PackIds), String> {
         if self.pos != self.body || self.current.is_some() || self.filled != 0 {
             return Err(format!(
                 "the pack's entries end at offset {} of its {}-byte body",
@@ -220,25 +223,7 @@ impl EntryScanner {
                 self.entries.len()
             ));
         }
-        let kept = Kept {
-            bytes: self.kept,
-            ranges: self.kept_ranges,
-        };
-        Ok((self.entries, self.ids, kept))
-    }
-}
-
-/// The tree and commit payloads a scanner kept.
-#[derive(Debug, Default)]
-pub(crate) struct Kept {
-    bytes: Vec<u8>,
-    ranges: std::collections::HashMap<u64, std::ops::Range<usize>>,
-}
-
-impl Kept {
-    /// The payload of the entry at `offset`, if it was kept.
-    pub(crate) fn get(&self, offset: u64) -> Option<&[u8]> {
-        self.ranges.get(&offset).map(|r| &self.bytes[r.clone()])
+        Ok((self.entries, self.ids))
     }
 }
 
@@ -267,19 +252,26 @@ mod tests {
 
     fn streamed(pack: &[u8], step: usize) -> Result<Vec<Entry>, String> {
         let mut s = EntryScanner::new(pack.len() as u64);
+        let mut handed = Vec::new();
+        let mut on = |e: &Entry, payload: &[u8], _: &PackIds| {
+            handed.push((e.offset, payload.to_vec()));
+            Ok(())
+        };
         for piece in pack[..pack.len() - TRAILER].chunks(step.max(1)) {
-            s.feed(piece)?;
+            s.feed(piece, &mut on)?;
         }
-        let (entries, _, kept) = s.finish()?;
-        // Every tree's payload was kept, byte for byte; no blob's was.
-        for e in &entries {
-            let at = e.offset as usize + HEADER_LEN;
-            let payload = &pack[at..e.offset as usize + e.len as usize - TRAILER_LEN];
-            match e.kind {
-                Kind::Tree => assert_eq!(kept.get(e.offset), Some(payload)),
-                _ => assert_eq!(kept.get(e.offset), None),
-            }
-        }
+        let (entries, _) = s.finish()?;
+        // Every tree's payload was handed over, byte for byte; no blob's.
+        let trees: Vec<(u64, Vec<u8>)> = entries
+            .iter()
+            .filter(|e| e.kind == Kind::Tree)
+            .map(|e| {
+                let at = e.offset as usize + HEADER_LEN;
+                let end = e.offset as usize + e.len as usize - TRAILER_LEN;
+                (e.offset, pack[at..end].to_vec())
+            })
+            .collect();
+        assert_eq!(handed, trees);
         Ok(entries)
     }
 

@@ -809,10 +809,10 @@ impl GcGuard {
 /// (ahash): a connectivity check looks every tree entry up in it.
 pub type PackIds = ahash::AHashSet<ObjectId>;
 
-/// A check of one received entry: the entry, its payload, and every id
-/// of the pack it arrived in.
-pub type IngestCheck<'a> =
-    dyn FnMut(&pack::Entry, &[u8], &PackIds) -> std::result::Result<(), String> + 'a;
+/// A check of one received tree or commit, as soon as it has arrived and
+/// verified: the entry, its payload, and the ids of the pack's entries so
+/// far (later entries may be what it references).
+pub type IngestCheck<'a> = pack::OnEntry<'a>;
 
 /// A pack arriving from elsewhere (a fetch or a push), written straight
 /// into a temp file in `objects/tmp/` as its bytes come
@@ -857,8 +857,10 @@ impl PackSink {
         }
     }
 
-    /// Append the next bytes of the pack.
-    pub fn write(&mut self, b: &[u8]) -> Result<()> {
+    /// Append the next bytes of the pack; `check` sees each tree and
+    /// commit among them as soon as it is whole and verified. After the
+    /// first failure nothing more is scanned ([`PackSink::check_so_far`]).
+    pub fn write(&mut self, b: &[u8], check: &mut IngestCheck<'_>) -> Result<()> {
         if b.len() as u64 > self.len - self.at {
             return Err(self.bad(format!("more bytes arrive than the {} declared", self.len)));
         }
@@ -868,7 +870,7 @@ impl PackSink {
         let hashed = (body.saturating_sub(self.at) as usize).min(b.len());
         self.hasher.update(&b[..hashed]);
         if self.failed.is_none()
-            && let Err(e) = self.scanner.feed(&b[..hashed])
+            && let Err(e) = self.scanner.feed(&b[..hashed], check)
         {
             self.failed = Some(e);
         }
@@ -892,13 +894,11 @@ impl PackSink {
     }
 
     /// All bytes written: every entry was checked as it passed (framing,
-    /// CRC, BLAKE3 recomputed, no id twice, the declared count); now the
-    /// trailer, then `check` sees every tree and commit (the caller checks
-    /// connectivity there; it may look the pack's other ids up in the set
-    /// passed to it; blobs are not read back), then the file and its index
-    /// are synced. Returns `None` for a pack of no objects. Errors name the
-    /// entry's offset.
-    pub fn finish(self, check: &mut IngestCheck<'_>) -> Result<Option<StagedPack>> {
+    /// CRC, BLAKE3 recomputed, no id twice, the declared count, each tree
+    /// and commit by the caller's check); now the trailer, then the file
+    /// and its index are synced. Nothing is read back. Returns `None` for
+    /// a pack of no objects. Errors name the entry's offset.
+    pub fn finish(self) -> Result<Option<StagedPack>> {
         self.check_so_far()?;
         if self.at != self.len {
             return Err(self.bad(format!(
@@ -919,7 +919,7 @@ impl PackSink {
             path: store.pack_dir().join("(received)"),
             reason,
         };
-        let (all, ids, kept) = scanner.finish().map_err(bad)?;
+        let (all, _) = scanner.finish().map_err(bad)?;
         let hash = ObjectId::from_bytes(*hasher.finalize().as_bytes());
         if trailer[..] != hash.as_bytes()[..] {
             return Err(bad("pack trailer does not match its content".into()));
@@ -928,18 +928,6 @@ impl PackSink {
             .into_inner()
             .map_err(|e| Error::io("write", &tmp.path)(e.into_error()))?;
         let map = crate::map::map_file(&file).map_err(Error::io("map", &tmp.path))?;
-        for e in all.iter().filter(|e| e.kind != Kind::Blob) {
-            match kept.get(e.offset) {
-                Some(payload) => check(e, payload, &ids),
-                None => {
-                    let (_, range) =
-                        pack::entry_at(&map, e.offset, Some(&e.id), false).map_err(bad)?;
-                    check(e, &map[range], &ids)
-                }
-            }
-            .map_err(bad)?;
-        }
-        drop(kept);
         let payload_bytes = all
             .iter()
             .map(|e| e.len - header::MIN_FILE_LEN as u64)
@@ -986,6 +974,11 @@ impl StagedPack {
     /// Bytes of its objects' payloads.
     pub fn payload_bytes(&self) -> u64 {
         self.payload_bytes
+    }
+
+    /// Whether it holds `id`.
+    pub fn contains(&self, id: &ObjectId) -> bool {
+        self.entries.binary_search_by(|(x, _)| x.cmp(id)).is_ok()
     }
 
     /// Its object ids, sorted.
