@@ -206,10 +206,12 @@ pub fn parse(input: &[u8], precision: Precision) -> Lines<'_> {
     }
 }
 
-impl<'a> Iterator for Lines<'a> {
-    type Item = Result<Line<'a>, ParseError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl<'a> Lines<'a> {
+    /// The next line that is not blank or a comment, checked as UTF-8 but
+    /// not parsed: a writer that caches series handles by the series'
+    /// spelling ([`RawLine::raw_series`]) parses only the fields of a line
+    /// whose series it has seen ([`RawLine::fields_into`]).
+    pub fn next_raw(&mut self) -> Option<Result<RawLine<'a>, ParseError>> {
         while self.pos < self.input.len() {
             let rest = &self.input[self.pos..];
             let len = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
@@ -235,9 +237,89 @@ impl<'a> Iterator for Lines<'a> {
             if body.is_empty() || body.starts_with('#') {
                 continue;
             }
-            return Some(parse_line(text, self.line, self.precision));
+            return Some(Ok(RawLine {
+                line: self.line,
+                text,
+            }));
         }
         None
+    }
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = Result<Line<'a>, ParseError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let precision = self.precision;
+        self.next_raw().map(|r| r.and_then(|l| l.parse(precision)))
+    }
+}
+
+/// One line of input, not yet parsed (no line break, not blank, not a
+/// comment).
+#[derive(Clone, Copy, Debug)]
+pub struct RawLine<'a> {
+    /// 1-based line number in the input.
+    pub line: usize,
+    /// The line's text.
+    pub text: &'a str,
+}
+
+impl<'a> RawLine<'a> {
+    /// The measurement and tags as spelled, up to the first unescaped
+    /// space, or `None` when the line has no such space (it then has no
+    /// fields and [`RawLine::parse`] says why). Whether the series part of
+    /// a line is valid depends on these bytes alone, and in a valid line
+    /// they are exactly [`Line::raw_series`]: so a spelling that parsed
+    /// once without error names the same series whenever it comes again.
+    pub fn raw_series(&self) -> Option<&'a str> {
+        let start = self.series_start();
+        let b = self.text.as_bytes();
+        let mut from = start;
+        while let Some(i) = memchr::memchr(b' ', &b[from..]) {
+            let at = from + i;
+            // Backslashes pair up from the left, so a space is escaped
+            // exactly when an odd run of them stands before it.
+            let run = b[start..at]
+                .iter()
+                .rev()
+                .take_while(|&&c| c == b'\\')
+                .count();
+            if run % 2 == 0 {
+                return Some(&self.text[start..at]);
+            }
+            from = at + 1;
+        }
+        None
+    }
+
+    fn series_start(&self) -> usize {
+        self.text.len() - self.text.trim_start_matches([' ', '\t']).len()
+    }
+
+    /// Parse the whole line.
+    pub fn parse(&self, precision: Precision) -> Result<Line<'a>, ParseError> {
+        parse_line(self.text, self.line, precision)
+    }
+
+    /// Parse only the fields (appended to `fields`) and the timestamp, for
+    /// a line whose [`RawLine::raw_series`] is `Some` and was seen before
+    /// in a line that parsed whole: the errors are those [`RawLine::parse`]
+    /// would give, since its series part then parses without one.
+    pub fn fields_into(
+        &self,
+        precision: Precision,
+        fields: &mut Vec<(Cow<'a, str>, Value)>,
+    ) -> Result<Option<i64>, ParseError> {
+        let pos = self
+            .raw_series()
+            .map_or(self.text.len(), |s| self.series_start() + s.len());
+        let mut p = LineParser {
+            text: self.text,
+            line: self.line,
+            pos,
+        };
+        p.fields_and_time(precision, fields)
     }
 }
 
@@ -383,6 +465,25 @@ impl<'a> LineParser<'a> {
             tags.push((key, value));
         }
         let raw_series = &self.text[series_start..self.pos];
+        let mut fields = Vec::new();
+        let timestamp = self.fields_and_time(precision, &mut fields)?;
+        Ok(Line {
+            line: self.line,
+            measurement,
+            tags,
+            raw_series,
+            fields,
+            timestamp,
+        })
+    }
+
+    /// From the end of the series part: the space, the fields (appended to
+    /// `fields`) and the optional timestamp.
+    fn fields_and_time(
+        &mut self,
+        precision: Precision,
+        fields: &mut Vec<(Cow<'a, str>, Value)>,
+    ) -> Result<Option<i64>, ParseError> {
         if self.peek() != Some(b' ') {
             return self.err(
                 self.pos,
@@ -393,7 +494,7 @@ impl<'a> LineParser<'a> {
         if self.peek().is_none() {
             return self.err(self.pos, "missing fields (expected field=value)");
         }
-        let mut fields: Vec<(Cow<'a, str>, Value)> = Vec::new();
+        let first = fields.len();
         loop {
             let at = self.pos;
             let key = self.ident(b",= ");
@@ -405,7 +506,7 @@ impl<'a> LineParser<'a> {
             }
             self.pos += 1;
             let value = self.field_value(&key)?;
-            if fields.iter().any(|(k, _)| *k == key) {
+            if fields[first..].iter().any(|(k, _)| *k == key) {
                 return self.err(at, format!("field {key:?} appears twice"));
             }
             fields.push((key, value));
@@ -414,22 +515,14 @@ impl<'a> LineParser<'a> {
                 _ => break,
             }
         }
-        let timestamp = match self.peek() {
-            None => None,
+        match self.peek() {
+            None => Ok(None),
             Some(b' ') => {
                 self.skip_spaces();
-                self.timestamp(precision)?
+                self.timestamp(precision)
             }
-            Some(_) => return self.err(self.pos, "unexpected text after the fields"),
-        };
-        Ok(Line {
-            line: self.line,
-            measurement,
-            tags,
-            raw_series,
-            fields,
-            timestamp,
-        })
+            Some(_) => self.err(self.pos, "unexpected text after the fields"),
+        }
     }
 
     fn field_value(&mut self, key: &str) -> Result<Value, ParseError> {

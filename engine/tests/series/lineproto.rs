@@ -228,4 +228,50 @@ proptest! {
         prop_assert_eq!(points[0].timestamp, ts);
         prop_assert!(points[0].value.same_bits(&value), "{}", text);
     }
+
+    #[test]
+    fn a_known_series_spelling_parses_its_fields_alone_as_the_whole_line_does(
+        parts in proptest::collection::vec(
+            (0usize..6, "[a-c ,=\\\\\"0-9.ie-]{0,12}"),
+            1..40,
+        ),
+        p in any::<u8>(),
+    ) {
+        // Few series spellings (some invalid) and random tails, so lines
+        // often share a spelling that parsed before.
+        const SERIES: [&str; 6] = ["m", "m,a=1", "m\\ x,a=b\\,c", "m,a", "m,a=b=c", "m\\\\"];
+        let p = precision(p);
+        // The first line makes one spelling known in every case.
+        let text: String = std::iter::once("m,a=1 f=1\n".to_string())
+            .chain(parts.iter().map(|(s, tail)| format!("{} {tail}\n", SERIES[*s])))
+            .collect();
+        let mut valid = std::collections::HashSet::new();
+        let mut lines = lineproto::parse(text.as_bytes(), p);
+        let mut checked = 0;
+        while let Some(raw) = lines.next_raw() {
+            let raw = raw.unwrap();
+            let whole = raw.parse(p);
+            if let Ok(l) = &whole {
+                prop_assert_eq!(raw.raw_series(), Some(l.raw_series));
+                valid.insert(l.raw_series);
+            }
+            if !raw.raw_series().is_some_and(|s| valid.contains(s)) {
+                continue;
+            }
+            checked += 1;
+            let mut fields = Vec::new();
+            match (whole, raw.fields_into(p, &mut fields)) {
+                (Ok(l), Ok(ts)) => {
+                    prop_assert_eq!(l.timestamp, ts);
+                    prop_assert_eq!(l.fields.len(), fields.len());
+                    for ((a, x), (b, y)) in l.fields.iter().zip(&fields) {
+                        prop_assert!(a == b && x.same_bits(y), "{}", raw.text);
+                    }
+                }
+                (Err(a), Err(b)) => prop_assert_eq!(a, b),
+                (a, b) => prop_assert!(false, "{:?}: whole {:?}, split {:?}", raw.text, a, b),
+            }
+        }
+        prop_assert!(checked >= 1);
+    }
 }

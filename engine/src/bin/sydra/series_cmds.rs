@@ -136,7 +136,10 @@ enum Msg {
 /// measurement and tags, so a known series builds no key).
 struct Parser<'e> {
     engine: &'e Engine,
-    refs: HashMap<Box<str>, Vec<(Box<str>, SeriesRef)>>,
+    /// Where the handles of a series spelling are in `handles`.
+    index: HashMap<Box<str>, usize>,
+    /// Per spelling, its fields' handles.
+    handles: Vec<Vec<(Box<str>, SeriesRef)>>,
     precision: Precision,
     now: i64,
     tx: std::sync::mpsc::SyncSender<Msg>,
@@ -172,39 +175,66 @@ impl Parser<'_> {
         line_base: usize,
         out: &mut Parsed,
     ) -> anyhow::Result<()> {
-        for line in lineproto::parse(chunk, self.precision) {
-            let line = line.map_err(|e| {
-                anyhow::anyhow!(
-                    "{name}: line {}, column {}: {}",
-                    e.line + line_base,
-                    e.column,
-                    e.message
-                )
-            })?;
-            let line_no = line.line + line_base;
-            let ts = line.timestamp.unwrap_or(self.now);
-            for (field, _) in &line.fields {
-                let known = self
-                    .refs
-                    .get(line.raw_series)
-                    .and_then(|fs| fs.iter().find(|(f, _)| **f == **field))
-                    .map(|(_, r)| *r);
-                if known.is_none() {
-                    let key = line_key(&line, field)
-                        .map_err(|e| anyhow::anyhow!("{name}: line {line_no}: {e}"))?;
-                    let r = self.engine.series(&key)?;
-                    self.refs
-                        .entry(line.raw_series.into())
-                        .or_default()
-                        .push((field.as_ref().into(), r));
-                }
+        let precision = self.precision;
+        let fail = |e: lineproto::ParseError| {
+            anyhow::anyhow!(
+                "{name}: line {}, column {}: {}",
+                e.line + line_base,
+                e.column,
+                e.message
+            )
+        };
+        let mut lines = lineproto::parse(chunk, precision);
+        let mut fields = Vec::new();
+        while let Some(raw) = lines.next_raw() {
+            let raw = raw.map_err(fail)?;
+            let line_no = raw.line + line_base;
+            // A series spelled as before skips the parse of its measurement
+            // and tags; anything else is parsed whole.
+            let spelled = raw.raw_series();
+            let mut known = spelled.and_then(|s| self.index.get(s).copied());
+            let mut whole = None;
+            fields.clear();
+            let ts = if known.is_some() {
+                raw.fields_into(precision, &mut fields).map_err(fail)?
+            } else {
+                let mut line = raw.parse(precision).map_err(fail)?;
+                fields.append(&mut line.fields);
+                let ts = line.timestamp;
+                whole = Some(line);
+                ts
             }
-            let fields = self.refs.get(line.raw_series);
-            for (field, value) in line.fields {
-                let r = fields
-                    .and_then(|fs| fs.iter().find(|(f, _)| **f == *field))
-                    .map(|(_, r)| *r)
-                    .ok_or_else(|| anyhow::anyhow!("{name}: line {line_no}: no series handle"))?;
+            .unwrap_or(self.now);
+            for (field, value) in fields.drain(..) {
+                let i = match known {
+                    Some(i) => i,
+                    None => {
+                        let spelling = whole.as_ref().map_or("", |l| l.raw_series);
+                        let i = self.handles.len();
+                        self.index.insert(spelling.into(), i);
+                        self.handles.push(Vec::new());
+                        known = Some(i);
+                        i
+                    }
+                };
+                let found = self.handles[i]
+                    .iter()
+                    .find(|(f, _)| **f == *field)
+                    .map(|(_, r)| *r);
+                let r = match found {
+                    Some(r) => r,
+                    None => {
+                        let line = match &mut whole {
+                            Some(l) => l,
+                            w @ None => w.insert(raw.parse(precision).map_err(fail)?),
+                        };
+                        let key = line_key(line, &field)
+                            .map_err(|e| anyhow::anyhow!("{name}: line {line_no}: {e}"))?;
+                        let r = self.engine.series(&key)?;
+                        self.handles[i].push((field.as_ref().into(), r));
+                        r
+                    }
+                };
                 out.points.push((r, ts, value));
             }
             out.lines.push((line_no, out.points.len()));
@@ -332,7 +362,8 @@ pub fn write(dir: &Path, a: WriteArgs) -> anyhow::Result<u8> {
         scope.spawn(move || {
             let mut p = Parser {
                 engine,
-                refs: HashMap::new(),
+                index: HashMap::new(),
+                handles: Vec::new(),
                 precision,
                 now: now_ns(),
                 tx,
