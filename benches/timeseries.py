@@ -563,8 +563,10 @@ def cmd_report(d, out):
         "- **Sydra**: `sydra init` in a fresh directory, then `sydra write --precision P FILE` timed as a whole "
         "process (start, open, parse, append, one sync at exit: exit 0 means every point is durable). Size: every "
         "file of the data directory (WAL segments, objects, refs, lock files), apparent size. The parse-only row "
-        "runs the same line-protocol parser and series-key construction on the file in memory "
-        "(`benches/src/bin/lp_parse.rs`) and appends nothing.",
+        "does the work of `sydra write`'s parsing thread on the file in memory, on one thread, and appends "
+        "nothing: a line whose measurement and tags are spelled as in an earlier line has only its fields and "
+        "timestamp parsed; any other line is parsed whole and its series keys built "
+        "(`benches/src/bin/lp_parse.rs`).",
         "- **InfluxDB**: `influxd -config F` of the Debian package on 127.0.0.1 with its meta, data and WAL "
         "directories in a fresh scratch directory (reporting, `_internal` monitoring, query and HTTP logs off; "
         "otherwise the defaults, `inmem` index, WAL fsync on every write request). A small Python client "
