@@ -49,6 +49,14 @@ pub struct Options {
     /// compacts all of it (not only the blocks before the newest); default
     /// 1 GiB.
     pub series_head_max_bytes: usize,
+    /// Build the time-series head from the WAL when something first needs
+    /// it (a series read or write at the head, a compaction, a checkpoint,
+    /// an append) instead of at open; default `false`. A process that only
+    /// reads as of a commit (`sydra query --as-of`) then never replays the
+    /// live head. The head fields of [`OpenReport`] stay empty, and a head
+    /// that cannot be rebuilt is reported by the first operation that needs
+    /// it.
+    pub defer_head: bool,
 }
 
 impl Default for Options {
@@ -59,6 +67,7 @@ impl Default for Options {
             author: "sydra".into(),
             series_block_ns: 3_600_000_000_000,
             series_head_max_bytes: 1 << 30,
+            defer_head: false,
         }
     }
 }
@@ -121,6 +130,9 @@ pub struct Engine {
     pub(crate) report: OpenReport,
     /// The time-series head (series/head.rs): points not yet compacted.
     pub(crate) head: Mutex<crate::series::head::Head>,
+    /// Set while the head is still to be rebuilt (`Options::defer_head`):
+    /// [`Engine::ensure_head`] builds it under the head's lock.
+    pub(crate) head_pending: std::sync::atomic::AtomicBool,
     /// The lowest seq of a series record the head holds points or
     /// definitions from (`u64::MAX`: none): no checkpoint may apply it.
     pub(crate) series_floor: std::sync::atomic::AtomicU64,
@@ -254,6 +266,7 @@ impl Engine {
         let (wal, wal_report) = Wal::open(&repo.layout().wal(), options.wal, chunked_through)?;
         report.wal = wal_report;
         let block = options.series_block_ns;
+        let defer_head = options.defer_head;
         let mut engine = Engine {
             repo,
             wal,
@@ -263,6 +276,7 @@ impl Engine {
             poisoned: Poison::default(),
             report,
             head: Mutex::new(crate::series::head::Head::new(1)),
+            head_pending: std::sync::atomic::AtomicBool::new(defer_head),
             series_floor: std::sync::atomic::AtomicU64::new(u64::MAX),
             compact_lock: Mutex::new(()),
             raw_pending: Mutex::new(std::collections::VecDeque::new()),
@@ -271,7 +285,9 @@ impl Engine {
             series_asof: Mutex::new(Vec::new()),
             range_source: std::sync::OnceLock::new(),
         };
-        engine.rebuild_head();
+        if !defer_head {
+            engine.rebuild_head();
+        }
         Ok(engine)
     }
 
@@ -364,6 +380,7 @@ impl Engine {
     pub fn append(&self, payload: &[u8]) -> Result<u64> {
         self.check_poison()?;
         refuse_series_magic(&[payload])?;
+        self.ensure_head();
         let seq = self.note(self.wal.append(payload).map_err(Error::from))?;
         note_raw(&self.raw_pending, std::iter::once(seq));
         Ok(seq)
@@ -376,6 +393,7 @@ impl Engine {
     ) -> Result<std::ops::RangeInclusive<u64>> {
         self.check_poison()?;
         refuse_series_magic(payloads)?;
+        self.ensure_head();
         let seqs = self.note(self.wal.append_batch(payloads).map_err(Error::from))?;
         note_raw(&self.raw_pending, seqs.clone());
         Ok(seqs)
@@ -413,6 +431,8 @@ impl Engine {
         message: &str,
         edit: impl FnOnce(&mut TreeBuilder<'_>, &mut Batch) -> Result<Edited>,
     ) -> Result<Option<Checkpoint>> {
+        // The series floor below must be the rebuilt head's.
+        self.ensure_head();
         let store = self.repo.objects();
         let head = self.head()?;
         let mut carried: Vec<(String, Vec<u8>)> = Vec::new();

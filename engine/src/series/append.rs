@@ -76,6 +76,7 @@ impl Engine {
     /// points whose records never became durable.
     pub(crate) fn live_head(&self) -> Result<parking_lot::MutexGuard<'_, super::head::Head>> {
         self.check_poison()?;
+        self.ensure_head();
         let head = self.head.lock();
         match &head.broken {
             None => Ok(head),
@@ -122,11 +123,13 @@ impl Engine {
     /// About the bytes of point data the head holds (O(1); what
     /// [`Engine::maintain`] compares with `Options::series_head_max_bytes`).
     pub fn head_bytes(&self) -> usize {
+        self.ensure_head();
         self.head.lock().bytes_estimate()
     }
 
     /// Points and bytes the head holds.
     pub fn head_stats(&self) -> (usize, u64, usize) {
+        self.ensure_head();
         let h = self.head.lock();
         (h.series_count(), h.point_count(), h.bytes())
     }
@@ -139,16 +142,44 @@ impl Engine {
     /// written over a head that lacks points, while fsck, gc and the WAL
     /// repair still run.
     pub(crate) fn rebuild_head(&mut self) {
-        if let Err(e) = self.try_rebuild_head() {
-            let why = e.to_string();
-            self.report.head_error = Some(why.clone());
-            let mut head = super::head::Head::new(1);
-            head.broken = Some(why);
-            *self.head.get_mut() = head;
+        let head = self.build_live_head();
+        match &head.broken {
+            Some(why) => self.report.head_error = Some(why.clone()),
+            None => {
+                self.report.head_series = head.series_count();
+                self.report.head_points = head.point_count();
+            }
+        }
+        *self.head.get_mut() = head;
+    }
+
+    /// With `Options::defer_head`, rebuild the head now if nothing has
+    /// yet (under the head's lock, so every caller sees it whole); else
+    /// nothing. Called by every path that reads or moves the head, its
+    /// floor or the raw records pending.
+    pub(crate) fn ensure_head(&self) {
+        use std::sync::atomic::Ordering;
+        if !self.head_pending.load(Ordering::Acquire) {
+            return;
+        }
+        let mut head = self.head.lock();
+        if self.head_pending.load(Ordering::Acquire) {
+            *head = self.build_live_head();
+            self.head_pending.store(false, Ordering::Release);
         }
     }
 
-    fn try_rebuild_head(&mut self) -> Result<()> {
+    /// The live head from the head commit's series index and every record
+    /// after its applied seq; on failure a broken head saying why.
+    fn build_live_head(&self) -> super::head::Head {
+        self.try_build_live_head().unwrap_or_else(|e| {
+            let mut head = super::head::Head::new(1);
+            head.broken = Some(e.to_string());
+            head
+        })
+    }
+
+    fn try_build_live_head(&self) -> Result<super::head::Head> {
         let mut replay = self.replay_head()?;
         let (cut, block) = super::compact::cut_of(self.repo().objects(), self.head()?)?;
         self.series_cut
@@ -165,10 +196,7 @@ impl Engine {
         crate::engine::note_raw(&self.raw_pending, raw.into_iter());
         self.series_floor
             .store(head.floor(), std::sync::atomic::Ordering::Release);
-        self.report.head_series = head.series_count();
-        self.report.head_points = head.point_count();
-        *self.head.get_mut() = head;
-        Ok(())
+        Ok(head)
     }
 }
 
@@ -267,6 +295,7 @@ impl Appender<'_> {
     pub fn commit(self) -> Result<AppendCommit> {
         let engine = self.engine;
         engine.check_poison()?;
+        engine.ensure_head();
         if self.points == 0 {
             return Ok(AppendCommit::default());
         }

@@ -12,11 +12,23 @@ use sydra_engine::{Engine, Options, Replay, Repository, Tail, main_ref};
 use crate::util::quote_path;
 
 pub(crate) fn open_engine(dir: &Path, sync: SyncMode) -> anyhow::Result<Engine> {
+    open_engine_with(dir, sync, false)
+}
+
+/// [`open_engine`] for a command that reads: as of a revision (`Some`), the
+/// live head is not rebuilt unless something asks for it
+/// (`Options::defer_head`), since that version's own head is built instead.
+pub(crate) fn open_engine_reading(dir: &Path, as_of: Option<&str>) -> anyhow::Result<Engine> {
+    open_engine_with(dir, SyncMode::Never, as_of.is_some())
+}
+
+fn open_engine_with(dir: &Path, sync: SyncMode, defer_head: bool) -> anyhow::Result<Engine> {
     let opts = Options {
         wal: WalOptions {
             sync,
             ..WalOptions::default()
         },
+        defer_head,
         ..Options::default()
     };
     let engine = Engine::open(dir, opts)?;

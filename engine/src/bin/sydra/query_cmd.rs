@@ -10,7 +10,7 @@ use sydra_engine::series::{Agg, SeriesKey, Value, WHOLE_RANGE, lineproto};
 use sydra_engine::time::format_rfc3339;
 use sydra_engine::wal::SyncMode;
 
-use crate::engine_cmds::open_engine;
+use crate::engine_cmds::open_engine_reading;
 
 /// The most points `--format chart` holds (it needs them all to scale).
 const CHART_MAX_POINTS: usize = 4_000_000;
@@ -350,7 +350,7 @@ pub fn query(dir: &Path, a: QueryArgs) -> anyhow::Result<u8> {
     let replica = replica(dir, &a.replica)?;
     let engine = match replica {
         Some(_) => None,
-        None => Some(open_engine(dir, SyncMode::Never)?),
+        None => Some(open_engine_reading(dir, a.as_of.as_deref())?),
     };
     let view = match (&replica, &engine) {
         (Some(r), _) => r.view(a.as_of.as_deref())?,

@@ -12,7 +12,7 @@ use sydra_engine::series::{Selector, SeriesKey, SeriesRef, Value};
 use sydra_engine::wal::SyncMode;
 use sydra_engine::{Engine, now_ns};
 
-use crate::engine_cmds::open_engine;
+use crate::engine_cmds::{open_engine, open_engine_reading};
 
 /// The longest line `write` reads (a line protocol line is a series key of
 /// at most a few KiB and its fields).
@@ -408,7 +408,7 @@ pub fn write(dir: &Path, a: WriteArgs) -> anyhow::Result<u8> {
 
 pub fn export(dir: &Path, a: ExportArgs) -> anyhow::Result<u8> {
     let sel = selector(a.selector.as_deref())?;
-    let engine = open_engine(dir, SyncMode::Never)?;
+    let engine = open_engine_reading(dir, a.as_of.as_deref())?;
     let view = engine.view(a.as_of.as_deref())?;
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut line = String::new();
@@ -429,7 +429,7 @@ pub fn series(dir: &Path, a: SeriesArgs) -> anyhow::Result<u8> {
     let replica = crate::query_cmd::replica(dir, &a.replica)?;
     let engine = match replica {
         Some(_) => None,
-        None => Some(open_engine(dir, SyncMode::Never)?),
+        None => Some(open_engine_reading(dir, a.as_of.as_deref())?),
     };
     let mut out = io::BufWriter::new(io::stdout().lock());
     let view = match (&replica, &engine) {
