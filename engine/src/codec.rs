@@ -145,15 +145,33 @@ struct BitReader<'a> {
 }
 
 impl BitReader<'_> {
+    /// The next `bits` (at most 64) bits, most significant first; `None`
+    /// (with the position at the end of the input) when fewer remain.
     fn get(&mut self, bits: u32) -> Option<u64> {
-        let mut v = 0u64;
-        for _ in 0..bits {
-            let byte = *self.b.get(self.bit / 8)?;
-            let b = (byte >> (7 - (self.bit % 8))) & 1;
-            v = (v << 1) | u64::from(b);
-            self.bit += 1;
+        debug_assert!(bits <= 64);
+        let end = self.bit + bits as usize;
+        if end > self.b.len() * 8 {
+            self.bit = self.b.len() * 8;
+            return None;
         }
-        Some(v)
+        if bits == 0 {
+            return Some(0);
+        }
+        // At most 7 + 64 bits from this byte on: one 16-byte window
+        // (zero-padded near the end of the input).
+        let at = self.bit / 8;
+        let window = match self.b.get(at..at + 16) {
+            Some(w) => <[u8; 16]>::try_from(w).unwrap_or_default(),
+            None => {
+                let mut w = [0u8; 16];
+                let rest = &self.b[at..];
+                w[..rest.len()].copy_from_slice(rest);
+                w
+            }
+        };
+        let w = u128::from_be_bytes(window) << (self.bit % 8);
+        self.bit = end;
+        Some((w >> (128 - bits)) as u64)
     }
 }
 
@@ -273,6 +291,34 @@ pub fn decode_f64(b: &[u8]) -> Result<Vec<f64>, CodecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bit_reads_match_reading_one_bit_at_a_time() {
+        // The reference: bit i of the input, most significant first.
+        let bytes: Vec<u8> = (0..40u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let bit = |i: usize| u64::from((bytes[i / 8] >> (7 - i % 8)) & 1);
+        let mut seed = 7u64;
+        for _ in 0..2000 {
+            let mut br = BitReader { b: &bytes, bit: 0 };
+            let mut at = 0usize;
+            loop {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                let n = ((seed >> 33) % 65) as u32;
+                let got = br.get(n);
+                if at + n as usize > bytes.len() * 8 {
+                    assert_eq!(got, None);
+                    assert_eq!(br.bit, bytes.len() * 8, "left at the end");
+                    break;
+                }
+                let want = (at..at + n as usize).fold(0u64, |v, i| (v << 1) | bit(i));
+                assert_eq!(got, Some(want), "{n} bits at bit {at}");
+                at += n as usize;
+                assert_eq!(br.bit, at);
+            }
+        }
+    }
 
     #[test]
     fn timestamps_round_trip_and_are_small() {

@@ -276,29 +276,50 @@ impl Trees {
 
 /// Every segment in `key`'s series directory `tree`, by time.
 pub(super) fn list_segments(store: &Store, tree: ObjectId, key: &SeriesKey) -> Result<Vec<SegRef>> {
-    let dir = segment::series_dir(&key.id());
     let obj = store.get(&tree)?;
     let t = obj.tree()?;
+    let bad = |name: &str, reason: &str| Error::Segment {
+        path: format!("{}/{name}", segment::series_dir(&key.id())),
+        reason: reason.into(),
+    };
+    // Entries are sorted by name, so a block's blobs (`<block>.1m`,
+    // `<block>.t`, `<block>.v`) stand together: one pass pairs them.
+    let rollup_name = |stem: &str, name: &str| {
+        name.strip_prefix(stem)
+            .and_then(|r| r.strip_prefix('.'))
+            .is_some_and(|r| r == rollup::ROLLUP_SUFFIX)
+    };
     let mut out = Vec::new();
-    for e in &t.entries {
+    for (i, e) in t.entries.iter().enumerate() {
         let Some(name) = e.name.strip_suffix(".v") else {
             continue;
         };
-        let path = format!("{dir}/{}", e.name);
-        let block = segment::parse_block_name(name).ok_or_else(|| Error::Segment {
-            path: path.clone(),
-            reason: "not a block name (YYYYMMDDTHHMMSSZ.v)".into(),
-        })?;
-        let ts = t.find(&format!("{name}.t")).ok_or_else(|| Error::Segment {
-            path: path.clone(),
-            reason: "has no timestamps blob beside it".into(),
-        })?;
-        let rollup = t
-            .find(&format!("{name}.{}", rollup::ROLLUP_SUFFIX))
-            .map(|r| r.id);
+        let block = segment::parse_block_name(name)
+            .ok_or_else(|| bad(e.name, "not a block name (YYYYMMDDTHHMMSSZ.v)"))?;
+        let before = &t.entries[i.saturating_sub(2)..i];
+        let (ts, rollup) = match before
+            .iter()
+            .position(|x| x.name.strip_suffix(".t") == Some(name))
+        {
+            Some(at) => (
+                before[at].id,
+                before[..at]
+                    .iter()
+                    .find(|x| rollup_name(name, x.name))
+                    .map(|r| r.id),
+            ),
+            // Not where this format puts it: look it up by name.
+            None => (
+                t.find(&format!("{name}.t"))
+                    .ok_or_else(|| bad(e.name, "has no timestamps blob beside it"))?
+                    .id,
+                t.find(&format!("{name}.{}", rollup::ROLLUP_SUFFIX))
+                    .map(|r| r.id),
+            ),
+        };
         out.push(SegRef {
             block,
-            ts: ts.id,
+            ts,
             values: e.id,
             rollup,
         });
@@ -690,26 +711,27 @@ impl Buckets<'_, '_> {
                         first_last: true,
                     },
                 };
-                let buckets = rollup::decode_for(s.block, &st, &rb.data, need).map_err(|e| {
-                    Error::Segment {
-                        path: format!(
-                            "{}/{}.{}",
-                            segment::series_dir(&cur.key.id()),
-                            segment::block_name(s.block),
-                            rollup::ROLLUP_SUFFIX
-                        ),
-                        reason: e.0,
-                    }
-                })?;
-                self.src.stats.segments_from_rollups += 1;
-                for b in buckets {
-                    let start = self.bucket(b.start);
+                let step = self.step;
+                // Straight into the fold: a bucket is about 180 bytes, and
+                // a day of minutes per series was copied twice before.
+                rollup::decode_each(s.block, &st, &rb.data, need, |b| {
+                    let start = bucket_of(b.start, step);
                     let a = Acc { start, ..b };
                     match out.last_mut() {
                         Some(last) if last.start == start => last.add(a),
                         _ => out.push(a),
                     }
-                }
+                })
+                .map_err(|e| Error::Segment {
+                    path: format!(
+                        "{}/{}.{}",
+                        segment::series_dir(&cur.key.id()),
+                        segment::block_name(s.block),
+                        rollup::ROLLUP_SUFFIX
+                    ),
+                    reason: e.0,
+                })?;
+                self.src.stats.segments_from_rollups += 1;
                 continue;
             }
             let seg = self.src.points(&cur.key, &s, &vb)?;

@@ -290,6 +290,22 @@ pub fn decode_for(
     b: &[u8],
     need: Need,
 ) -> Result<Vec<Bucket>, SegmentError> {
+    let mut out = Vec::new();
+    decode_each(block, seg, b, need, |x| out.push(x))?;
+    Ok(out)
+}
+
+/// [`decode_for`], handing each bucket to `emit` in order instead of
+/// collecting them (a query folds them as they come). A rollup found bad
+/// part way returns the error after the buckets before it were handed
+/// over: a caller must discard what it made of them.
+pub fn decode_each(
+    block: i64,
+    seg: &SegmentStats,
+    b: &[u8],
+    need: Need,
+    mut emit: impl FnMut(Bucket),
+) -> Result<(), SegmentError> {
     if b.len() < 6 || &b[..4] != MAGIC {
         return bad("rollup blob does not start with SYRU");
     }
@@ -376,12 +392,12 @@ pub fn decode_for(
         ));
     }
     let end = block.saturating_add(seg.span);
-    let mut out = Vec::with_capacity(n);
     let mut total = 0u64;
+    let mut prev_start = None;
     for i in 0..n {
         let start = starts[i];
         if start.rem_euclid(step) != 0
-            || out.last().is_some_and(|p: &Bucket| p.start >= start)
+            || prev_start.is_some_and(|p| p >= start)
             || start < block.div_euclid(step).saturating_mul(step)
             || start >= end
         {
@@ -419,7 +435,15 @@ pub fn decode_for(
             (_, _, Sum::Trues(n)) => (Value::Bool(n == count), Value::Bool(n > 0)),
             _ => return bad("rollup without mins and maxs"),
         };
-        out.push(Bucket {
+        if total > seg.count
+            || (need.first_last
+                && ((i == 0 && !first.same_bits(&seg.first))
+                    || (i + 1 == n && !last.same_bits(&seg.last))))
+        {
+            return disagree(total, seg);
+        }
+        prev_start = Some(start);
+        emit(Bucket {
             start,
             count,
             sum,
@@ -429,16 +453,18 @@ pub fn decode_for(
             last,
         });
     }
-    let ends_agree = !need.first_last
-        || (out.first().is_some_and(|b| b.first.same_bits(&seg.first))
-            && out.last().is_some_and(|b| b.last.same_bits(&seg.last)));
-    if total != seg.count || !ends_agree {
-        return bad(format!(
-            "rollup disagrees with its segment ({total} points, the segment {}; or its first/last values differ)",
-            seg.count
-        ));
+    if total != seg.count {
+        return disagree(total, seg);
     }
-    Ok(out)
+    Ok(())
+}
+
+fn disagree(total: u64, seg: &SegmentStats) -> Result<(), SegmentError> {
+    bad(format!(
+        "rollup disagrees with its segment (its buckets count {total} points so far, the segment {}; \
+         or its first or last value differs)",
+        seg.count
+    ))
 }
 
 #[cfg(test)]

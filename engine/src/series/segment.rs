@@ -93,6 +93,41 @@ pub fn parse_block_name(name: &str) -> Option<i64> {
     if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
         return None;
     }
+    // Digits only, each field in its calendar range (the `time` crate
+    // checks month lengths and leap years): then the name is exactly what
+    // [`block_name`] writes for the time it names, since every field is
+    // printed zero-padded to its width. A test checks this against the
+    // round trip through the text form.
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |v, &c| {
+            c.is_ascii_digit().then(|| v * 10 + u32::from(c - b'0'))
+        })
+    };
+    let year = i32::try_from(num(0..4)?).ok()?;
+    let month = time::Month::try_from(u8::try_from(num(4..6)?).ok()?).ok()?;
+    let day = u8::try_from(num(6..8)?).ok()?;
+    let (h, m, sec) = (num(9..11)?, num(11..13)?, num(13..15)?);
+    let date = time::Date::from_calendar_date(year, month, day).ok()?;
+    let t = time::Time::from_hms(
+        u8::try_from(h).ok()?,
+        u8::try_from(m).ok()?,
+        u8::try_from(sec).ok()?,
+    )
+    .ok()?;
+    let ns = time::PrimitiveDateTime::new(date, t)
+        .assume_utc()
+        .unix_timestamp_nanos();
+    i64::try_from(ns).ok()
+}
+
+/// [`parse_block_name`] through the text form: the reference its tests
+/// compare with.
+#[cfg(test)]
+fn parse_block_name_by_text(name: &str) -> Option<i64> {
+    let b = name.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
     let rfc = format!(
         "{}-{}-{}T{}:{}:{}Z",
         &name[0..4],
@@ -584,6 +619,58 @@ fn decode_defs(aa: Option<u8>, b: &[u8]) -> Result<Vec<SeriesDef>, SegmentError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn block_names_parse_as_their_text_round_trip_does() {
+        let mut seed = 11u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1442695040888963407);
+            seed >> 17
+        };
+        let mut names: Vec<String> = Vec::new();
+        for _ in 0..20_000 {
+            // Whole seconds across the i64 range of nanoseconds.
+            let secs = (next() % 18_000_000_000) as i64 - 9_000_000_000;
+            names.push(block_name(secs * 1_000_000_000));
+            // Plausible-looking names with out-of-range fields.
+            let f = |n: u64, w: usize| format!("{:0w$}", n % 10u64.pow(w as u32), w = w);
+            names.push(format!(
+                "{}{}{}T{}{}{}Z",
+                f(next() % 3000, 4),
+                f(next() % 14, 2),
+                f(next() % 33, 2),
+                f(next() % 26, 2),
+                f(next() % 62, 2),
+                f(next() % 62, 2)
+            ));
+        }
+        names.extend(
+            [
+                "00000101T000000Z",
+                "16770921T001245Z",
+                "22620411T234748Z",
+                "22620411T234747Z",
+                "20240229T000000Z",
+                "20230229T000000Z",
+                "2024022ST000000Z",
+                "+0240229T000000Z",
+                "20240229T00000 Z",
+            ]
+            .map(String::from),
+        );
+        for n in &names {
+            assert_eq!(parse_block_name(n), parse_block_name_by_text(n), "{n}");
+        }
+        assert!(
+            names
+                .iter()
+                .filter(|n| parse_block_name(n).is_some())
+                .count()
+                > 20_000
+        );
+    }
 
     #[test]
     fn block_names_round_trip_and_sort() {
