@@ -145,7 +145,8 @@ def cmd_report(d, out):
       f"at the head (**{a['median_us'] / h['median_us']:.2f}×**; repeated as-of reads "
       f"share the version's head, DECISIONS.md 38); process {ap['median_ms']:.2f} ms vs "
       f"{hp['median_ms']:.2f} ms (**{ap['median_ms'] / hp['median_ms']:.2f}×**: each "
-      "process rebuilds that version's head once).")
+      "process builds that version's head once, and not the live head, which it "
+      "never reads: DECISIONS.md 64).")
     w("")
     s = r("synth.meta")
     ru, rr = r("rollup.lib"), r("raw.lib")
