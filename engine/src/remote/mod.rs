@@ -672,9 +672,21 @@ pub fn send_to(
         path: label.to_path_buf(),
     };
     let objects: Vec<ObjectId> = p.commits.iter().chain(&p.objects).copied().collect();
-    // The pack: its length first, so compute it from the headers.
+    // Where each object is packed, found once for both passes below.
+    let located = src.objects().locate_packed(&objects);
+    // The pack: its length first, so compute it from the headers (loose
+    // objects are stat'ed, several threads at a time).
+    let mut loose = Vec::new();
+    let mut packed_len = 0u64;
+    for (id, at) in objects.iter().zip(&located) {
+        match at {
+            Some(_) => packed_len += src.objects().stat_located(id, at.as_ref())?.file_len,
+            None => loose.push(*id),
+        }
+    }
     let pack_len = (sydra_objects::pack::HEADER + sydra_objects::pack::TRAILER) as u64
-        + files_len(src.objects(), &objects)?;
+        + packed_len
+        + files_len(src.objects(), &loose)?;
     w.put(&TRANSFER_MAGIC)?;
     w.put(&[TRANSFER_VERSION, 0, 0, 0])?;
     w.put(&(if objects.is_empty() { 0 } else { pack_len }).to_le_bytes())?;
@@ -689,10 +701,10 @@ pub fn send_to(
         head[4] = sydra_objects::pack::VERSION;
         head[8..16].copy_from_slice(&(objects.len() as u64).to_le_bytes());
         block.extend_from_slice(&head);
-        for id in &objects {
+        for (id, at) in objects.iter().zip(&located) {
             // CRC-checked; the receiver recomputes every BLAKE3 and refuses
             // an object that does not hash to its id (DECISIONS 63).
-            let obj = src.objects().get(id)?;
+            let obj = src.objects().get_located(id, at.as_ref())?;
             sydra_objects::store::header::encode_file_into(&mut block, obj.kind, *id, &obj.data);
             counts.objects += 1;
             counts.bytes += obj.data.len() as u64;

@@ -182,6 +182,44 @@ impl Store {
         Some((p, off))
     }
 
+    /// Where each of `ids` lies in the live packs, in `ids`' order (`None`:
+    /// in none of them). Many ids (a clone reads most of the store) are
+    /// found by one pass over every pack's index, each entry looked up in a
+    /// set of the ids: one search per id tries the packs in turn, and in
+    /// a transfer's order (by directory, across every commit) the pack that
+    /// answered last rarely answers next. Few ids are searched one by one.
+    pub fn locate_packed(&self, ids: &[ObjectId]) -> Vec<Option<(Arc<Pack>, u64)>> {
+        let packs = self.packs();
+        let total: usize = packs.iter().map(|p| p.len()).sum();
+        // A search per id costs about half the packs' binary searches; the
+        // pass, one set lookup per packed object.
+        if packs.len() <= 2 || ids.len().saturating_mul(packs.len()) < total {
+            return ids.iter().map(|id| self.find_packed(id)).collect();
+        }
+        let mut first: ahash::AHashMap<ObjectId, usize> = ahash::AHashMap::with_capacity(ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            first.entry(*id).or_insert(i);
+        }
+        let mut out: Vec<Option<(Arc<Pack>, u64)>> = vec![None; ids.len()];
+        for p in packs.iter() {
+            let ix = p.index();
+            for i in 0..ix.len() {
+                if let Some(&k) = first.get(&ix.id(i))
+                    && out[k].is_none()
+                {
+                    out[k] = Some((p.clone(), ix.offset(i)));
+                }
+            }
+        }
+        for (i, id) in ids.iter().enumerate() {
+            let k = first.get(id).copied().unwrap_or(i);
+            if k != i {
+                out[i] = out[k].clone();
+            }
+        }
+        out
+    }
+
     /// Whether a live pack holds `id` (index only: no system call).
     pub fn contains_packed(&self, id: &ObjectId) -> bool {
         self.packs().iter().any(|p| p.find(id).is_some())

@@ -15,6 +15,7 @@ use crate::commit::CommitRef;
 use crate::error::{Error, Result};
 use crate::id::Prefix;
 use crate::map::{Mmap, map_file};
+use crate::pack::Pack;
 use crate::tree::TreeRef;
 use crate::{Kind, ObjectId};
 
@@ -240,15 +241,39 @@ impl Store {
         let Some((pack, offset)) = self.find_packed(id) else {
             return Ok(None);
         };
+        Self::read_at(&pack, id, offset, verify_hash).map(Some)
+    }
+
+    fn read_at(pack: &Arc<Pack>, id: &ObjectId, offset: u64, verify_hash: bool) -> Result<Object> {
         let (entry, range) = pack.entry(id, offset, verify_hash)?;
-        Ok(Some(Object {
+        Ok(Object {
             id: *id,
             kind: entry.kind,
             data: Data {
                 repr: Repr::Mapped(pack.mapped().clone()),
                 range,
             },
-        }))
+        })
+    }
+
+    /// [`Store::get`] of `id` where [`Store::locate_packed`] found it, or
+    /// by searching when it did not.
+    pub fn get_located(&self, id: &ObjectId, at: Option<&(Arc<Pack>, u64)>) -> Result<Object> {
+        match at {
+            Some((pack, offset)) => {
+                Self::read_at(pack, id, *offset, self.inner.options.verify_hash_on_read)
+            }
+            None => self.get(id),
+        }
+    }
+
+    /// [`Store::stat`] of `id` where [`Store::locate_packed`] found it, or
+    /// by searching when it did not.
+    pub fn stat_located(&self, id: &ObjectId, at: Option<&(Arc<Pack>, u64)>) -> Result<Stat> {
+        match at {
+            Some((pack, offset)) => self.stat_in(pack, id, *offset),
+            None => self.stat(id),
+        }
     }
 
     /// Read and verify the loose copy of `id` only (fsck checks loose

@@ -331,3 +331,47 @@ fn a_repack_whose_output_equals_its_input_keeps_it() {
         reopened.get_verified(id).unwrap();
     }
 }
+
+#[test]
+fn locating_many_ids_at_once_finds_what_one_by_one_reads_find() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::create(
+        dir.path().join("objects"),
+        Options {
+            manual_repack: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.extend(history(&s, 12, &format!("p{i}")));
+    }
+    assert_eq!(s.packs().len(), 6);
+    let loose_id = s.put(Kind::Blob, b"a loose one").unwrap();
+    let missing = ObjectId::from_bytes([7; 32]);
+    // Both strategies: a few ids (searched one by one) and most of the
+    // store in transfer-like order with repeats (one pass over the
+    // indexes).
+    let mut many: Vec<ObjectId> = ids.iter().rev().copied().collect();
+    many.extend([ids[3], loose_id, missing, ids[3]]);
+    for want in [vec![ids[0], loose_id, missing, ids[40]], many] {
+        let at = s.locate_packed(&want);
+        assert_eq!(at.len(), want.len());
+        for (id, at) in want.iter().zip(&at) {
+            if *id == loose_id || *id == missing {
+                assert!(at.is_none(), "{id} is not packed");
+                continue;
+            }
+            assert!(at.is_some(), "{id} is packed");
+            let got = s.get_located(id, at.as_ref()).unwrap();
+            let plain = s.get(id).unwrap();
+            assert_eq!((got.kind, &got.data[..]), (plain.kind, &plain.data[..]));
+            assert_eq!(
+                s.stat_located(id, at.as_ref()).unwrap().file_len,
+                s.stat(id).unwrap().file_len
+            );
+        }
+        assert!(s.get_located(&missing, None).is_err());
+    }
+}
