@@ -314,11 +314,21 @@ impl Refs {
         let present = |id: &ObjectId| {
             pack.is_some_and(|p| p.contains(id)) || store.contains(id).unwrap_or(false)
         };
-        let mut missing: Vec<ObjectId> = self
+        // Most references of a fetch name objects the store has, spread
+        // over its packs: locate them all at once (a search per id would
+        // try the packs in turn), then look for the rest loose.
+        let elsewhere: Vec<ObjectId> = self
             .referenced
             .iter()
-            .filter(|id| !present(id))
+            .filter(|id| !pack.is_some_and(|p| p.contains(id)))
             .copied()
+            .collect();
+        let located = store.locate_packed(&elsewhere);
+        let mut missing: Vec<ObjectId> = elsewhere
+            .iter()
+            .zip(&located)
+            .filter(|(id, at)| at.is_none() && !store.contains(id).unwrap_or(false))
+            .map(|(id, _)| *id)
             .collect();
         missing.sort();
         if let Some(id) = missing.first() {
