@@ -169,8 +169,9 @@ pub fn receive_from(
         let mut sink = store
             .receive_pack(pack_len)
             .map_err(|e| as_bad(&s, e.into()))?;
-        let mut check =
-            |e: &sydra_objects::pack::Entry, payload: &[u8], _: &PackIds| refs.record(e, payload);
+        let mut check = |e: &sydra_objects::pack::Entry, payload: Option<&[u8]>, ids: &PackIds| {
+            refs.note(e, payload, ids, store, pack_len)
+        };
         // Stopped at the first entry that does not verify. Version 2
         // hashes the pack's trailer (its hash, checked against its bytes
         // by the sink) into the transfer's.
@@ -180,6 +181,8 @@ pub fn receive_from(
         });
         copied.map_err(|e| as_bad(&s, e))?;
         let staged = sink.finish().map_err(|e| as_bad(&s, e.into()))?;
+        refs.read_back(staged.as_ref())
+            .map_err(|r| s.bad(format!("the pack: {r}")))?;
         refs.resolve(store, staged.as_ref())
             .map_err(|r| s.bad(format!("the pack: {r}")))?;
         staged
@@ -255,7 +258,15 @@ pub fn receive_from(
     if let Some(p) = staged {
         p.publish()?;
     }
-    out.shallow = shallow.into_iter().collect();
+    // A boundary tells this store's GC and fsck that history stops at a
+    // commit: recorded only for commits of this pack whose parents neither
+    // side has. A listed commit whose parents are here (or that is not in
+    // the pack) is no boundary here, and marking it one would let a GC
+    // drop the history below it.
+    out.shallow = shallow
+        .into_iter()
+        .filter(|c| refs.orphans.iter().any(|(x, _)| x == c))
+        .collect();
     out.shallow.sort();
     if !out.shallow.is_empty() {
         add_boundaries(dst, &out.shallow)?;
@@ -270,36 +281,139 @@ pub fn receive_from(
 /// a missing one is looked up only on failure. A commit's missing parents
 /// are allowed for the shallow commits only, which the transfer lists
 /// after its ranges.
-#[derive(Default)]
 struct Refs {
+    /// Referenced ids not in the pack when they were noted (nor, after a
+    /// prune, in the store).
     referenced: PackIds,
+    /// Prune `referenced` when it reaches this many ids.
+    prune_at: usize,
     /// (commit, parent) for every parent.
     parents: Vec<(ObjectId, ObjectId)>,
     commits: u64,
+    /// Trees and commits too large to be handed over as they streamed:
+    /// read from the staged pack once it is whole.
+    deferred: Vec<ObjectId>,
     /// Parents neither side has, once the pack is whole.
     orphans: Vec<(ObjectId, ObjectId)>,
 }
 
+/// The fewest referenced ids at which [`Refs`] prunes (about 50 MB).
+const PRUNE_MIN: usize = 1 << 20;
+
+impl Default for Refs {
+    fn default() -> Self {
+        Refs {
+            referenced: PackIds::default(),
+            prune_at: PRUNE_MIN,
+            parents: Vec::new(),
+            commits: 0,
+            deferred: Vec::new(),
+            orphans: Vec::new(),
+        }
+    }
+}
+
 impl Refs {
+    /// A verified tree or commit of the pack arrived (`payload` `None`:
+    /// too large to be handed over; read back later). `ids` are the
+    /// pack's entries so far. The ids it references that are not among
+    /// them are kept; when they grow many, those that arrived since or
+    /// that the store holds are dropped, and what remains must fit in the
+    /// entries the rest of the pack (`pack_len` bytes in all) can hold: a
+    /// pack of trees naming ids that exist nowhere is refused early
+    /// instead of growing this set without bound.
+    fn note(
+        &mut self,
+        e: &sydra_objects::pack::Entry,
+        payload: Option<&[u8]>,
+        ids: &PackIds,
+        store: &sydra_objects::Store,
+        pack_len: u64,
+    ) -> std::result::Result<(), String> {
+        let Some(payload) = payload else {
+            self.deferred.push(e.id);
+            return Ok(());
+        };
+        self.record(e, payload, ids)?;
+        if self.referenced.len() < self.prune_at {
+            return Ok(());
+        }
+        let pending: Vec<ObjectId> = self
+            .referenced
+            .iter()
+            .filter(|id| !ids.contains(id))
+            .copied()
+            .collect();
+        let located = store.locate_packed(&pending);
+        self.referenced = pending
+            .into_iter()
+            .zip(located)
+            .filter(|(id, at)| at.is_none() && !store.contains(id).unwrap_or(false))
+            .map(|(id, _)| id)
+            .collect();
+        let rest = pack_len.saturating_sub(e.offset.saturating_add(e.len));
+        let room = rest / sydra_objects::store::header::MIN_FILE_LEN as u64;
+        if self.referenced.len() as u64 > room {
+            return Err(format!(
+                "by entry {} the pack references {} objects that are neither in it nor here, \
+                 more than the {room} entries its remaining {rest} bytes can hold",
+                e.id,
+                self.referenced.len()
+            ));
+        }
+        self.prune_at = self.referenced.len().saturating_mul(2).max(PRUNE_MIN);
+        Ok(())
+    }
+
     fn record(
         &mut self,
         e: &sydra_objects::pack::Entry,
         payload: &[u8],
+        ids: &PackIds,
     ) -> std::result::Result<(), String> {
         match e.kind {
             Kind::Tree => {
                 let t = sydra_objects::TreeRef::decode(payload)
                     .map_err(|d| format!("tree {}: {d}", e.id))?;
-                self.referenced.extend(t.entries.iter().map(|x| x.id));
+                self.referenced.extend(
+                    t.entries
+                        .iter()
+                        .map(|x| x.id)
+                        .filter(|id| !ids.contains(id)),
+                );
             }
             Kind::Commit => {
                 let c = sydra_objects::CommitRef::decode(payload)
                     .map_err(|d| format!("commit {}: {d}", e.id))?;
-                self.referenced.insert(c.tree);
+                if !ids.contains(&c.tree) {
+                    self.referenced.insert(c.tree);
+                }
                 self.parents.extend(c.parents.iter().map(|p| (e.id, *p)));
                 self.commits += 1;
             }
             Kind::Blob => {}
+        }
+        Ok(())
+    }
+
+    /// Note the references of the entries too large to be handed over,
+    /// from the whole pack.
+    fn read_back(&mut self, pack: Option<&StagedPack>) -> std::result::Result<(), String> {
+        let Some(pack) = pack else {
+            return Ok(());
+        };
+        let none = PackIds::default();
+        for id in std::mem::take(&mut self.deferred) {
+            let (kind, payload) = pack
+                .get(&id)
+                .ok_or_else(|| format!("{id} is in the pack's index but cannot be read"))?;
+            let e = sydra_objects::pack::Entry {
+                id,
+                kind,
+                offset: 0,
+                len: 0,
+            };
+            self.record(&e, payload, &none)?;
         }
         Ok(())
     }
@@ -480,5 +594,73 @@ impl Read for PipeReader {
         out[..n].copy_from_slice(&self.cur[self.at..self.at + n]);
         self.at += n;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sydra_objects::{Entry as TreeEntry, Tree};
+
+    #[test]
+    fn references_pruned_against_the_store_must_fit_in_the_rest_of_the_pack() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = sydra_objects::Store::create(dir.path(), sydra_objects::Options::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let here = store
+            .put(Kind::Blob, b"here")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let nowhere: Vec<ObjectId> = (0..3u8)
+            .map(|i| ObjectId::from_bytes([i + 1; 32]))
+            .collect();
+        let entries = std::iter::once(here)
+            .chain(nowhere.iter().copied())
+            .enumerate()
+            .map(|(i, id)| TreeEntry {
+                kind: Kind::Blob,
+                name: format!("e{i}"),
+                id,
+            })
+            .collect();
+        let payload = Tree::from_entries(entries)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .encode();
+        let tree = sydra_objects::pack::Entry {
+            id: ObjectId::compute(Kind::Tree, &payload),
+            kind: Kind::Tree,
+            offset: 16,
+            len: 300,
+        };
+        let min = sydra_objects::store::header::MIN_FILE_LEN as u64;
+        // Room for three more entries: the three ids it names that exist
+        // nowhere may still come; the one the store has is dropped.
+        let mut refs = Refs {
+            prune_at: 2,
+            ..Refs::default()
+        };
+        let fits = 16 + 300 + 3 * min;
+        refs.note(&tree, Some(&payload), &PackIds::default(), &store, fits)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut kept: Vec<ObjectId> = refs.referenced.iter().copied().collect();
+        kept.sort();
+        assert_eq!(kept, nowhere);
+        // Room for two: refused, naming the tree.
+        let mut refs = Refs {
+            prune_at: 2,
+            ..Refs::default()
+        };
+        let err = refs
+            .note(&tree, Some(&payload), &PackIds::default(), &store, fits - 1)
+            .unwrap_err();
+        assert!(
+            err.contains("neither in it nor here") && err.contains(&tree.id.to_string()),
+            "{err}"
+        );
+        // Too large to be handed over: kept for the read-back.
+        let mut refs = Refs::default();
+        refs.note(&tree, None, &PackIds::default(), &store, fits)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(refs.deferred, vec![tree.id]);
+        assert!(refs.referenced.is_empty());
     }
 }

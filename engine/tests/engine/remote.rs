@@ -1089,3 +1089,65 @@ fn a_fetch_of_several_new_commits_sends_exactly_the_objects_the_receiver_lacks()
     assert_eq!(s.transfer.objects, lacking.len() as u64, "{s:?}");
     fsck_clean(&dst);
 }
+
+#[test]
+fn a_listed_shallow_commit_whose_parent_the_receiver_has_is_no_boundary_there() {
+    let d = tempfile::tempdir().unwrap();
+    let (full, partial, cut) = (
+        d.path().join("full"),
+        d.path().join("partial"),
+        d.path().join("cut"),
+    );
+    let e = source(&full);
+    ingest(&e, 4300, 4310);
+    e.checkpoint(None, "m1").unwrap();
+    drop(e);
+    // `partial` holds history through m1.
+    remote::clone(full.to_str().unwrap(), &partial).unwrap();
+    let e = Engine::open(&full, opts(SyncMode::Never, 64 << 10)).unwrap();
+    for (i, m) in ["m2", "m3"].iter().enumerate() {
+        ingest(&e, 4310 + i as i64 * 10, 4320 + i as i64 * 10);
+        e.checkpoint(None, m).unwrap();
+    }
+    drop(e);
+    // `cut` keeps m3 and m2 only: its history stops at m2, whose parent
+    // m1 it no longer has.
+    remote::clone(full.to_str().unwrap(), &cut).unwrap();
+    let c = Engine::open(&cut, opts(SyncMode::Never, 64 << 10)).unwrap();
+    for name in ["refs/snapshots/s1", "refs/remotes/origin/snapshots/s1"] {
+        let _ = c.repo().refs().delete(
+            &sydra_engine::refs::RefName::new(name).unwrap(),
+            sydra_engine::refs::PreviousValue::Any,
+            "drop",
+        );
+    }
+    c.gc(&GcOptions {
+        grace: std::time::Duration::ZERO,
+        reflog_expiry: std::time::Duration::ZERO,
+        retain: Some(sydra_engine::gc::Keep::Commits(
+            std::num::NonZeroU64::new(2).unwrap(),
+        )),
+        ..GcOptions::default()
+    })
+    .unwrap();
+    let m3 = c.repo().resolve("main").unwrap();
+    let m2 = c
+        .repo()
+        .objects()
+        .get(&m3)
+        .unwrap()
+        .commit()
+        .unwrap()
+        .parents[0];
+    assert!(c.repo().history_horizon().unwrap().is_boundary(&m2));
+    drop(c);
+    fsck_clean(&cut);
+    // `cut` lists m2 as shallow; `partial` has m1, so m2 is no boundary
+    // there (one would let its GC drop m1 and all before it).
+    let repo = Repository::open(&partial).unwrap();
+    let s = remote::fetch(&repo, cut.to_str().unwrap(), &["main".into()]).unwrap();
+    assert!(s.transfer.shallow.is_empty(), "{s:?}");
+    assert!(!repo.history_horizon().unwrap().is_boundary(&m2));
+    fsck_clean(&partial);
+    assert_eq!(replay(&partial, &m3.to_string()), replay(&full, "main"));
+}

@@ -19,14 +19,19 @@ struct Current {
     id: IdHasher,
     stored_crc: [u8; TRAILER_LEN],
     crc_filled: usize,
-    /// Whether its payload is gathered (a tree or a commit).
+    /// Whether its payload is gathered (a tree or a commit of at most
+    /// [`crate::MAX_TREE_OR_COMMIT_LEN`] bytes).
     keep: bool,
+    /// Whether it is handed to the caller (a tree or a commit).
+    hand_over: bool,
 }
 
 /// What a scanner hands its caller for each verified tree and commit, as
-/// it completes: the entry, its payload, and the ids of the entries so
-/// far. Blobs are not handed over.
-pub type OnEntry<'a> = dyn FnMut(&Entry, &[u8], &PackIds) -> Result<(), String> + 'a;
+/// it completes: the entry, its payload (`None` for one over
+/// [`crate::MAX_TREE_OR_COMMIT_LEN`], which is not gathered in memory: the
+/// caller reads it from the pack once the pack is whole), and the ids of
+/// the entries so far. Blobs are not handed over.
+pub type OnEntry<'a> = dyn FnMut(&Entry, Option<&[u8]>, &PackIds) -> Result<(), String> + 'a;
 
 /// Checks the entries of a pack of `len` bytes fed front to back (the
 /// bytes before its trailer; the trailer is the caller's).
@@ -45,6 +50,9 @@ pub(crate) struct EntryScanner {
     ids: PackIds,
     /// The payload of the tree or commit being read.
     payload: Vec<u8>,
+    /// Trees and commits of more stored bytes are handed over without
+    /// their payload ([`OnEntry`]).
+    gather_limit: u64,
 }
 
 impl EntryScanner {
@@ -61,6 +69,7 @@ impl EntryScanner {
             entries: Vec::new(),
             ids: PackIds::default(),
             payload: Vec::new(),
+            gather_limit: crate::MAX_TREE_OR_COMMIT_LEN,
         }
     }
 
@@ -149,16 +158,8 @@ impl EntryScanner {
         }
         let mut crc = crc32fast::Hasher::new();
         crc.update(&self.head);
-        let keep = hd.kind != crate::Kind::Blob;
-        if keep && hd.stored_len > crate::MAX_TREE_OR_COMMIT_LEN {
-            return Err(format!(
-                "entry at offset {offset} ({}) is a {} of {} bytes, over the {}-byte limit",
-                hd.id,
-                hd.kind,
-                hd.stored_len,
-                crate::MAX_TREE_OR_COMMIT_LEN
-            ));
-        }
+        let hand_over = hd.kind != crate::Kind::Blob;
+        let keep = hand_over && hd.stored_len <= self.gather_limit;
         self.payload.clear();
         self.current = Some(Current {
             entry: Entry {
@@ -173,6 +174,7 @@ impl EntryScanner {
             stored_crc: [0; TRAILER_LEN],
             crc_filled: 0,
             keep,
+            hand_over,
         });
         Ok(())
     }
@@ -200,8 +202,8 @@ impl EntryScanner {
         if !self.ids.insert(e.id) {
             return Err(format!("object {} appears twice", e.id));
         }
-        if c.keep {
-            on_entry(&e, &self.payload, &self.ids)?;
+        if c.hand_over {
+            on_entry(&e, c.keep.then_some(&self.payload[..]), &self.ids)?;
         }
         self.entries.push(e);
         Ok(())
@@ -251,24 +253,33 @@ mod tests {
     }
 
     fn streamed(pack: &[u8], step: usize) -> Result<Vec<Entry>, String> {
+        streamed_gathering(pack, step, crate::MAX_TREE_OR_COMMIT_LEN)
+    }
+
+    /// Scan `pack` fed `step` bytes at a time, gathering payloads of at
+    /// most `limit` stored bytes.
+    fn streamed_gathering(pack: &[u8], step: usize, limit: u64) -> Result<Vec<Entry>, String> {
         let mut s = EntryScanner::new(pack.len() as u64);
+        s.gather_limit = limit;
         let mut handed = Vec::new();
-        let mut on = |e: &Entry, payload: &[u8], _: &PackIds| {
-            handed.push((e.offset, payload.to_vec()));
+        let mut on = |e: &Entry, payload: Option<&[u8]>, _: &PackIds| {
+            handed.push((e.offset, payload.map(<[u8]>::to_vec)));
             Ok(())
         };
         for piece in pack[..pack.len() - TRAILER].chunks(step.max(1)) {
             s.feed(piece, &mut on)?;
         }
         let (entries, _) = s.finish()?;
-        // Every tree's payload was handed over, byte for byte; no blob's.
-        let trees: Vec<(u64, Vec<u8>)> = entries
+        // Every tree was handed over, with its payload byte for byte when
+        // within the limit; no blob was.
+        let trees: Vec<(u64, Option<Vec<u8>>)> = entries
             .iter()
             .filter(|e| e.kind == Kind::Tree)
             .map(|e| {
                 let at = e.offset as usize + HEADER_LEN;
                 let end = e.offset as usize + e.len as usize - TRAILER_LEN;
-                (e.offset, pack[at..end].to_vec())
+                let payload = pack[at..end].to_vec();
+                (e.offset, (payload.len() as u64 <= limit).then_some(payload))
             })
             .collect();
         assert_eq!(handed, trees);
@@ -288,6 +299,21 @@ mod tests {
             let mut whole = Vec::new();
             scan_entries(&pack, true, |e| { whole.push(e); Ok(()) }).unwrap();
             prop_assert_eq!(streamed(&pack, step).unwrap(), whole);
+        }
+
+        #[test]
+        fn trees_over_the_gathering_limit_are_handed_over_without_payload(
+            payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..8),
+            step in 1usize..200,
+            limit in 0u64..300,
+        ) {
+            let mut unique = payloads.clone();
+            unique.sort();
+            unique.dedup();
+            let pack = pack_of(&unique);
+            let mut whole = Vec::new();
+            scan_entries(&pack, true, |e| { whole.push(e); Ok(()) }).unwrap();
+            prop_assert_eq!(streamed_gathering(&pack, step, limit).unwrap(), whole);
         }
 
         #[test]
