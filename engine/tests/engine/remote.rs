@@ -326,6 +326,19 @@ fn remotes_are_named_recorded_and_removed_with_their_tracking_refs() {
     assert!(err.to_string().contains("not empty"), "{err}");
 }
 
+/// A GC that keeps the last two commits of every ref and nothing older.
+fn keep_two_commits(e: &Engine) {
+    e.gc(&GcOptions {
+        grace: std::time::Duration::ZERO,
+        reflog_expiry: std::time::Duration::ZERO,
+        retain: Some(sydra_engine::gc::Keep::Commits(
+            std::num::NonZeroU64::new(2).unwrap(),
+        )),
+        ..GcOptions::default()
+    })
+    .unwrap();
+}
+
 #[test]
 fn a_clone_of_a_store_cut_by_retention_keeps_its_horizon() {
     let d = tempfile::tempdir().unwrap();
@@ -343,15 +356,7 @@ fn a_clone_of_a_store_cut_by_retention_keeps_its_horizon() {
             "drop",
         )
         .unwrap();
-    e.gc(&GcOptions {
-        grace: std::time::Duration::ZERO,
-        reflog_expiry: std::time::Duration::ZERO,
-        retain: Some(sydra_engine::gc::Keep::Commits(
-            std::num::NonZeroU64::new(2).unwrap(),
-        )),
-        ..GcOptions::default()
-    })
-    .unwrap();
+    keep_two_commits(&e);
     drop(e);
     fsck_clean(&src);
     let (repo, s) = remote::clone(src.to_str().unwrap(), &dst).unwrap();
@@ -1121,15 +1126,7 @@ fn a_listed_shallow_commit_whose_parent_the_receiver_has_is_no_boundary_there() 
             "drop",
         );
     }
-    c.gc(&GcOptions {
-        grace: std::time::Duration::ZERO,
-        reflog_expiry: std::time::Duration::ZERO,
-        retain: Some(sydra_engine::gc::Keep::Commits(
-            std::num::NonZeroU64::new(2).unwrap(),
-        )),
-        ..GcOptions::default()
-    })
-    .unwrap();
+    keep_two_commits(&c);
     let m3 = c.repo().resolve("main").unwrap();
     let m2 = c
         .repo()

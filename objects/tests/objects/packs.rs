@@ -283,17 +283,22 @@ fn geometric_repack_merges_only_small_packs_and_batches_keep_the_count_bounded()
     }
 }
 
-#[test]
-fn a_manual_repack_store_never_merges_on_its_own() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Store::create(
+/// A store that never repacks on its own, under `dir`.
+fn manual_store(dir: &tempfile::TempDir) -> Store {
+    Store::create(
         dir.path().join("objects"),
         Options {
             manual_repack: true,
             ..Options::default()
         },
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn a_manual_repack_store_never_merges_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = manual_store(&dir);
     for i in 0..(AUTO_REPACK_PACKS + 3) {
         history(&s, 2, &format!("m{i}"));
     }
@@ -335,14 +340,7 @@ fn a_repack_whose_output_equals_its_input_keeps_it() {
 #[test]
 fn locating_many_ids_at_once_finds_what_one_by_one_reads_find() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::create(
-        dir.path().join("objects"),
-        Options {
-            manual_repack: true,
-            ..Options::default()
-        },
-    )
-    .unwrap();
+    let s = manual_store(&dir);
     let mut ids = Vec::new();
     for i in 0..6 {
         ids.extend(history(&s, 12, &format!("p{i}")));
