@@ -282,8 +282,8 @@ pub fn receive_from(
 /// are allowed for the shallow commits only, which the transfer lists
 /// after its ranges.
 struct Refs {
-    /// Referenced ids not in the pack when they were noted (nor, after a
-    /// prune, in the store).
+    /// Referenced ids, less (after a prune) those the pack or the store
+    /// held by then.
     referenced: PackIds,
     /// Prune `referenced` when it reaches this many ids.
     prune_at: usize,
@@ -316,12 +316,12 @@ impl Default for Refs {
 impl Refs {
     /// A verified tree or commit of the pack arrived (`payload` `None`:
     /// too large to be handed over; read back later). `ids` are the
-    /// pack's entries so far. The ids it references that are not among
-    /// them are kept; when they grow many, those that arrived since or
-    /// that the store holds are dropped, and what remains must fit in the
-    /// entries the rest of the pack (`pack_len` bytes in all) can hold: a
-    /// pack of trees naming ids that exist nowhere is refused early
-    /// instead of growing this set without bound.
+    /// pack's entries so far. The ids it references are kept; when they
+    /// grow many, those already in the pack or the store are dropped, and
+    /// what remains must fit in the entries the rest of the pack
+    /// (`pack_len` bytes in all) can hold: a pack of trees naming ids that
+    /// exist nowhere is refused early instead of growing this set without
+    /// bound.
     fn note(
         &mut self,
         e: &sydra_objects::pack::Entry,
@@ -334,7 +334,7 @@ impl Refs {
             self.deferred.push(e.id);
             return Ok(());
         };
-        self.record(e, payload, ids)?;
+        self.record(e, payload)?;
         if self.referenced.len() < self.prune_at {
             return Ok(());
         }
@@ -369,25 +369,20 @@ impl Refs {
         &mut self,
         e: &sydra_objects::pack::Entry,
         payload: &[u8],
-        ids: &PackIds,
     ) -> std::result::Result<(), String> {
         match e.kind {
             Kind::Tree => {
                 let t = sydra_objects::TreeRef::decode(payload)
                     .map_err(|d| format!("tree {}: {d}", e.id))?;
-                self.referenced.extend(
-                    t.entries
-                        .iter()
-                        .map(|x| x.id)
-                        .filter(|id| !ids.contains(id)),
-                );
+                // Trees come before what they name in a transfer, so
+                // filtering by the pack so far would rarely drop an id:
+                // the prune does it in bulk.
+                self.referenced.extend(t.entries.iter().map(|x| x.id));
             }
             Kind::Commit => {
                 let c = sydra_objects::CommitRef::decode(payload)
                     .map_err(|d| format!("commit {}: {d}", e.id))?;
-                if !ids.contains(&c.tree) {
-                    self.referenced.insert(c.tree);
-                }
+                self.referenced.insert(c.tree);
                 self.parents.extend(c.parents.iter().map(|p| (e.id, *p)));
                 self.commits += 1;
             }
@@ -402,7 +397,6 @@ impl Refs {
         let Some(pack) = pack else {
             return Ok(());
         };
-        let none = PackIds::default();
         for id in std::mem::take(&mut self.deferred) {
             let (kind, payload) = pack
                 .get(&id)
@@ -413,7 +407,7 @@ impl Refs {
                 offset: 0,
                 len: 0,
             };
-            self.record(&e, payload, &none)?;
+            self.record(&e, payload)?;
         }
         Ok(())
     }
