@@ -281,8 +281,23 @@ impl Pack {
     pub fn open(dir: &Path, hash: ObjectId) -> Result<Pack> {
         let path = dir.join(file_name(&hash, "pack"));
         let idx_path = dir.join(file_name(&hash, "idx"));
-        let idx = map_regular(&idx_path)?;
-        let data = map_regular(&path)?;
+        Pack::open_files(&path, &idx_path, path.clone(), hash)
+    }
+
+    /// [`Pack::open`] of the files at `data_path` and `idx_path`, for the
+    /// pack that will live at `live_path` (a publisher maps its temp files
+    /// before renaming them in: a repack in another thread may merge the
+    /// pack and unlink it the moment it is live, and the mappings stay
+    /// valid).
+    pub(crate) fn open_files(
+        data_path: &Path,
+        idx_path: &Path,
+        live_path: PathBuf,
+        hash: ObjectId,
+    ) -> Result<Pack> {
+        let (path, idx_path) = (data_path, idx_path);
+        let idx = map_regular(idx_path)?;
+        let data = map_regular(path)?;
         let bad = |p: &Path, reason: String| Error::BadPack {
             path: p.to_path_buf(),
             reason,
@@ -310,7 +325,7 @@ impl Pack {
         let n = view.len();
         Ok(Pack {
             hash,
-            path,
+            path: live_path,
             data: Arc::new(data),
             idx,
             n,

@@ -142,12 +142,15 @@ pub(crate) fn publish(
     ensure_dir(store, &dir, sync)?;
     let pack_dst = dir.join(file_name(hash, "pack"));
     let idx_dst = dir.join(file_name(hash, "idx"));
+    // Mapped before it is live: once renamed in, a repack in another
+    // thread may merge it and unlink it before it could be opened.
+    let pack = Pack::open_files(&pack_tmp.path, &idx_tmp.path, pack_dst.clone(), *hash)?;
     rename(pack_tmp, &pack_dst, "pack.rename")?;
     rename(idx_tmp, &idx_dst, "pack.idx.rename")?;
     if sync {
         crate::fs::sync_dir(&dir, fault_dir_sync)?;
     }
-    Ok(Arc::new(Pack::open(&dir, *hash)?))
+    Ok(Arc::new(pack))
 }
 
 /// Write the index of pack `hash` (entries: id, offset; sorted here) into
