@@ -302,17 +302,17 @@ impl Pack {
             path: p.to_path_buf(),
             reason,
         };
-        let view = IndexView::parse(&idx).map_err(|r| bad(&idx_path, r))?;
+        let view = IndexView::parse(&idx).map_err(|r| bad(idx_path, r))?;
         if view.pack_hash() != hash {
             return Err(bad(
-                &idx_path,
+                idx_path,
                 format!("index belongs to pack {}", view.pack_hash()),
             ));
         }
-        let declared = parse_header(&data).map_err(|r| bad(&path, r))?;
+        let declared = parse_header(&data).map_err(|r| bad(path, r))?;
         if declared != view.len() as u64 {
             return Err(bad(
-                &path,
+                path,
                 format!(
                     "header declares {declared} entries, its index {}",
                     view.len()
@@ -320,7 +320,7 @@ impl Pack {
             ));
         }
         if trailer(&data) != Some(hash) {
-            return Err(bad(&path, "trailer does not match the file name".into()));
+            return Err(bad(path, "trailer does not match the file name".into()));
         }
         let n = view.len();
         Ok(Pack {
