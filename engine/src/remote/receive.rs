@@ -344,13 +344,7 @@ impl Refs {
             .filter(|id| !ids.contains(id))
             .copied()
             .collect();
-        let located = store.locate_packed(&pending);
-        self.referenced = pending
-            .into_iter()
-            .zip(located)
-            .filter(|(id, at)| at.is_none() && !store.contains(id).unwrap_or(false))
-            .map(|(id, _)| id)
-            .collect();
+        self.referenced = not_in_store(store, pending).into_iter().collect();
         let rest = pack_len.saturating_sub(e.offset.saturating_add(e.len));
         let room = rest / sydra_objects::store::header::MIN_FILE_LEN as u64;
         if self.referenced.len() as u64 > room {
@@ -422,22 +416,13 @@ impl Refs {
         let present = |id: &ObjectId| {
             pack.is_some_and(|p| p.contains(id)) || store.contains(id).unwrap_or(false)
         };
-        // Most references of a fetch name objects the store has, spread
-        // over its packs: locate them all at once (a search per id would
-        // try the packs in turn), then look for the rest loose.
         let elsewhere: Vec<ObjectId> = self
             .referenced
             .iter()
             .filter(|id| !pack.is_some_and(|p| p.contains(id)))
             .copied()
             .collect();
-        let located = store.locate_packed(&elsewhere);
-        let mut missing: Vec<ObjectId> = elsewhere
-            .iter()
-            .zip(&located)
-            .filter(|(id, at)| at.is_none() && !store.contains(id).unwrap_or(false))
-            .map(|(id, _)| *id)
-            .collect();
+        let mut missing = not_in_store(store, elsewhere);
         missing.sort();
         if let Some(id) = missing.first() {
             return Err(referrer(pack, id).map_or_else(
@@ -452,6 +437,19 @@ impl Refs {
         self.orphans.retain(|(_, p)| !present(p));
         Ok(())
     }
+}
+
+/// Those of `ids` the store does not hold. Most references of a fetch
+/// name objects the store has, spread over its packs: they are located
+/// all at once (a search per id would try the packs in turn), and the
+/// rest looked for loose.
+fn not_in_store(store: &sydra_objects::Store, ids: Vec<ObjectId>) -> Vec<ObjectId> {
+    let located = store.locate_packed(&ids);
+    ids.into_iter()
+        .zip(located)
+        .filter(|(id, at)| at.is_none() && !store.contains(id).unwrap_or(false))
+        .map(|(id, _)| id)
+        .collect()
 }
 
 /// A tree or commit of `pack` that references `id`: its id, its kind, and

@@ -276,29 +276,20 @@ impl Need {
 /// Decode and verify the rollup of the segment of `block` whose header is
 /// `seg`.
 pub fn decode(block: i64, seg: &SegmentStats, b: &[u8]) -> Result<Vec<Bucket>, SegmentError> {
-    decode_for(block, seg, b, Need::ALL)
-}
-
-/// [`decode`], decoding only the columns `need` names (with the starts and
-/// counts): every column's framing is still read, but a skipped column's
-/// values are not decoded or checked, and the buckets carry zeros (or
-/// `false`) in their place. For an aggregate that reads only what it asked
-/// for (a mean reads counts and sums).
-pub fn decode_for(
-    block: i64,
-    seg: &SegmentStats,
-    b: &[u8],
-    need: Need,
-) -> Result<Vec<Bucket>, SegmentError> {
     let mut out = Vec::new();
-    decode_each(block, seg, b, need, |x| out.push(x))?;
+    decode_each(block, seg, b, Need::ALL, |x| out.push(x))?;
     Ok(out)
 }
 
-/// [`decode_for`], handing each bucket to `emit` in order instead of
-/// collecting them (a query folds them as they come). A rollup found bad
-/// part way returns the error after the buckets before it were handed
-/// over: a caller must discard what it made of them.
+/// [`decode`], handing each bucket to `emit` in order instead of
+/// collecting them (a query folds them as they come), and decoding only
+/// the columns `need` names (with the starts and counts): every column's
+/// framing is still read, but a skipped column's values are not decoded
+/// or checked, and the buckets carry zeros (or `false`) in their place;
+/// an aggregate reads only what it asked for (a mean reads counts and
+/// sums). A rollup found bad part way returns the error after the buckets
+/// before it were handed over: a caller must discard what it made of
+/// them.
 pub fn decode_each(
     block: i64,
     seg: &SegmentStats,

@@ -284,18 +284,17 @@ impl Pack {
         Pack::open_files(&path, &idx_path, path.clone(), hash)
     }
 
-    /// [`Pack::open`] of the files at `data_path` and `idx_path`, for the
-    /// pack that will live at `live_path` (a publisher maps its temp files
+    /// [`Pack::open`] of the files at `path` and `idx_path`, for the pack
+    /// that will live at `live_path` (a publisher maps its temp files
     /// before renaming them in: a repack in another thread may merge the
     /// pack and unlink it the moment it is live, and the mappings stay
     /// valid).
     pub(crate) fn open_files(
-        data_path: &Path,
+        path: &Path,
         idx_path: &Path,
         live_path: PathBuf,
         hash: ObjectId,
     ) -> Result<Pack> {
-        let (path, idx_path) = (data_path, idx_path);
         let idx = map_regular(idx_path)?;
         let data = map_regular(path)?;
         let bad = |p: &Path, reason: String| Error::BadPack {

@@ -1016,7 +1016,12 @@ impl StagedPack {
 
     /// Whether it holds `id`.
     pub fn contains(&self, id: &ObjectId) -> bool {
-        self.entries.binary_search_by(|(x, _)| x.cmp(id)).is_ok()
+        self.position(id).is_some()
+    }
+
+    /// Where `id` is in `entries` (sorted by id).
+    fn position(&self, id: &ObjectId) -> Option<usize> {
+        self.entries.binary_search_by(|(x, _)| x.cmp(id)).ok()
     }
 
     /// Its object ids, sorted.
@@ -1027,7 +1032,7 @@ impl StagedPack {
     /// The kind and payload of `id`, if the pack holds it (verified when
     /// it was staged).
     pub fn get(&self, id: &ObjectId) -> Option<(Kind, &[u8])> {
-        let i = self.entries.binary_search_by(|(x, _)| x.cmp(id)).ok()?;
+        let i = self.position(id)?;
         let (e, range) = pack::entry_at(&self.map, self.entries[i].1, Some(id), false).ok()?;
         Some((e.kind, &self.map[range]))
     }

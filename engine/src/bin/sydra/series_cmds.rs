@@ -191,32 +191,24 @@ impl Parser<'_> {
             let line_no = raw.line + line_base;
             // A series spelled as before skips the parse of its measurement
             // and tags; anything else is parsed whole.
-            let spelled = raw.raw_series();
-            let mut known = spelled.and_then(|s| self.index.get(s).copied());
+            let known = raw.raw_series().and_then(|s| self.index.get(s).copied());
             let mut whole = None;
             fields.clear();
-            let ts = if known.is_some() {
-                raw.fields_into(precision, &mut fields).map_err(fail)?
-            } else {
-                let mut line = raw.parse(precision).map_err(fail)?;
-                fields.append(&mut line.fields);
-                let ts = line.timestamp;
-                whole = Some(line);
-                ts
-            }
-            .unwrap_or(self.now);
+            let (i, ts) = match known {
+                Some(i) => (i, raw.fields_into(precision, &mut fields).map_err(fail)?),
+                None => {
+                    let mut line = raw.parse(precision).map_err(fail)?;
+                    fields.append(&mut line.fields);
+                    let i = self.handles.len();
+                    self.index.insert(line.raw_series.into(), i);
+                    self.handles.push(Vec::new());
+                    let ts = line.timestamp;
+                    whole = Some(line);
+                    (i, ts)
+                }
+            };
+            let ts = ts.unwrap_or(self.now);
             for (field, value) in fields.drain(..) {
-                let i = match known {
-                    Some(i) => i,
-                    None => {
-                        let spelling = whole.as_ref().map_or("", |l| l.raw_series);
-                        let i = self.handles.len();
-                        self.index.insert(spelling.into(), i);
-                        self.handles.push(Vec::new());
-                        known = Some(i);
-                        i
-                    }
-                };
                 let found = self.handles[i]
                     .iter()
                     .find(|(f, _)| **f == *field)
