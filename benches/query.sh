@@ -110,19 +110,24 @@ $py proc "$res/asof.proc.json" "$runs" -- "${q_asof[@]}"
 "$qlib" "$store" points "$one" --as-of snapshots/half >"$res/asof.lib.json"
 /usr/bin/time -f '{"max_rss_kib": %M}' -o "$res/rss.scrape.json" "$sydra" --dir "$store" query '{}' --format csv >/dev/null
 
-echo "== rollups: $synth_series series x one day at 10 s" >&2
-synth=$work/synth
-$py synth "$work/synth.lp" "$synth_series" 8640 10
-"$sydra" --dir "$synth" init >/dev/null
-"$sydra" --dir "$synth" write --precision s "$work/synth.lp"
-rm -f "$work/synth.lp"
-"$sydra" --dir "$synth" compact --all >/dev/null
-echo "{\"series\": $synth_series, \"points\": 8640, \"step_s\": 10}" >"$res/synth.meta.json"
-"$qlib" "$synth" agg '{}' 60000000000 mean >"$res/rollup.lib.json"
-"$qlib" "$synth" agg '{}' 60000000000 mean --raw >"$res/raw.lib.json"
-"$sydra" --dir "$synth" query '{}' --step 1m --agg mean --format csv >"$work/a.csv"
-"$sydra" --dir "$synth" query '{}' --step 1m --agg mean --raw --format csv >"$work/b.csv"
-python3 - "$work/a.csv" "$work/b.csv" <<'PY'
+# A day of SERIES series at one point every STEP_S seconds, compacted; the
+# mean per minute of every series from rollups and from raw points, and
+# the two answers compared.
+rollup_case() {
+    local name=$1 series=$2 points=$3 step_s=$4
+    echo "== rollups ($name): $series series x one day at $step_s s" >&2
+    local dir=$work/$name
+    $py synth "$work/$name.lp" "$series" "$points" "$step_s"
+    "$sydra" --dir "$dir" init >/dev/null
+    "$sydra" --dir "$dir" write --precision s "$work/$name.lp"
+    rm -f "$work/$name.lp"
+    "$sydra" --dir "$dir" compact --all >/dev/null
+    echo "{\"series\": $series, \"points\": $points, \"step_s\": $step_s}" >"$res/$name.meta.json"
+    "$qlib" "$dir" agg '{}' 60000000000 mean >"$res/$name.rollup.lib.json"
+    "$qlib" "$dir" agg '{}' 60000000000 mean --raw >"$res/$name.raw.lib.json"
+    "$sydra" --dir "$dir" query '{}' --step 1m --agg mean --format csv >"$work/a.csv"
+    "$sydra" --dir "$dir" query '{}' --step 1m --agg mean --raw --format csv >"$work/b.csv"
+    python3 - "$work/a.csv" "$work/b.csv" <<'PY'
 import sys
 a, b = (open(p).read().splitlines() for p in sys.argv[1:])
 assert len(a) == len(b), (len(a), len(b))
@@ -132,6 +137,12 @@ for x, y in zip(a, b):
         fx, fy = float(x.rsplit(",", 1)[1]), float(y.rsplit(",", 1)[1])
         assert x.rsplit(",", 1)[0] == y.rsplit(",", 1)[0] and abs(fx - fy) <= 1e-9 * max(1, abs(fy)), (x, y)
 PY
+}
+synth=$work/synth
+rollup_case synth "$synth_series" 8640 10
+# The same number of points, 60 a minute instead of 6.
+rollup_case dense $((synth_series / 10)) 86400 1
+rm -rf "$work/dense"
 /usr/bin/time -f '{"max_rss_kib": %M}' -o "$res/rss.synth.json" "$sydra" --dir "$synth" query '{}' --format csv >/dev/null
 
 # ---------------------------------------------------------------- report

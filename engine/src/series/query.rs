@@ -560,30 +560,84 @@ impl Iterator for Points<'_, '_> {
     }
 }
 
-/// One bucket being folded: the statistics a rollup keeps per minute.
-type Acc = rollup::Bucket;
+/// One bucket being folded, holding only what its aggregate reads: the
+/// count always, the sum for sums and means, and for the others the one
+/// value they keep (the min, max, first or last so far).
+#[derive(Debug, Clone)]
+struct Acc {
+    start: i64,
+    count: u64,
+    sum: Sum,
+    pick: Value,
+}
 
-/// The value `agg` takes for a folded bucket.
-fn value_of(a: &Acc, agg: Agg) -> Value {
-    match agg {
-        Agg::Count => Value::I64(i64::try_from(a.count).unwrap_or(i64::MAX)),
-        Agg::Sum => match a.sum {
-            Sum::F64(s) => Value::F64(s),
-            Sum::I128(s) => i64::try_from(s).map_or(Value::F64(s as f64), Value::I64),
-            Sum::Trues(n) => Value::I64(i64::try_from(n).unwrap_or(i64::MAX)),
-        },
-        Agg::Mean => {
-            let n = a.count as f64;
-            Value::F64(match a.sum {
-                Sum::F64(s) => s / n,
-                Sum::I128(s) => s as f64 / n,
-                Sum::Trues(t) => t as f64 / n,
-            })
+/// What an [`Acc`] holds in place of a value its aggregate does not keep.
+const NO_PICK: Value = Value::Bool(false);
+
+impl Acc {
+    /// The bucket starting at `start` holding the one value `v`.
+    fn of_point(start: i64, v: &Value, agg: Agg) -> Acc {
+        let (sum, pick) = match agg {
+            Agg::Count => (Sum::Trues(0), NO_PICK),
+            Agg::Sum | Agg::Mean => (Sum::of(v), NO_PICK),
+            Agg::Min | Agg::Max | Agg::First | Agg::Last => (Sum::Trues(0), v.clone()),
+        };
+        Acc {
+            start,
+            count: 1,
+            sum,
+            pick,
         }
-        Agg::Min => a.min.clone(),
-        Agg::Max => a.max.clone(),
-        Agg::First => a.first.clone(),
-        Agg::Last => a.last.clone(),
+    }
+
+    /// The bucket starting at `start` holding a whole segment.
+    fn of_stats(start: i64, st: &SegmentStats, agg: Agg) -> Acc {
+        let pick = match agg {
+            Agg::Count | Agg::Sum | Agg::Mean => NO_PICK,
+            Agg::Min => st.min.clone(),
+            Agg::Max => st.max.clone(),
+            Agg::First => st.first.clone(),
+            Agg::Last => st.last.clone(),
+        };
+        Acc {
+            start,
+            count: st.count,
+            sum: st.sum,
+            pick,
+        }
+    }
+
+    /// Fold in `o`, which comes later in time.
+    fn add(&mut self, o: Acc, agg: Agg) {
+        self.count += o.count;
+        match agg {
+            Agg::Count | Agg::First => {}
+            Agg::Sum | Agg::Mean => self.sum = self.sum.plus(o.sum),
+            Agg::Min => self.pick = rollup::extreme(&self.pick, &o.pick, false),
+            Agg::Max => self.pick = rollup::extreme(&self.pick, &o.pick, true),
+            Agg::Last => self.pick = o.pick,
+        }
+    }
+
+    /// The value `agg` takes for this bucket.
+    fn value(self, agg: Agg) -> Value {
+        match agg {
+            Agg::Count => Value::I64(i64::try_from(self.count).unwrap_or(i64::MAX)),
+            Agg::Sum => match self.sum {
+                Sum::F64(s) => Value::F64(s),
+                Sum::I128(s) => i64::try_from(s).map_or(Value::F64(s as f64), Value::I64),
+                Sum::Trues(n) => Value::I64(i64::try_from(n).unwrap_or(i64::MAX)),
+            },
+            Agg::Mean => {
+                let n = self.count as f64;
+                Value::F64(match self.sum {
+                    Sum::F64(s) => s / n,
+                    Sum::I128(s) => s as f64 / n,
+                    Sum::Trues(t) => t as f64 / n,
+                })
+            }
+            Agg::Min | Agg::Max | Agg::First | Agg::Last => self.pick,
+        }
     }
 }
 
@@ -594,10 +648,9 @@ pub const WHOLE_RANGE: i64 = i64::MAX;
 /// The start of the bucket of `step` ns holding `t` (aligned to multiples
 /// of `step` since the Unix epoch).
 pub fn bucket_of(t: i64, step: i64) -> i64 {
-    // In i128: a step that does not divide i64::MIN would take the first
-    // bucket below it; such a bucket is labelled i64::MIN.
-    let b = i128::from(t).div_euclid(i128::from(step)) * i128::from(step);
-    i64::try_from(b).unwrap_or(i64::MIN)
+    // A step that does not divide i64::MIN would take the first bucket
+    // below it; such a bucket is labelled i64::MIN.
+    t.div_euclid(step).checked_mul(step).unwrap_or(i64::MIN)
 }
 
 /// The iterator [`View::aggregate`] returns: per series with points in the
@@ -636,10 +689,13 @@ impl Buckets<'_, '_> {
     }
 
     fn fold_point(&self, out: &mut Vec<Acc>, t: i64, v: &Value) {
-        let start = self.bucket(t);
-        let a = Acc::of_point(start, v);
+        self.fold_in(out, Acc::of_point(self.bucket(t), v, self.agg));
+    }
+
+    /// Fold `a` into the last bucket of `out`, or start the next one.
+    fn fold_in(&self, out: &mut Vec<Acc>, a: Acc) {
         match out.last_mut() {
-            Some(last) if last.start == start => last.add(a),
+            Some(last) if last.start == a.start => last.add(a, self.agg),
             _ => out.push(a),
         }
     }
@@ -671,11 +727,7 @@ impl Buckets<'_, '_> {
                 // The whole segment in one bucket and in the range, and the
                 // head holds nothing of its block: its header answers.
                 self.src.stats.segments_from_stats += 1;
-                let a = Acc::of_stats(start, &st);
-                match out.last_mut() {
-                    Some(last) if last.start == start => last.add(a),
-                    _ => out.push(a),
-                }
+                self.fold_in(&mut out, Acc::of_stats(start, &st, self.agg));
                 continue;
             }
             if let Some(rid) = s.rollup.filter(|_| {
@@ -711,26 +763,39 @@ impl Buckets<'_, '_> {
                         first_last: true,
                     },
                 };
-                let step = self.step;
-                // Straight into the fold: a bucket is about 180 bytes, and
-                // a day of minutes per series was copied twice before.
-                rollup::decode_each(s.block, &st, &rb.data, need, |b| {
-                    let start = bucket_of(b.start, step);
-                    let a = Acc { start, ..b };
-                    match out.last_mut() {
-                        Some(last) if last.start == start => last.add(a),
-                        _ => out.push(a),
+                let cols = rollup::decode_columns(s.block, &st, &rb.data, need).map_err(|e| {
+                    Error::Segment {
+                        path: format!(
+                            "{}/{}.{}",
+                            segment::series_dir(&cur.key.id()),
+                            segment::block_name(s.block),
+                            rollup::ROLLUP_SUFFIX
+                        ),
+                        reason: e.0,
                     }
-                })
-                .map_err(|e| Error::Segment {
-                    path: format!(
-                        "{}/{}.{}",
-                        segment::series_dir(&cur.key.id()),
-                        segment::block_name(s.block),
-                        rollup::ROLLUP_SUFFIX
-                    ),
-                    reason: e.0,
                 })?;
+                for i in 0..cols.len() {
+                    let (sum, pick) = match self.agg {
+                        Agg::Count => (Sum::Trues(0), NO_PICK),
+                        Agg::Sum | Agg::Mean => (cols.sum(i), NO_PICK),
+                        Agg::Min => (Sum::Trues(0), cols.min(i)),
+                        Agg::Max => (Sum::Trues(0), cols.max(i)),
+                        Agg::First => (Sum::Trues(0), cols.first(i)),
+                        Agg::Last => (Sum::Trues(0), cols.last(i)),
+                    };
+                    let a = Acc {
+                        start: if self.step == rollup::ROLLUP_STEP {
+                            // Already a multiple of the step.
+                            cols.starts[i]
+                        } else {
+                            bucket_of(cols.starts[i], self.step)
+                        },
+                        count: cols.counts[i],
+                        sum,
+                        pick,
+                    };
+                    self.fold_in(&mut out, a);
+                }
                 self.src.stats.segments_from_rollups += 1;
                 continue;
             }
@@ -765,7 +830,7 @@ impl Iterator for Buckets<'_, '_> {
                 Ok(accs) if accs.is_empty() => continue,
                 Ok(accs) => {
                     let agg = self.agg;
-                    let v = accs.iter().map(|a| (a.start, value_of(a, agg))).collect();
+                    let v = accs.into_iter().map(|a| (a.start, a.value(agg))).collect();
                     return Some(Ok((key, v)));
                 }
                 Err(e) => {

@@ -71,7 +71,7 @@ fn bad<T>(why: impl Into<String>) -> Result<T, SegmentError> {
 
 /// `a` and `b` folded by `f64::min`/`max` (NaN ignored unless both are),
 /// integer order, or boolean and/or.
-fn extreme(a: &Value, b: &Value, max: bool) -> Value {
+pub(crate) fn extreme(a: &Value, b: &Value, max: bool) -> Value {
     match (a, b) {
         (Value::F64(x), Value::F64(y)) => Value::F64(if max { x.max(*y) } else { x.min(*y) }),
         (Value::I64(x), Value::I64(y)) => Value::I64(if max { *x.max(y) } else { *x.min(y) }),
@@ -83,16 +83,10 @@ fn extreme(a: &Value, b: &Value, max: bool) -> Value {
 impl Bucket {
     /// The bucket starting at `start` holding the one value `v`.
     pub(crate) fn of_point(start: i64, v: &Value) -> Bucket {
-        let sum = match v {
-            Value::F64(x) => Sum::F64(*x),
-            Value::I64(x) => Sum::I128(i128::from(*x)),
-            Value::Bool(b) => Sum::Trues(u64::from(*b)),
-            Value::Str(_) => Sum::Trues(0),
-        };
         Bucket {
             start,
             count: 1,
-            sum,
+            sum: Sum::of(v),
             min: v.clone(),
             max: v.clone(),
             first: v.clone(),
@@ -100,28 +94,10 @@ impl Bucket {
         }
     }
 
-    /// The bucket starting at `start` holding a whole segment.
-    pub(crate) fn of_stats(start: i64, st: &SegmentStats) -> Bucket {
-        Bucket {
-            start,
-            count: st.count,
-            sum: st.sum,
-            min: st.min.clone(),
-            max: st.max.clone(),
-            first: st.first.clone(),
-            last: st.last.clone(),
-        }
-    }
-
     /// Fold in `o`, which comes later in time.
     pub(crate) fn add(&mut self, o: Bucket) {
         self.count += o.count;
-        self.sum = match (self.sum, o.sum) {
-            (Sum::F64(a), Sum::F64(b)) => Sum::F64(a + b),
-            (Sum::I128(a), Sum::I128(b)) => Sum::I128(a.saturating_add(b)),
-            (Sum::Trues(a), Sum::Trues(b)) => Sum::Trues(a + b),
-            (a, _) => a,
-        };
+        self.sum = self.sum.plus(o.sum);
         self.min = extreme(&self.min, &o.min, false);
         self.max = extreme(&self.max, &o.max, true);
         self.last = o.last;
@@ -276,27 +252,106 @@ impl Need {
 /// Decode and verify the rollup of the segment of `block` whose header is
 /// `seg`.
 pub fn decode(block: i64, seg: &SegmentStats, b: &[u8]) -> Result<Vec<Bucket>, SegmentError> {
-    let mut out = Vec::new();
-    decode_each(block, seg, b, Need::ALL, |x| out.push(x))?;
-    Ok(out)
+    let c = decode_columns(block, seg, b, Need::ALL)?;
+    Ok((0..c.len())
+        .map(|i| Bucket {
+            start: c.starts[i],
+            count: c.counts[i],
+            sum: c.sum(i),
+            min: c.min(i),
+            max: c.max(i),
+            first: c.first(i),
+            last: c.last(i),
+        })
+        .collect())
 }
 
-/// [`decode`], handing each bucket to `emit` in order instead of
-/// collecting them (a query folds them as they come), and decoding only
-/// the columns `need` names (with the starts and counts): every column's
-/// framing is still read, but a skipped column's values are not decoded
-/// or checked, and the buckets carry zeros (or `false`) in their place;
-/// an aggregate reads only what it asked for (a mean reads counts and
-/// sums). A rollup found bad part way returns the error after the buckets
-/// before it were handed over: a caller must discard what it made of
-/// them.
-pub fn decode_each(
+/// A rollup's columns, decoded and checked against its segment: the starts
+/// and counts always, the others where [`Need`] asked for them.
+#[derive(Debug)]
+pub(crate) struct Columns {
+    ty: ValueType,
+    /// Bucket starts, strictly increasing.
+    pub(crate) starts: Vec<i64>,
+    /// Points per bucket, each at least 1.
+    pub(crate) counts: Vec<u64>,
+    /// Sums (booleans: counts of trues).
+    sums: Option<Column>,
+    firsts: Option<Column>,
+    lasts: Option<Column>,
+    mins: Option<Column>,
+    maxs: Option<Column>,
+}
+
+impl Columns {
+    /// Buckets.
+    pub(crate) fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// The zero of the type, for a column that was not decoded.
+    fn zero(&self) -> Value {
+        match self.ty {
+            ValueType::Float => Value::F64(0.0),
+            ValueType::Integer => Value::I64(0),
+            _ => Value::Bool(false),
+        }
+    }
+
+    fn at(&self, c: Option<&Column>, i: usize) -> Value {
+        c.and_then(|c| c.get(i)).unwrap_or_else(|| self.zero())
+    }
+
+    /// Bucket `i`'s sum (zero when the sums were not decoded).
+    pub(crate) fn sum(&self, i: usize) -> Sum {
+        match (&self.sums, self.ty) {
+            (Some(Column::F64(s)), _) => Sum::F64(s[i]),
+            (Some(Column::I64(s)), ValueType::Boolean) => Sum::Trues(s[i] as u64),
+            (Some(Column::I64(s)), _) => Sum::I128(i128::from(s[i])),
+            (_, ValueType::Float) => Sum::F64(0.0),
+            (_, ValueType::Boolean) => Sum::Trues(0),
+            _ => Sum::I128(0),
+        }
+    }
+
+    /// Bucket `i`'s smallest value (a boolean's comes from its trues).
+    pub(crate) fn min(&self, i: usize) -> Value {
+        match (self.ty, self.sum(i)) {
+            (ValueType::Boolean, Sum::Trues(n)) => Value::Bool(n == self.counts[i]),
+            _ => self.at(self.mins.as_ref(), i),
+        }
+    }
+
+    /// Bucket `i`'s largest value.
+    pub(crate) fn max(&self, i: usize) -> Value {
+        match (self.ty, self.sum(i)) {
+            (ValueType::Boolean, Sum::Trues(n)) => Value::Bool(n > 0),
+            _ => self.at(self.maxs.as_ref(), i),
+        }
+    }
+
+    /// Bucket `i`'s earliest value.
+    pub(crate) fn first(&self, i: usize) -> Value {
+        self.at(self.firsts.as_ref(), i)
+    }
+
+    /// Bucket `i`'s latest value.
+    pub(crate) fn last(&self, i: usize) -> Value {
+        self.at(self.lasts.as_ref(), i)
+    }
+}
+
+/// The columns of the rollup `b` of the segment of `block` whose header is
+/// `seg`, decoding only those `need` names (with the starts and counts):
+/// every column's framing is still read, but a skipped column's values are
+/// not decoded or checked, and read as zeros (or `false`); an aggregate
+/// reads only what it asked for (a mean reads counts and sums).
+pub(crate) fn decode_columns(
     block: i64,
     seg: &SegmentStats,
     b: &[u8],
     need: Need,
-    mut emit: impl FnMut(Bucket),
-) -> Result<(), SegmentError> {
+) -> Result<Columns, SegmentError> {
     if b.len() < 6 || &b[..4] != MAGIC {
         return bad("rollup blob does not start with SYRU");
     }
@@ -318,10 +373,13 @@ pub fn decode_each(
     }
     let mut r = Reader { b, pos: 6 };
     let step = r.varint("step")?;
-    if step == 0 || step > i64::MAX as u64 {
-        return bad(format!("rollup step {step} ns is out of range"));
+    if step != ROLLUP_STEP as u64 {
+        return bad(format!(
+            "rollup step {step} ns (this build reads rollups of {ROLLUP_STEP} ns)"
+        ));
     }
-    let step = step as i64;
+    // A constant, so the checks below divide by multiplying.
+    let step = ROLLUP_STEP;
     let n = r.varint("bucket count")?;
     if n == 0 || n > seg.count {
         return bad(format!(
@@ -341,17 +399,20 @@ pub fn decode_each(
     };
     // A boolean's min and max come from its count of trues.
     let need_sum = need.sum || (need.min_max && t == ValueType::Boolean);
-    // The next column, decoded as `ty` when `on`, else zeros (false).
-    let mut next = |name: &str, ty: ValueType, on: bool| -> Result<Column, SegmentError> {
+    // The next column, decoded as `ty` when `on`.
+    let mut next = |name: &str, ty: ValueType, on: bool| -> Result<Option<Column>, SegmentError> {
         let c = r.column(name)?;
-        if on {
-            return decode_column(ty, c, name);
+        if !on {
+            return Ok(None);
         }
-        Ok(match ty {
-            ValueType::Float => Column::F64(vec![0.0; n]),
-            ValueType::Integer => Column::I64(vec![0; n]),
-            _ => Column::Bool(vec![false; n]),
-        })
+        let c = decode_column(ty, c, name)?;
+        if c.len() != n {
+            return bad(format!(
+                "rollup of {n} buckets has a {name} column of {} values",
+                c.len()
+            ));
+        }
+        Ok(Some(c))
     };
     let sums = next("sums", sum_type, need_sum)?;
     let firsts = next("firsts", t, need.first_last)?;
@@ -360,7 +421,7 @@ pub fn decode_each(
         (None, None)
     } else {
         let lo = next("mins", t, need.min_max)?;
-        (Some(lo), Some(next("maxs", t, need.min_max)?))
+        (lo, next("maxs", t, need.min_max)?)
     };
     if r.pos != b.len() {
         return bad(format!(
@@ -368,89 +429,70 @@ pub fn decode_each(
             b.len() - r.pos
         ));
     }
-    let lens = [
-        starts.len(),
-        counts.len(),
-        sums.len(),
-        firsts.len(),
-        lasts.len(),
-        mins.as_ref().map_or(n, Column::len),
-        maxs.as_ref().map_or(n, Column::len),
-    ];
-    if lens.iter().any(|&l| l != n) {
+    if starts.len() != n || counts.len() != n {
         return bad(format!(
-            "rollup of {n} buckets has columns of {lens:?} values"
+            "rollup of {n} buckets has {} starts and {} counts",
+            starts.len(),
+            counts.len()
         ));
     }
     let end = block.saturating_add(seg.span);
-    let mut total = 0u64;
+    let floor = block.div_euclid(step).saturating_mul(step);
     let mut prev_start = None;
-    for i in 0..n {
-        let start = starts[i];
+    for (i, &start) in starts.iter().enumerate() {
         if start.rem_euclid(step) != 0
             || prev_start.is_some_and(|p| p >= start)
-            || start < block.div_euclid(step).saturating_mul(step)
+            || start < floor
             || start >= end
         {
             return bad(format!(
                 "rollup bucket {i} starts at {start}: not a strictly increasing multiple of {step} in [{block}, {end})"
             ));
         }
-        let count = u64::try_from(counts[i])
-            .ok()
-            .filter(|&c| c >= 1)
-            .ok_or_else(|| SegmentError(format!("rollup bucket {i} counts {}", counts[i])))?;
-        total = total.saturating_add(count);
-        let (Some(first), Some(last)) = (firsts.get(i), lasts.get(i)) else {
-            return bad("rollup column shorter than its count");
-        };
-        let sum = match (&sums, t) {
-            (Column::F64(s), _) => Sum::F64(s[i]),
-            (Column::I64(s), ValueType::Boolean) => {
-                let n = u64::try_from(s[i])
-                    .ok()
-                    .filter(|&x| x <= count)
-                    .ok_or_else(|| {
-                        SegmentError(format!("rollup bucket {i}: {} trues of {count}", s[i]))
-                    })?;
-                Sum::Trues(n)
-            }
-            (Column::I64(s), _) => Sum::I128(i128::from(s[i])),
-            _ => return bad("rollup sums of the wrong type"),
-        };
-        let (min, max) = match (&mins, &maxs, sum) {
-            (Some(lo), Some(hi), _) => match (lo.get(i), hi.get(i)) {
-                (Some(a), Some(b)) => (a, b),
-                _ => return bad("rollup column shorter than its count"),
-            },
-            (_, _, Sum::Trues(n)) => (Value::Bool(n == count), Value::Bool(n > 0)),
-            _ => return bad("rollup without mins and maxs"),
-        };
-        if total > seg.count
-            || (need.first_last
-                && ((i == 0 && !first.same_bits(&seg.first))
-                    || (i + 1 == n && !last.same_bits(&seg.last))))
-        {
-            return disagree(total, seg);
-        }
         prev_start = Some(start);
-        emit(Bucket {
-            start,
-            count,
-            sum,
-            min,
-            max,
-            first,
-            last,
-        });
     }
+    let mut total = 0u64;
+    let counts = counts
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            let c = u64::try_from(c)
+                .ok()
+                .filter(|&c| c >= 1)
+                .ok_or_else(|| SegmentError(format!("rollup bucket {i} counts {c}")))?;
+            total = total.saturating_add(c);
+            Ok(c)
+        })
+        .collect::<Result<Vec<u64>, SegmentError>>()?;
     if total != seg.count {
         return disagree(total, seg);
     }
-    Ok(())
+    if let (ValueType::Boolean, Some(Column::I64(s))) = (t, &sums)
+        && let Some(i) = (0..n).find(|&i| u64::try_from(s[i]).map_or(true, |x| x > counts[i]))
+    {
+        return bad(format!(
+            "rollup bucket {i}: {} trues of {}",
+            s[i], counts[i]
+        ));
+    }
+    let c = Columns {
+        ty: t,
+        starts,
+        counts,
+        sums,
+        firsts,
+        lasts,
+        mins,
+        maxs,
+    };
+    if need.first_last && (!c.first(0).same_bits(&seg.first) || !c.last(n - 1).same_bits(&seg.last))
+    {
+        return disagree(total, seg);
+    }
+    Ok(c)
 }
 
-fn disagree(total: u64, seg: &SegmentStats) -> Result<(), SegmentError> {
+fn disagree<T>(total: u64, seg: &SegmentStats) -> Result<T, SegmentError> {
     bad(format!(
         "rollup disagrees with its segment (its buckets count {total} points so far, the segment {}; \
          or its first or last value differs)",

@@ -208,6 +208,29 @@ pub enum Sum {
     Trues(u64),
 }
 
+impl Sum {
+    /// The sum of the one value `v` (a string counts as no true).
+    pub(crate) fn of(v: &Value) -> Sum {
+        match v {
+            Value::F64(x) => Sum::F64(*x),
+            Value::I64(x) => Sum::I128(i128::from(*x)),
+            Value::Bool(b) => Sum::Trues(u64::from(*b)),
+            Value::Str(_) => Sum::Trues(0),
+        }
+    }
+
+    /// `self` and the later `o` added (integers saturating; sums of
+    /// different kinds keep `self`).
+    pub(crate) fn plus(self, o: Sum) -> Sum {
+        match (self, o) {
+            (Sum::F64(a), Sum::F64(b)) => Sum::F64(a + b),
+            (Sum::I128(a), Sum::I128(b)) => Sum::I128(a.saturating_add(b)),
+            (Sum::Trues(a), Sum::Trues(b)) => Sum::Trues(a + b),
+            (a, _) => a,
+        }
+    }
+}
+
 fn stats_of(ts: &[i64], values: &Column, span: i64) -> Option<SegmentStats> {
     let (first_ts, last_ts) = (*ts.first()?, *ts.last()?);
     let (first, last, min, max, sum) = match values {
