@@ -88,9 +88,10 @@ use prost::Message;
 use serde_json::{Value as Json, json};
 use sydra_benches::{scratch, scratch_root, syncfs, write_result};
 use sydra_engine::Engine;
-use sydra_engine::series::{CompactOptions, Selector, SeriesKey, Value};
+use sydra_engine::series::{Column, CompactOptions, Selector, SeriesKey, Value};
 use sydra_engine::serve::prompb::{
-    Label, LabelMatcher, Query, ReadRequest, ReadResponse, Sample, TimeSeries, WriteRequest,
+    Label, LabelMatcher, Query, ReadRequest, ReadResponse, ReadSeries, Sample, TimeSeries,
+    WriteRequest,
 };
 use sydra_engine::serve::{ServeOptions, start};
 use sydra_engine::wal::{SyncMode, WalOptions};
@@ -1373,14 +1374,15 @@ fn read_phases(
         let t0 = Instant::now();
         let view = engine.view(None).unwrap();
         let t1 = Instant::now();
-        let mut series: Vec<TimeSeries> = Vec::new();
-        for b in view
+        // As the handler does: columns in, samples out, encoded by hand.
+        let mut series: Vec<ReadSeries> = Vec::new();
+        let mut it = view
             .query(&sel, from * 1_000_000, to * 1_000_000 + 999_999)
-            .unwrap()
-        {
+            .unwrap();
+        while let Some(b) = it.next_columns() {
             let b = b.unwrap();
             if series.is_empty() {
-                series.push(TimeSeries {
+                series.push(ReadSeries {
                     labels: labels
                         .iter()
                         .map(|(k, v)| Label {
@@ -1388,20 +1390,19 @@ fn read_phases(
                             value: v.clone(),
                         })
                         .collect(),
-                    ..TimeSeries::default()
+                    ..ReadSeries::default()
                 });
             }
             let last = series.last_mut().unwrap();
-            last.samples.extend(b.points.iter().map(|(t, v)| Sample {
-                value: v.as_f64(),
-                timestamp: t.div_euclid(1_000_000),
-            }));
+            let Column::F64(vals) = &b.values else {
+                panic!("the read series is not of floats")
+            };
+            last.timestamps
+                .extend(b.timestamps.iter().map(|t| t.div_euclid(1_000_000)));
+            last.values.extend_from_slice(vals);
         }
         let t2 = Instant::now();
-        let encoded = ReadResponse {
-            results: vec![sydra_engine::serve::prompb::QueryResult { timeseries: series }],
-        }
-        .encode_to_vec();
+        let encoded = sydra_engine::serve::prompb::encode_read_response(&[series]);
         let t3 = Instant::now();
         let compressed = snappy(&encoded);
         let t4 = Instant::now();

@@ -46,16 +46,19 @@ impl SeriesRef {
 }
 
 /// A column of values of one type, in memory.
-#[derive(Clone, Debug)]
-pub(crate) enum Column {
+#[derive(Clone, Debug, PartialEq)]
+pub enum Column {
+    /// Floats.
     F64(Vec<f64>),
+    /// Integers.
     I64(Vec<i64>),
+    /// Booleans.
     Bool(Vec<bool>),
 }
 
 impl Column {
     /// The type of its values.
-    pub(crate) fn value_type(&self) -> ValueType {
+    pub fn value_type(&self) -> ValueType {
         match self {
             Column::F64(_) => ValueType::Float,
             Column::I64(_) => ValueType::Integer,
@@ -94,7 +97,8 @@ impl Column {
         }
     }
 
-    pub(crate) fn get(&self, i: usize) -> Option<Value> {
+    /// The value at `i`.
+    pub fn get(&self, i: usize) -> Option<Value> {
         match self {
             Column::F64(c) => c.get(i).map(|v| Value::F64(*v)),
             Column::I64(c) => c.get(i).map(|v| Value::I64(*v)),
@@ -110,12 +114,30 @@ impl Column {
         }
     }
 
-    pub(crate) fn len(&self) -> usize {
+    /// How many values it holds.
+    pub fn len(&self) -> usize {
         match self {
             Column::F64(c) => c.len(),
             Column::I64(c) => c.len(),
             Column::Bool(c) => c.len(),
         }
+    }
+
+    /// Whether it holds no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Append the values of `o` at `range` (nothing, and false, when the
+    /// types differ).
+    pub(crate) fn extend_from(&mut self, o: &Column, range: std::ops::Range<usize>) -> bool {
+        match (self, o) {
+            (Column::F64(a), Column::F64(b)) => a.extend_from_slice(&b[range]),
+            (Column::I64(a), Column::I64(b)) => a.extend_from_slice(&b[range]),
+            (Column::Bool(a), Column::Bool(b)) => a.extend_from_slice(&b[range]),
+            _ => return false,
+        }
+        true
     }
 
     /// The values at `keep`'s true positions.
@@ -360,6 +382,9 @@ pub(crate) struct Head {
     /// `wal repair`).
     pub(crate) broken: Option<String>,
     by_key: HashMap<Arc<SeriesKey>, u64>,
+    /// The refs of each measurement's series, in the order made: a
+    /// selector naming its measurement reads these, not every series.
+    by_measurement: HashMap<Box<str>, Vec<u64>>,
     /// Boxed: a map bucket is then 16 bytes, and at a million series the
     /// table's spare buckets cost 16 bytes each, not a whole `HeadSeries`.
     series: HashMap<u64, Box<HeadSeries>>,
@@ -393,6 +418,16 @@ impl Head {
         }
     }
 
+    fn index_measurement(&mut self, key: &SeriesKey, r: u64) {
+        match self.by_measurement.get_mut(key.measurement()) {
+            Some(refs) => refs.push(r),
+            None => {
+                self.by_measurement
+                    .insert(key.measurement().into(), vec![r]);
+            }
+        }
+    }
+
     /// The ref of `key`, made (untyped, not yet logged) if it is new.
     pub(crate) fn series(&mut self, key: &SeriesKey) -> SeriesRef {
         if let Some(&r) = self.by_key.get(key) {
@@ -402,6 +437,7 @@ impl Head {
         self.next_ref += 1;
         let key = Arc::new(key.clone());
         self.by_key.insert(key.clone(), r);
+        self.index_measurement(&key, r);
         self.series.insert(r, Box::new(HeadSeries::new(key)));
         SeriesRef(r)
     }
@@ -564,6 +600,7 @@ impl Head {
         s.open = Column::new(d.value_type);
         s.logged = true;
         s.def_seq = seq;
+        self.index_measurement(&key, d.series);
         self.by_key.insert(key, d.series);
         self.series.insert(d.series, Box::new(s));
         self.next_ref = self.next_ref.max(d.series.saturating_add(1));
@@ -743,21 +780,40 @@ impl Head {
 
     /// Every series in the head with its type (typed ones only), by key.
     pub(crate) fn list(&self) -> Vec<(Arc<SeriesKey>, SeriesRef, ValueType, u64)> {
-        self.list_where(|_| true)
+        self.list_where(None, |_| true)
     }
 
     /// [`Head::list`] of the series whose key satisfies `keep` (filtered
     /// before sorting, so a selective read sorts only what it reads).
+    /// The typed series whose key satisfies `keep`, by key; only those of
+    /// `measurement` are looked at when it is given.
     pub(crate) fn list_where(
         &self,
+        measurement: Option<&str>,
         mut keep: impl FnMut(&SeriesKey) -> bool,
     ) -> Vec<(Arc<SeriesKey>, SeriesRef, ValueType, u64)> {
-        let mut v: Vec<_> = self
-            .series
-            .iter()
-            .filter(|(_, s)| keep(&s.key))
-            .filter_map(|(&r, s)| Some((s.key.clone(), SeriesRef(r), s.value_type?, s.points)))
-            .collect();
+        let mut v = Vec::new();
+        let mut take = |r: u64, s: &HeadSeries| {
+            if let Some(t) = s.value_type
+                && keep(&s.key)
+            {
+                v.push((s.key.clone(), SeriesRef(r), t, s.points));
+            }
+        };
+        match measurement {
+            Some(m) => {
+                for &r in self.by_measurement.get(m).map_or(&[][..], Vec::as_slice) {
+                    if let Some(s) = self.series.get(&r) {
+                        take(r, s);
+                    }
+                }
+            }
+            None => {
+                for (&r, s) in &self.series {
+                    take(r, s);
+                }
+            }
+        }
         v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         v
     }

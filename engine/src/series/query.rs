@@ -32,7 +32,7 @@ use std::sync::Arc;
 use ahash::AHashMap as HashMap;
 use sydra_objects::{Kind, ObjectId, Store};
 
-use super::head::Snapshot;
+use super::head::{Column, Snapshot};
 use super::key::{SeriesKey, Value, ValueType};
 use super::rollup;
 use super::segment::{self, SegmentStats, Sum};
@@ -51,6 +51,48 @@ pub struct Batch {
     pub value_type: ValueType,
     /// The points, strictly increasing in time.
     pub points: Vec<(i64, Value)>,
+}
+
+/// A run of one series' points as columns ([`Points::next_columns`]):
+/// what a reader that wants plain numbers takes, without a [`Value`] per
+/// point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnBatch {
+    /// The series.
+    pub key: Arc<SeriesKey>,
+    /// Timestamps, strictly increasing.
+    pub timestamps: Vec<i64>,
+    /// The values, one per timestamp, of the series' type.
+    pub values: Column,
+}
+
+impl ColumnBatch {
+    /// The points, as [`Batch`] holds them.
+    pub fn points(&self) -> Vec<(i64, Value)> {
+        self.timestamps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &t)| Some((t, self.values.get(i)?)))
+            .collect()
+    }
+
+    /// Append a point, refusing one of another type than the column's.
+    fn push(&mut self, t: i64, v: &Value) -> Result<()> {
+        if !self.values.push(v) {
+            return Err(Error::Series(format!(
+                "series {} holds {} values, and a {} value at {t}",
+                self.key,
+                self.values.value_type(),
+                v.value_type()
+            )));
+        }
+        self.timestamps.push(t);
+        Ok(())
+    }
+
+    fn push_all(&mut self, pts: impl IntoIterator<Item = (i64, Value)>) -> Result<()> {
+        pts.into_iter().try_for_each(|(t, v)| self.push(t, &v))
+    }
 }
 
 /// An aggregate function ([`View::aggregate`]).
@@ -356,7 +398,9 @@ struct Source<'v, 'e> {
 
 impl<'v, 'e> Source<'v, 'e> {
     fn new(view: &'v View<'e>, sel: &Selector, from: i64, to: i64) -> Result<Source<'v, 'e>> {
-        let series: VecDeque<_> = view.series_where(|k| sel.matches(k))?.into();
+        let series: VecDeque<_> = view
+            .series_where(sel.measurement_eq(), |k| sel.matches(k))?
+            .into();
         Ok(Source::of(view, series, from, to))
     }
 
@@ -431,6 +475,22 @@ impl<'v, 'e> Source<'v, 'e> {
         Ok((vb, st))
     }
 
+    /// A segment, decoded and verified.
+    fn segment(
+        &mut self,
+        key: &SeriesKey,
+        s: &SegRef,
+        vb: &sydra_objects::Object,
+    ) -> Result<segment::Segment> {
+        let tb = self.store().get(&s.ts)?;
+        let seg = segment::decode(s.block, &tb.data, &vb.data).map_err(|e| Error::Segment {
+            path: seg_path(key, s.block),
+            reason: e.0,
+        })?;
+        self.stats.segments_decoded += 1;
+        Ok(seg)
+    }
+
     /// A segment's points in the range.
     fn points(
         &mut self,
@@ -438,12 +498,7 @@ impl<'v, 'e> Source<'v, 'e> {
         s: &SegRef,
         vb: &sydra_objects::Object,
     ) -> Result<Vec<(i64, Value)>> {
-        let tb = self.store().get(&s.ts)?;
-        let seg = segment::decode(s.block, &tb.data, &vb.data).map_err(|e| Error::Segment {
-            path: seg_path(key, s.block),
-            reason: e.0,
-        })?;
-        self.stats.segments_decoded += 1;
+        let seg = self.segment(key, s, vb)?;
         let (from, to) = (self.from, self.to);
         Ok(seg
             .points()
@@ -502,7 +557,7 @@ impl Points<'_, '_> {
         self.src.stats
     }
 
-    fn step(&mut self) -> Result<Option<Batch>> {
+    fn step(&mut self) -> Result<Option<ColumnBatch>> {
         loop {
             let Some(cur) = self.cur.as_mut() else {
                 match self.src.next_series() {
@@ -513,40 +568,62 @@ impl Points<'_, '_> {
                     }
                 }
             };
-            let mut points;
+            let values = Column::new(cur.value_type).ok_or_else(|| {
+                Error::Series(format!(
+                    "series {} is of type {}, which is not stored",
+                    cur.key, cur.value_type
+                ))
+            })?;
+            let mut batch = ColumnBatch {
+                key: cur.key.clone(),
+                timestamps: Vec::new(),
+                values,
+            };
             if let Some(s) = cur.segs.pop_front() {
-                points = head_before(&mut cur.head, s.block);
+                batch.push_all(head_before(&mut cur.head, s.block))?;
                 let (vb, st) = self.src.header(&cur.key, &s)?;
                 let end = s.block.saturating_add(st.span);
                 let in_block = head_before(&mut cur.head, end);
                 if st.max_ts < self.src.from || st.min_ts > self.src.to {
                     self.src.stats.segments_pruned += 1;
-                    points.extend(in_block);
+                    batch.push_all(in_block)?;
+                } else if in_block.is_empty() {
+                    // The common case: the segment's points in the range,
+                    // copied column by column.
+                    let seg = self.src.segment(&cur.key, &s, &vb)?;
+                    let ts = &seg.timestamps;
+                    let lo = ts.partition_point(|&t| t < self.src.from);
+                    let hi = ts.partition_point(|&t| t <= self.src.to);
+                    if !batch.values.extend_from(&seg.values, lo..hi) {
+                        return Err(Error::Segment {
+                            path: seg_path(&cur.key, s.block),
+                            reason: format!(
+                                "holds {} values in a series of {} values",
+                                seg.value_type(),
+                                cur.value_type
+                            ),
+                        });
+                    }
+                    batch.timestamps.extend_from_slice(&ts[lo..hi]);
                 } else {
                     let seg = self.src.points(&cur.key, &s, &vb)?;
-                    points.extend(merge(seg, in_block));
+                    batch.push_all(merge(seg, in_block))?;
                 }
             } else {
-                points = cur.head.drain(..).collect();
+                batch.push_all(cur.head.drain(..))?;
             }
-            let batch = Batch {
-                key: cur.key.clone(),
-                value_type: cur.value_type,
-                points,
-            };
             if cur.segs.is_empty() && cur.head.is_empty() {
                 self.cur = None;
             }
-            if !batch.points.is_empty() {
+            if !batch.timestamps.is_empty() {
                 return Ok(Some(batch));
             }
         }
     }
-}
 
-impl Iterator for Points<'_, '_> {
-    type Item = Result<Batch>;
-    fn next(&mut self) -> Option<Result<Batch>> {
+    /// The next run of points as columns: what [`Iterator::next`] gives,
+    /// without a [`Value`] per point. The two may be mixed.
+    pub fn next_columns(&mut self) -> Option<Result<ColumnBatch>> {
         if self.failed {
             return None;
         }
@@ -557,6 +634,19 @@ impl Iterator for Points<'_, '_> {
                 Some(Err(e))
             }
         }
+    }
+}
+
+impl Iterator for Points<'_, '_> {
+    type Item = Result<Batch>;
+    fn next(&mut self) -> Option<Result<Batch>> {
+        self.next_columns().map(|r| {
+            r.map(|c| Batch {
+                value_type: c.values.value_type(),
+                points: c.points(),
+                key: c.key,
+            })
+        })
     }
 }
 
@@ -846,7 +936,7 @@ impl Iterator for Buckets<'_, '_> {
 impl<'e> View<'e> {
     /// The series `sel` selects in this version, by key, with their types.
     pub fn select(&self, sel: &Selector) -> Result<Vec<(Arc<SeriesKey>, ValueType)>> {
-        self.series_where(|k| sel.matches(k))
+        self.series_where(sel.measurement_eq(), |k| sel.matches(k))
     }
 
     /// The points of one series in `[from, to]`.

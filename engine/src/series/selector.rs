@@ -126,6 +126,15 @@ pub struct Selector {
 }
 
 impl Selector {
+    /// The measurement an `=` matcher requires, if one does: only that
+    /// measurement's series need be looked at.
+    pub fn measurement_eq(&self) -> Option<&str> {
+        self.matchers
+            .iter()
+            .find(|m| m.label == Label::Measurement && m.op == Op::Eq)
+            .map(|m| m.value.as_str())
+    }
+
     /// The selector of every series.
     pub fn all() -> Selector {
         Selector::default()

@@ -111,17 +111,19 @@ impl<'e> View<'e> {
 
     /// [`View::series`] without copying the keys.
     pub(crate) fn series_arcs(&self) -> Result<Vec<(Arc<SeriesKey>, ValueType)>> {
-        self.series_where(|_| true)
+        self.series_where(None, |_| true)
     }
 
-    /// The series of this version whose key satisfies `keep`, by key.
+    /// The series of this version whose key satisfies `keep`, by key (only
+    /// those of `measurement` looked at when it is given).
     pub(crate) fn series_where(
         &self,
+        measurement: Option<&str>,
         keep: impl FnMut(&SeriesKey) -> bool,
     ) -> Result<Vec<(Arc<SeriesKey>, ValueType)>> {
         let list = match &self.head {
-            Some(h) => h.list_where(keep),
-            None => self.engine.live_head()?.list_where(keep),
+            Some(h) => h.list_where(measurement, keep),
+            None => self.engine.live_head()?.list_where(measurement, keep),
         };
         Ok(list.into_iter().map(|(k, _, t, _)| (k, t)).collect())
     }

@@ -427,7 +427,7 @@ fn handle(ctx: &Arc<Ctx>, mut req: Request) {
             object(ctx, &p["/objects/".len()..]).map(Reply::from)
         }
         (Method::Post, "/api/v1/write") => tsdb::prom_write(ctx, &mut req).map(Reply::from),
-        (Method::Post, "/api/v1/read") => tsdb::prom_read(ctx, &mut req).map(Reply::from),
+        (Method::Post, "/api/v1/read") => tsdb::prom_read(ctx, &mut req).map(Reply::Bytes),
         (Method::Post, "/write") => Ok(tsdb::influx_write(ctx, &mut req, query).into()),
         (Method::Post | Method::Get, "/query") => {
             Ok(tsdb::influx_query(ctx, &mut req, query).into())
@@ -445,6 +445,7 @@ fn handle(ctx: &Arc<Ctx>, mut req: Request) {
     let resp = match result {
         Ok(Reply::Whole(r)) => r,
         Ok(Reply::Streamed(body)) => return body.send(req),
+        Ok(Reply::Bytes(body)) => return body.send(req),
         Err(Reject(code, msg)) => text(code, &msg),
     };
     // A write that failed may have poisoned the engine: reopen it before
@@ -561,6 +562,38 @@ fn fetch(ctx: &Ctx, req: &mut Request) -> std::result::Result<Reply, Reject> {
 enum Reply {
     Whole(Resp),
     Streamed(Streamed),
+    Bytes(Bytes),
+}
+
+/// A 200 whose body is in memory, sent with its head in one write: a
+/// `Response` goes out through tiny_http's copy loop in pieces of 8 KiB,
+/// each its own segment on a connection without Nagle's delay, which a
+/// client waits through.
+pub(super) struct Bytes {
+    pub(super) headers: &'static [(&'static str, &'static str)],
+    pub(super) body: Vec<u8>,
+}
+
+impl Bytes {
+    fn send(self, req: Request) {
+        if req.http_version() != &tiny_http::HTTPVersion(1, 1) {
+            let mut r = Response::from_data(self.body);
+            for (k, v) in self.headers {
+                r.add_header(header(k, v));
+            }
+            let _ = req.respond(r);
+            return;
+        }
+        let mut out = Vec::with_capacity(self.body.len() + 256);
+        out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        for (k, v) in self.headers {
+            out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+        }
+        out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", self.body.len()).as_bytes());
+        out.extend_from_slice(&self.body);
+        let mut conn = req.into_writer();
+        let _ = conn.write_all(&out).and_then(|()| conn.flush());
+    }
 }
 
 impl From<Resp> for Reply {

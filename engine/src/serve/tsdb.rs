@@ -17,13 +17,13 @@ use prost::Message;
 use serde_json::json;
 use tiny_http::{Request, Response, StatusCode};
 
-use super::prompb::{self, Label as PromLabel, ReadRequest, ReadResponse, TimeSeries};
+use super::prompb::{self, Label as PromLabel, ReadRequest};
 use super::{Ctx, EngineGuard, Reject, Resp, boxed, header, json_resp, read_body};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::series::lineproto::{self, Precision};
 use crate::series::selector::{Label, Matcher, Op};
-use crate::series::{Agg, Selector, SeriesKey, SeriesRef, Value, WHOLE_RANGE};
+use crate::series::{Agg, Column, Selector, SeriesKey, SeriesRef, Value, WHOLE_RANGE};
 
 /// The most bytes of a write request's body as sent (compressed).
 pub const MAX_WRITE_BYTES: u64 = 64 << 20;
@@ -250,7 +250,7 @@ fn prom_selector(matchers: &[prompb::LabelMatcher]) -> std::result::Result<Selec
 /// `POST /api/v1/read`: a snappy `prometheus.ReadRequest`, answered with a
 /// snappy `prometheus.ReadResponse` of raw samples (the `SAMPLES` response
 /// type) read from the live data.
-pub(super) fn prom_read(ctx: &Ctx, req: &mut Request) -> Answer {
+pub(super) fn prom_read(ctx: &Ctx, req: &mut Request) -> std::result::Result<super::Bytes, Reject> {
     let engine = ctx.engine()?;
     let body = read_body(req, MAX_WRITE_BYTES)?;
     let raw = unsnappy(&body)?;
@@ -271,42 +271,29 @@ pub(super) fn prom_read(ctx: &Ctx, req: &mut Request) -> Answer {
         ));
     }
     let view = engine.view(None)?;
-    let mut out = ReadResponse::default();
+    let mut out: Vec<Vec<prompb::ReadSeries>> = Vec::with_capacity(rr.queries.len());
     let mut total = 0usize;
     for q in &rr.queries {
         let sel = prom_selector(&q.matchers).map_err(|m| Reject(400, m))?;
         let from = q.start_timestamp_ms.saturating_mul(MS);
         let to = q.end_timestamp_ms.saturating_mul(MS).saturating_add(MS - 1);
-        let mut result = prompb::QueryResult::default();
+        let mut result: Vec<prompb::ReadSeries> = Vec::new();
         if from <= to {
             let mut open: Option<Arc<SeriesKey>> = None;
-            for b in view.query(&sel, from, to)? {
+            let mut it = view.query(&sel, from, to)?;
+            while let Some(b) = it.next_columns() {
                 let b = b?;
                 if open.as_ref() != Some(&b.key) {
-                    result.timeseries.push(TimeSeries {
+                    result.push(prompb::ReadSeries {
                         labels: prom_labels(&b.key),
-                        ..TimeSeries::default()
+                        ..prompb::ReadSeries::default()
                     });
                     open = Some(b.key.clone());
                 }
-                let Some(series) = result.timeseries.last_mut() else {
+                let Some(series) = result.last_mut() else {
                     continue;
                 };
-                for (t, v) in &b.points {
-                    let ms = t.div_euclid(MS);
-                    let sample = prompb::Sample {
-                        value: v.as_f64(),
-                        timestamp: ms,
-                    };
-                    // Points finer than a millisecond: the last of each.
-                    match series.samples.last_mut() {
-                        Some(last) if last.timestamp == ms => *last = sample,
-                        _ => {
-                            series.samples.push(sample);
-                            total += 1;
-                        }
-                    }
-                }
+                total += add_samples(series, &b.timestamps, &b.values);
                 if total > MAX_READ_SAMPLES {
                     return Err(Reject(
                         400,
@@ -318,17 +305,45 @@ pub(super) fn prom_read(ctx: &Ctx, req: &mut Request) -> Answer {
                 }
             }
         }
-        out.results.push(result);
+        out.push(result);
     }
-    let encoded = out.encode_to_vec();
+    let encoded = prompb::encode_read_response(&out);
     let compressed = snap::raw::Encoder::new()
         .compress_vec(&encoded)
         .map_err(|e| Reject(500, format!("cannot compress the answer: {e}")))?;
-    Ok(boxed(
-        Response::from_data(compressed)
-            .with_header(header("Content-Type", "application/x-protobuf"))
-            .with_header(header("Content-Encoding", "snappy")),
-    ))
+    Ok(super::Bytes {
+        headers: &[
+            ("Content-Type", "application/x-protobuf"),
+            ("Content-Encoding", "snappy"),
+        ],
+        body: compressed,
+    })
+}
+
+/// Append a run of points to a remote-read series as samples: times in
+/// milliseconds (points finer than a millisecond: the last of each),
+/// values as floats. Returns how many samples it added.
+fn add_samples(series: &mut prompb::ReadSeries, ts: &[i64], values: &Column) -> usize {
+    let before = series.timestamps.len();
+    match values {
+        Column::F64(c) => push_samples(series, ts, c.iter().copied()),
+        Column::I64(c) => push_samples(series, ts, c.iter().map(|&x| x as f64)),
+        Column::Bool(c) => push_samples(series, ts, c.iter().map(|&b| f64::from(u8::from(b)))),
+    }
+    series.timestamps.len() - before
+}
+
+fn push_samples(series: &mut prompb::ReadSeries, ts: &[i64], vals: impl Iterator<Item = f64>) {
+    for (&t, v) in ts.iter().zip(vals) {
+        let ms = t.div_euclid(MS);
+        match (series.timestamps.last(), series.values.last_mut()) {
+            (Some(&last), Some(lv)) if last == ms => *lv = v,
+            _ => {
+                series.timestamps.push(ms);
+                series.values.push(v);
+            }
+        }
+    }
 }
 
 /// An InfluxDB-shaped error: `{"error": "..."}`.

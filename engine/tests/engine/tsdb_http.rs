@@ -223,7 +223,67 @@ fn remote_write_then_remote_read_round_trips_every_sample_bit_for_bit() {
         .collect();
     assert_eq!(got, vec![(1_000, 1.0), (2_000, 3.0)]);
     assert!(r.results[2].timeseries.is_empty());
+    // The answer goes out whole in one write with its length: a kept-alive
+    // connection takes read after read, then any other request.
+    let body = snappy(&ReadRequest {
+        queries: vec![Query {
+            start_timestamp_ms: 0,
+            end_timestamp_ms: 10_000,
+            matchers: vec![matcher(0, "__name__", "up")],
+        }],
+        accepted_response_types: vec![],
+    });
+    let mut conn = std::io::BufReader::new(std::net::TcpStream::connect(s.addr()).unwrap());
+    let mut answers = Vec::new();
+    for path in ["/api/v1/read", "/api/v1/read", "/api/v1/health"] {
+        let (method, body) = if path == "/api/v1/health" {
+            ("GET", &[][..])
+        } else {
+            ("POST", body.as_slice())
+        };
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let w = conn.get_mut();
+        w.write_all(head.as_bytes()).unwrap();
+        w.write_all(body).unwrap();
+        answers.push(keep_alive_answer(&mut conn));
+    }
+    assert_eq!(answers[0], answers[1]);
+    let raw = snap::raw::Decoder::new()
+        .decompress_vec(&answers[0].1)
+        .unwrap();
+    let r = ReadResponse::decode(raw.as_slice()).unwrap();
+    assert_eq!(r.results[0].timeseries.len(), 2);
+    assert_eq!(answers[2], (200, b"ok\n".to_vec()));
     s.stop();
+}
+
+/// One answer on a kept-alive connection: its status and body, framed by
+/// `Content-Length`.
+fn keep_alive_answer(conn: &mut std::io::BufReader<std::net::TcpStream>) -> (u16, Vec<u8>) {
+    use std::io::{BufRead, Read};
+    let mut line = String::new();
+    conn.read_line(&mut line).unwrap();
+    let status: u16 = line.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut len = None;
+    loop {
+        line.clear();
+        conn.read_line(&mut line).unwrap();
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            len = v.trim().parse::<usize>().ok();
+        }
+    }
+    let mut body = vec![0; len.expect("a Content-Length")];
+    conn.read_exact(&mut body).unwrap();
+    (status, body)
 }
 
 #[test]
