@@ -269,6 +269,15 @@ if r:
         ratio = s["sydra_over_prometheus_query"]
         out.append(f"| {s['state']} | {s['sydra_read']['median_s'] * 1e3:.3f} ms | {s['prometheus_query']['median_s'] * 1e3:.3f} ms | "
                    f"{s['prometheus_remote_read']['median_s'] * 1e3:.3f} ms | {ratio:.2f}× | {verdict(ratio <= 0.5)} |")
+    out += ["", "The same probes in blocks of requests in a row instead of turns (diagnostic: each server's working set stays in the caches)",
+            "| sydra state | sydra /api/v1/read | Prometheus /api/v1/query [1h] | sydra / query | GET health: sydra | Prometheus |",
+            "|---|---|---|---|---|---|"]
+    for s in r["states"]:
+        b = s.get("blocked_median_s")
+        if b:
+            sr, pq = b["sydra /api/v1/read"], b["prometheus /api/v1/query"]
+            out.append(f"| {s['state']} | {sr * 1e3:.3f} ms | {pq * 1e3:.3f} ms | {sr / pq:.2f}× | "
+                       f"{b['sydra /api/v1/health'] * 1e3:.3f} ms | {b['prometheus /-/healthy'] * 1e3:.3f} ms |")
     s = r["states"][-1]
     ip = s["sydra_in_process"]
     out.append(f"(in process, after compaction: view {ip['view_s'] * 1e3:.3f} ms, query {ip['query_s'] * 1e3:.3f} ms, "

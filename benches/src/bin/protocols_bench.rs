@@ -62,8 +62,12 @@
 //!   compaction thread runs: blocks before the newest move to segments),
 //!   and after a compaction of everything (`CompactOptions { all: true }`).
 //!   Beside each: the handler's steps timed in this process (view, query,
-//!   protobuf, snappy), and a `GET` of each server's health endpoint on
-//!   the same kind of connection (the fixed cost of a request).
+//!   protobuf, snappy), a `GET` of each server's health endpoint on the
+//!   same kind of connection (the fixed cost of a request), and every
+//!   probe once more in blocks of `--reps` requests in a row instead of
+//!   taking turns (each server then answers with its own working set in
+//!   the caches; the turns are the result, the blocks show how much of
+//!   it the other server's requests in between cost).
 //! - `phases`: where Sydra's remote-write time goes, without HTTP: the
 //!   handler's steps (snappy, protobuf decode, series keys and handles,
 //!   appends, commit) run in this process on a fresh engine over the
@@ -1336,6 +1340,21 @@ fn rounds(probes: &mut [&mut Probe], warmup: usize, reps: usize) {
     }
 }
 
+/// Time `probes` one after another: `reps` requests of each in a row,
+/// so each server answers with its own working set in the caches; the
+/// medians, by probe name, in seconds.
+fn blocked_medians(probes: &mut [&mut Probe], reps: usize) -> Json {
+    let mut out = serde_json::Map::new();
+    for p in probes.iter_mut() {
+        let mut times = Vec::with_capacity(reps);
+        for _ in 0..reps {
+            times.push(p.once().0);
+        }
+        out.insert(p.name.to_string(), json!(median(&times)));
+    }
+    Json::Object(out)
+}
+
 fn summary(p: &Probe) -> Json {
     json!({
         "median_s": median(&p.times),
@@ -1593,8 +1612,19 @@ fn read(a: &Args) {
             s / q
         );
         let phases = read_phases(&engine, &labels, from, to, reps);
+        let blocked = blocked_medians(
+            &mut [
+                &mut sydra,
+                &mut prom_query,
+                &mut prom_read,
+                &mut sydra_health,
+                &mut prom_health,
+            ],
+            reps,
+        );
         states.push(json!({
             "state": state,
+            "blocked_median_s": blocked,
             "sydra_in_process": phases,
             "compaction": report,
             "head_points": head_points,
