@@ -150,7 +150,7 @@ def cmd_report(d, out):
     w("")
     s = r("synth.meta")
     ru, rr = r("synth.rollup.lib"), r("synth.raw.lib")
-    d = r("dense.meta")
+    dm = r("dense.meta")
     du, dr = r("dense.rollup.lib"), r("dense.raw.lib")
     w(f"**Rollups.** {s['series']:,} series × one day at {s['step_s']} s "
       f"({s['series'] * s['points']:,} points, synthetic, compacted into hour "
@@ -158,7 +158,7 @@ def cmd_report(d, out):
       f"rollups {ru['median_us'] / 1e3:.1f} ms, from raw points (`--raw`) "
       f"{rr['median_us'] / 1e3:.1f} ms: **{rr['median_us'] / ru['median_us']:.1f}×** "
       f"faster ({ru['rows']:,} buckets, identical results). The same number of "
-      f"points as {d['series']:,} series at {d['step_s']} s (60 points a minute "
+      f"points as {dm['series']:,} series at {dm['step_s']} s (60 points a minute "
       f"instead of 6): from rollups {du['median_us'] / 1e3:.1f} ms, from raw "
       f"{dr['median_us'] / 1e3:.1f} ms: **{dr['median_us'] / du['median_us']:.1f}×** "
       f"({du['rows']:,} buckets). A rollup bucket is three decoded values (start, "
