@@ -2,9 +2,12 @@
 //! repeated on an open engine, its median, as one JSON line.
 //!
 //! ```text
-//! query_lib DIR points SELECTOR [--as-of REV]
-//! query_lib DIR agg SELECTOR STEP_NS FN [--raw] [--as-of REV]
+//! query_lib DIR points SELECTOR [--as-of REV] [--range FROM_NS TO_NS] [--columns]
+//! query_lib DIR agg SELECTOR STEP_NS FN [--raw] [--as-of REV] [--range FROM_NS TO_NS]
 //! ```
+//!
+//! `--range` limits the data time (both inclusive; default everything);
+//! `--columns` reads the points as columns (`Points::next_columns`).
 //!
 //! Each run includes making the view (for `--as-of`, rebuilding that
 //! version's head), resolving the selector and reading every row; runs
@@ -17,8 +20,8 @@ use sydra_engine::{Engine, Options};
 
 fn usage() -> ! {
     eprintln!(
-        "usage: query_lib DIR points SELECTOR [--as-of REV] | \
-         query_lib DIR agg SELECTOR STEP_NS FN [--raw] [--as-of REV]"
+        "usage: query_lib DIR points SELECTOR [--as-of REV] [--range FROM_NS TO_NS] [--columns] | \
+         query_lib DIR agg SELECTOR STEP_NS FN [--raw] [--as-of REV] [--range FROM_NS TO_NS]"
     );
     std::process::exit(2)
 }
@@ -35,6 +38,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|i| args.get(i + 1))
         .cloned();
     let raw = args.iter().any(|a| a == "--raw");
+    let columns = args.iter().any(|a| a == "--columns");
+    let (from, to) = match args.iter().position(|a| a == "--range") {
+        Some(i) => (
+            args.get(i + 1).unwrap_or_else(|| usage()).parse::<i64>()?,
+            args.get(i + 2).unwrap_or_else(|| usage()).parse::<i64>()?,
+        ),
+        None => (i64::MIN, i64::MAX),
+    };
     let sel = Selector::parse(sel_text)?;
     let engine = Engine::open(dir, Options::default())?;
     let agg = match mode {
@@ -50,13 +61,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let view = engine.view(as_of.as_deref())?;
         let mut rows = 0u64;
         match agg {
+            None if columns => {
+                let mut it = view.query(&sel, from, to)?;
+                while let Some(b) = it.next_columns() {
+                    rows += b?.timestamps.len() as u64;
+                }
+            }
             None => {
-                for b in view.query(&sel, i64::MIN, i64::MAX)? {
+                for b in view.query(&sel, from, to)? {
                     rows += b?.points.len() as u64;
                 }
             }
             Some((step, f)) => {
-                let mut it = view.aggregate(&sel, i64::MIN, i64::MAX, step, f)?;
+                let mut it = view.aggregate(&sel, from, to, step, f)?;
                 if raw {
                     it = it.raw();
                 }
