@@ -123,6 +123,15 @@ impl Column {
         }
     }
 
+    /// The values at `at`, in that order.
+    pub(crate) fn gather(&self, at: &[usize]) -> Column {
+        match self {
+            Column::F64(c) => Column::F64(at.iter().map(|&i| c[i]).collect()),
+            Column::I64(c) => Column::I64(at.iter().map(|&i| c[i]).collect()),
+            Column::Bool(c) => Column::Bool(at.iter().map(|&i| c[i]).collect()),
+        }
+    }
+
     /// Whether it holds no values.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -304,6 +313,53 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
+    /// The points as a timestamp and a value column, sorted by time, one
+    /// per timestamp (the last written); `None` for a series not yet typed.
+    /// The same points as [`Snapshot::points`], without a [`Value`] each.
+    pub(crate) fn columns(self) -> Result<Option<(Vec<i64>, Column)>, HeadError> {
+        let s = self;
+        let Some(t) = s.value_type else {
+            return Ok(None);
+        };
+        let Some(mut vals) = Column::new(t) else {
+            return Ok(None);
+        };
+        let mismatch = || HeadError::Log(format!("head of {}: a chunk of another type", s.key));
+        let mut ts: Vec<i64> = Vec::with_capacity(s.points as usize);
+        for c in &s.chunks {
+            let (cts, cv) = c.decode(t, &s.key)?;
+            let n = cts.len().min(cv.len());
+            ts.extend_from_slice(&cts[..n]);
+            if !vals.extend_from(&cv, 0..n) {
+                return Err(mismatch());
+            }
+        }
+        if let Some(open) = &s.open {
+            let n = s.open_ts.len().min(open.len());
+            ts.extend_from_slice(&s.open_ts[..n]);
+            if !vals.extend_from(open, 0..n) {
+                return Err(mismatch());
+            }
+        }
+        if ts.windows(2).all(|w| w[0] < w[1]) {
+            return Ok(Some((ts, vals)));
+        }
+        // Out of order or written twice: by time (stable), the last of each.
+        let mut order: Vec<usize> = (0..ts.len()).collect();
+        order.sort_by_key(|&i| ts[i]);
+        let mut keep: Vec<usize> = Vec::with_capacity(order.len());
+        for i in order {
+            match keep.last_mut() {
+                Some(l) if ts[*l] == ts[i] => *l = i,
+                _ => keep.push(i),
+            }
+        }
+        Ok(Some((
+            keep.iter().map(|&i| ts[i]).collect(),
+            vals.gather(&keep),
+        )))
+    }
+
     /// The points, sorted by time, one per timestamp (the last written).
     pub(crate) fn points(self) -> Result<Vec<(i64, Value)>, HeadError> {
         let s = self;
@@ -967,6 +1023,28 @@ mod tests {
         assert_eq!(p[5], (5, Value::F64(-2.0)));
         assert_eq!(p[299], (299, Value::F64(299.0)));
         assert!(h.bytes() < 302 * 16, "chunks are compressed: {}", h.bytes());
+        // The columns say the same, sealed and with an open group after an
+        // out-of-order rewrite.
+        h.push(r.0, 3, &[7, 400, 7], &Column::F64(vec![1.5, 4.0, 2.5]));
+        for sealed in [false, true] {
+            if sealed {
+                h.seal(r.0);
+            }
+            let snap = || h.snapshot(r.0).unwrap_or_else(|e| panic!("{e}"));
+            let p = snap().points().unwrap_or_else(|e| panic!("{e}"));
+            let (ts, vals) = snap()
+                .columns()
+                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap_or_else(|| panic!("typed"));
+            assert_eq!(p.len(), 301);
+            assert_eq!(p[7], (7, Value::F64(2.5)));
+            let from_columns: Vec<(i64, Value)> = ts
+                .iter()
+                .enumerate()
+                .map(|(i, &t)| (t, vals.get(i).unwrap_or_else(|| panic!("short"))))
+                .collect();
+            assert_eq!(from_columns, p, "sealed: {sealed}");
+        }
     }
 
     #[test]

@@ -93,6 +93,23 @@ impl ColumnBatch {
     fn push_all(&mut self, pts: impl IntoIterator<Item = (i64, Value)>) -> Result<()> {
         pts.into_iter().try_for_each(|(t, v)| self.push(t, &v))
     }
+
+    /// Append the head's points at `r`.
+    fn extend_head(&mut self, head: &HeadRun, r: std::ops::Range<usize>) -> Result<()> {
+        let Some(v) = &head.values else {
+            return Ok(());
+        };
+        if !self.values.extend_from(v, r.clone()) {
+            return Err(Error::Series(format!(
+                "series {} holds {} values, and its head {} values",
+                self.key,
+                self.values.value_type(),
+                v.value_type()
+            )));
+        }
+        self.timestamps.extend_from_slice(&head.ts[r]);
+        Ok(())
+    }
 }
 
 /// An aggregate function ([`View::aggregate`]).
@@ -379,8 +396,8 @@ pub(super) fn head_err(e: impl std::fmt::Display) -> Error {
 struct Current {
     key: Arc<SeriesKey>,
     value_type: ValueType,
-    /// Its head points in the range, by time; drained from the front.
-    head: VecDeque<(i64, Value)>,
+    /// Its head points in the range, by time; taken from the front.
+    head: HeadRun,
     segs: VecDeque<SegRef>,
 }
 
@@ -434,13 +451,21 @@ impl<'v, 'e> Source<'v, 'e> {
 
     fn open(&mut self, key: Arc<SeriesKey>, value_type: ValueType) -> Result<Current> {
         let (snap, commit) = self.view.head_and_commit(&key)?;
-        let mut head = VecDeque::new();
-        if let Some(s) = snap {
-            for p in Snapshot::points(s).map_err(head_err)? {
-                if p.0 >= self.from && p.0 <= self.to {
-                    head.push_back(p);
-                }
-            }
+        let mut head = HeadRun::default();
+        if let Some((ts, values)) = snap
+            .map(Snapshot::columns)
+            .transpose()
+            .map_err(head_err)?
+            .flatten()
+        {
+            let pos = ts.partition_point(|&t| t < self.from);
+            let end = ts.partition_point(|&t| t <= self.to);
+            head = HeadRun {
+                ts,
+                values: Some(values),
+                pos,
+                end: end.max(pos),
+            };
         }
         self.stats.head_points += head.len() as u64;
         let store = self.view.engine().repo().objects();
@@ -537,10 +562,56 @@ pub(super) fn merge(seg: Vec<(i64, Value)>, head: Vec<(i64, Value)>) -> Vec<(i64
     out
 }
 
+/// A series' head points in the query's range, as columns, with a
+/// cursor: each segment takes those before its end off the front.
+#[derive(Debug, Default)]
+struct HeadRun {
+    ts: Vec<i64>,
+    values: Option<Column>,
+    /// The next point not taken.
+    pos: usize,
+    /// One past the last point in the range.
+    end: usize,
+}
+
+impl HeadRun {
+    /// Points not yet taken.
+    fn len(&self) -> usize {
+        self.end - self.pos
+    }
+
+    fn is_empty(&self) -> bool {
+        self.pos == self.end
+    }
+
+    /// Take the points before `t`.
+    fn take_before(&mut self, t: i64) -> std::ops::Range<usize> {
+        let n = self.ts[self.pos..self.end].partition_point(|&x| x < t);
+        let r = self.pos..self.pos + n;
+        self.pos += n;
+        r
+    }
+
+    /// Take every point left.
+    fn take_rest(&mut self) -> std::ops::Range<usize> {
+        let r = self.pos..self.end;
+        self.pos = self.end;
+        r
+    }
+
+    /// The points at `r`, each with its [`Value`].
+    fn points(&self, r: std::ops::Range<usize>) -> Vec<(i64, Value)> {
+        let Some(v) = &self.values else {
+            return Vec::new();
+        };
+        r.filter_map(|i| Some((self.ts[i], v.get(i)?))).collect()
+    }
+}
+
 /// Take the head points before `t` off the front.
-fn head_before(head: &mut VecDeque<(i64, Value)>, t: i64) -> Vec<(i64, Value)> {
-    let n = head.partition_point(|p| p.0 < t);
-    head.drain(..n).collect()
+fn head_before(head: &mut HeadRun, t: i64) -> Vec<(i64, Value)> {
+    let r = head.take_before(t);
+    head.points(r)
 }
 
 /// The iterator [`View::query`] returns.
@@ -580,13 +651,14 @@ impl Points<'_, '_> {
                 values,
             };
             if let Some(s) = cur.segs.pop_front() {
-                batch.push_all(head_before(&mut cur.head, s.block))?;
+                let before = cur.head.take_before(s.block);
+                batch.extend_head(&cur.head, before)?;
                 let (vb, st) = self.src.header(&cur.key, &s)?;
                 let end = s.block.saturating_add(st.span);
-                let in_block = head_before(&mut cur.head, end);
+                let in_block = cur.head.take_before(end);
                 if st.max_ts < self.src.from || st.min_ts > self.src.to {
                     self.src.stats.segments_pruned += 1;
-                    batch.push_all(in_block)?;
+                    batch.extend_head(&cur.head, in_block)?;
                 } else if in_block.is_empty() {
                     // The common case: the segment's points in the range,
                     // copied column by column.
@@ -607,10 +679,11 @@ impl Points<'_, '_> {
                     batch.timestamps.extend_from_slice(&ts[lo..hi]);
                 } else {
                     let seg = self.src.points(&cur.key, &s, &vb)?;
-                    batch.push_all(merge(seg, in_block))?;
+                    batch.push_all(merge(seg, cur.head.points(in_block)))?;
                 }
             } else {
-                batch.push_all(cur.head.drain(..))?;
+                let rest = cur.head.take_rest();
+                batch.extend_head(&cur.head, rest)?;
             }
             if cur.segs.is_empty() && cur.head.is_empty() {
                 self.cur = None;
@@ -894,7 +967,8 @@ impl Buckets<'_, '_> {
                 self.fold_point(&mut out, t, &v);
             }
         }
-        for (t, v) in std::mem::take(&mut cur.head) {
+        let rest = cur.head.take_rest();
+        for (t, v) in cur.head.points(rest) {
             self.fold_point(&mut out, t, &v);
         }
         Ok(out)
