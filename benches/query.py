@@ -138,6 +138,15 @@ def cmd_report(d, out):
           f"{p['median_ms'] / i['median_ms']:.2f}× | {l['median_us']:.0f} µs | "
           f"{l['median_us'] / 1e3 / i['median_ms']:.3f}× | {l['rows']:,} |")
     w("")
+    tp, vp, oi = r("true.proc"), r("version.proc"), r("one.influx")
+    w(f"**The floor of a process.** Started the same way, `/bin/true` takes "
+      f"{tp['median_ms']:.2f} ms and `sydra --version` {vp['median_ms']:.2f} ms: "
+      f"{tp['median_ms'] / oi['median_ms']:.2f}× and {vp['median_ms'] / oi['median_ms']:.2f}× "
+      f"of InfluxDB's one-series answer ({oi['median_ms']:.2f} ms, a query on a warm "
+      "connection to a running server). A process that does nothing already takes "
+      "more than half of it, so no `sydra query` process can meet ≤ 0.5× on this "
+      "machine; the library call is what a server embedding Sydra pays.")
+    w("")
     h, a = r("one.lib"), r("asof.lib")
     hp, ap = r("one.proc"), r("asof.proc")
     w(f"**As of a snapshot.** The one-series query at `snapshots/half` (taken halfway "

@@ -104,6 +104,10 @@ $py proc "$res/one.proc.json" "$runs" -- "${q_one[@]}"
 $py proc "$res/mean1m.proc.json" "$runs" -- "${q_mean[@]}"
 $py proc "$res/count.proc.json" "$runs" -- "${q_count[@]}"
 $py proc "$res/asof.proc.json" "$runs" -- "${q_asof[@]}"
+# The floor of any process goal: starting one that does nothing, and
+# sydra's own start-up without a store.
+$py proc "$res/true.proc.json" "$runs" -- /bin/true
+$py proc "$res/version.proc.json" "$runs" -- "$sydra" --version
 "$qlib" "$store" points "$one" >"$res/one.lib.json"
 "$qlib" "$store" agg "$one" 60000000000 mean >"$res/mean1m.lib.json"
 "$qlib" "$store" agg '{}' 9223372036854775807 count >"$res/count.lib.json"
