@@ -129,6 +129,9 @@ rollup_case() {
     echo "{\"series\": $series, \"points\": $points, \"step_s\": $step_s}" >"$res/$name.meta.json"
     "$qlib" "$dir" agg '{}' 60000000000 mean >"$res/$name.rollup.lib.json"
     "$qlib" "$dir" agg '{}' 60000000000 mean --raw >"$res/$name.raw.lib.json"
+    # The floor under any per-minute answer: every segment's header, read
+    # by a step of an hour (each hour segment answered from its header).
+    "$qlib" "$dir" agg '{}' 3600000000000 mean >"$res/$name.headers.lib.json"
     "$sydra" --dir "$dir" query '{}' --step 1m --agg mean --format csv >"$work/a.csv"
     "$sydra" --dir "$dir" query '{}' --step 1m --agg mean --raw --format csv >"$work/b.csv"
     python3 - "$work/a.csv" "$work/b.csv" <<'PY'
