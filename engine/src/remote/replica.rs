@@ -27,17 +27,18 @@
 //! `spawn_blocking`). Several threads may read at once; their requests are
 //! served in turn.
 //!
-//! The replica's refs are the manifest's, read at open: a revision names
-//! one of them (`main`, `snapshots/nightly`, `refs/heads/main`) or a full
-//! commit id, with `~N` and `@{TIME}` steps (a time walks the first-parent
-//! history by commit time: the replica has no reflog of the remote).
+//! The replica's refs are the manifest's, read at open and again by
+//! [`Replica::refresh`]: a revision names one of them (`main`,
+//! `snapshots/nightly`, `refs/heads/main`) or a full commit id, with `~N`
+//! and `@{TIME}` steps (a time walks the first-parent history by commit
+//! time: the replica has no reflog of the remote).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use sydra_objects::{Fallback, ObjectId, Store};
 use sydra_refs::RefName;
 
@@ -95,16 +96,28 @@ pub struct Replica {
 /// Where an item sits: the pack (index into `packs`) and its span.
 type Place = (u32, Span);
 
-#[derive(Debug)]
-struct Source {
-    url: String,
-    s3: S3Remote,
+/// What the manifest listed when last read: the refs, and where each
+/// object and WAL range sits in the live packs.
+#[derive(Debug, Default)]
+struct Catalog {
+    generation: u64,
     packs: Vec<String>,
     refs: Vec<(RefName, ObjectId)>,
     objects: HashMap<ObjectId, Place>,
     ranges: HashMap<ObjectId, Place>,
     /// Per pack, its objects by offset: what else a coalesced read holds.
     by_offset: Vec<Vec<(Span, ObjectId)>>,
+}
+
+#[derive(Debug)]
+struct Source {
+    url: String,
+    s3: S3Remote,
+    /// Replaced whole by [`Replica::refresh`]; a read keeps the one it
+    /// started with (its places index that catalog's packs).
+    catalog: RwLock<Arc<Catalog>>,
+    /// Where the packs' transfer indexes are kept.
+    idx_dir: PathBuf,
     cache: Mutex<Cache>,
     max_bytes: u64,
     bytes: AtomicU64,
@@ -208,104 +221,22 @@ impl Engine {
         } else {
             Engine::create(&store, options.engine.clone())?
         };
+        let idx_dir = cache.join(INDEX_DIR);
+        std::fs::create_dir_all(&idx_dir).map_err(Error::io("create directory", &idx_dir))?;
+        let mut bytes = 0u64;
         let manifest = s3.manifest()?;
-        if manifest.packs.is_empty() && manifest.refs.is_empty() {
+        let catalog = load_catalog(url, &s3, manifest, &engine, &idx_dir, &mut bytes)?;
+        if catalog.packs.is_empty() && catalog.refs.is_empty() {
             return Err(remote_err(
                 url,
                 "has no manifest: nothing was pushed there (or the bucket does not exist)",
             ));
         }
-        let idx_dir = cache.join(INDEX_DIR);
-        std::fs::create_dir_all(&idx_dir).map_err(Error::io("create directory", &idx_dir))?;
-        let mut objects = HashMap::new();
-        let mut ranges = HashMap::new();
-        let mut packs = Vec::new();
-        let mut by_offset = Vec::new();
-        let mut shallow = Vec::new();
-        let mut bytes = 0u64;
-        for (i, p) in manifest.packs.iter().enumerate() {
-            let i = u32::try_from(i).map_err(|_| remote_err(url, "too many packs"))?;
-            let trailer = p
-                .name
-                .strip_prefix("pack-")
-                .and_then(|n| n.strip_suffix(".sytx"))
-                .and_then(|h| h.parse::<ObjectId>().ok())
-                .ok_or_else(|| {
-                    remote_err(url, format!("pack name {} is not pack-<hex>.sytx", p.name))
-                })?;
-            let local = idx_dir.join(super::s3::index_name(&p.name));
-            let index = match std::fs::read(&local) {
-                Ok(b) => TransferIndex::parse(&b, &trailer, p.bytes).ok(),
-                Err(_) => None,
-            };
-            let index = match index {
-                Some(ix) => ix,
-                None => {
-                    // 48 bytes an entry, and every entry of the pack is
-                    // longer than 40: an index is under twice its pack.
-                    let max = p.bytes.saturating_mul(2).saturating_add(4096);
-                    let (raw, ix) = match s3.get_index(&p.name, max)? {
-                        Some(b) => {
-                            bytes += b.len() as u64;
-                            let ix = TransferIndex::parse(&b, &trailer, p.bytes).map_err(|e| {
-                                remote_err(url, format!("{}: {e}", super::s3::index_name(&p.name)))
-                            })?;
-                            (b, ix)
-                        }
-                        None => {
-                            // Pushed before indexes were uploaded: index
-                            // it here, once.
-                            let file = s3.get_pack(p, engine.repo().objects())?;
-                            bytes += p.bytes;
-                            let f = sydra_objects::fs::open_regular(&file.path)
-                                .map_err(Error::io("open", &file.path))?;
-                            let map = sydra_objects::map::map_file(&f)
-                                .map_err(Error::io("map", &file.path))?;
-                            // Downloaded: its trailer is checked first.
-                            let ix = super::parse_transfer(&map)
-                                .and_then(|_| TransferIndex::build(&map))
-                                .map_err(|e| remote_err(url, format!("packs/{}: {e}", p.name)))?;
-                            (ix.encode(), ix)
-                        }
-                    };
-                    write_atomic(&local, &raw)?;
-                    ix
-                }
-            };
-            let mut at: Vec<(Span, ObjectId)> =
-                index.objects.iter().map(|(id, s)| (*s, *id)).collect();
-            at.sort_by_key(|(s, _)| s.offset);
-            by_offset.push(at);
-            for (id, span) in index.objects {
-                objects.entry(id).or_insert((i, span));
-            }
-            for (id, span) in index.ranges {
-                ranges.entry(id).or_insert((i, span));
-            }
-            shallow.extend(index.shallow);
-            packs.push(p.name.clone());
-        }
-        // The remote's history ends where its pushes' did (a source cut
-        // by retention): record those boundaries as a clone would, so a
-        // walk back in time stops there instead of missing a parent.
-        let horizon = sydra_gc::Horizon::read(engine.repo().layout().root())?;
-        shallow.retain(|c| !horizon.is_boundary(c));
-        if !shallow.is_empty() {
-            super::add_boundaries(engine.repo(), &shallow)?;
-        }
-        let mut refs = Vec::new();
-        for (name, id) in &manifest.refs {
-            let n = RefName::new(name).map_err(|e| remote_err(url, format!("ref {name}: {e}")))?;
-            refs.push((n, *id));
-        }
         let source = Arc::new(Source {
             url: url.to_owned(),
             s3,
-            packs,
-            refs,
-            objects,
-            ranges,
-            by_offset,
+            catalog: RwLock::new(Arc::new(catalog)),
+            idx_dir,
             cache: Mutex::new(scan_cache(&store)?),
             max_bytes: options.cache_max_bytes,
             bytes: AtomicU64::new(bytes),
@@ -325,15 +256,144 @@ impl Engine {
     }
 }
 
+/// The catalog of `manifest` (of `url`): the transfer index of each pack it
+/// lists (from `idx_dir` where kept, else from the bucket, kept there
+/// after), recording the history boundaries the packs carry in `engine`'s
+/// repository. Adds the bytes downloaded to `bytes`.
+fn load_catalog(
+    url: &str,
+    s3: &S3Remote,
+    manifest: super::s3::Manifest,
+    engine: &Engine,
+    idx_dir: &Path,
+    bytes: &mut u64,
+) -> Result<Catalog> {
+    let mut objects = HashMap::new();
+    let mut ranges = HashMap::new();
+    let mut packs = Vec::new();
+    let mut by_offset = Vec::new();
+    let mut shallow = Vec::new();
+    for (i, p) in manifest.packs.iter().enumerate() {
+        let i = u32::try_from(i).map_err(|_| remote_err(url, "too many packs"))?;
+        let trailer = p
+            .name
+            .strip_prefix("pack-")
+            .and_then(|n| n.strip_suffix(".sytx"))
+            .and_then(|h| h.parse::<ObjectId>().ok())
+            .ok_or_else(|| {
+                remote_err(url, format!("pack name {} is not pack-<hex>.sytx", p.name))
+            })?;
+        let local = idx_dir.join(super::s3::index_name(&p.name));
+        let index = match std::fs::read(&local) {
+            Ok(b) => TransferIndex::parse(&b, &trailer, p.bytes).ok(),
+            Err(_) => None,
+        };
+        let index = match index {
+            Some(ix) => ix,
+            None => {
+                // 48 bytes an entry, and every entry of the pack is
+                // longer than 40: an index is under twice its pack.
+                let max = p.bytes.saturating_mul(2).saturating_add(4096);
+                let (raw, ix) = match s3.get_index(&p.name, max)? {
+                    Some(b) => {
+                        *bytes += b.len() as u64;
+                        let ix = TransferIndex::parse(&b, &trailer, p.bytes).map_err(|e| {
+                            remote_err(url, format!("{}: {e}", super::s3::index_name(&p.name)))
+                        })?;
+                        (b, ix)
+                    }
+                    None => {
+                        // Pushed before indexes were uploaded: index
+                        // it here, once.
+                        let file = s3.get_pack(p, engine.repo().objects())?;
+                        *bytes += p.bytes;
+                        let f = sydra_objects::fs::open_regular(&file.path)
+                            .map_err(Error::io("open", &file.path))?;
+                        let map = sydra_objects::map::map_file(&f)
+                            .map_err(Error::io("map", &file.path))?;
+                        // Downloaded: its trailer is checked first.
+                        let ix = super::parse_transfer(&map)
+                            .and_then(|_| TransferIndex::build(&map))
+                            .map_err(|e| remote_err(url, format!("packs/{}: {e}", p.name)))?;
+                        (ix.encode(), ix)
+                    }
+                };
+                write_atomic(&local, &raw)?;
+                ix
+            }
+        };
+        let mut at: Vec<(Span, ObjectId)> = index.objects.iter().map(|(id, s)| (*s, *id)).collect();
+        at.sort_by_key(|(s, _)| s.offset);
+        by_offset.push(at);
+        for (id, span) in index.objects {
+            objects.entry(id).or_insert((i, span));
+        }
+        for (id, span) in index.ranges {
+            ranges.entry(id).or_insert((i, span));
+        }
+        shallow.extend(index.shallow);
+        packs.push(p.name.clone());
+    }
+    // The remote's history ends where its pushes' did (a source cut
+    // by retention): record those boundaries as a clone would, so a
+    // walk back in time stops there instead of missing a parent.
+    let horizon = sydra_gc::Horizon::read(engine.repo().layout().root())?;
+    shallow.retain(|c| !horizon.is_boundary(c));
+    if !shallow.is_empty() {
+        super::add_boundaries(engine.repo(), &shallow)?;
+    }
+    let mut refs = Vec::new();
+    for (name, id) in &manifest.refs {
+        let n = RefName::new(name).map_err(|e| remote_err(url, format!("ref {name}: {e}")))?;
+        refs.push((n, *id));
+    }
+    Ok(Catalog {
+        generation: manifest.generation,
+        packs,
+        refs,
+        objects,
+        ranges,
+        by_offset,
+    })
+}
+
 impl Replica {
     /// The cache's engine (its object store reads through to the remote).
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
 
-    /// The remote's refs as its manifest listed them at open.
-    pub fn refs(&self) -> &[(RefName, ObjectId)] {
-        &self.source.refs
+    /// The remote's refs as its manifest listed them at open or at the
+    /// last [`Replica::refresh`].
+    pub fn refs(&self) -> Vec<(RefName, ObjectId)> {
+        self.source.catalog().refs.clone()
+    }
+
+    /// Read the manifest again, so refs moved and packs pushed since open
+    /// (or the last refresh) are read; packs the remote's GC removed are
+    /// no longer asked for. Returns whether the manifest changed (its
+    /// generation moved); when it did not, nothing else is read. A read
+    /// in progress finishes with the catalog it started with. Costs one
+    /// request, plus one per new pack's index; the kept indexes are
+    /// parsed again.
+    pub fn refresh(&self) -> Result<bool> {
+        let s = &self.source;
+        let manifest = s.s3.manifest()?;
+        if manifest.generation == s.catalog().generation {
+            return Ok(false);
+        }
+        let mut bytes = 0;
+        let c = load_catalog(
+            &s.url,
+            &s.s3,
+            manifest,
+            &self.engine,
+            &s.idx_dir,
+            &mut bytes,
+        )?;
+        s.bytes.fetch_add(bytes, Ordering::Relaxed);
+        *s.catalog.write() = Arc::new(c);
+        Ok(true)
     }
 
     /// `rev` with its base (a ref of the remote, short or full, or a full
@@ -356,8 +416,9 @@ impl Replica {
                 .map(|p| format!("{p}{base}"))
                 .collect()
         };
+        let refs = self.source.catalog().refs.clone();
         for c in candidates {
-            if let Some((_, id)) = self.source.refs.iter().find(|(n, _)| n.as_str() == c) {
+            if let Some((_, id)) = refs.iter().find(|(n, _)| n.as_str() == c) {
                 return Ok(format!("{id}{rest}"));
             }
         }
@@ -400,14 +461,19 @@ impl Replica {
 const MAX_ENTRY: u64 = 1 << 30;
 
 impl Source {
+    /// The catalog reads use now.
+    fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.read().clone()
+    }
+
     /// Where an entry is, for errors: `URL/packs/NAME at OFFSET+LEN` (the
     /// URL alone when no index lists it).
-    fn describe(&self, place: Option<&Place>) -> String {
+    fn describe(&self, c: &Catalog, place: Option<&Place>) -> String {
         match place {
             Some((p, s)) => format!(
                 "{}/packs/{} at {}+{}",
                 self.url.trim_end_matches('/'),
-                self.packs[*p as usize],
+                c.packs[*p as usize],
                 s.offset,
                 s.len
             ),
@@ -416,23 +482,23 @@ impl Source {
     }
 
     /// Refuse an entry too large to hold in memory.
-    fn check_size(&self, (pack, span): &Place) -> Result<()> {
+    fn check_size(&self, c: &Catalog, (pack, span): &Place) -> Result<()> {
         if span.len > MAX_ENTRY {
             return Err(remote_err(
                 &self.url,
                 format!(
                     "packs/{} holds an entry of {} bytes at {}, more than a replica reads into memory ({MAX_ENTRY}); clone the remote instead",
-                    self.packs[*pack as usize], span.len, span.offset
+                    c.packs[*pack as usize], span.len, span.offset
                 ),
             ));
         }
         Ok(())
     }
 
-    fn get(&self, place: &Place) -> Result<Vec<u8>> {
-        self.check_size(place)?;
+    fn get(&self, c: &Catalog, place: &Place) -> Result<Vec<u8>> {
+        self.check_size(c, place)?;
         let (pack, span) = place;
-        let name = &self.packs[*pack as usize];
+        let name = &c.packs[*pack as usize];
         let b = self.s3.get_range(name, span.offset, span.len)?;
         self.bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
         Ok(b)
@@ -455,11 +521,12 @@ impl Source {
     /// body) per request; at most [`BATCH_BYTES`] are held at a time.
     fn get_coalesced(
         &self,
+        c: &Catalog,
         mut want: Vec<Place>,
         each: &mut dyn FnMut(u32, u64, Vec<u8>) -> Result<()>,
     ) -> Result<()> {
         for w in &want {
-            self.check_size(w)?;
+            self.check_size(c, w)?;
         }
         want.sort_by_key(|(p, s)| (*p, s.offset));
         let mut reqs: Vec<(u32, u64, u64)> = Vec::new();
@@ -491,7 +558,7 @@ impl Source {
             rest = later;
             let asks: Vec<(&str, std::ops::Range<u64>)> = batch
                 .iter()
-                .map(|(p, a, b)| (self.packs[*p as usize].as_str(), *a..*b))
+                .map(|(p, a, b)| (c.packs[*p as usize].as_str(), *a..*b))
                 .collect();
             let bodies = self.s3.get_many(&asks)?;
             self.bytes.fetch_add(bytes, Ordering::Relaxed);
@@ -509,15 +576,16 @@ impl Fallback for Source {
         ids: &[ObjectId],
         sink: &mut dyn FnMut(ObjectId, Vec<u8>) -> sydra_objects::Result<()>,
     ) -> sydra_objects::Result<()> {
+        let c = self.catalog();
         let want: Vec<Place> = ids
             .iter()
-            .filter_map(|id| self.objects.get(id).copied())
+            .filter_map(|id| c.objects.get(id).copied())
             .collect();
-        let fetched = self.get_coalesced(want, &mut |p, start, body| {
+        let fetched = self.get_coalesced(&c, want, &mut |p, start, body| {
             // Every whole entry the body holds: those asked for, and the
             // small ones between them (a series' rollups, say).
             let end = start + body.len() as u64;
-            let entries = &self.by_offset[p as usize];
+            let entries = &c.by_offset[p as usize];
             let mut i = entries.partition_point(|(s, _)| s.offset < start);
             while let Some((s, id)) = entries.get(i)
                 && s.offset + s.len <= end
@@ -542,18 +610,21 @@ impl Fallback for Source {
     }
 
     fn has(&self, id: &ObjectId) -> bool {
-        self.objects.contains_key(id)
+        self.catalog().objects.contains_key(id)
     }
 
     fn fetch(&self, id: &ObjectId) -> sydra_objects::Result<Option<Vec<u8>>> {
-        let Some(place) = self.objects.get(id) else {
+        let c = self.catalog();
+        let Some(place) = c.objects.get(id) else {
             return Ok(None);
         };
-        let b = self.get(place).map_err(|e| sydra_objects::Error::Fetch {
-            id: *id,
-            from: self.origin(id),
-            reason: e.to_string(),
-        })?;
+        let b = self
+            .get(&c, place)
+            .map_err(|e| sydra_objects::Error::Fetch {
+                id: *id,
+                from: self.origin(id),
+                reason: e.to_string(),
+            })?;
         self.fetched_objects.fetch_add(1, Ordering::Relaxed);
         Ok(Some(b))
     }
@@ -565,16 +636,18 @@ impl Fallback for Source {
     }
 
     fn origin(&self, id: &ObjectId) -> String {
-        self.describe(self.objects.get(id))
+        let c = self.catalog();
+        self.describe(&c, c.objects.get(id))
     }
 }
 
 impl crate::replay::RangeSource for Source {
     fn fetch_range(&self, id: &ObjectId) -> Result<Option<Vec<u8>>> {
-        let Some(place) = self.ranges.get(id) else {
+        let c = self.catalog();
+        let Some(place) = c.ranges.get(id) else {
             return Ok(None);
         };
-        let b = self.get(place)?;
+        let b = self.get(&c, place)?;
         self.fetched_ranges.fetch_add(1, Ordering::Relaxed);
         Ok(Some(b))
     }
@@ -584,9 +657,10 @@ impl crate::replay::RangeSource for Source {
         ids: &[ObjectId],
         sink: &mut dyn FnMut(ObjectId, Vec<u8>) -> Result<()>,
     ) -> Result<()> {
+        let c = self.catalog();
         let want: Vec<(ObjectId, Place)> = ids
             .iter()
-            .filter_map(|id| self.ranges.get(id).map(|p| (*id, *p)))
+            .filter_map(|id| c.ranges.get(id).map(|p| (*id, *p)))
             .collect();
         // Per pack, the wanted ranges by offset: each body takes the run of
         // them it covers.
@@ -598,6 +672,7 @@ impl crate::replay::RangeSource for Source {
             v.sort_by_key(|(s, _)| s.offset);
         }
         self.get_coalesced(
+            &c,
             want.iter().map(|(_, p)| *p).collect(),
             &mut |p, start, body| {
                 let end = start + body.len() as u64;
@@ -619,7 +694,8 @@ impl crate::replay::RangeSource for Source {
     }
 
     fn range_origin(&self, id: &ObjectId) -> String {
-        self.describe(self.ranges.get(id))
+        let c = self.catalog();
+        self.describe(&c, c.ranges.get(id))
     }
 
     fn kept_range(&self, path: &Path, len: u64) {

@@ -999,3 +999,96 @@ fn damage_every_entry(a: SocketAddr, bucket: &str, prefix: &str) {
         assert_eq!(status, 200);
     }
 }
+
+/// Every point of `view`, one line each (`key time value-bits`).
+fn all_points(view: &sydra_engine::series::View<'_>) -> Vec<String> {
+    let sel = sydra_engine::series::Selector::parse("{}").unwrap();
+    let mut out = Vec::new();
+    for b in view.query(&sel, i64::MIN, i64::MAX).unwrap() {
+        let b = b.unwrap();
+        for (t, v) in &b.points {
+            let bits = match v {
+                Value::F64(x) => x.to_bits(),
+                other => panic!("not a float: {other:?}"),
+            };
+            out.push(format!("{} {t} {bits:x}", b.key));
+        }
+    }
+    out
+}
+
+/// The variable that makes the test below its own child process: the
+/// replica API reads the `AWS_*` variables of its process, and a test may
+/// not set them in its own (the crate forbids `unsafe`), so the test runs
+/// itself again with them set.
+const REFRESH_CHILD: &str = "SYDRA_TEST_REFRESH_ENDPOINT";
+
+#[test]
+fn a_replica_refresh_reads_what_was_pushed_since_it_opened() {
+    const NAME: &str = "a_replica_refresh_reads_what_was_pushed_since_it_opened";
+    if let Some(endpoint) = std::env::var_os(REFRESH_CHILD) {
+        refresh_child(endpoint.to_str().unwrap().parse().unwrap());
+        return;
+    }
+    let Some(m) = moto(NAME, "sydra-refresh") else {
+        return;
+    };
+    let o = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", &format!("s3::{NAME}"), "--nocapture"])
+        .env(REFRESH_CHILD, m.addr.to_string())
+        .env("AWS_ENDPOINT_URL", format!("http://{}", m.addr))
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "the child ran no test: {text}");
+}
+
+fn refresh_child(a: SocketAddr) {
+    let url = "s3://sydra-refresh/r";
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    grow(&src, 0, 3700, 30);
+    ok(
+        &sydra(a, &["--dir", d(&src), "remote", "add", "r", url], &[]),
+        "remote add",
+    );
+    json(
+        &sydra(a, &["--dir", d(&src), "push", "r", "--json"], &[]),
+        "push",
+    );
+    let first = {
+        let e = Engine::open(&src, Default::default()).unwrap();
+        all_points(&e.view(Some("main")).unwrap())
+    };
+    let rep = Engine::open_remote(url, t.path().join("cache"), Default::default()).unwrap();
+    assert!(!rep.refresh().unwrap(), "nothing was pushed since open");
+    assert_eq!(all_points(&rep.view(None).unwrap()), first);
+
+    grow(&src, 3730, 7400, 20);
+    json(
+        &sydra(a, &["--dir", d(&src), "push", "r", "--json"], &[]),
+        "push",
+    );
+    let second = {
+        let e = Engine::open(&src, Default::default()).unwrap();
+        all_points(&e.view(Some("main")).unwrap())
+    };
+    assert!(second.len() > first.len());
+    // Until it refreshes, the replica answers as of what it read at open.
+    assert_eq!(all_points(&rep.view(None).unwrap()), first);
+    let main_before = rep.resolve(None).unwrap();
+    let before = rep.stats().requests;
+    assert!(rep.refresh().unwrap(), "a push moved the manifest");
+    assert_ne!(rep.resolve(None).unwrap(), main_before);
+    assert_eq!(all_points(&rep.view(None).unwrap()), second);
+    // The version read at open is still there, by its id.
+    assert_eq!(all_points(&rep.view(Some(&main_before)).unwrap()), first);
+    assert!(!rep.refresh().unwrap());
+    assert!(rep.stats().requests > before);
+}
