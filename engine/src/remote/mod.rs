@@ -479,7 +479,6 @@ fn walk_tree(
         {
             continue;
         }
-        let tree = obj.raw_tree()?;
         let mut dir = None;
         // Without a base (a clone), the tree walked last at this path
         // stands in: everything it names is queued already.
@@ -487,8 +486,21 @@ fn walk_tree(
             Some(b) => Some(src.get(&b)?),
             None => last_at.as_deref().and_then(|m| m.get(&path).cloned()),
         };
+        // An incremental walk meets the same growth against its base: a
+        // series directory gains a few entries from one commit to the
+        // next, sorted last. Where the base's entries are a byte prefix of
+        // this tree's, only the entries after them are read.
+        let tail = base_obj
+            .as_ref()
+            .filter(|b| base.is_some() && b.kind == Kind::Tree && obj.kind == Kind::Tree)
+            .and_then(|b| new_entries(&obj.data, &b.data));
+        let tree = match &tail {
+            Some(bytes) => sydra_objects::TreeRef::raw_entries(bytes)
+                .map_err(|source| sydra_objects::Error::Decode { id: t, source })?,
+            None => obj.raw_tree()?,
+        };
         let base_tree = match &base_obj {
-            Some(o) if o.kind == Kind::Tree => Some(o.raw_tree()?),
+            Some(o) if o.kind == Kind::Tree && tail.is_none() => Some(o.raw_tree()?),
             _ => None,
         };
         // Both trees are in name order: one pass over the two.
@@ -529,6 +541,20 @@ fn walk_tree(
         }
     }
     Ok(())
+}
+
+/// When the entries of tree payload `base` are a byte prefix of those of
+/// tree payload `t` (after each one's 4-byte count), the entries of `t`
+/// after them, framed as a tree of their own; otherwise `None`.
+fn new_entries(t: &[u8], base: &[u8]) -> Option<Vec<u8>> {
+    let count = |b: &[u8]| Some(u32::from_le_bytes(b.get(..4)?.try_into().ok()?));
+    let added = count(t)?.checked_sub(count(base)?)?;
+    if t.len() < base.len() || !t[4..].starts_with(&base[4..]) {
+        return None;
+    }
+    let mut out = added.to_le_bytes().to_vec();
+    out.extend_from_slice(&t[base.len()..]);
+    Some(out)
 }
 
 /// Read chunk `id`'s range from `wal_dir`'s store: a stored range, or the
@@ -1769,5 +1795,51 @@ mod http {
             }
             Ok(out)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use sydra_objects::tree::{Entry, Tree};
+    use sydra_objects::{Kind, ObjectId};
+
+    fn tree(names: &[&str]) -> Vec<u8> {
+        let entries = names
+            .iter()
+            .map(|n| Entry {
+                kind: Kind::Blob,
+                name: (*n).to_owned(),
+                id: ObjectId::from_slice(blake3::hash(n.as_bytes()).as_bytes()).unwrap(),
+            })
+            .collect();
+        Tree::from_entries(entries).unwrap().encode()
+    }
+
+    #[test]
+    fn a_grown_tree_yields_only_its_new_entries() {
+        let base = tree(&["a.t", "a.v", "b.t"]);
+        let grown = tree(&["a.t", "a.v", "b.t", "b.v", "c.t"]);
+        let tail = super::new_entries(&grown, &base).unwrap();
+        let got: Vec<&[u8]> = sydra_objects::TreeRef::raw_entries(&tail)
+            .unwrap()
+            .iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(got, vec![&b"b.v"[..], b"c.t"]);
+        // Not a prefix: an entry changed, or one was inserted before the
+        // end, or the tree shrank.
+        assert!(super::new_entries(&tree(&["a.t", "a.x", "b.t", "b.v"]), &base).is_none());
+        assert!(super::new_entries(&tree(&["0", "a.t", "a.v", "b.t"]), &base).is_none());
+        assert!(super::new_entries(&tree(&["a.t"]), &base).is_none());
+        assert!(super::new_entries(&base[..3], &base).is_none());
+        // The same tree: nothing new.
+        let none = super::new_entries(&base, &base).unwrap();
+        assert!(
+            sydra_objects::TreeRef::raw_entries(&none)
+                .unwrap()
+                .is_empty()
+        );
     }
 }

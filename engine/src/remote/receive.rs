@@ -338,13 +338,8 @@ impl Refs {
         if self.referenced.len() < self.prune_at {
             return Ok(());
         }
-        let pending: Vec<ObjectId> = self
-            .referenced
-            .iter()
-            .filter(|id| !ids.contains(id))
-            .copied()
-            .collect();
-        self.referenced = not_in_store(store, pending).into_iter().collect();
+        self.referenced.retain(|id| !ids.contains(id));
+        not_in_store(store, &mut self.referenced);
         let rest = pack_len.saturating_sub(e.offset.saturating_add(e.len));
         let room = rest / sydra_objects::store::header::MIN_FILE_LEN as u64;
         if self.referenced.len() as u64 > room {
@@ -416,13 +411,14 @@ impl Refs {
         let present = |id: &ObjectId| {
             pack.is_some_and(|p| p.contains(id)) || store.contains(id).unwrap_or(false)
         };
-        let elsewhere: Vec<ObjectId> = self
-            .referenced
-            .iter()
-            .filter(|id| !pack.is_some_and(|p| p.contains(id)))
-            .copied()
-            .collect();
-        let mut missing = not_in_store(store, elsewhere);
+        let mut left = std::mem::take(&mut self.referenced);
+        if let Some(p) = pack {
+            for id in p.ids() {
+                left.remove(&id);
+            }
+        }
+        not_in_store(store, &mut left);
+        let mut missing: Vec<ObjectId> = left.into_iter().collect();
         missing.sort();
         if let Some(id) = missing.first() {
             return Err(referrer(pack, id).map_or_else(
@@ -432,24 +428,19 @@ impl Refs {
                 },
             ));
         }
-        self.referenced = PackIds::default();
         self.orphans = std::mem::take(&mut self.parents);
         self.orphans.retain(|(_, p)| !present(p));
         Ok(())
     }
 }
 
-/// Those of `ids` the store does not hold. Most references of a fetch
-/// name objects the store has, spread over its packs: they are located
-/// all at once (a search per id would try the packs in turn), and the
-/// rest looked for loose.
-fn not_in_store(store: &sydra_objects::Store, ids: Vec<ObjectId>) -> Vec<ObjectId> {
-    let located = store.locate_packed(&ids);
-    ids.into_iter()
-        .zip(located)
-        .filter(|(id, at)| at.is_none() && !store.contains(id).unwrap_or(false))
-        .map(|(id, _)| id)
-        .collect()
+/// Keep in `ids` only those the store does not hold. Most references of
+/// a fetch name objects the store has packed: the packs' indexes remove
+/// them ([`sydra_objects::Store::retain_unpacked`]), and the few left are
+/// looked for loose.
+fn not_in_store(store: &sydra_objects::Store, ids: &mut PackIds) {
+    store.retain_unpacked(ids);
+    ids.retain(|id| !store.contains(id).unwrap_or(false));
 }
 
 /// A tree or commit of `pack` that references `id`: its id, its kind, and

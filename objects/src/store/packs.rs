@@ -220,6 +220,27 @@ impl Store {
         out
     }
 
+    /// Remove from `ids` those a live pack holds (index only: no system
+    /// call). A pack not much larger than the set is scanned whole, each
+    /// of its ids looked up in the set: the scan reads the index in order,
+    /// where a search per id costs a few cache misses in a large index. A
+    /// pack far larger than the set is searched per id.
+    pub fn retain_unpacked(&self, ids: &mut PackIds) {
+        for p in self.packs().iter() {
+            if ids.is_empty() {
+                return;
+            }
+            let ix = p.index();
+            if ix.len() <= ids.len().saturating_mul(SCAN_RATIO) {
+                for i in 0..ix.len() {
+                    ids.remove(&ix.id(i));
+                }
+            } else {
+                ids.retain(|id| ix.find(id).is_none());
+            }
+        }
+    }
+
     /// Whether a live pack holds `id` (index only: no system call).
     pub fn contains_packed(&self, id: &ObjectId) -> bool {
         self.packs().iter().any(|p| p.find(id).is_some())
@@ -846,6 +867,11 @@ impl GcGuard {
 /// The ids of a received pack: a set with a randomly keyed fast hash
 /// (ahash): a connectivity check looks every tree entry up in it.
 pub type PackIds = ahash::AHashSet<ObjectId>;
+
+/// [`Store::retain_unpacked`] scans a pack's index whole when it holds at
+/// most this many entries per id sought (a set lookup per entry costs
+/// about an eighth of a search through a large index).
+const SCAN_RATIO: usize = 8;
 
 /// A check of one received tree or commit, as soon as it has arrived and
 /// verified: the entry, its payload, and the ids of the pack's entries so
