@@ -787,7 +787,7 @@ mod tests {
             let n = (next() % 300) as usize;
             let spread = 1 + next() % 64;
             let ints: Vec<i64> = (0..n)
-                .map(|_| (next() >> (64 - spread)) as i64 - (1 << (spread - 1)).min(1 << 40))
+                .map(|_| ((next() >> (64 - spread)) as i64).wrapping_sub(1 << (spread - 1).min(40)))
                 .collect();
             let mut ts = ints.clone();
             ts.sort_unstable();
