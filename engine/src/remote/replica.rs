@@ -116,6 +116,8 @@ struct Source {
     /// Replaced whole by [`Replica::refresh`]; a read keeps the one it
     /// started with (its places index that catalog's packs).
     catalog: RwLock<Arc<Catalog>>,
+    /// Held by a refresh from its manifest read to its swap.
+    refreshing: Mutex<()>,
     /// Where the packs' transfer indexes are kept.
     idx_dir: PathBuf,
     cache: Mutex<Cache>,
@@ -236,6 +238,7 @@ impl Engine {
             url: url.to_owned(),
             s3,
             catalog: RwLock::new(Arc::new(catalog)),
+            refreshing: Mutex::new(()),
             idx_dir,
             cache: Mutex::new(scan_cache(&store)?),
             max_bytes: options.cache_max_bytes,
@@ -378,9 +381,18 @@ impl Replica {
     /// parsed again.
     pub fn refresh(&self) -> Result<bool> {
         let s = &self.source;
+        // One refresh at a time: two racing could install the older
+        // manifest's catalog last.
+        let _one = s.refreshing.lock();
         let manifest = s.s3.manifest()?;
         if manifest.generation == s.catalog().generation {
             return Ok(false);
+        }
+        if manifest.packs.is_empty() && manifest.refs.is_empty() {
+            return Err(remote_err(
+                &s.url,
+                "has no manifest now (deleted, or the bucket was emptied); the replica keeps what it read before",
+            ));
         }
         let mut bytes = 0;
         let c = load_catalog(

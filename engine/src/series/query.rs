@@ -415,18 +415,25 @@ struct Source<'v, 'e> {
 
 impl<'v, 'e> Source<'v, 'e> {
     fn new(view: &'v View<'e>, sel: &Selector, from: i64, to: i64) -> Result<Source<'v, 'e>> {
-        let series: VecDeque<_> = view
-            .series_where(sel.measurement_eq(), |k| sel.matches(k))?
-            .into();
+        // An empty range holds no point of any series.
+        let series: VecDeque<_> = if from > to {
+            VecDeque::new()
+        } else {
+            view.series_where(sel.measurement_eq(), |k| sel.matches(k))?
+                .into()
+        };
         Ok(Source::of(view, series, from, to))
     }
 
     fn of(
         view: &'v View<'e>,
-        series: VecDeque<(Arc<SeriesKey>, ValueType)>,
+        mut series: VecDeque<(Arc<SeriesKey>, ValueType)>,
         from: i64,
         to: i64,
     ) -> Source<'v, 'e> {
+        if from > to {
+            series.clear();
+        }
         let stats = QueryStats {
             series: series.len() as u64,
             ..QueryStats::default()
@@ -665,7 +672,7 @@ impl Points<'_, '_> {
                     let seg = self.src.segment(&cur.key, &s, &vb)?;
                     let ts = &seg.timestamps;
                     let lo = ts.partition_point(|&t| t < self.src.from);
-                    let hi = ts.partition_point(|&t| t <= self.src.to);
+                    let hi = ts.partition_point(|&t| t <= self.src.to).max(lo);
                     if !batch.values.extend_from(&seg.values, lo..hi) {
                         return Err(Error::Segment {
                             path: seg_path(&cur.key, s.block),

@@ -489,3 +489,49 @@ fn timestamps_at_the_ends_of_i64_neither_panic_nor_wrap() {
         assert_eq!(n, 3, "step {step}");
     }
 }
+
+#[test]
+fn an_empty_range_reads_nothing_and_never_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::create(dir.path(), opts()).unwrap();
+    let r = e.series(&key(0)).unwrap();
+    let mut app = e.appender();
+    for t in [10, 20, 30] {
+        app.append(r, t * SECOND, Value::F64(t as f64)).unwrap();
+    }
+    app.commit().unwrap();
+    let sel = Selector::parse("cpu").unwrap();
+    // In the head, then compacted into a segment that holds a point
+    // strictly between the two ends.
+    for compacted in [false, true] {
+        if compacted {
+            e.compact(CompactOptions {
+                all: true,
+                ..Default::default()
+            })
+            .unwrap();
+        }
+        let view = e.view(None).unwrap();
+        let (from, to) = (25 * SECOND, 15 * SECOND);
+        assert_eq!(
+            view.query(&sel, from, to).unwrap().count(),
+            0,
+            "compacted: {compacted}"
+        );
+        let mut it = view.query(&sel, from, to).unwrap();
+        assert!(it.next_columns().is_none());
+        assert_eq!(
+            view.aggregate(&sel, from, to, MINUTE, Agg::Count)
+                .unwrap()
+                .count(),
+            0
+        );
+        // The same range the right way round holds the point at 20 s.
+        let n: usize = view
+            .query(&sel, to, from)
+            .unwrap()
+            .map(|b| b.unwrap().points.len())
+            .sum();
+        assert_eq!(n, 1);
+    }
+}
