@@ -1590,20 +1590,19 @@ fn read(a: &Args) {
         };
         prom_query.times.clear();
         prom_read.times.clear();
-        rounds(
-            &mut [
-                &mut sydra,
-                &mut prom_query,
-                &mut prom_read,
-                &mut sydra_health,
-                &mut prom_health,
-            ],
-            warmup,
-            reps,
-        );
-        let s = median(&sydra.times);
-        let q = median(&prom_query.times);
-        let r = median(&prom_read.times);
+        // Sydra's read, Prometheus's query and remote read, then the two
+        // health checks: in turns, then in blocks.
+        let mut probes = [
+            &mut sydra,
+            &mut prom_query,
+            &mut prom_read,
+            &mut sydra_health,
+            &mut prom_health,
+        ];
+        rounds(&mut probes, warmup, reps);
+        let s = median(&probes[0].times);
+        let q = median(&probes[1].times);
+        let r = median(&probes[2].times);
         eprintln!(
             "read ({state}): sydra {:.3} ms, prometheus query {:.3} ms, prometheus remote read {:.3} ms: {:.2}x",
             s * 1e3,
@@ -1612,16 +1611,7 @@ fn read(a: &Args) {
             s / q
         );
         let phases = read_phases(&engine, &labels, from, to, reps);
-        let blocked = blocked_medians(
-            &mut [
-                &mut sydra,
-                &mut prom_query,
-                &mut prom_read,
-                &mut sydra_health,
-                &mut prom_health,
-            ],
-            reps,
-        );
+        let blocked = blocked_medians(&mut probes, reps);
         states.push(json!({
             "state": state,
             "blocked_median_s": blocked,

@@ -123,6 +123,14 @@ impl Column {
         }
     }
 
+    /// `(ts[i], value i)` for each `i` in `range`: a timestamp column and
+    /// this value column as points.
+    pub(crate) fn points_at(&self, ts: &[i64], range: std::ops::Range<usize>) -> Vec<(i64, Value)> {
+        range
+            .filter_map(|i| Some((*ts.get(i)?, self.get(i)?)))
+            .collect()
+    }
+
     /// The values at `at`, in that order.
     pub(crate) fn gather(&self, at: &[usize]) -> Column {
         match self {
@@ -315,7 +323,7 @@ pub(crate) struct Snapshot {
 impl Snapshot {
     /// The points as a timestamp and a value column, sorted by time, one
     /// per timestamp (the last written); `None` for a series not yet typed.
-    /// The same points as [`Snapshot::points`], without a [`Value`] each.
+    /// [`Snapshot::points`] reads these.
     pub(crate) fn columns(self) -> Result<Option<(Vec<i64>, Column)>, HeadError> {
         let s = self;
         let Some(t) = s.value_type else {
@@ -362,27 +370,10 @@ impl Snapshot {
 
     /// The points, sorted by time, one per timestamp (the last written).
     pub(crate) fn points(self) -> Result<Vec<(i64, Value)>, HeadError> {
-        let s = self;
-        let Some(t) = s.value_type else {
-            return Ok(Vec::new());
-        };
-        let mut out: Vec<(i64, Value)> = Vec::with_capacity(s.points as usize);
-        for c in &s.chunks {
-            let (ts, vals) = c.decode(t, &s.key)?;
-            out.extend(
-                ts.into_iter()
-                    .enumerate()
-                    .filter_map(|(i, t)| Some((t, vals.get(i)?))),
-            );
-        }
-        if let Some(open) = &s.open {
-            for (i, &t) in s.open_ts.iter().enumerate() {
-                if let Some(v) = open.get(i) {
-                    out.push((t, v));
-                }
-            }
-        }
-        last_per_timestamp(out)
+        Ok(match self.columns()? {
+            Some((ts, vals)) => vals.points_at(&ts, 0..ts.len()),
+            None => Vec::new(),
+        })
     }
 }
 

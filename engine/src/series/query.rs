@@ -69,11 +69,8 @@ pub struct ColumnBatch {
 impl ColumnBatch {
     /// The points, as [`Batch`] holds them.
     pub fn points(&self) -> Vec<(i64, Value)> {
-        self.timestamps
-            .iter()
-            .enumerate()
-            .filter_map(|(i, &t)| Some((t, self.values.get(i)?)))
-            .collect()
+        self.values
+            .points_at(&self.timestamps, 0..self.timestamps.len())
     }
 
     /// Append a point, refusing one of another type than the column's.
@@ -608,10 +605,9 @@ impl HeadRun {
 
     /// The points at `r`, each with its [`Value`].
     fn points(&self, r: std::ops::Range<usize>) -> Vec<(i64, Value)> {
-        let Some(v) = &self.values else {
-            return Vec::new();
-        };
-        r.filter_map(|i| Some((self.ts[i], v.get(i)?))).collect()
+        self.values
+            .as_ref()
+            .map_or_else(Vec::new, |v| v.points_at(&self.ts, r))
     }
 }
 

@@ -349,11 +349,8 @@ impl Segment {
 
     /// The points, in time order.
     pub fn points(&self) -> Vec<(i64, Value)> {
-        self.timestamps
-            .iter()
-            .enumerate()
-            .filter_map(|(i, &t)| Some((t, self.values.get(i)?)))
-            .collect()
+        self.values
+            .points_at(&self.timestamps, 0..self.timestamps.len())
     }
 }
 
