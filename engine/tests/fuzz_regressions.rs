@@ -41,6 +41,11 @@ mod ops;
 #[path = "../../fuzz/src/remote.rs"]
 mod remote;
 
+/// Prometheus's streamed remote-read answer.
+#[allow(dead_code)]
+#[path = "../../fuzz/src/prom.rs"]
+mod prom;
+
 /// Seed replay, shared with the other crates' regression tests.
 #[path = "../../fuzz/src/seeds.rs"]
 mod seeds;
@@ -162,4 +167,9 @@ fn seeds_series_segment() {
 #[test]
 fn seeds_transfer() {
     replay_seeds("transfer", remote::transfer);
+}
+
+#[test]
+fn seeds_prom_chunks() {
+    replay_seeds("prom_chunks", prom::prom_chunks);
 }

@@ -13,6 +13,7 @@ pub mod alloc_limit;
 pub mod objects;
 pub mod ops;
 pub mod pack;
+pub mod prom;
 pub mod refs;
 pub mod remote;
 pub mod revision;

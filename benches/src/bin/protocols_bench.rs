@@ -1221,7 +1221,9 @@ fn expected_samples(
     out
 }
 
-fn read_request_body(labels: &[(String, String)], from: i64, to: i64) -> Vec<u8> {
+/// A remote read of one series; `accept` is the response type (0 for
+/// samples, 1 for streamed XOR chunks).
+fn read_request_body(labels: &[(String, String)], from: i64, to: i64, accept: i32) -> Vec<u8> {
     snappy(
         &ReadRequest {
             queries: vec![Query {
@@ -1236,10 +1238,32 @@ fn read_request_body(labels: &[(String, String)], from: i64, to: i64) -> Vec<u8>
                     })
                     .collect(),
             }],
-            accepted_response_types: vec![0],
+            accepted_response_types: vec![accept],
         }
         .encode_to_vec(),
     )
+}
+
+/// A streamed answer's samples, in the query's range only (chunks are
+/// sent whole). Checks every frame's CRC.
+fn decode_chunks(body: &[u8], from: i64, to: i64) -> Vec<(i64, u64)> {
+    use sydra_engine::serve::chunks::{ChunkedReadResponse, decode_xor, frames};
+    let mut out = Vec::new();
+    for f in frames(body).unwrap() {
+        let m = ChunkedReadResponse::decode(f).unwrap();
+        for cs in &m.chunked_series {
+            for c in &cs.chunks {
+                let (ts, vs) = decode_xor(&c.data).unwrap();
+                out.extend(
+                    ts.iter()
+                        .zip(&vs)
+                        .filter(|(t, _)| (from..=to).contains(*t))
+                        .map(|(&t, v)| (t, v.to_bits())),
+                );
+            }
+        }
+    }
+    out
 }
 
 fn decode_read(body: &[u8]) -> Vec<(i64, u64)> {
@@ -1389,6 +1413,7 @@ fn read_phases(
     sel.matchers
         .push(Matcher::new(SelLabel::Field, Op::Eq, "value").unwrap());
     let (mut tv, mut tq, mut te, mut ts, mut tall) = (vec![], vec![], vec![], vec![], vec![]);
+    let mut tc = vec![];
     for _ in 0..reps + 3 {
         let t0 = Instant::now();
         let view = engine.view(None).unwrap();
@@ -1421,11 +1446,15 @@ fn read_phases(
             last.values.extend_from_slice(vals);
         }
         let t2 = Instant::now();
-        let encoded = sydra_engine::serve::prompb::encode_read_response(&[series]);
+        let results = [series];
+        let encoded = sydra_engine::serve::prompb::encode_read_response(&results);
         let t3 = Instant::now();
         let compressed = snappy(&encoded);
         let t4 = Instant::now();
         std::hint::black_box(compressed);
+        let streamed = sydra_engine::serve::chunks::encode_streamed(&results).unwrap();
+        tc.push(t4.elapsed().as_secs_f64());
+        std::hint::black_box(streamed);
         tv.push((t1 - t0).as_secs_f64());
         tq.push((t2 - t1).as_secs_f64());
         te.push((t3 - t2).as_secs_f64());
@@ -1438,6 +1467,7 @@ fn read_phases(
         "encode_s": median(&te[3..]),
         "snappy_s": median(&ts[3..]),
         "total_s": median(&tall[3..]),
+        "chunks_encode_s": median(&tc[3..]),
     })
 }
 
@@ -1469,7 +1499,8 @@ fn read(a: &Args) {
         .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
         .collect();
     let promql = format!("{name}{{{}}}[1h]", sel.join(","));
-    let read_body = read_request_body(&labels, from, to);
+    let read_body = read_request_body(&labels, from, to, 0);
+    let chunks_body = read_request_body(&labels, from, to, 1);
     let mut prom_query = Probe {
         name: "prometheus /api/v1/query",
         conn: Conn::new(prom),
@@ -1497,8 +1528,24 @@ fn read(a: &Args) {
         times: vec![],
         bytes: 0,
     };
+    let mut prom_chunks = Probe {
+        name: "prometheus /api/v1/read (chunks)",
+        conn: Conn::new(prom),
+        method: "POST",
+        path: "/api/v1/read".into(),
+        headers: READ_HEADERS.to_vec(),
+        body: chunks_body.clone(),
+        decode: |_| Vec::new(),
+        times: vec![],
+        bytes: 0,
+    };
     prom_query.check(&want);
     prom_read.check(&want);
+    let (_, b) = prom_chunks.once();
+    assert!(
+        decode_chunks(&b, from, to) == want,
+        "prometheus's streamed answer differs from the recorded samples"
+    );
 
     // Sydra: a fresh directory loaded with every request; no compaction
     // until asked (the compaction thread waits a day).
@@ -1564,6 +1611,24 @@ fn read(a: &Args) {
             bytes: 0,
         };
         let n = sydra.check(&want);
+        let mut sydra_chunks = Probe {
+            name: "sydra /api/v1/read (chunks)",
+            conn: Conn::new(server.addr()),
+            method: "POST",
+            path: "/api/v1/read".into(),
+            headers: READ_HEADERS.to_vec(),
+            body: chunks_body.clone(),
+            decode: |_| Vec::new(),
+            times: vec![],
+            bytes: 0,
+        };
+        let (_, b) = sydra_chunks.once();
+        sydra_chunks.bytes = b.len();
+        prom_chunks.bytes = prom_chunks.once().1.len();
+        assert!(
+            decode_chunks(&b, from, to) == want,
+            "sydra's streamed answer differs from the recorded samples"
+        );
         // The fixed cost of one request on each server: a tiny GET on the
         // same kind of connection.
         let mut sydra_health = Probe {
@@ -1590,12 +1655,15 @@ fn read(a: &Args) {
         };
         prom_query.times.clear();
         prom_read.times.clear();
+        prom_chunks.times.clear();
         // Sydra's read, Prometheus's query and remote read, then the two
         // health checks: in turns, then in blocks.
         let mut probes = [
             &mut sydra,
             &mut prom_query,
             &mut prom_read,
+            &mut sydra_chunks,
+            &mut prom_chunks,
             &mut sydra_health,
             &mut prom_health,
         ];
@@ -1603,12 +1671,17 @@ fn read(a: &Args) {
         let s = median(&probes[0].times);
         let q = median(&probes[1].times);
         let r = median(&probes[2].times);
+        let sc = median(&probes[3].times);
+        let rc = median(&probes[4].times);
         eprintln!(
-            "read ({state}): sydra {:.3} ms, prometheus query {:.3} ms, prometheus remote read {:.3} ms: {:.2}x",
+            "read ({state}): sydra {:.3} ms (chunks {:.3}), prometheus query {:.3} ms, prometheus remote read {:.3} ms (chunks {:.3}): {:.2}x, chunks {:.2}x",
             s * 1e3,
+            sc * 1e3,
             q * 1e3,
             r * 1e3,
-            s / q
+            rc * 1e3,
+            s / q,
+            sc / q
         );
         let phases = read_phases(&engine, &labels, from, to, reps);
         let blocked = blocked_medians(&mut probes, reps);
@@ -1622,6 +1695,10 @@ fn read(a: &Args) {
             "sydra_read": summary(&sydra),
             "prometheus_query": summary(&prom_query),
             "prometheus_remote_read": summary(&prom_read),
+            "sydra_read_chunks": summary(&sydra_chunks),
+            "prometheus_remote_read_chunks": summary(&prom_chunks),
+            "sydra_chunks_over_prometheus_query": sc / q,
+            "sydra_chunks_over_prometheus_remote_read_chunks": sc / rc,
             "sydra_health": summary(&sydra_health),
             "prometheus_health": summary(&prom_health),
             "sydra_over_prometheus_query": s / q,

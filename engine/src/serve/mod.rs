@@ -51,6 +51,7 @@ use crate::error::{Error, Result};
 use crate::remote::{self, Outcome};
 use crate::repo::Repository;
 
+pub mod chunks;
 pub mod prompb;
 mod tsdb;
 

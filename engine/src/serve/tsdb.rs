@@ -17,6 +17,7 @@ use prost::Message;
 use serde_json::json;
 use tiny_http::{Request, Response, StatusCode};
 
+use super::chunks;
 use super::prompb::{self, Label as PromLabel, ReadRequest};
 use super::{Ctx, EngineGuard, Reject, Resp, boxed, header, json_resp, read_body};
 use crate::engine::Engine;
@@ -260,16 +261,26 @@ pub(super) fn prom_read(ctx: &Ctx, req: &mut Request) -> std::result::Result<sup
             format!("the body is not a prometheus.ReadRequest: {e}"),
         )
     })?;
-    if !rr.accepted_response_types.is_empty()
-        && !rr
-            .accepted_response_types
-            .contains(&prompb::RESPONSE_SAMPLES)
+    // The first type the client accepts that is served, as Prometheus
+    // negotiates; none named means SAMPLES.
+    let streamed = match rr
+        .accepted_response_types
+        .iter()
+        .find(|&&t| t == prompb::RESPONSE_SAMPLES || t == chunks::RESPONSE_STREAMED_XOR_CHUNKS)
     {
-        return Err(Reject(
-            400,
-            "only the SAMPLES response type is served; accept it".into(),
-        ));
-    }
+        Some(&t) => t == chunks::RESPONSE_STREAMED_XOR_CHUNKS,
+        None if rr.accepted_response_types.is_empty() => false,
+        None => {
+            return Err(Reject(
+                400,
+                format!(
+                    "none of the accepted response types {:?} is served \
+                     (0 SAMPLES, 1 STREAMED_XOR_CHUNKS)",
+                    rr.accepted_response_types
+                ),
+            ));
+        }
+    };
     let view = engine.view(None)?;
     let mut out: Vec<Vec<prompb::ReadSeries>> = Vec::with_capacity(rr.queries.len());
     let mut total = 0usize;
@@ -306,6 +317,12 @@ pub(super) fn prom_read(ctx: &Ctx, req: &mut Request) -> std::result::Result<sup
             }
         }
         out.push(result);
+    }
+    if streamed {
+        return Ok(super::Bytes {
+            headers: &[("Content-Type", chunks::CONTENT_TYPE)],
+            body: chunks::encode_streamed(&out).map_err(|e| Reject(500, e))?,
+        });
     }
     let encoded = prompb::encode_read_response(&out);
     let compressed = snap::raw::Encoder::new()

@@ -167,6 +167,82 @@ fn sydra_samples(addr: SocketAddr, w_ms: i64, t1: i64) -> Samples {
     out
 }
 
+/// The same window read through remote read's `STREAMED_XOR_CHUNKS`
+/// answer from the server at `addr` (Prometheus or Sydra), staleness
+/// markers and samples outside the window left out (a chunk is sent
+/// whole). Every chunk must be exactly what Sydra's encoder writes for the
+/// samples it holds, and the series must come sorted by their labels.
+fn streamed_samples(addr: SocketAddr, w_ms: i64, t1: i64) -> Samples {
+    use sydra_engine::serve::chunks::{self, ChunkedReadResponse};
+    let body = snap::raw::Encoder::new()
+        .compress_vec(
+            &ReadRequest {
+                queries: vec![Query {
+                    start_timestamp_ms: t1 - w_ms + 1,
+                    end_timestamp_ms: t1,
+                    matchers: vec![LabelMatcher {
+                        r#type: 0,
+                        name: "job".into(),
+                        value: "node".into(),
+                    }],
+                }],
+                accepted_response_types: vec![chunks::RESPONSE_STREAMED_XOR_CHUNKS],
+            }
+            .encode_to_vec(),
+        )
+        .unwrap();
+    let (code, b) = http(addr, "POST", "/api/v1/read", &[], &body);
+    assert_eq!(code, 200, "{addr}: {}", String::from_utf8_lossy(&b));
+    let mut out = Samples::new();
+    let mut order: Vec<Vec<(String, String)>> = Vec::new();
+    let mut chunk_count = 0;
+    for frame in chunks::frames(&b).unwrap_or_else(|e| panic!("{addr}: {e}")) {
+        let m = ChunkedReadResponse::decode(frame).unwrap();
+        assert_eq!(m.query_index, 0);
+        for cs in &m.chunked_series {
+            let labels: Vec<(String, String)> = cs
+                .labels
+                .iter()
+                .map(|l| (l.name.clone(), l.value.clone()))
+                .collect();
+            if order.last() != Some(&labels) {
+                order.push(labels.clone());
+            }
+            let pts = out.entry(labels).or_default();
+            for c in &cs.chunks {
+                chunk_count += 1;
+                assert_eq!(c.r#type, chunks::ENCODING_XOR);
+                let (ts, vs) =
+                    chunks::decode_xor(&c.data).unwrap_or_else(|e| panic!("{addr}: {e}"));
+                assert_eq!((ts[0], ts[ts.len() - 1]), (c.min_time_ms, c.max_time_ms));
+                assert!(
+                    chunks::encode_xor(&ts, &vs).unwrap() == c.data,
+                    "{addr}: a chunk of {} samples from {} is not what Sydra's encoder writes",
+                    ts.len(),
+                    ts[0]
+                );
+                pts.extend(
+                    ts.iter()
+                        .zip(&vs)
+                        .filter(|(t, v)| {
+                            (t1 - w_ms + 1..=t1).contains(*t) && v.to_bits() != STALE_NAN_BITS
+                        })
+                        .map(|(&t, v)| (t, v.to_bits())),
+                );
+            }
+        }
+    }
+    assert!(chunk_count > 0, "{addr}: no chunks");
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert!(
+        order == sorted,
+        "{addr}: the series are not sorted by labels"
+    );
+    out.retain(|_, v| !v.is_empty());
+    out
+}
+
 fn count(s: &Samples) -> usize {
     s.values().map(Vec::len).sum()
 }
@@ -288,6 +364,14 @@ fn prometheus_remote_writes_to_sydra_and_answers_promql_by_remote_read_from_it()
         count(&got),
         got.len()
     );
+    // The streamed answer: Prometheus's own chunks are what Sydra's encoder
+    // writes for their samples, and decode to what its query API returns;
+    // Sydra's decode to the same samples.
+    assert!(
+        streamed_samples(prom, w_ms, t1) == want,
+        "Prometheus's chunks"
+    );
+    assert!(streamed_samples(sydra, w_ms, t1) == want, "Sydra's chunks");
     // A second Prometheus that scrapes nothing and reads from Sydra.
     let prom2: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let config2 = d.path().join("read.yml");

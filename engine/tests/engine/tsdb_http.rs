@@ -70,15 +70,79 @@ fn write(addr: SocketAddr, ts: Vec<TimeSeries>) -> (u16, String) {
     (code, String::from_utf8_lossy(&b).into_owned())
 }
 
+/// One query's answer: each series' labels and samples (time, value bits).
+type Answer = Vec<(Vec<(String, String)>, Vec<(i64, u64)>)>;
+
+/// A remote read answered with samples. The same read is asked again for
+/// streamed XOR chunks, and must hold the same series (those with
+/// samples), sorted by labels, with the same samples bit for bit.
 fn read(addr: SocketAddr, queries: Vec<Query>) -> ReadResponse {
     let body = snappy(&ReadRequest {
-        queries,
-        accepted_response_types: vec![0],
+        queries: queries.clone(),
+        accepted_response_types: vec![0, 1],
     });
     let (code, b) = http(addr, "POST", "/api/v1/read", &PROTO, &body);
     assert_eq!(code, 200, "{}", String::from_utf8_lossy(&b));
     let raw = snap::raw::Decoder::new().decompress_vec(&b).unwrap();
-    ReadResponse::decode(raw.as_slice()).unwrap()
+    let answer = ReadResponse::decode(raw.as_slice()).unwrap();
+    let n = queries.len();
+    let streamed = read_chunks(addr, queries);
+    let mut want: Vec<Answer> = vec![Vec::new(); n];
+    for (q, r) in answer.results.iter().enumerate() {
+        for ts in r.timeseries.iter().filter(|ts| !ts.samples.is_empty()) {
+            want[q].push((
+                ts.labels
+                    .iter()
+                    .map(|l| (l.name.clone(), l.value.clone()))
+                    .collect(),
+                ts.samples
+                    .iter()
+                    .map(|s| (s.timestamp, s.value.to_bits()))
+                    .collect(),
+            ));
+        }
+        want[q].sort();
+    }
+    assert_eq!(
+        streamed, want,
+        "the streamed answer differs from the samples"
+    );
+    answer
+}
+
+/// A remote read answered with streamed XOR chunks: per query, each
+/// series' labels and samples, in the order they came.
+fn read_chunks(addr: SocketAddr, queries: Vec<Query>) -> Vec<Answer> {
+    use sydra_engine::serve::chunks::{self, ChunkedReadResponse};
+    let n = queries.len();
+    let body = snappy(&ReadRequest {
+        queries,
+        accepted_response_types: vec![1, 0],
+    });
+    let (code, b) = http(addr, "POST", "/api/v1/read", &PROTO, &body);
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&b));
+    let mut out = vec![Vec::new(); n];
+    for f in chunks::frames(&b).unwrap() {
+        let m = ChunkedReadResponse::decode(f).unwrap();
+        assert_eq!(m.chunked_series.len(), 1, "one series a frame");
+        let q: &mut Answer = &mut out[m.query_index as usize];
+        for cs in m.chunked_series {
+            let labels: Vec<(String, String)> =
+                cs.labels.into_iter().map(|l| (l.name, l.value)).collect();
+            if q.last().map(|(l, _)| l) != Some(&labels) {
+                q.push((labels, Vec::new()));
+            }
+            let samples = &mut q.last_mut().unwrap().1;
+            for c in cs.chunks {
+                assert_eq!(c.r#type, chunks::ENCODING_XOR);
+                let (ts, vs) = chunks::decode_xor(&c.data).unwrap();
+                assert!(ts.len() <= chunks::SAMPLES_PER_CHUNK && !ts.is_empty());
+                assert_eq!((c.min_time_ms, c.max_time_ms), (ts[0], ts[ts.len() - 1]));
+                samples.extend(ts.into_iter().zip(vs.iter().map(|v| v.to_bits())));
+            }
+        }
+    }
+    out
 }
 
 fn matcher(t: i32, name: &str, value: &str) -> LabelMatcher {
@@ -365,11 +429,13 @@ fn bad_remote_writes_get_4xx_and_write_nothing() {
         accepted_response_types: vec![],
     });
     assert_eq!(http(a, "POST", "/api/v1/read", &PROTO, &bad).0, 400);
-    let chunks_only = snappy(&ReadRequest {
+    let unknown_only = snappy(&ReadRequest {
         queries: vec![],
-        accepted_response_types: vec![1],
+        accepted_response_types: vec![7, 9],
     });
-    assert_eq!(http(a, "POST", "/api/v1/read", &PROTO, &chunks_only).0, 400);
+    let (code, msg) = http(a, "POST", "/api/v1/read", &PROTO, &unknown_only);
+    assert_eq!(code, 400);
+    assert!(String::from_utf8_lossy(&msg).contains("[7, 9]"));
     s.stop();
 }
 
