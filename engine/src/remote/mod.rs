@@ -1536,18 +1536,35 @@ pub use receive::{receive, receive_bytes, receive_from};
 #[cfg(feature = "s3")]
 pub use replica::{Replica, ReplicaOptions, ReplicaStats};
 #[cfg(feature = "s3")]
-pub use s3::{MANIFEST_FORMAT, Manifest, PackEntry};
+pub use s3::{MANIFEST_FORMAT, Manifest, PackEntry, Repack};
 
-/// `sydra gc --remote`: on an S3 remote, delete the packs its manifest no
-/// longer lists that are older than `grace` (see `s3.rs`). Returns (packs
-/// listed, objects deleted, objects kept because younger than `grace`,
-/// requests made).
+/// What `sydra gc --remote` did.
+#[cfg(feature = "s3")]
+#[derive(Debug, Clone)]
+pub struct RemoteGc {
+    /// The repack's outcome, when one was asked for.
+    pub repack: Option<Repack>,
+    /// Packs in the bucket before deleting.
+    pub listed: u64,
+    /// Objects deleted (packs, their indexes, retirement markers, probes).
+    pub deleted: u64,
+    /// Unlisted objects kept because younger than the grace period.
+    pub young: u64,
+    /// Requests made.
+    pub requests: u64,
+}
+
+/// `sydra gc --remote`: on an S3 remote, first (with `repack`) merge the
+/// newest packs into one sent again from `repo`, then delete the packs
+/// its manifest no longer lists once `grace` has passed since they were
+/// uploaded or retired (see `s3.rs`).
 #[cfg(feature = "s3")]
 pub fn gc_remote(
     repo: &Repository,
     remote: &str,
     grace: std::time::Duration,
-) -> Result<(u64, u64, u64, u64)> {
+    repack: bool,
+) -> Result<RemoteGc> {
     let (name, url) = resolve_remote(repo, remote)?;
     let RemoteUrl::S3(u) = &url else {
         return Err(remote_err(
@@ -1557,8 +1574,15 @@ pub fn gc_remote(
     };
     let marker = name.as_deref().map(|n| s3::probed_marker(repo, n));
     let r = s3::open(u, marker.as_deref(), true)?;
+    let repack = if repack { Some(r.repack(repo)?) } else { None };
     let (listed, deleted, young) = r.gc(grace)?;
-    Ok((listed, deleted, young, r.requests()))
+    Ok(RemoteGc {
+        repack,
+        listed,
+        deleted,
+        young,
+        requests: r.requests(),
+    })
 }
 
 /// The HTTP transport: a client of `sydra serve` (crate::serve).

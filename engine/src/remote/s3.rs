@@ -819,50 +819,235 @@ impl S3Remote {
         }
     }
 
+    /// The index of the listed pack `p`, parsed and checked against its
+    /// name and size; `None` when it has none (pushed before indexes).
+    fn index_of(&self, p: &PackEntry) -> Result<Option<super::tindex::TransferIndex>> {
+        let trailer = p
+            .name
+            .strip_prefix("pack-")
+            .and_then(|r| r.strip_suffix(".sytx"))
+            .and_then(|h| h.parse::<ObjectId>().ok())
+            .ok_or_else(|| {
+                self.err(
+                    "the manifest",
+                    format!("pack name {} is not pack-<hex>.sytx", p.name),
+                )
+            })?;
+        let max = p.bytes.saturating_mul(2).saturating_add(4096);
+        let Some(b) = self.get_index(&p.name, max)? else {
+            return Ok(None);
+        };
+        super::tindex::TransferIndex::parse(&b, &trailer, p.bytes)
+            .map(Some)
+            .map_err(|e| self.err(&index_name(&p.name), e))
+    }
+
+    /// Merge the newest packs into one, as `sydra gc --remote` does before
+    /// it deletes: the run [`repack_run`] picks is sent again from `repo`
+    /// as one transfer (what a push of the run's tips onto the packs
+    /// before it sends), checked to hold every object and WAL range of the
+    /// run that the packs before it do not, uploaded, and listed in the
+    /// run's place by a conditional manifest write. The run's packs are
+    /// marked retired first (`retired/<name>`), so `gc` keeps them for the
+    /// grace period after they leave the manifest, for readers that read
+    /// the manifest before.
+    pub(crate) fn repack(&self, repo: &Repository) -> Result<Repack> {
+        let mut m = self.manifest()?;
+        let mut version = self.cached.lock().clone().and_then(|(_, v)| v);
+        let sizes: Vec<u64> = m.packs.iter().map(|p| p.bytes).collect();
+        let Some(start) = repack_run(&sizes) else {
+            return Ok(Repack::Nothing);
+        };
+        let run: Vec<PackEntry> = m.packs[start..].to_vec();
+        let mut tips: Vec<ObjectId> = run.iter().flat_map(|p| p.tips.iter().copied()).collect();
+        tips.sort();
+        tips.dedup();
+        for p in &run {
+            for t in &p.tips {
+                if !repo.objects().contains(t)? {
+                    return Ok(Repack::Skipped(format!(
+                        "{} brought commit {t}, which this store lacks: fetch from the remote \
+                         here first (or run gc from the store that pushes)",
+                        p.name
+                    )));
+                }
+            }
+        }
+        let before: Vec<ObjectId> = m.packs[..start]
+            .iter()
+            .flat_map(|p| p.tips.iter().copied())
+            .collect();
+        let have = super::remote_has(repo, before)?;
+        let file = super::send_beyond(repo, &tips, &have)?;
+
+        // The check: what a fetcher got from the run, it gets from the new
+        // transfer or already has from the packs before the run.
+        let new_index = {
+            let f = sydra_objects::fs::open_regular(&file.path)
+                .map_err(Error::io("open", &file.path))?;
+            let map = sydra_objects::map::map_file(&f).map_err(Error::io("map", &file.path))?;
+            super::tindex::TransferIndex::build(&map)
+                .map_err(|e| self.err("cannot index the merged transfer", e))?
+        };
+        let new_objects: HashSet<ObjectId> = new_index.objects.iter().map(|(id, _)| *id).collect();
+        let new_ranges: HashSet<ObjectId> = new_index.ranges.iter().map(|(id, _)| *id).collect();
+        let mut missing_objects: HashSet<ObjectId> = HashSet::new();
+        let mut missing_ranges: HashSet<ObjectId> = HashSet::new();
+        for p in &run {
+            let Some(ix) = self.index_of(p)? else {
+                return Ok(Repack::Skipped(format!(
+                    "{} has no index (pushed by an older Sydra); it is left as it is",
+                    p.name
+                )));
+            };
+            missing_objects.extend(
+                ix.objects
+                    .iter()
+                    .map(|(id, _)| *id)
+                    .filter(|id| !new_objects.contains(id)),
+            );
+            missing_ranges.extend(
+                ix.ranges
+                    .iter()
+                    .map(|(id, _)| *id)
+                    .filter(|id| !new_ranges.contains(id)),
+            );
+        }
+        for p in &m.packs[..start] {
+            if missing_objects.is_empty() && missing_ranges.is_empty() {
+                break;
+            }
+            let Some(ix) = self.index_of(p)? else {
+                break;
+            };
+            for (id, _) in &ix.objects {
+                missing_objects.remove(id);
+            }
+            for (id, _) in &ix.ranges {
+                missing_ranges.remove(id);
+            }
+        }
+        if !missing_objects.is_empty() || !missing_ranges.is_empty() {
+            // This store's history is shorter than the remote's (a
+            // retention cut here, or packs pushed by another store).
+            return Ok(Repack::Skipped(format!(
+                "sent again from this store, the packs would lack {} object(s) and {} WAL \
+                 range(s) they hold (object {} first; history cut here by retention, or \
+                 pushed from another store); nothing was changed",
+                missing_objects.len(),
+                missing_ranges.len(),
+                missing_objects
+                    .iter()
+                    .chain(&missing_ranges)
+                    .next()
+                    .map(ObjectId::to_hex)
+                    .unwrap_or_default()
+            )));
+        }
+
+        let mut entry = self.upload(&file)?;
+        entry.tips = tips;
+        if run.iter().any(|p| p.name == entry.name) {
+            return Ok(Repack::Nothing);
+        }
+        for p in &run {
+            self.count(1);
+            let key = self.key(&format!("retired/{}", p.name));
+            self.rt
+                .block_on(self.store.put(&key, PutPayload::from(Vec::new())))
+                .map_err(|e| self.err(&format!("cannot write {key}"), e))?;
+        }
+        let names: Vec<&str> = run.iter().map(|p| p.name.as_str()).collect();
+        let mut tries = 0;
+        loop {
+            let Some(at) = m
+                .packs
+                .windows(names.len())
+                .position(|w| w.iter().map(|p| p.name.as_str()).eq(names.iter().copied()))
+            else {
+                return Ok(Repack::Skipped(
+                    "the manifest's packs changed while the merged pack was made; it is \
+                     left unlisted (gc removes it after the grace period)"
+                        .into(),
+                ));
+            };
+            let mut next = m.clone();
+            next.packs.splice(at..at + names.len(), [entry.clone()]);
+            next.generation = m.generation + 1;
+            if self.replace_manifest(&next, version.clone())? {
+                return Ok(Repack::Merged {
+                    packs: run.len(),
+                    bytes_before: run.iter().map(|p| p.bytes).sum(),
+                    bytes_after: entry.bytes,
+                    name: entry.name,
+                });
+            }
+            tries += 1;
+            if tries > MANIFEST_RETRIES {
+                return Err(self.err(
+                    "the manifest",
+                    format!("kept changing under {tries} attempts to update it; gc again"),
+                ));
+            }
+            m = self.manifest()?;
+            version = self.cached.lock().clone().and_then(|(_, v)| v);
+        }
+    }
+
     /// `sydra gc --remote`: delete the packs the manifest does not list
     /// that are older than `grace` (a push uploads its pack before it
     /// lists it), and leftover probe keys. Returns (listed, deleted,
     /// kept because young).
     pub(crate) fn gc(&self, grace: std::time::Duration) -> Result<(u64, u64, u64)> {
+        use std::time::SystemTime;
         let m = self.manifest()?;
         let live: HashSet<&str> = m.packs.iter().map(|p| p.name.as_str()).collect();
-        let now = std::time::SystemTime::now();
+        let now = SystemTime::now();
+        // Packs a repack retired: their grace runs from the retiring, not
+        // from their upload.
+        let mut retired: Vec<(String, object_store::path::Path, SystemTime)> = Vec::new();
+        for meta in self.list("retired")? {
+            let name = meta.location.filename().unwrap_or_default().to_owned();
+            retired.push((name, meta.location, SystemTime::from(meta.last_modified)));
+        }
         let mut listed = 0u64;
         let mut doomed = Vec::new();
         let mut young = 0u64;
+        // Packs with a file that stays (listed, or unlisted but young).
+        let mut kept: HashSet<String> = HashSet::new();
         for dir in ["packs", "probe"] {
-            let prefix = self.key(dir);
-            self.count(1);
-            let metas: Vec<object_store::ObjectMeta> = self
-                .rt
-                .block_on(async {
-                    let mut out = Vec::new();
-                    let mut s = self.store.list(Some(&prefix));
-                    while let Some(x) = s.next().await {
-                        out.push(x?);
-                    }
-                    Ok::<_, object_store::Error>(out)
-                })
-                .map_err(|e| self.err(&format!("cannot list {prefix}"), e))?;
-            for meta in metas {
+            for meta in self.list(dir)? {
                 let name = meta.location.filename().unwrap_or_default().to_owned();
+                let mut since = SystemTime::from(meta.last_modified);
+                let mut pack = None;
                 if dir == "packs" {
                     listed += u64::from(name.ends_with(".sytx"));
-                    let pack = name
+                    let p = name
                         .strip_suffix(".syti")
-                        .map(|stem| format!("{stem}.sytx"));
-                    if live.contains(pack.as_deref().unwrap_or(&name)) {
+                        .map(|stem| format!("{stem}.sytx"))
+                        .unwrap_or_else(|| name.clone());
+                    if live.contains(p.as_str()) {
+                        kept.insert(p);
                         continue;
                     }
+                    if let Some((_, _, at)) = retired.iter().find(|(n, _, _)| *n == p) {
+                        since = since.max(*at);
+                    }
+                    pack = Some(p);
                 }
-                let age = now
-                    .duration_since(std::time::SystemTime::from(meta.last_modified))
-                    .unwrap_or_default();
-                if age < grace {
+                if now.duration_since(since).unwrap_or_default() < grace {
                     young += 1;
+                    kept.extend(pack);
                 } else {
                     doomed.push(meta.location);
                 }
+            }
+        }
+        // A marker goes after its pack's files (a gc stopped between the
+        // two leaves a marker for the next one).
+        for (name, key, _) in retired {
+            if !kept.contains(&name) {
+                doomed.push(key);
             }
         }
         for key in &doomed {
@@ -873,6 +1058,61 @@ impl S3Remote {
         }
         Ok((listed, doomed.len() as u64, young))
     }
+
+    /// Every key under `PREFIX/dir/` (one LIST request per page).
+    fn list(&self, dir: &str) -> Result<Vec<object_store::ObjectMeta>> {
+        let prefix = self.key(dir);
+        self.count(1);
+        self.rt
+            .block_on(async {
+                let mut out = Vec::new();
+                let mut s = self.store.list(Some(&prefix));
+                while let Some(x) = s.next().await {
+                    out.push(x?);
+                }
+                Ok::<_, object_store::Error>(out)
+            })
+            .map_err(|e| self.err(&format!("cannot list {prefix}"), e))
+    }
+}
+
+/// What [`S3Remote::repack`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Repack {
+    /// The packs are already in a geometric progression.
+    Nothing,
+    /// Merged the newest `packs` packs into the new pack `name`.
+    Merged {
+        /// Packs merged.
+        packs: usize,
+        /// Their bytes.
+        bytes_before: u64,
+        /// The merged pack's bytes.
+        bytes_after: u64,
+        /// The merged pack.
+        name: String,
+    },
+    /// Not done, and why (nothing changed, or a new pack left unlisted).
+    Skipped(String),
+}
+
+/// The start of the run of newest packs a repack merges, given the packs'
+/// sizes in manifest order: walking back from the newest, a pack joins
+/// while it is less than twice the run so far. `None` unless that takes
+/// two packs or more. Packs that already shrink geometrically towards the
+/// newest stay as they are, so each byte is merged O(log n) times.
+pub(crate) fn repack_run(sizes: &[u64]) -> Option<usize> {
+    let mut total = 0u64;
+    let mut start = sizes.len();
+    while start > 0 {
+        let s = sizes[start - 1];
+        if total > 0 && s >= total.saturating_mul(2) {
+            break;
+        }
+        total = total.saturating_add(s);
+        start -= 1;
+    }
+    (sizes.len() - start >= 2).then_some(start)
 }
 
 /// The name of a pack's transfer index: `pack-<hex>.sytx` → `pack-<hex>.syti`.
@@ -950,5 +1190,37 @@ mod tests {
         }
         assert!(!valid_pack_name("pack-../../x.sytx"));
         assert!(!valid_pack_name(&format!("pack-{}.sytx", "g".repeat(64))));
+    }
+}
+
+#[cfg(test)]
+mod repack_tests {
+    use super::repack_run;
+
+    #[test]
+    fn the_run_is_the_newest_packs_that_do_not_shrink_geometrically() {
+        assert_eq!(repack_run(&[]), None);
+        assert_eq!(repack_run(&[100]), None);
+        // A large pack and small ones after it: the small ones merge.
+        assert_eq!(repack_run(&[1000, 10, 10, 10, 10]), Some(1));
+        // Already a progression towards the newest: nothing.
+        assert_eq!(repack_run(&[1000, 400, 100, 40]), None);
+        assert_eq!(repack_run(&[1000, 40, 10]), None);
+        // Two equal packs merge; so does a newer pack as large as the rest.
+        assert_eq!(repack_run(&[1000, 40, 10, 10]), Some(2));
+        assert_eq!(repack_run(&[100, 60]), Some(0));
+        assert_eq!(repack_run(&[5, 1000]), Some(0));
+        // Merging what a run gives keeps the rule quiet the next time.
+        let mut sizes = vec![1 << 20];
+        for _ in 0..200 {
+            sizes.push(1000);
+            if let Some(start) = repack_run(&sizes) {
+                let merged: u64 = sizes[start..].iter().sum();
+                sizes.truncate(start);
+                sizes.push(merged);
+            }
+            assert_eq!(repack_run(&sizes), None);
+            assert!(sizes.len() <= 12, "{sizes:?}");
+        }
     }
 }

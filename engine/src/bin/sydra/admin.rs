@@ -46,11 +46,16 @@ pub struct GcArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
-    /// Collect an S3 remote instead of this directory: delete the packs
-    /// its manifest no longer lists that are older than --grace (a push
-    /// uploads its pack before it lists it).
+    /// Collect an S3 remote instead of this directory: merge its newest
+    /// small packs into one (sent again from this store), then delete the
+    /// packs its manifest no longer lists once --grace has passed since
+    /// they were uploaded or retired (a push uploads its pack before it
+    /// lists it; a reader may hold the manifest before a repack).
     #[arg(long, value_name = "NAME|URL", conflicts_with_all = ["dry_run", "retain", "reflog_expiry"])]
     remote: Option<String>,
+    /// With --remote: only delete; merge no packs.
+    #[arg(long, requires = "remote")]
+    no_repack: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -149,6 +154,7 @@ pub fn gc(dir: &Path, a: GcArgs) -> anyhow::Result<u8> {
             dir,
             remote,
             a.grace.unwrap_or(Duration::from_secs(3600)),
+            !a.no_repack,
             a.json,
         );
     }
@@ -533,29 +539,65 @@ fn print_stats(out: &mut impl Write, s: &RepoStats) -> io::Result<()> {
 }
 
 #[cfg(feature = "s3")]
-fn gc_remote(dir: &Path, remote: &str, grace: Duration, json: bool) -> anyhow::Result<u8> {
+fn gc_remote(
+    dir: &Path,
+    remote: &str,
+    grace: Duration,
+    repack: bool,
+    json: bool,
+) -> anyhow::Result<u8> {
+    use sydra_engine::remote::Repack;
     let repo = sydra_engine::Repository::open(dir)?;
-    let (listed, deleted, young, requests) = sydra_engine::remote::gc_remote(&repo, remote, grace)?;
+    let r = sydra_engine::remote::gc_remote(&repo, remote, grace, repack)?;
+    let (merged, note) = match &r.repack {
+        Some(Repack::Merged {
+            packs,
+            bytes_before,
+            bytes_after,
+            name,
+        }) => (
+            serde_json::json!({
+                "packs": packs,
+                "bytes_before": bytes_before,
+                "bytes_after": bytes_after,
+                "into": name,
+            }),
+            format!(
+                "merged its {packs} newest packs ({bytes_before} bytes) into {name} ({bytes_after} bytes)"
+            ),
+        ),
+        Some(Repack::Skipped(why)) => (
+            serde_json::json!({ "skipped": why }),
+            format!("did not repack: {why}"),
+        ),
+        Some(Repack::Nothing) => (
+            serde_json::Value::Null,
+            "its packs need no merging".to_owned(),
+        ),
+        None => (serde_json::Value::Null, "repack not asked".to_owned()),
+    };
     if json {
         println!(
             "{}",
             serde_json::json!({
                 "remote": remote,
-                "packs_listed": listed,
-                "deleted": deleted,
-                "kept_within_grace": young,
-                "requests": requests,
+                "repacked": merged,
+                "packs_listed": r.listed,
+                "deleted": r.deleted,
+                "kept_within_grace": r.young,
+                "requests": r.requests,
             })
         );
     } else {
         println!(
-            "{remote}: {listed} pack(s) in the bucket; deleted {deleted} object(s) the manifest does not list; kept {young} younger than the grace period ({requests} request(s))"
+            "{remote}: {note}; {} pack(s) in the bucket; deleted {} object(s) the manifest does not list; kept {} younger than the grace period ({} request(s))",
+            r.listed, r.deleted, r.young, r.requests
         );
     }
     Ok(0)
 }
 
 #[cfg(not(feature = "s3"))]
-fn gc_remote(_: &Path, remote: &str, _: Duration, _: bool) -> anyhow::Result<u8> {
+fn gc_remote(_: &Path, remote: &str, _: Duration, _: bool, _: bool) -> anyhow::Result<u8> {
     anyhow::bail!("{remote}: this build has no S3 support (the s3 feature)")
 }
