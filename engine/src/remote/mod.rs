@@ -1574,7 +1574,15 @@ pub fn gc_remote(
     };
     let marker = name.as_deref().map(|n| s3::probed_marker(repo, n));
     let r = s3::open(u, marker.as_deref(), true)?;
-    let repack = if repack { Some(r.repack(repo)?) } else { None };
+    // A repack that fails leaves the remote as it was; the deletion below
+    // still runs.
+    let repack = repack.then(|| {
+        r.repack(repo).unwrap_or_else(|e| {
+            s3::Repack::Skipped(format!(
+                "{e} (nothing was changed; --no-repack skips the merge)"
+            ))
+        })
+    });
     let (listed, deleted, young) = r.gc(grace)?;
     Ok(RemoteGc {
         repack,

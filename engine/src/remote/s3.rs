@@ -533,16 +533,29 @@ impl S3Remote {
     /// of the same transfer) holds these bytes: that is success.
     fn put_named_by_content(&self, key: &Key, data: Vec<u8>) -> Result<()> {
         self.count(1);
+        let payload = PutPayload::from(data);
+        let again = payload.clone();
         let r = self.rt.block_on(self.store.put_opts(
             key,
-            PutPayload::from(data),
+            payload,
             PutOptions {
                 mode: PutMode::Create,
                 ..PutOptions::default()
             },
         ));
         match r {
-            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+            Ok(_) => Ok(()),
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                // The same bytes, uploaded before and perhaps unlisted
+                // since: put them again so the object's time is now, or a
+                // `gc --remote` could take it for an old unlisted pack
+                // just as this push or repack lists it.
+                self.count(1);
+                self.rt
+                    .block_on(self.store.put(key, again))
+                    .map(|_| ())
+                    .map_err(|e| self.err(&format!("cannot upload {key}"), e))
+            }
             Err(e) => Err(self.err(&format!("cannot upload {key}"), e)),
         }
     }
@@ -842,6 +855,19 @@ impl S3Remote {
             .map_err(|e| self.err(&index_name(&p.name), e))
     }
 
+    /// Write (or rewrite, which moves its time) each pack's retirement
+    /// marker.
+    fn retire(&self, packs: &[PackEntry]) -> Result<()> {
+        for p in packs {
+            self.count(1);
+            let key = self.key(&format!("retired/{}", p.name));
+            self.rt
+                .block_on(self.store.put(&key, PutPayload::from(Vec::new())))
+                .map_err(|e| self.err(&format!("cannot write {key}"), e))?;
+        }
+        Ok(())
+    }
+
     /// Merge the newest packs into one, as `sydra gc --remote` does before
     /// it deletes: the run [`repack_run`] picks is sent again from `repo`
     /// as one transfer (what a push of the run's tips onto the packs
@@ -873,6 +899,17 @@ impl S3Remote {
                 }
             }
         }
+        // The run's indexes first: a run that cannot be checked is not sent.
+        let mut run_indexes = Vec::with_capacity(run.len());
+        for p in &run {
+            let Some(ix) = self.index_of(p)? else {
+                return Ok(Repack::Skipped(format!(
+                    "{} has no index (pushed by an older Sydra); it is left as it is",
+                    p.name
+                )));
+            };
+            run_indexes.push(ix);
+        }
         let before: Vec<ObjectId> = m.packs[..start]
             .iter()
             .flat_map(|p| p.tips.iter().copied())
@@ -893,13 +930,7 @@ impl S3Remote {
         let new_ranges: HashSet<ObjectId> = new_index.ranges.iter().map(|(id, _)| *id).collect();
         let mut missing_objects: HashSet<ObjectId> = HashSet::new();
         let mut missing_ranges: HashSet<ObjectId> = HashSet::new();
-        for p in &run {
-            let Some(ix) = self.index_of(p)? else {
-                return Ok(Repack::Skipped(format!(
-                    "{} has no index (pushed by an older Sydra); it is left as it is",
-                    p.name
-                )));
-            };
+        for ix in &run_indexes {
             missing_objects.extend(
                 ix.objects
                     .iter()
@@ -950,13 +981,7 @@ impl S3Remote {
         if run.iter().any(|p| p.name == entry.name) {
             return Ok(Repack::Nothing);
         }
-        for p in &run {
-            self.count(1);
-            let key = self.key(&format!("retired/{}", p.name));
-            self.rt
-                .block_on(self.store.put(&key, PutPayload::from(Vec::new())))
-                .map_err(|e| self.err(&format!("cannot write {key}"), e))?;
-        }
+        self.retire(&run)?;
         let names: Vec<&str> = run.iter().map(|p| p.name.as_str()).collect();
         let mut tries = 0;
         loop {
@@ -975,6 +1000,9 @@ impl S3Remote {
             next.packs.splice(at..at + names.len(), [entry.clone()]);
             next.generation = m.generation + 1;
             if self.replace_manifest(&next, version.clone())? {
+                // Again, now that they left the manifest: their grace runs
+                // from here even if the update took long.
+                self.retire(&run)?;
                 return Ok(Repack::Merged {
                     packs: run.len(),
                     bytes_before: run.iter().map(|p| p.bytes).sum(),
@@ -1005,10 +1033,11 @@ impl S3Remote {
         let now = SystemTime::now();
         // Packs a repack retired: their grace runs from the retiring, not
         // from their upload.
-        let mut retired: Vec<(String, object_store::path::Path, SystemTime)> = Vec::new();
+        let mut retired: std::collections::HashMap<String, (object_store::path::Path, SystemTime)> =
+            std::collections::HashMap::new();
         for meta in self.list("retired")? {
             let name = meta.location.filename().unwrap_or_default().to_owned();
-            retired.push((name, meta.location, SystemTime::from(meta.last_modified)));
+            retired.insert(name, (meta.location, SystemTime::from(meta.last_modified)));
         }
         let mut listed = 0u64;
         let mut doomed = Vec::new();
@@ -1030,7 +1059,7 @@ impl S3Remote {
                         kept.insert(p);
                         continue;
                     }
-                    if let Some((_, _, at)) = retired.iter().find(|(n, _, _)| *n == p) {
+                    if let Some((_, at)) = retired.get(&p) {
                         since = since.max(*at);
                     }
                     pack = Some(p);
@@ -1045,10 +1074,25 @@ impl S3Remote {
         }
         // A marker goes after its pack's files (a gc stopped between the
         // two leaves a marker for the next one).
-        for (name, key, _) in retired {
+        for (name, (key, _)) in retired {
             if !kept.contains(&name) {
                 doomed.push(key);
             }
+        }
+        // A push or repack may have listed a pack since the manifest was
+        // read: read it again and spare what it lists now.
+        if !doomed.is_empty() {
+            let now_listed = self.manifest()?;
+            let listed_now: HashSet<&str> =
+                now_listed.packs.iter().map(|p| p.name.as_str()).collect();
+            doomed.retain(|key| {
+                let name = key.filename().unwrap_or_default();
+                let pack = name
+                    .strip_suffix(".syti")
+                    .map(|stem| format!("{stem}.sytx"))
+                    .unwrap_or_else(|| name.to_owned());
+                !listed_now.contains(pack.as_str())
+            });
         }
         for key in &doomed {
             self.count(1);

@@ -116,7 +116,7 @@ pub fn encode_streamed(results: &[Vec<ReadSeries>]) -> Result<Vec<u8>, String> {
                     r#type: ENCODING_XOR,
                     data,
                 });
-                if used > room || i + 1 == cuts {
+                if used >= room || i + 1 == cuts {
                     let next = ChunkedSeries {
                         labels: s.labels.clone(),
                         chunks: Vec::new(),
