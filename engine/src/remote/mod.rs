@@ -546,7 +546,7 @@ fn walk_tree(
 /// When the entries of tree payload `base` are a byte prefix of those of
 /// tree payload `t` (after each one's 4-byte count), the entries of `t`
 /// after them, framed as a tree of their own; otherwise `None`.
-fn new_entries(t: &[u8], base: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn new_entries(t: &[u8], base: &[u8]) -> Option<Vec<u8>> {
     let count = |b: &[u8]| Some(u32::from_le_bytes(b.get(..4)?.try_into().ok()?));
     let added = count(t)?.checked_sub(count(base)?)?;
     if t.len() < base.len() || !t[4..].starts_with(&base[4..]) {

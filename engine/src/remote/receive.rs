@@ -295,6 +295,58 @@ struct Refs {
     deferred: Vec<ObjectId>,
     /// Parents neither side has, once the pack is whole.
     orphans: Vec<(ObjectId, ObjectId)>,
+    /// Trees recorded, by their first entry's id (see [`Refs::record_tree`]).
+    seen: ahash::AHashMap<ObjectId, SeenTree>,
+    /// Payload bytes held in `seen`.
+    seen_bytes: usize,
+}
+
+/// A tree whose entries were all noted: its payload, and where each entry
+/// ends in it.
+struct SeenTree {
+    payload: Vec<u8>,
+    ends: Vec<u32>,
+}
+
+/// What [`Refs`] keeps of recorded trees at most; past it, it starts over.
+const SEEN_MAX_BYTES: usize = 64 << 20;
+
+/// The id of a tree payload's first entry (after the 4-byte count: kind,
+/// name length, name, id), or `None` when it has none or is too short.
+fn first_entry_id(payload: &[u8]) -> Option<ObjectId> {
+    let name_len = usize::from(*payload.get(5)?);
+    let at = 6 + name_len;
+    let bytes: [u8; 32] = payload.get(at..at + 32)?.try_into().ok()?;
+    Some(ObjectId::from_bytes(bytes))
+}
+
+/// How many leading bytes `a` and `b` share (compared a block at a time).
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    const BLOCK: usize = 64;
+    let n = a.len().min(b.len());
+    let mut at = 0;
+    while at + BLOCK <= n && a[at..at + BLOCK] == b[at..at + BLOCK] {
+        at += BLOCK;
+    }
+    while at < n && a[at] == b[at] {
+        at += 1;
+    }
+    at
+}
+
+/// A tree payload's entry count (its first four bytes).
+fn entry_count(payload: &[u8]) -> Option<usize> {
+    Some(u32::from_le_bytes(payload.get(..4)?.try_into().ok()?) as usize)
+}
+
+/// Where each entry of a decoded tree ends, `from` being where the first
+/// one starts.
+fn entry_ends(t: &sydra_objects::TreeRef<'_>, from: usize, ends: &mut Vec<u32>) {
+    let mut at = from;
+    for e in &t.entries {
+        at += 2 + e.name.len() + ObjectId::LEN;
+        ends.push(at as u32);
+    }
 }
 
 /// The fewest referenced ids at which [`Refs`] prunes (about 50 MB).
@@ -309,6 +361,8 @@ impl Default for Refs {
             commits: 0,
             deferred: Vec::new(),
             orphans: Vec::new(),
+            seen: ahash::AHashMap::new(),
+            seen_bytes: 0,
         }
     }
 }
@@ -360,14 +414,7 @@ impl Refs {
         payload: &[u8],
     ) -> std::result::Result<(), String> {
         match e.kind {
-            Kind::Tree => {
-                let t = sydra_objects::TreeRef::decode(payload)
-                    .map_err(|d| format!("tree {}: {d}", e.id))?;
-                // Trees come before what they name in a transfer, so
-                // filtering by the pack so far would rarely drop an id:
-                // the prune does it in bulk.
-                self.referenced.extend(t.entries.iter().map(|x| x.id));
-            }
+            Kind::Tree => self.record_tree(e, payload)?,
             Kind::Commit => {
                 let c = sydra_objects::CommitRef::decode(payload)
                     .map_err(|d| format!("commit {}: {d}", e.id))?;
@@ -376,6 +423,93 @@ impl Refs {
                 self.commits += 1;
             }
             Kind::Blob => {}
+        }
+        Ok(())
+    }
+
+    /// Note a tree's entries. A series' directory keeps its older entries
+    /// byte for byte from one compaction to the next (it gains a segment
+    /// and rewrites the last), and a transfer sends every version, so a
+    /// clone's pack holds the same entries over and over. Against the
+    /// longest tree noted before with the same first entry (`seen`), only
+    /// the entries after the longest run of whole entries they share are
+    /// decoded and noted; the first of those must sort after the last
+    /// shared one, and their count must be the tree's count less the
+    /// shared ones. The tree is as fully checked as by a whole decode,
+    /// and the ids noted are the same set.
+    fn record_tree(
+        &mut self,
+        e: &sydra_objects::pack::Entry,
+        payload: &[u8],
+    ) -> std::result::Result<(), String> {
+        let bad = |d: &dyn std::fmt::Display| format!("tree {}: {d}", e.id);
+        let first = first_entry_id(payload);
+        if let (Some(f), Some(n)) = (first, entry_count(payload))
+            && let Some(prev) = self.seen.get_mut(&f)
+        {
+            // Whole entries shared: those ending at or before the first
+            // byte that differs (past the count).
+            let differs = 4 + common_prefix(&payload[4..], &prev.payload[4..]);
+            let shared = prev.ends.partition_point(|&end| end as usize <= differs);
+            if shared > 0 && shared <= n {
+                let from = prev.ends[shared - 1] as usize;
+                let mut rest = Vec::with_capacity(4 + payload.len() - from);
+                rest.extend_from_slice(&((n - shared) as u32).to_le_bytes());
+                rest.extend_from_slice(&payload[from..]);
+                let t = sydra_objects::TreeRef::decode(&rest).map_err(|d| bad(&d))?;
+                let last_at = if shared >= 2 {
+                    prev.ends[shared - 2] as usize
+                } else {
+                    4
+                };
+                let last = &prev.payload
+                    [last_at + 2..last_at + 2 + usize::from(prev.payload[last_at + 1])];
+                if let Some(next) = t.entries.first()
+                    && next.name.as_bytes() <= last
+                {
+                    return Err(bad(&format!(
+                        "entry {:?} is not strictly after {:?}",
+                        next.name,
+                        String::from_utf8_lossy(last)
+                    )));
+                }
+                self.referenced.extend(t.entries.iter().map(|x| x.id));
+                // Keep the longer of the two for the trees to come.
+                if payload.len() > prev.payload.len() {
+                    self.seen_bytes += payload.len() - prev.payload.len();
+                    prev.payload.truncate(from);
+                    prev.payload.extend_from_slice(&payload[from..]);
+                    prev.payload[..4].copy_from_slice(&payload[..4]);
+                    prev.ends.truncate(shared);
+                    entry_ends(&t, from, &mut prev.ends);
+                    if self.seen_bytes > SEEN_MAX_BYTES {
+                        self.seen.clear();
+                        self.seen_bytes = 0;
+                    }
+                }
+                return Ok(());
+            }
+        }
+        let t = sydra_objects::TreeRef::decode(payload).map_err(|d| bad(&d))?;
+        // Trees come before what they name in a transfer, so filtering by
+        // the pack so far would rarely drop an id: the prune does it in
+        // bulk.
+        self.referenced.extend(t.entries.iter().map(|x| x.id));
+        if let Some(f) = first {
+            let mut ends = Vec::with_capacity(t.entries.len());
+            entry_ends(&t, 4, &mut ends);
+            self.seen_bytes += payload.len();
+            let kept = SeenTree {
+                payload: payload.to_vec(),
+                ends,
+            };
+            if let Some(old) = self.seen.insert(f, kept) {
+                self.seen_bytes -= old.payload.len();
+            }
+            if self.seen_bytes > SEEN_MAX_BYTES {
+                self.seen.clear();
+                self.seen_bytes = 0;
+            }
         }
         Ok(())
     }
@@ -584,6 +718,124 @@ impl Read for PipeReader {
 mod tests {
     use super::*;
     use sydra_objects::{Entry as TreeEntry, Tree};
+
+    fn tree_of(names: &[(&str, u8)]) -> (sydra_objects::pack::Entry, Vec<u8>) {
+        let entries = names
+            .iter()
+            .map(|&(name, b)| TreeEntry {
+                kind: Kind::Blob,
+                name: name.to_owned(),
+                id: ObjectId::from_bytes([b; 32]),
+            })
+            .collect();
+        let payload = Tree::from_entries(entries)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .encode();
+        (entry_of(&payload), payload)
+    }
+
+    fn entry_of(payload: &[u8]) -> sydra_objects::pack::Entry {
+        sydra_objects::pack::Entry {
+            id: ObjectId::compute(Kind::Tree, payload),
+            kind: Kind::Tree,
+            offset: 16,
+            len: payload.len() as u64,
+        }
+    }
+
+    /// What `refs` noted since it was last cleared, sorted.
+    fn noted(refs: &mut Refs) -> Vec<ObjectId> {
+        let mut v: Vec<ObjectId> = refs.referenced.drain().collect();
+        v.sort();
+        v
+    }
+
+    fn ids(bs: &[u8]) -> Vec<ObjectId> {
+        let mut v: Vec<ObjectId> = bs.iter().map(|&b| ObjectId::from_bytes([b; 32])).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn trees_that_repeat_entries_noted_before_are_decoded_only_where_they_differ() {
+        let mut refs = Refs::default();
+        let ok = |refs: &mut Refs, (e, p): &(sydra_objects::pack::Entry, Vec<u8>)| {
+            refs.record(e, p).unwrap_or_else(|err| panic!("{err}"));
+        };
+        // Newest first, as a transfer sends them: the older versions are
+        // prefixes and note nothing new.
+        ok(
+            &mut refs,
+            &tree_of(&[("s1", 1), ("s2", 2), ("s3", 3), ("s4", 4)]),
+        );
+        assert_eq!(noted(&mut refs), ids(&[1, 2, 3, 4]));
+        ok(&mut refs, &tree_of(&[("s1", 1), ("s2", 2), ("s3", 3)]));
+        ok(&mut refs, &tree_of(&[("s1", 1)]));
+        assert_eq!(noted(&mut refs), ids(&[]));
+        // Oldest first: each one's new entries only.
+        ok(
+            &mut refs,
+            &tree_of(&[("s1", 1), ("s2", 2), ("s3", 3), ("s4", 4), ("s5", 5)]),
+        );
+        assert_eq!(noted(&mut refs), ids(&[5]));
+        ok(
+            &mut refs,
+            &tree_of(&[
+                ("s1", 1),
+                ("s2", 2),
+                ("s3", 3),
+                ("s4", 4),
+                ("s5", 5),
+                ("s6", 6),
+            ]),
+        );
+        assert_eq!(noted(&mut refs), ids(&[6]));
+        // A rewritten last entry and one more (the next compaction of a
+        // series): decoded from the first that differs.
+        ok(
+            &mut refs,
+            &tree_of(&[
+                ("s1", 1),
+                ("s2", 2),
+                ("s3", 3),
+                ("s4", 4),
+                ("s5", 5),
+                ("s6", 8),
+                ("s7", 7),
+            ]),
+        );
+        assert_eq!(noted(&mut refs), ids(&[7, 8]));
+        // Only the first entry shared: decoded from the second.
+        ok(&mut refs, &tree_of(&[("s1", 1), ("t", 9)]));
+        assert_eq!(noted(&mut refs), ids(&[9]));
+        // A count smaller than the entries shared: decoded whole, refused.
+        let (_, two) = tree_of(&[("s1", 1), ("s2", 2)]);
+        let mut short = two.clone();
+        short[..4].copy_from_slice(&1u32.to_le_bytes());
+        assert!(refs.record(&entry_of(&short), &short).is_err());
+        // What a whole decode refuses is refused: a new entry that sorts
+        // before the last one kept, a damaged new entry, and a prefix that
+        // ends inside an entry or claims a wrong count.
+        let (_, base) = tree_of(&[("s1", 1), ("t", 9)]);
+        let mut before = base.clone();
+        before[..4].copy_from_slice(&3u32.to_le_bytes());
+        before.extend_from_slice(&[Kind::Blob.code(), 1, b'a']);
+        before.extend_from_slice(&[7u8; 32]);
+        let err = refs.record(&entry_of(&before), &before).unwrap_err();
+        assert!(err.contains("not strictly after"), "{err}");
+        let mut cut = base.clone();
+        cut[..4].copy_from_slice(&3u32.to_le_bytes());
+        cut.extend_from_slice(&[Kind::Blob.code(), 2, b'u']);
+        assert!(refs.record(&entry_of(&cut), &cut).is_err());
+        let inside = base[..base.len() - 5].to_vec();
+        assert!(refs.record(&entry_of(&inside), &inside).is_err());
+        let mut miscount = base.clone();
+        miscount[..4].copy_from_slice(&1u32.to_le_bytes());
+        assert!(refs.record(&entry_of(&miscount), &miscount).is_err());
+        for t in [&before, &cut, &inside, &miscount] {
+            assert!(sydra_objects::TreeRef::decode(t).is_err());
+        }
+    }
 
     #[test]
     fn references_pruned_against_the_store_must_fit_in_the_rest_of_the_pack() {
