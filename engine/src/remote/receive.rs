@@ -649,23 +649,27 @@ pub(super) fn pipe() -> (PipeWriter, PipeReader) {
         },
         PipeReader {
             rx,
-            cur: Vec::new(),
+            cur: Box::new(Vec::new()),
             at: 0,
         },
     )
 }
 
+/// A block in a [`pipe`]: the writer's own buffer, or a buffer handed over
+/// whole (a download's chunk), never copied.
+type Block = Box<dyn AsRef<[u8]> + Send>;
+
 /// The writing end of [`pipe`]: buffers a block, sends it when full and
 /// at `flush`. Writes fail once the reader is gone.
 pub(super) struct PipeWriter {
-    tx: SyncSender<Vec<u8>>,
+    tx: SyncSender<Block>,
     buf: Vec<u8>,
 }
 
 /// The reading end of [`pipe`]: end of stream once the writer is dropped.
 pub(super) struct PipeReader {
-    rx: Receiver<Vec<u8>>,
-    cur: Vec<u8>,
+    rx: Receiver<Block>,
+    cur: Block,
     at: usize,
 }
 
@@ -675,9 +679,23 @@ impl PipeWriter {
             return Ok(());
         }
         let block = std::mem::replace(&mut self.buf, Vec::with_capacity(BLOCK));
+        self.send_block(Box::new(block))
+    }
+
+    fn send_block(&mut self, block: Block) -> io::Result<()> {
         self.tx
             .send(block)
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the receiver stopped"))
+    }
+
+    /// Hand over a buffer whole, after what was written before it.
+    #[cfg(feature = "s3")]
+    pub(super) fn send_owned(
+        &mut self,
+        chunk: impl AsRef<[u8]> + Send + 'static,
+    ) -> io::Result<()> {
+        self.send()?;
+        self.send_block(Box::new(chunk))
     }
 }
 
@@ -698,7 +716,7 @@ impl Write for PipeWriter {
 
 impl Read for PipeReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.at == self.cur.len() {
+        while self.at == (*self.cur).as_ref().len() {
             match self.rx.recv() {
                 Ok(block) => {
                     self.cur = block;
@@ -707,8 +725,9 @@ impl Read for PipeReader {
                 Err(_) => return Ok(0),
             }
         }
-        let n = out.len().min(self.cur.len() - self.at);
-        out[..n].copy_from_slice(&self.cur[self.at..self.at + n]);
+        let cur = (*self.cur).as_ref();
+        let n = out.len().min(cur.len() - self.at);
+        out[..n].copy_from_slice(&cur[self.at..self.at + n]);
         self.at += n;
         Ok(n)
     }

@@ -708,7 +708,7 @@ impl S3Remote {
                         if n > entry.bytes {
                             break;
                         }
-                        if w.write_all(&chunk).is_err() {
+                        if w.send_owned(chunk).is_err() {
                             return Ok(None);
                         }
                     }
