@@ -165,11 +165,6 @@ impl BitWriter {
         }
     }
 
-    /// Write the low `n` bits of `bits`, whatever lies above them.
-    fn put_masked(&mut self, bits: u64, n: u32) {
-        self.put(bits & (u64::MAX >> (64 - n)), n);
-    }
-
     fn put_bytes(&mut self, bytes: &[u8]) {
         for &b in bytes {
             self.put(u64::from(b), 8);
@@ -213,6 +208,8 @@ pub fn encode_xor(times: &[i64], values: &[f64]) -> Result<Vec<u8>, String> {
     // none yet.
     let (mut leading, mut trailing) = (u32::MAX, 0u32);
     let mut buf = Vec::with_capacity(10);
+    // The time's code of the sample at hand, not yet written: (bits, count).
+    let mut pending: (u64, u32) = (0, 0);
     for (i, (&t, &v)) in times.iter().zip(values).enumerate() {
         let v = v.to_bits();
         let mut delta = 0u64;
@@ -230,40 +227,57 @@ pub fn encode_xor(times: &[i64], values: &[f64]) -> Result<Vec<u8>, String> {
                     varint::put(&mut buf, delta);
                     w.put_bytes(&buf);
                 } else {
+                    // The time's code, then the value's: written together
+                    // where they fit in one word (the common case by far).
                     let dod = delta.wrapping_sub(prev_delta) as i64;
-                    if dod == 0 {
-                        w.put(0, 1);
+                    let (code, len) = if dod == 0 {
+                        (0, 1)
                     } else if fits(dod, 14) {
-                        w.put(0b10, 2);
-                        w.put_masked(dod as u64, 14);
+                        (0b10 << 14 | (dod as u64 & 0x3fff), 16)
                     } else if fits(dod, 17) {
-                        w.put(0b110, 3);
-                        w.put_masked(dod as u64, 17);
+                        (0b110 << 17 | (dod as u64 & 0x1_ffff), 20)
                     } else if fits(dod, 20) {
-                        w.put(0b1110, 4);
-                        w.put_masked(dod as u64, 20);
+                        (0b1110 << 20 | (dod as u64 & 0xf_ffff), 24)
                     } else {
                         w.put(0b1111, 4);
-                        w.put(dod as u64, 64);
+                        (dod as u64, 64)
+                    };
+                    if len < 64 {
+                        pending = (code, len);
+                    } else {
+                        w.put(code, len);
                     }
                 }
                 let x = v ^ prev_v;
+                let (head, head_len) = std::mem::take(&mut pending);
                 if x == 0 {
-                    w.put(0, 1);
+                    w.put(head << 1, head_len + 1);
                 } else {
                     let lz = x.leading_zeros().min(31);
                     let tz = x.trailing_zeros();
                     if leading != u32::MAX && lz >= leading && tz >= trailing {
-                        w.put(0b10, 2);
-                        w.put(x >> trailing, 64 - leading - trailing);
+                        let bits = 64 - leading - trailing;
+                        let ctl = head << 2 | 0b10;
+                        if head_len + 2 + bits <= 64 {
+                            w.put(ctl << bits | x >> trailing, head_len + 2 + bits);
+                        } else {
+                            w.put(ctl, head_len + 2);
+                            w.put(x >> trailing, bits);
+                        }
                     } else {
                         leading = lz;
                         trailing = tz;
                         let bits = 64 - lz - tz;
-                        w.put(0b11, 2);
-                        w.put(u64::from(lz), 5);
-                        w.put_masked(u64::from(bits), 6); // 64 is written as 0
-                        w.put(x >> tz, bits);
+                        // 1 1, 5 bits of leading zeros, 6 of meaningful
+                        // bits (64 written as 0).
+                        let ctl =
+                            head << 13 | 0b11 << 11 | u64::from(lz) << 6 | u64::from(bits & 63);
+                        if head_len + 13 + bits <= 64 {
+                            w.put(ctl << bits | x >> tz, head_len + 13 + bits);
+                        } else {
+                            w.put(ctl, head_len + 13);
+                            w.put(x >> tz, bits);
+                        }
                     }
                 }
             }
