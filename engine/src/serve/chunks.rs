@@ -101,6 +101,13 @@ pub fn encode_streamed(results: &[Vec<ReadSeries>]) -> Result<Vec<u8>, String> {
                 chunks: Vec::new(),
             };
             let mut used = 0;
+            if s.values.len() != s.timestamps.len() {
+                return Err(format!(
+                    "a series has {} times and {} values",
+                    s.timestamps.len(),
+                    s.values.len()
+                ));
+            }
             let cuts = s.timestamps.len().div_ceil(SAMPLES_PER_CHUNK);
             for (i, (ts, vs)) in s
                 .timestamps
@@ -549,6 +556,71 @@ mod tests {
         }
         // A declared count far beyond the bytes: an error, and bounded.
         assert!(decode_xor(&[0xff, 0xff, 0]).is_err());
+    }
+
+    #[test]
+    fn a_streamed_answer_splits_series_into_chunks_and_frames() {
+        let series = |name: &str, n: usize| ReadSeries {
+            labels: vec![super::super::prompb::Label {
+                name: "__name__".into(),
+                value: name.into(),
+            }],
+            timestamps: (0..n as i64).map(|i| i * 1000).collect(),
+            values: (0..n).map(|i| i as f64).collect(),
+        };
+        // Two queries; the second's series given out of order, one empty.
+        let body = encode_streamed(&[
+            vec![series("a", 250)],
+            vec![series("c", 1), series("b", 120), series("e", 0)],
+        ])
+        .unwrap();
+        let mut seen = Vec::new();
+        for f in frames(&body).unwrap() {
+            let m = <ChunkedReadResponse as prost::Message>::decode(f).unwrap();
+            for cs in m.chunked_series {
+                let sizes: Vec<usize> = cs
+                    .chunks
+                    .iter()
+                    .map(|c| decode_xor(&c.data).unwrap().0.len())
+                    .collect();
+                seen.push((m.query_index, cs.labels[0].value.clone(), sizes));
+            }
+        }
+        assert_eq!(
+            seen,
+            vec![
+                (0, "a".to_owned(), vec![120, 120, 10]),
+                (1, "b".to_owned(), vec![120]),
+                (1, "c".to_owned(), vec![1]),
+            ]
+        );
+        let mut bad = series("x", 3);
+        bad.values.pop();
+        assert!(encode_streamed(&[vec![bad]]).is_err());
+        // A series past 1 MiB of chunks spans frames, each under about
+        // 1 MiB and one chunk, and keeps every sample.
+        let mut x = 3u64;
+        let mut big = series("big", 200_000);
+        for v in &mut big.values {
+            *v = f64::from_bits(lcg(&mut x) << 11 | lcg(&mut x) & 0x7ff);
+        }
+        let body = encode_streamed(&[vec![big.clone()]]).unwrap();
+        let fs = frames(&body).unwrap();
+        assert!(fs.len() >= 2, "{} frames", fs.len());
+        let mut back = Vec::new();
+        for f in fs {
+            assert!(f.len() < MAX_BYTES_IN_FRAME + 4096, "{}", f.len());
+            let m = <ChunkedReadResponse as prost::Message>::decode(f).unwrap();
+            assert_eq!(m.chunked_series.len(), 1);
+            for c in &m.chunked_series[0].chunks {
+                back.extend(decode_xor(&c.data).unwrap().1.iter().map(|v| v.to_bits()));
+            }
+        }
+        assert!(
+            back.iter()
+                .copied()
+                .eq(big.values.iter().map(|v| v.to_bits()))
+        );
     }
 
     #[test]
