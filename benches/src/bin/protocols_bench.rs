@@ -1311,6 +1311,54 @@ struct Probe {
 }
 
 impl Probe {
+    fn new(
+        name: &'static str,
+        addr: SocketAddr,
+        method: &'static str,
+        path: String,
+        headers: Vec<(&'static str, &'static str)>,
+        body: Vec<u8>,
+        decode: fn(&[u8]) -> Vec<(i64, u64)>,
+    ) -> Probe {
+        Probe {
+            name,
+            conn: Conn::new(addr),
+            method,
+            path,
+            headers,
+            body,
+            decode,
+            times: vec![],
+            bytes: 0,
+        }
+    }
+
+    /// A remote read of `body`.
+    fn read(
+        name: &'static str,
+        addr: SocketAddr,
+        body: &[u8],
+        decode: fn(&[u8]) -> Vec<(i64, u64)>,
+    ) -> Probe {
+        let headers = READ_HEADERS.to_vec();
+        Probe::new(
+            name,
+            addr,
+            "POST",
+            "/api/v1/read".into(),
+            headers,
+            body.to_vec(),
+            decode,
+        )
+    }
+
+    /// A bodiless GET whose answer is not checked.
+    fn get(name: &'static str, addr: SocketAddr, path: &str) -> Probe {
+        Probe::new(name, addr, "GET", path.into(), vec![], vec![], |_| {
+            Vec::new()
+        })
+    }
+
     fn once(&mut self) -> (f64, Vec<u8>) {
         let t = Instant::now();
         let r = self
@@ -1501,44 +1549,27 @@ fn read(a: &Args) {
     let promql = format!("{name}{{{}}}[1h]", sel.join(","));
     let read_body = read_request_body(&labels, from, to, 0);
     let chunks_body = read_request_body(&labels, from, to, 1);
-    let mut prom_query = Probe {
-        name: "prometheus /api/v1/query",
-        conn: Conn::new(prom),
-        method: "GET",
-        path: format!(
+    let mut prom_query = Probe::new(
+        "prometheus /api/v1/query",
+        prom,
+        "GET",
+        format!(
             "/api/v1/query?query={}&time={}.{:03}",
             enc(&promql),
             to / 1000,
             to % 1000
         ),
-        headers: vec![],
-        body: vec![],
-        decode: decode_prom_matrix,
-        times: vec![],
-        bytes: 0,
-    };
-    let mut prom_read = Probe {
-        name: "prometheus /api/v1/read",
-        conn: Conn::new(prom),
-        method: "POST",
-        path: "/api/v1/read".into(),
-        headers: READ_HEADERS.to_vec(),
-        body: read_body.clone(),
-        decode: decode_read,
-        times: vec![],
-        bytes: 0,
-    };
-    let mut prom_chunks = Probe {
-        name: "prometheus /api/v1/read (chunks)",
-        conn: Conn::new(prom),
-        method: "POST",
-        path: "/api/v1/read".into(),
-        headers: READ_HEADERS.to_vec(),
-        body: chunks_body.clone(),
-        decode: |_| Vec::new(),
-        times: vec![],
-        bytes: 0,
-    };
+        vec![],
+        vec![],
+        decode_prom_matrix,
+    );
+    let mut prom_read = Probe::read("prometheus /api/v1/read", prom, &read_body, decode_read);
+    let mut prom_chunks = Probe::read(
+        "prometheus /api/v1/read (chunks)",
+        prom,
+        &chunks_body,
+        |_| Vec::new(),
+    );
     prom_query.check(&want);
     prom_read.check(&want);
     let (_, b) = prom_chunks.once();
@@ -1599,29 +1630,14 @@ fn read(a: &Args) {
             _ => {}
         }
         let (_, head_points, _) = engine.head_stats();
-        let mut sydra = Probe {
-            name: "sydra /api/v1/read",
-            conn: Conn::new(server.addr()),
-            method: "POST",
-            path: "/api/v1/read".into(),
-            headers: READ_HEADERS.to_vec(),
-            body: read_body.clone(),
-            decode: decode_read,
-            times: vec![],
-            bytes: 0,
-        };
+        let mut sydra = Probe::read("sydra /api/v1/read", server.addr(), &read_body, decode_read);
         let n = sydra.check(&want);
-        let mut sydra_chunks = Probe {
-            name: "sydra /api/v1/read (chunks)",
-            conn: Conn::new(server.addr()),
-            method: "POST",
-            path: "/api/v1/read".into(),
-            headers: READ_HEADERS.to_vec(),
-            body: chunks_body.clone(),
-            decode: |_| Vec::new(),
-            times: vec![],
-            bytes: 0,
-        };
+        let mut sydra_chunks = Probe::read(
+            "sydra /api/v1/read (chunks)",
+            server.addr(),
+            &chunks_body,
+            |_| Vec::new(),
+        );
         let (_, b) = sydra_chunks.once();
         sydra_chunks.bytes = b.len();
         prom_chunks.bytes = prom_chunks.once().1.len();
@@ -1631,28 +1647,8 @@ fn read(a: &Args) {
         );
         // The fixed cost of one request on each server: a tiny GET on the
         // same kind of connection.
-        let mut sydra_health = Probe {
-            name: "sydra /api/v1/health",
-            conn: Conn::new(server.addr()),
-            method: "GET",
-            path: "/api/v1/health".into(),
-            headers: vec![],
-            body: vec![],
-            decode: |_| Vec::new(),
-            times: vec![],
-            bytes: 0,
-        };
-        let mut prom_health = Probe {
-            name: "prometheus /-/healthy",
-            conn: Conn::new(prom),
-            method: "GET",
-            path: "/-/healthy".into(),
-            headers: vec![],
-            body: vec![],
-            decode: |_| Vec::new(),
-            times: vec![],
-            bytes: 0,
-        };
+        let mut sydra_health = Probe::get("sydra /api/v1/health", server.addr(), "/api/v1/health");
+        let mut prom_health = Probe::get("prometheus /-/healthy", prom, "/-/healthy");
         prom_query.times.clear();
         prom_read.times.clear();
         prom_chunks.times.clear();

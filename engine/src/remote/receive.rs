@@ -427,6 +427,14 @@ impl Refs {
         Ok(())
     }
 
+    /// Start `seen` over once it holds more than [`SEEN_MAX_BYTES`].
+    fn bound_seen(&mut self) {
+        if self.seen_bytes > SEEN_MAX_BYTES {
+            self.seen.clear();
+            self.seen_bytes = 0;
+        }
+    }
+
     /// Note a tree's entries. A series' directory keeps its older entries
     /// byte for byte from one compaction to the next (it gains a segment
     /// and rewrites the last), and a transfer sends every version, so a
@@ -482,10 +490,7 @@ impl Refs {
                     prev.payload[..4].copy_from_slice(&payload[..4]);
                     prev.ends.truncate(shared);
                     entry_ends(&t, from, &mut prev.ends);
-                    if self.seen_bytes > SEEN_MAX_BYTES {
-                        self.seen.clear();
-                        self.seen_bytes = 0;
-                    }
+                    self.bound_seen();
                 }
                 return Ok(());
             }
@@ -506,10 +511,7 @@ impl Refs {
             if let Some(old) = self.seen.insert(f, kept) {
                 self.seen_bytes -= old.payload.len();
             }
-            if self.seen_bytes > SEEN_MAX_BYTES {
-                self.seen.clear();
-                self.seen_bytes = 0;
-            }
+            self.bound_seen();
         }
         Ok(())
     }

@@ -278,14 +278,9 @@ fn load_catalog(
     let mut shallow = Vec::new();
     for (i, p) in manifest.packs.iter().enumerate() {
         let i = u32::try_from(i).map_err(|_| remote_err(url, "too many packs"))?;
-        let trailer = p
-            .name
-            .strip_prefix("pack-")
-            .and_then(|n| n.strip_suffix(".sytx"))
-            .and_then(|h| h.parse::<ObjectId>().ok())
-            .ok_or_else(|| {
-                remote_err(url, format!("pack name {} is not pack-<hex>.sytx", p.name))
-            })?;
+        let trailer = p.trailer().ok_or_else(|| {
+            remote_err(url, format!("pack name {} is not pack-<hex>.sytx", p.name))
+        })?;
         let local = idx_dir.join(super::s3::index_name(&p.name));
         let index = match std::fs::read(&local) {
             Ok(b) => TransferIndex::parse(&b, &trailer, p.bytes).ok(),
@@ -294,10 +289,7 @@ fn load_catalog(
         let index = match index {
             Some(ix) => ix,
             None => {
-                // 48 bytes an entry, and every entry of the pack is
-                // longer than 40: an index is under twice its pack.
-                let max = p.bytes.saturating_mul(2).saturating_add(4096);
-                let (raw, ix) = match s3.get_index(&p.name, max)? {
+                let (raw, ix) = match s3.get_index(&p.name, p.max_index_bytes())? {
                     Some(b) => {
                         *bytes += b.len() as u64;
                         let ix = TransferIndex::parse(&b, &trailer, p.bytes).map_err(|e| {

@@ -89,6 +89,22 @@ pub struct PackEntry {
     pub tips: Vec<ObjectId>,
 }
 
+impl PackEntry {
+    /// The transfer's trailer its name carries (`pack-<hex>.sytx`).
+    pub fn trailer(&self) -> Option<ObjectId> {
+        self.name
+            .strip_prefix("pack-")
+            .and_then(|r| r.strip_suffix(".sytx"))
+            .and_then(|h| h.parse::<ObjectId>().ok())
+    }
+
+    /// The largest index this pack can have: 48 bytes an entry, and every
+    /// entry of the pack is longer than 40, so under twice the pack.
+    pub(crate) fn max_index_bytes(&self) -> u64 {
+        self.bytes.saturating_mul(2).saturating_add(4096)
+    }
+}
+
 /// The remote's state: refs and live packs, replaced as a whole.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Manifest {
@@ -398,6 +414,14 @@ impl S3Remote {
         };
         *self.cached.lock() = Some((m.clone(), v));
         Ok(m)
+    }
+
+    /// A fresh read of the manifest, with the version a conditional write
+    /// of it must name.
+    fn fresh_manifest(&self) -> Result<(Manifest, Option<UpdateVersion>)> {
+        let m = self.manifest()?;
+        let version = self.cached.lock().clone().and_then(|(_, v)| v);
+        Ok((m, version))
     }
 
     /// The manifest last read, or a fresh read.
@@ -827,27 +851,20 @@ impl S3Remote {
                     format!("kept changing under {tries} attempts to update it; push again"),
                 ));
             }
-            m = self.manifest()?;
-            version = self.cached.lock().clone().and_then(|(_, v)| v);
+            (m, version) = self.fresh_manifest()?;
         }
     }
 
     /// The index of the listed pack `p`, parsed and checked against its
     /// name and size; `None` when it has none (pushed before indexes).
     fn index_of(&self, p: &PackEntry) -> Result<Option<super::tindex::TransferIndex>> {
-        let trailer = p
-            .name
-            .strip_prefix("pack-")
-            .and_then(|r| r.strip_suffix(".sytx"))
-            .and_then(|h| h.parse::<ObjectId>().ok())
-            .ok_or_else(|| {
-                self.err(
-                    "the manifest",
-                    format!("pack name {} is not pack-<hex>.sytx", p.name),
-                )
-            })?;
-        let max = p.bytes.saturating_mul(2).saturating_add(4096);
-        let Some(b) = self.get_index(&p.name, max)? else {
+        let trailer = p.trailer().ok_or_else(|| {
+            self.err(
+                "the manifest",
+                format!("pack name {} is not pack-<hex>.sytx", p.name),
+            )
+        })?;
+        let Some(b) = self.get_index(&p.name, p.max_index_bytes())? else {
             return Ok(None);
         };
         super::tindex::TransferIndex::parse(&b, &trailer, p.bytes)
@@ -878,8 +895,7 @@ impl S3Remote {
     /// grace period after they leave the manifest, for readers that read
     /// the manifest before.
     pub(crate) fn repack(&self, repo: &Repository) -> Result<Repack> {
-        let mut m = self.manifest()?;
-        let mut version = self.cached.lock().clone().and_then(|(_, v)| v);
+        let (mut m, mut version) = self.fresh_manifest()?;
         let sizes: Vec<u64> = m.packs.iter().map(|p| p.bytes).collect();
         let Some(start) = repack_run(&sizes) else {
             return Ok(Repack::Nothing);
@@ -1017,8 +1033,7 @@ impl S3Remote {
                     format!("kept changing under {tries} attempts to update it; gc again"),
                 ));
             }
-            m = self.manifest()?;
-            version = self.cached.lock().clone().and_then(|(_, v)| v);
+            (m, version) = self.fresh_manifest()?;
         }
     }
 

@@ -123,10 +123,10 @@ fn prom_samples(addr: SocketAddr, w_ms: i64, t1: i64) -> Samples {
     out
 }
 
-/// The same window read from Sydra through its remote read endpoint,
-/// staleness markers left out (Prometheus's query API never shows them).
-fn sydra_samples(addr: SocketAddr, w_ms: i64, t1: i64) -> Samples {
-    let body = snap::raw::Encoder::new()
+/// A snappy remote read of `{job="node"}` over the window of `w_ms` ending
+/// at `t1`, accepting the response types `accept`.
+fn read_request(w_ms: i64, t1: i64, accept: Vec<i32>) -> Vec<u8> {
+    snap::raw::Encoder::new()
         .compress_vec(
             &ReadRequest {
                 queries: vec![Query {
@@ -138,11 +138,17 @@ fn sydra_samples(addr: SocketAddr, w_ms: i64, t1: i64) -> Samples {
                         value: "node".into(),
                     }],
                 }],
-                accepted_response_types: vec![],
+                accepted_response_types: accept,
             }
             .encode_to_vec(),
         )
-        .unwrap();
+        .unwrap()
+}
+
+/// The same window read from Sydra through its remote read endpoint,
+/// staleness markers left out (Prometheus's query API never shows them).
+fn sydra_samples(addr: SocketAddr, w_ms: i64, t1: i64) -> Samples {
+    let body = read_request(w_ms, t1, vec![]);
     let (code, b) = http(addr, "POST", "/api/v1/read", &[], &body);
     assert_eq!(code, 200, "{}", String::from_utf8_lossy(&b));
     let raw = snap::raw::Decoder::new().decompress_vec(&b).unwrap();
@@ -174,23 +180,7 @@ fn sydra_samples(addr: SocketAddr, w_ms: i64, t1: i64) -> Samples {
 /// samples it holds, and the series must come sorted by their labels.
 fn streamed_samples(addr: SocketAddr, w_ms: i64, t1: i64) -> Samples {
     use sydra_engine::serve::chunks::{self, ChunkedReadResponse};
-    let body = snap::raw::Encoder::new()
-        .compress_vec(
-            &ReadRequest {
-                queries: vec![Query {
-                    start_timestamp_ms: t1 - w_ms + 1,
-                    end_timestamp_ms: t1,
-                    matchers: vec![LabelMatcher {
-                        r#type: 0,
-                        name: "job".into(),
-                        value: "node".into(),
-                    }],
-                }],
-                accepted_response_types: vec![chunks::RESPONSE_STREAMED_XOR_CHUNKS],
-            }
-            .encode_to_vec(),
-        )
-        .unwrap();
+    let body = read_request(w_ms, t1, vec![chunks::RESPONSE_STREAMED_XOR_CHUNKS]);
     let (code, b) = http(addr, "POST", "/api/v1/read", &[], &body);
     assert_eq!(code, 200, "{addr}: {}", String::from_utf8_lossy(&b));
     let mut out = Samples::new();
