@@ -417,12 +417,17 @@ fn check_packs(store: &Store, report: &mut FsckReport) -> Result<()> {
     for path in names {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         match sydra_objects::pack::parse_file_name(name) {
-            Some((_, "pack")) => {}
+            Some((hash, "pack")) => {
+                let idx = dir.join(sydra_objects::pack::file_name(&hash, "idx"));
+                // Caught between the two renames of a publication or the
+                // two unlinks of a removal: let it settle first.
+                if !idx.exists() && settled_pair(&path, &idx) == (false, false) {
+                    continue;
+                }
+            }
             Some((hash, "idx")) => {
-                if !dir
-                    .join(sydra_objects::pack::file_name(&hash, "pack"))
-                    .exists()
-                {
+                let pack = dir.join(sydra_objects::pack::file_name(&hash, "pack"));
+                if !pack.exists() && settled_pair(&pack, &path) == (false, true) {
                     report.problems.push(Finding::new(
                         "pack",
                         None,
@@ -462,6 +467,11 @@ fn check_packs(store: &Store, report: &mut FsckReport) -> Result<()> {
             }
             Err(e) => return Err(Error::Objects(e)),
         };
+        // Removed by a repack while it was read: what it held was merged
+        // into a pack of its own (checked when listed, and by the mark).
+        if !v.is_clean() && !path.exists() {
+            continue;
+        }
         for (k, t) in [
             (0, &mut report.blobs),
             (1, &mut report.trees),
@@ -478,6 +488,27 @@ fn check_packs(store: &Store, report: &mut FsckReport) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// How long fsck waits for a pack and its index to both be there or both
+/// be gone before it reports one without the other.
+const PACK_PAIR_SETTLE: Duration = Duration::from_millis(500);
+
+/// Whether (`pack`, `idx`) exist, once they agree or after
+/// [`PACK_PAIR_SETTLE`]. A pack is published by renaming the pack and
+/// then its index, and removed by unlinking the pack and then its index;
+/// batches and automatic repacks do this without the GC lock, so a pack
+/// without its index, or the reverse, is a moment in another process's
+/// work as often as a crash's leftover. Only one that lasts is reported.
+fn settled_pair(pack: &Path, idx: &Path) -> (bool, bool) {
+    let start = std::time::Instant::now();
+    loop {
+        let now = (pack.exists(), idx.exists());
+        if now.0 == now.1 || start.elapsed() >= PACK_PAIR_SETTLE {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Read and verify one object; `Ok(None)` when it vanished meanwhile.

@@ -236,3 +236,67 @@ fn fsck_without_the_gc_lock_runs_and_says_so() {
         report.notes
     );
 }
+
+/// A pack and its index appear by two renames and go by two unlinks, in
+/// batches and automatic repacks that take no GC lock: fsck waits for a
+/// pair caught half-way to settle, and reports only one that stays so.
+#[test]
+fn a_pack_without_its_index_is_reported_only_when_it_stays_so() {
+    let (f, _) = repo();
+    let mut b = f.store().batch(sydra_objects::Durability::None);
+    for i in 0..4 {
+        b.put(Kind::Blob, format!("packed {i}").as_bytes()).unwrap();
+    }
+    let (_, stats) = b.commit().unwrap();
+    let hash = stats.pack.unwrap();
+    let dir = f.store().pack_dir().to_path_buf();
+    let pack = dir.join(sydra_objects::pack::file_name(&hash, "pack"));
+    let idx = dir.join(sydra_objects::pack::file_name(&hash, "idx"));
+    let aside = f.dir.path().join("aside");
+    assert!(check(&f).is_clean());
+
+    // The index arrives while fsck looks: clean.
+    fs::rename(&idx, &aside).unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            fs::rename(&aside, &idx).unwrap();
+        });
+        let r = check(&f);
+        assert!(r.is_clean(), "{:?}", r.problems);
+    });
+    assert!(idx.exists());
+
+    // The pack goes, then its index, while fsck looks: clean.
+    fs::rename(&pack, &aside).unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            fs::remove_file(&idx).unwrap();
+        });
+        let r = check(&f);
+        assert!(r.is_clean(), "{:?}", r.problems);
+    });
+
+    // An index that stays without its pack, and a pack that stays
+    // without its index, are each reported.
+    fs::write(&idx, b"an index").unwrap();
+    let r = check(&f);
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.message.contains("has no pack beside it")),
+        "{:?}",
+        r.problems
+    );
+    fs::remove_file(&idx).unwrap();
+    fs::rename(&aside, &pack).unwrap();
+    let r = check(&f);
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.message.contains("no index beside it")),
+        "{:?}",
+        r.problems
+    );
+}
