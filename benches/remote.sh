@@ -167,6 +167,10 @@ if i:
                f"{i['time_ratio_median']:.1f}× median ({i['fetch_median_s'] * 1e3:.0f} ms vs cp "
                f"{i['cp_median_s'] * 1e3:.1f} ms + RTT {i['rtt_s'] * 1e3:.2f} ms) "
                f"| {verdict(i['time_ratio_median'] <= 2)} |")
+    out.append(f"| (the floor of a durable, verifying receiver: that cp, then fsync of the copies, "
+               f"then BLAKE3 of the bytes, + RTT) | {i['floor_median_s'] * 1e3:.0f} ms median = "
+               f"{i['floor_ratio_median']:.1f}× (cp + RTT) by itself; the fetch takes "
+               f"{i['fetch_over_floor_median']:.1f}× the floor | – |")
 c = rows.get("clone")
 if c:
     out.append(f"| clone of {c['transfer_bytes'] / 1e6:.0f} MB over loopback HTTP ≥ 300 MB/s, verified | "

@@ -251,6 +251,15 @@ impl Writeback {
         }
         self.started = written;
     }
+
+    /// The file is whole at `written` bytes: start writeback of what has
+    /// not been started, without waiting.
+    pub fn start_rest(&mut self, file: &File, written: u64) {
+        if written > self.started {
+            writeback(file, self.started, written - self.started, false);
+            self.started = written;
+        }
+    }
 }
 
 /// Start writeback of `len` bytes of `file` from `offset`; with `wait`,
@@ -279,3 +288,203 @@ fn writeback(file: &File, offset: u64, len: u64, wait: bool) {
 
 #[cfg(not(target_os = "linux"))]
 fn writeback(_file: &File, _offset: u64, _len: u64, _wait: bool) {}
+
+/// Bytes a [`WriteBehind`] hands to its thread at a time.
+pub const WRITE_BEHIND_BLOCK: usize = 1 << 20;
+
+/// Blocks a [`WriteBehind`] lets wait for its thread: with the one being
+/// filled and the one being written, it holds at most this many plus two.
+const WRITE_BEHIND_QUEUE: usize = 4;
+
+/// What a [`WriteBehind`]'s thread does with each block before writing it:
+/// the state, the block's offset in the file, the block.
+pub type BlockDigest<S> = Box<dyn FnMut(&mut S, u64, &[u8]) + Send>;
+
+/// A file written front to back by a thread of its own: the caller's
+/// bytes are gathered into blocks of [`WRITE_BEHIND_BLOCK`] bytes (the one
+/// copy a buffered writer makes too), and a second thread runs `digest`
+/// on each block (a received pack's hash), writes it, and asks for early
+/// [`Writeback`]. The caller's thread is left to the work only it can do,
+/// such as verifying a received pack entry by entry: on two cores a clone
+/// from S3 spends a sixth of its main thread in `write(2)` and another
+/// tenth in hashing the whole pack. At most six blocks are held. A write
+/// that fails is returned by the next [`WriteBehind::write`] or by
+/// [`WriteBehind::finish`]; `fault` names the fault point of each write.
+pub struct WriteBehind<S: Send + 'static> {
+    block: Vec<u8>,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+    worker: Option<std::thread::JoinHandle<io::Result<(File, S)>>>,
+    /// Bytes handed over so far.
+    sent: u64,
+}
+
+impl<S: Send + 'static> std::fmt::Debug for WriteBehind<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteBehind")
+            .field("sent", &self.sent)
+            .field("buffered", &self.block.len())
+            .finish()
+    }
+}
+
+impl<S: Send + 'static> WriteBehind<S> {
+    /// Start writing `file` from its current position (new files: from
+    /// the start), with `state` handed to `digest` for every block.
+    pub fn new(
+        mut file: File,
+        state: S,
+        mut digest: BlockDigest<S>,
+        fault: &'static str,
+    ) -> io::Result<WriteBehind<S>> {
+        use std::io::Write;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(WRITE_BEHIND_QUEUE);
+        let (back, spare) = std::sync::mpsc::sync_channel::<Vec<u8>>(WRITE_BEHIND_QUEUE);
+        let worker = std::thread::Builder::new()
+            .name("sydra-write".into())
+            .spawn(move || {
+                let mut state = state;
+                let mut at = 0u64;
+                let mut writeback = Writeback::default();
+                for mut block in rx {
+                    digest(&mut state, at, &block);
+                    crate::fault::point(fault).and_then(|()| file.write_all(&block))?;
+                    at += block.len() as u64;
+                    writeback.advance(&file, at);
+                    block.clear();
+                    // Kept for reuse when the caller has room for it.
+                    let _ = back.try_send(block);
+                }
+                // The rest too: a sync that follows later finds it written.
+                writeback.start_rest(&file, at);
+                Ok((file, state))
+            })?;
+        Ok(WriteBehind {
+            block: Vec::with_capacity(WRITE_BEHIND_BLOCK),
+            tx: Some(tx),
+            spare,
+            worker: Some(worker),
+            sent: 0,
+        })
+    }
+
+    /// Append `b`.
+    pub fn write(&mut self, mut b: &[u8]) -> io::Result<()> {
+        while !b.is_empty() {
+            let n = (WRITE_BEHIND_BLOCK - self.block.len()).min(b.len());
+            self.block.extend_from_slice(&b[..n]);
+            b = &b[n..];
+            if self.block.len() == WRITE_BEHIND_BLOCK {
+                self.hand_over()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes written so far that the thread has not been handed yet.
+    pub fn buffered(&self) -> usize {
+        self.block.len()
+    }
+
+    fn hand_over(&mut self) -> io::Result<()> {
+        let next = self
+            .spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(WRITE_BEHIND_BLOCK));
+        let block = std::mem::replace(&mut self.block, next);
+        let n = block.len() as u64;
+        let sent = match &self.tx {
+            Some(tx) => tx.send(block).is_ok(),
+            None => false,
+        };
+        if !sent {
+            // The thread stopped: at a failed write.
+            return Err(self
+                .join()
+                .err()
+                .unwrap_or_else(|| io::Error::other("the writing thread stopped before the end")));
+        }
+        self.sent += n;
+        Ok(())
+    }
+
+    fn join(&mut self) -> io::Result<(File, S)> {
+        self.tx = None;
+        match self.worker.take() {
+            Some(w) => w
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the writing thread panicked"))),
+            None => Err(io::Error::other("the writing thread has already stopped")),
+        }
+    }
+
+    /// Write what is left, wait for the thread, and return the file
+    /// (written, not synced) and the digest's state.
+    pub fn finish(mut self) -> io::Result<(File, S)> {
+        if !self.block.is_empty() {
+            self.hand_over()?;
+        }
+        self.join()
+    }
+}
+
+impl<S: Send + 'static> Drop for WriteBehind<S> {
+    fn drop(&mut self) {
+        if self.worker.is_some() {
+            let _ = self.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod write_behind_tests {
+    use super::*;
+
+    #[test]
+    fn blocks_are_digested_in_order_and_written_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let file = File::create(&path).unwrap();
+        let digest: BlockDigest<(blake3::Hasher, Vec<u64>)> = Box::new(|s, at, b| {
+            s.0.update(b);
+            s.1.push(at);
+        });
+        let mut w =
+            WriteBehind::new(file, (blake3::Hasher::new(), Vec::new()), digest, "t").unwrap();
+        let data: Vec<u8> = (0..5 * WRITE_BEHIND_BLOCK / 2 + 7)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        for piece in data.chunks(70_001) {
+            w.write(piece).unwrap();
+        }
+        let (file, (hasher, offsets)) = w.finish().unwrap();
+        drop(file);
+        assert_eq!(hasher.finalize(), blake3::hash(&data));
+        let step = WRITE_BEHIND_BLOCK as u64;
+        assert_eq!(offsets, vec![0, step, 2 * step]);
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+    }
+
+    #[test]
+    fn a_failed_write_reaches_the_caller() {
+        // A file opened read-only: every write fails.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"").unwrap();
+        let file = File::open(&path).unwrap();
+        let digest: BlockDigest<()> = Box::new(|_, _, _| {});
+        let mut w = WriteBehind::new(file, (), digest, "t").unwrap();
+        let mut failed = None;
+        for _ in 0..(WRITE_BEHIND_QUEUE + 3) * 2 {
+            if let Err(e) = w.write(&vec![1u8; WRITE_BEHIND_BLOCK / 2]) {
+                failed = Some(e);
+                break;
+            }
+        }
+        let e = match failed {
+            Some(e) => e,
+            None => w.finish().unwrap_err(),
+        };
+        assert_eq!(e.raw_os_error(), Some(libc::EBADF), "{e}");
+    }
+}

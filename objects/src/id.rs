@@ -30,7 +30,8 @@ impl ObjectId {
 impl PartialEq for ObjectId {
     #[inline]
     fn eq(&self, other: &Self) -> bool {
-        self.words() == other.words()
+        // Equality needs no byte order: compare the bytes as they are.
+        self.0 == other.0
     }
 }
 

@@ -644,6 +644,23 @@ fn mode_incremental(a: &Args) {
         let t = Instant::now();
         run(&mut cp);
         let cp_s = t.elapsed().as_secs_f64();
+        // The floor of any durable, verifying receiver of these bytes:
+        // the copy made durable (each file and the directory synced), and
+        // every byte hashed once (BLAKE3, one thread, warm cache).
+        let t = Instant::now();
+        for e in fs::read_dir(&dst).unwrap() {
+            fs::File::open(e.unwrap().path())
+                .unwrap()
+                .sync_all()
+                .unwrap();
+        }
+        fs::File::open(&dst).unwrap().sync_all().unwrap();
+        let sync_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for (p, _) in &new {
+            std::hint::black_box(blake3::hash(&fs::read(p).unwrap()));
+        }
+        let hash_s = t.elapsed().as_secs_f64();
         fs::remove_dir_all(&dst).unwrap();
 
         // The same fetch through the counting proxy, into the copy.
@@ -695,9 +712,23 @@ fn mode_incremental(a: &Args) {
             .f("fetch_s", fetch_s)
             .f("send_s", send_s)
             .f("cp_s", cp_s)
+            .f("sync_s", sync_s)
+            .f("hash_s", hash_s)
             .f("rtt_s", rtt)
-            .f("fetch_over_cp_plus_rtt", fetch_s / (cp_s + rtt));
-        rows.push((j, fetch_s, cp_s, (up + down) as f64 / new_bytes as f64));
+            .f("fetch_over_cp_plus_rtt", fetch_s / (cp_s + rtt))
+            .f(
+                "floor_over_cp_plus_rtt",
+                (cp_s + sync_s + hash_s + rtt) / (cp_s + rtt),
+            )
+            .f("fetch_over_floor", fetch_s / (cp_s + sync_s + hash_s + rtt));
+        let floor_s = cp_s + sync_s + hash_s + rtt;
+        rows.push((
+            j,
+            fetch_s,
+            cp_s,
+            (up + down) as f64 / new_bytes as f64,
+            floor_s,
+        ));
     }
     drop(server);
     let mut j = Json::default();
@@ -705,6 +736,9 @@ fn mode_incremental(a: &Args) {
     let cps: Vec<f64> = rows.iter().map(|r| r.2).collect();
     let ratios: Vec<f64> = rows.iter().map(|r| r.3).collect();
     let time_ratios: Vec<f64> = rows.iter().map(|r| r.1 / (r.2 + rtt)).collect();
+    let floors: Vec<f64> = rows.iter().map(|r| r.4).collect();
+    let floor_ratios: Vec<f64> = rows.iter().map(|r| r.4 / (r.2 + rtt)).collect();
+    let over_floor: Vec<f64> = rows.iter().map(|r| r.1 / r.4).collect();
     j.s("mode", "incremental")
         .num("series", built.series)
         .num("hours_before", hours_before)
@@ -720,6 +754,9 @@ fn mode_incremental(a: &Args) {
             ratios.iter().copied().fold(0.0, f64::max),
         )
         .f("time_ratio_median", median(&time_ratios))
+        .f("floor_median_s", median(&floors))
+        .f("floor_ratio_median", median(&floor_ratios))
+        .f("fetch_over_floor_median", median(&over_floor))
         .field("fetch_s", &f64_list(&fetch))
         .field("time_ratios", &f64_list(&time_ratios))
         .field(

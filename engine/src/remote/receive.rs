@@ -199,6 +199,7 @@ pub fn receive_from(
 
     let dst_wal = dst.layout().wal();
     let n_ranges = s.u64("the range count")?;
+    let mut verified = Vec::new();
     for _ in 0..n_ranges {
         let id = s.id("a range id")?;
         let len = s.u64("a range length")?;
@@ -218,13 +219,18 @@ pub fn receive_from(
         }
         let mut w = ranges::RangeWriter::new(&dst_wal, &id)?;
         s.copy(len, 0, "a range", |b| w.write(b))?;
-        w.finish(&chunk).map_err(|e| match e {
+        verified.push(w.finish(&chunk).map_err(|e| match e {
             Error::ChunkMismatch { reason, .. } => s.bad(format!("WAL range {id}: {reason}")),
             e => e,
-        })?;
+        })?);
+        // Each holds an open file until placed.
+        if verified.len() == PLACE_RANGES_AT {
+            ranges::place(std::mem::take(&mut verified))?;
+        }
         out.ranges += 1;
         out.range_bytes += len - crate::wal::record::SEGMENT_HEADER_LEN as u64;
     }
+    ranges::place(verified)?;
     let n_shallow = s.u64("the shallow count")?;
     let mut shallow = HashSet::new();
     for _ in 0..n_shallow {
@@ -273,6 +279,10 @@ pub fn receive_from(
     }
     Ok((out, Some(pinned)))
 }
+
+/// Ranges received and verified are made durable and visible this many at
+/// a time (and at the end): see [`ranges::place`].
+const PLACE_RANGES_AT: usize = 64;
 
 /// Connectivity of a received pack, gathered as its trees and commits
 /// arrive (each decoded canonically) and checked when the pack is whole:

@@ -16,7 +16,7 @@
 //! commit naming it.
 
 use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -154,7 +154,7 @@ pub fn write(
     let mut w = RangeWriter::new(wal_dir, id)?;
     w.write(header.get(..SEGMENT_HEADER_LEN).unwrap_or(header))?;
     w.write(bytes)?;
-    w.finish(chunk)
+    place(vec![w.finish(chunk)?])
 }
 
 /// A stored range written as its bytes arrive (the segment header, then
@@ -167,13 +167,12 @@ pub struct RangeWriter {
     dst: PathBuf,
     shard: PathBuf,
     id: ObjectId,
-    out: Option<io::BufWriter<fs::File>>,
-    written: u64,
-    writeback: sydra_objects::fs::Writeback,
-    /// The segment header, then a digest of the chunk's bytes: the range
-    /// is verified as it streams past, never read back.
+    /// Writes the bytes, and digests the chunk's bytes after the segment
+    /// header, on a thread of its own: the range is verified as it streams
+    /// past, never read back.
+    out: Option<sydra_objects::fs::WriteBehind<super::RangeDigest>>,
+    /// The segment header.
     header: Vec<u8>,
-    digest: super::RangeDigest,
 }
 
 impl RangeWriter {
@@ -202,16 +201,24 @@ impl RangeWriter {
             .create_new(true)
             .open(&tmp)
             .map_err(Error::io("create", &tmp))?;
+        let digest: sydra_objects::fs::BlockDigest<super::RangeDigest> = Box::new(|d, at, b| {
+            let skip = (SEGMENT_HEADER_LEN as u64).saturating_sub(at) as usize;
+            d.update(&b[skip.min(b.len())..]);
+        });
+        let out = sydra_objects::fs::WriteBehind::new(
+            f,
+            super::RangeDigest::default(),
+            digest,
+            "walchunks.write",
+        )
+        .map_err(Error::io("start writing", &tmp))?;
         Ok(RangeWriter {
-            out: Some(io::BufWriter::with_capacity(256 << 10, f)),
+            out: Some(out),
             tmp,
             dst,
             shard,
             id: *id,
-            written: 0,
-            writeback: sydra_objects::fs::Writeback::default(),
             header: Vec::with_capacity(SEGMENT_HEADER_LEN),
-            digest: super::RangeDigest::default(),
         })
     }
 
@@ -221,47 +228,30 @@ impl RangeWriter {
             .out
             .as_mut()
             .ok_or_else(|| Error::io("write", &self.tmp)(io::ErrorKind::Other.into()))?;
-        sydra_objects::fault::point("walchunks.write")
-            .and_then(|()| out.write_all(b))
-            .map_err(Error::io("write", &self.tmp))?;
+        out.write(b).map_err(Error::io("write", &self.tmp))?;
         let to_header = (SEGMENT_HEADER_LEN - self.header.len()).min(b.len());
         self.header.extend_from_slice(&b[..to_header]);
-        self.digest.update(&b[to_header..]);
-        self.written += b.len() as u64;
-        let in_kernel = self.written - out.buffer().len() as u64;
-        self.writeback.advance(out.get_ref(), in_kernel);
         Ok(())
     }
 
     /// Verify what was written against `chunk` (the header names its
-    /// segment; length, CRC32 and BLAKE3 match), sync, rename into place,
-    /// sync the directory.
-    pub fn finish(mut self, chunk: &Chunk) -> Result<()> {
+    /// segment; length, CRC32 and BLAKE3 match). The range is not yet
+    /// durable or visible: [`place`] does that, for many ranges at once.
+    pub fn finish(mut self, chunk: &Chunk) -> Result<VerifiedRange> {
         let out = self
             .out
             .take()
             .ok_or_else(|| Error::io("write", &self.tmp)(io::ErrorKind::Other.into()))?;
-        let f = out
-            .into_inner()
-            .map_err(|e| Error::io("write", &self.tmp)(e.into_error()))?;
+        let (file, digest) = out.finish().map_err(Error::io("write", &self.tmp))?;
         check_header(&self.header, chunk)
-            .and_then(|_| chunk.matches(&self.digest))
+            .and_then(|_| chunk.matches(&digest))
             .map_err(|r| bad(&self.dst, &self.id, r))?;
-        sydra_objects::fault::point("walchunks.sync")
-            .and_then(|()| f.sync_data())
-            .map_err(|e| {
-                Error::Objects(sydra_objects::Error::Sync {
-                    path: self.tmp.clone(),
-                    source: e,
-                })
-            })?;
-        drop(f);
-        sydra_objects::fault::point("walchunks.rename")
-            .and_then(|()| fs::rename(&self.tmp, &self.dst))
-            .map_err(Error::io("rename into", &self.dst))?;
-        // Renamed: nothing left for drop to remove.
-        self.tmp = PathBuf::new();
-        sync_dir(&self.shard)
+        Ok(VerifiedRange {
+            file: Some(file),
+            tmp: std::mem::take(&mut self.tmp),
+            dst: std::mem::take(&mut self.dst),
+            shard: std::mem::take(&mut self.shard),
+        })
     }
 }
 
@@ -272,6 +262,58 @@ impl Drop for RangeWriter {
             let _ = fs::remove_file(&self.tmp);
         }
     }
+}
+
+/// A range written and verified, still in `walchunks/tmp/` and not yet
+/// synced; dropped unplaced, its temp file is removed.
+#[derive(Debug)]
+pub struct VerifiedRange {
+    file: Option<fs::File>,
+    tmp: PathBuf,
+    dst: PathBuf,
+    shard: PathBuf,
+}
+
+impl Drop for VerifiedRange {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Make verified ranges durable and visible: sync every file, rename each
+/// into place, then sync each directory they entered, once. Syncing them
+/// together, after the last has arrived, lets the disk write one range
+/// while the next streams in (each file's writeback was started when its
+/// last byte was written); one by one, a clone of 79 ranges spent 0.45 s
+/// of its 2.3 s waiting for a sync per range and two per directory.
+pub fn place(mut ranges: Vec<VerifiedRange>) -> Result<()> {
+    for r in &mut ranges {
+        if let Some(f) = r.file.take() {
+            sydra_objects::fault::point("walchunks.sync")
+                .and_then(|()| f.sync_data())
+                .map_err(|e| {
+                    Error::Objects(sydra_objects::Error::Sync {
+                        path: r.tmp.clone(),
+                        source: e,
+                    })
+                })?;
+        }
+    }
+    let mut shards = std::collections::BTreeSet::new();
+    for r in &mut ranges {
+        sydra_objects::fault::point("walchunks.rename")
+            .and_then(|()| fs::rename(&r.tmp, &r.dst))
+            .map_err(Error::io("rename into", &r.dst))?;
+        // Renamed: nothing left for drop to remove.
+        r.tmp = PathBuf::new();
+        shards.insert(std::mem::take(&mut r.shard));
+    }
+    for shard in shards {
+        sync_dir(&shard)?;
+    }
+    Ok(())
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {

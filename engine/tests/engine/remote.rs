@@ -628,6 +628,25 @@ fn a_tampered_transfer_is_refused_with_nothing_published() {
     // a range length or shallow id changed behind it is refused.
     let v = remote::parse_transfer(&bytes).unwrap();
     assert!(!v.ranges.is_empty(), "the source's transfer carries ranges");
+    // A damaged last range (its bytes are covered by its chunk, not by
+    // the trailer) is refused, and the ranges verified before it are not
+    // left behind: ranges are placed together once all have arrived.
+    assert!(v.ranges.len() >= 2, "{} ranges", v.ranges.len());
+    let (last_id, last) = *v.ranges.last().unwrap();
+    let at = last.as_ptr() as usize - bytes.as_ptr() as usize + last.len() - 1;
+    let mut b = bytes.clone();
+    b[at] ^= 0x01;
+    let (rng, _) = Repository::init(d.path().join("rng")).unwrap();
+    let err = remote::receive_bytes(&rng, &b, "test").unwrap_err();
+    assert!(err.to_string().contains(&last_id.to_hex()), "{err}");
+    nothing_published(&rng);
+    let placed: Vec<_> = walkdir_files(&d.path().join("rng"));
+    assert!(
+        placed
+            .iter()
+            .all(|p| !p.to_string_lossy().contains("walchunks")),
+        "ranges left behind: {placed:?}"
+    );
     let mut b = bytes.clone();
     let n = b.len();
     b[n - 33] ^= 0x01; // the shallow count's last byte
@@ -1147,4 +1166,21 @@ fn a_listed_shallow_commit_whose_parent_the_receiver_has_is_no_boundary_there() 
     assert!(!repo.history_horizon().unwrap().is_boundary(&m2));
     fsck_clean(&partial);
     assert_eq!(replay(&partial, &m3.to_string()), replay(&full, "main"));
+}
+
+/// Every file under `dir`, recursively.
+fn walkdir_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walkdir_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

@@ -15,7 +15,7 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -905,12 +905,12 @@ pub type IngestCheck<'a> = pack::OnEntry<'a>;
 pub struct PackSink {
     store: Store,
     tmp: TempFile,
-    out: io::BufWriter<fs::File>,
-    hasher: blake3::Hasher,
+    /// Writes the bytes and hashes all but the trailer, on a thread of its
+    /// own.
+    out: crate::fs::WriteBehind<blake3::Hasher>,
     len: u64,
     at: u64,
     trailer: Vec<u8>,
-    writeback: crate::fs::Writeback,
     scanner: pack::EntryScanner,
     /// The first error the scanner found: the rest is not scanned.
     failed: Option<String>,
@@ -946,23 +946,18 @@ impl PackSink {
         if b.len() as u64 > self.len - self.at {
             return Err(self.bad(format!("more bytes arrive than the {} declared", self.len)));
         }
-        // Everything but the 32-byte trailer is hashed: the trailer is the
-        // hash, and names the pack.
         let body = self.len - pack::TRAILER as u64;
         let hashed = (body.saturating_sub(self.at) as usize).min(b.len());
-        self.hasher.update(&b[..hashed]);
         if self.failed.is_none()
             && let Err(e) = self.scanner.feed(&b[..hashed], check)
         {
             self.failed = Some(e);
         }
         self.trailer.extend_from_slice(&b[hashed..]);
-        fault::point("pack.write")
-            .and_then(|()| self.out.write_all(b))
+        self.out
+            .write(b)
             .map_err(Error::io("write", &self.tmp.path))?;
         self.at += b.len() as u64;
-        let in_kernel = self.at - self.out.buffer().len() as u64;
-        self.writeback.advance(self.out.get_ref(), in_kernel);
         Ok(())
     }
 
@@ -992,11 +987,11 @@ impl PackSink {
             store,
             mut tmp,
             out,
-            hasher,
             trailer,
             scanner,
             ..
         } = self;
+        let (file, hasher) = out.finish().map_err(Error::io("write", &tmp.path))?;
         let bad = |reason: String| Error::BadPack {
             path: store.pack_dir().join("(received)"),
             reason,
@@ -1006,9 +1001,6 @@ impl PackSink {
         if trailer[..] != hash.as_bytes()[..] {
             return Err(bad("pack trailer does not match its content".into()));
         }
-        let file = out
-            .into_inner()
-            .map_err(|e| Error::io("write", &tmp.path)(e.into_error()))?;
         let map = crate::map::map_file(&file).map_err(Error::io("map", &tmp.path))?;
         let payload_bytes = all
             .iter()
@@ -1106,15 +1098,22 @@ impl Store {
             .file
             .take()
             .ok_or_else(|| Error::io("write", &tmp.path)(io::ErrorKind::Other.into()))?;
+        // Everything but the 32-byte trailer is hashed: the trailer is the
+        // hash, and names the pack.
+        let body = len - pack::TRAILER as u64;
+        let digest: crate::fs::BlockDigest<blake3::Hasher> = Box::new(move |h, at, b| {
+            let n = (body.saturating_sub(at) as usize).min(b.len());
+            h.update(&b[..n]);
+        });
+        let out = crate::fs::WriteBehind::new(file, blake3::Hasher::new(), digest, "pack.write")
+            .map_err(Error::io("start writing", &tmp.path))?;
         Ok(PackSink {
             store: self.clone(),
             tmp,
-            out: io::BufWriter::with_capacity(1 << 20, file),
-            hasher: blake3::Hasher::new(),
+            out,
             len,
             at: 0,
             trailer: Vec::with_capacity(pack::TRAILER),
-            writeback: crate::fs::Writeback::default(),
             scanner: pack::EntryScanner::new(len),
             failed: None,
         })
