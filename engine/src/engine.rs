@@ -57,6 +57,10 @@ pub struct Options {
     /// that cannot be rebuilt is reported by the first operation that needs
     /// it.
     pub defer_head: bool,
+    /// Bytes of decoded segments kept for the next read (a repeated query
+    /// over compacted data decodes nothing it read before); default
+    /// 64 MiB, 0 turns it off.
+    pub segment_cache_bytes: usize,
 }
 
 impl Default for Options {
@@ -68,6 +72,7 @@ impl Default for Options {
             series_block_ns: 3_600_000_000_000,
             series_head_max_bytes: 1 << 30,
             defer_head: false,
+            segment_cache_bytes: 64 << 20,
         }
     }
 }
@@ -150,6 +155,8 @@ pub struct Engine {
     /// a commit's data never changes, so a repeated as-of read skips the
     /// rebuild.
     pub(crate) series_asof: Mutex<Vec<(ObjectId, Arc<crate::series::head::Head>)>>,
+    /// Decoded segments, by their blobs' ids.
+    pub(crate) segments: crate::series::segcache::SegmentCache,
     /// A read replica's remote: where replays fetch the WAL ranges of
     /// chunks this store lacks.
     pub(crate) range_source: std::sync::OnceLock<Arc<dyn crate::replay::RangeSource>>,
@@ -267,6 +274,7 @@ impl Engine {
         report.wal = wal_report;
         let block = options.series_block_ns;
         let defer_head = options.defer_head;
+        let segment_cache_bytes = options.segment_cache_bytes;
         let mut engine = Engine {
             repo,
             wal,
@@ -283,6 +291,7 @@ impl Engine {
             series_cut: std::sync::atomic::AtomicI64::new(i64::MIN),
             series_block: std::sync::atomic::AtomicI64::new(block),
             series_asof: Mutex::new(Vec::new()),
+            segments: crate::series::segcache::SegmentCache::new(segment_cache_bytes),
             range_source: std::sync::OnceLock::new(),
         };
         if !defer_head {

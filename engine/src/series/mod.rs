@@ -13,6 +13,7 @@ pub mod lineproto;
 pub mod query;
 pub mod record;
 pub mod rollup;
+pub(crate) mod segcache;
 pub mod segment;
 pub mod selector;
 pub mod view;

@@ -156,6 +156,9 @@ pub struct QueryStats {
     pub series: u64,
     /// Segments whose columns were decoded.
     pub segments_decoded: u64,
+    /// Segments whose decoded columns an earlier read left in the
+    /// engine's cache (`Options::segment_cache_bytes`): no blob read.
+    pub segments_cached: u64,
     /// Segments answered from their header's statistics alone.
     pub segments_from_stats: u64,
     /// Segments answered from their per-minute rollups.
@@ -388,6 +391,15 @@ pub(super) fn head_err(e: impl std::fmt::Display) -> Error {
     Error::Series(e.to_string())
 }
 
+/// What [`Source::header`] found to read a segment from.
+#[derive(Debug)]
+enum Held {
+    /// The engine's cache had it decoded.
+    Decoded(Arc<segment::Segment>),
+    /// Its value blob, read and verified.
+    Blob(sydra_objects::Object),
+}
+
 /// The points of one series being read.
 #[derive(Debug)]
 struct Current {
@@ -494,39 +506,50 @@ impl<'v, 'e> Source<'v, 'e> {
         self.view.engine().repo().objects()
     }
 
-    /// A segment's value blob and the statistics in its header.
-    fn header(&self, key: &SeriesKey, s: &SegRef) -> Result<(sydra_objects::Object, SegmentStats)> {
+    /// The statistics in a segment's header, and what to read its points
+    /// from: the decoded segment when the engine's cache holds it, else
+    /// its value blob.
+    fn header(&self, key: &SeriesKey, s: &SegRef) -> Result<(Held, SegmentStats)> {
+        if let Some(seg) = self.view.engine().segments.get(&s.ts, &s.values) {
+            let st = seg.stats.clone();
+            return Ok((Held::Decoded(seg), st));
+        }
         let vb = self.store().get(&s.values)?;
         let st = segment::decode_stats(&vb.data).map_err(|e| Error::Segment {
             path: seg_path(key, s.block),
             reason: e.0,
         })?;
-        Ok((vb, st))
+        Ok((Held::Blob(vb), st))
     }
 
-    /// A segment, decoded and verified.
+    /// A segment, decoded and verified (or as the cache holds it, decoded
+    /// and verified before); a decoded one is offered to the cache.
     fn segment(
         &mut self,
         key: &SeriesKey,
         s: &SegRef,
-        vb: &sydra_objects::Object,
-    ) -> Result<segment::Segment> {
+        held: &Held,
+    ) -> Result<Arc<segment::Segment>> {
+        let vb = match held {
+            Held::Decoded(seg) => {
+                self.stats.segments_cached += 1;
+                return Ok(seg.clone());
+            }
+            Held::Blob(vb) => vb,
+        };
         let tb = self.store().get(&s.ts)?;
         let seg = segment::decode(s.block, &tb.data, &vb.data).map_err(|e| Error::Segment {
             path: seg_path(key, s.block),
             reason: e.0,
         })?;
         self.stats.segments_decoded += 1;
+        let seg = Arc::new(seg);
+        self.view.engine().segments.put(s.ts, s.values, seg.clone());
         Ok(seg)
     }
 
     /// A segment's points in the range.
-    fn points(
-        &mut self,
-        key: &SeriesKey,
-        s: &SegRef,
-        vb: &sydra_objects::Object,
-    ) -> Result<Vec<(i64, Value)>> {
+    fn points(&mut self, key: &SeriesKey, s: &SegRef, vb: &Held) -> Result<Vec<(i64, Value)>> {
         let seg = self.segment(key, s, vb)?;
         let (from, to) = (self.from, self.to);
         Ok(seg

@@ -406,9 +406,10 @@ pub fn query(dir: &Path, a: QueryArgs) -> anyhow::Result<u8> {
     let rows = sink.finish()?;
     if a.stats {
         eprintln!(
-            "sydra: {rows} row(s) from {} series; segments: {} decoded, {} from statistics, {} from rollups, {} pruned; {} head point(s)",
+            "sydra: {rows} row(s) from {} series; segments: {} decoded, {} cached, {} from statistics, {} from rollups, {} pruned; {} head point(s)",
             stats.series,
             stats.segments_decoded,
+            stats.segments_cached,
             stats.segments_from_stats,
             stats.segments_from_rollups,
             stats.segments_pruned,
