@@ -293,7 +293,8 @@ fn writeback(_file: &File, _offset: u64, _len: u64, _wait: bool) {}
 pub const WRITE_BEHIND_BLOCK: usize = 1 << 20;
 
 /// Blocks a [`WriteBehind`] lets wait for its thread: with the one being
-/// filled and the one being written, it holds at most this many plus two.
+/// filled, the one being written and a spare, it holds at most this many
+/// plus three.
 const WRITE_BEHIND_QUEUE: usize = 4;
 
 /// What a [`WriteBehind`]'s thread does with each block before writing it:
@@ -307,7 +308,8 @@ pub type BlockDigest<S> = Box<dyn FnMut(&mut S, u64, &[u8]) + Send>;
 /// [`Writeback`]. The caller's thread is left to the work only it can do,
 /// such as verifying a received pack entry by entry: on two cores a clone
 /// from S3 spends a sixth of its main thread in `write(2)` and another
-/// tenth in hashing the whole pack. At most six blocks are held. A write
+/// tenth in hashing the whole pack. At most seven blocks are held (the one
+/// filling, four queued, one being written, one spare). A write
 /// that fails is returned by the next [`WriteBehind::write`] or by
 /// [`WriteBehind::finish`]; `fault` names the fault point of each write.
 pub struct WriteBehind<S: Send + 'static> {

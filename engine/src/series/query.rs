@@ -510,7 +510,7 @@ impl<'v, 'e> Source<'v, 'e> {
     /// from: the decoded segment when the engine's cache holds it, else
     /// its value blob.
     fn header(&self, key: &SeriesKey, s: &SegRef) -> Result<(Held, SegmentStats)> {
-        if let Some(seg) = self.view.engine().segments.get(&s.ts, &s.values) {
+        if let Some(seg) = self.view.engine().segments.get(&s.ts, &s.values, s.block) {
             let st = seg.stats.clone();
             return Ok((Held::Decoded(seg), st));
         }
@@ -544,7 +544,10 @@ impl<'v, 'e> Source<'v, 'e> {
         })?;
         self.stats.segments_decoded += 1;
         let seg = Arc::new(seg);
-        self.view.engine().segments.put(s.ts, s.values, seg.clone());
+        self.view
+            .engine()
+            .segments
+            .put(s.ts, s.values, s.block, seg.clone());
         Ok(seg)
     }
 

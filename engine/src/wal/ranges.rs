@@ -302,18 +302,31 @@ pub fn place(mut ranges: Vec<VerifiedRange>) -> Result<()> {
         }
     }
     let mut shards = std::collections::BTreeSet::new();
+    let mut failed = None;
     for r in &mut ranges {
-        sydra_objects::fault::point("walchunks.rename")
+        match sydra_objects::fault::point("walchunks.rename")
             .and_then(|()| fs::rename(&r.tmp, &r.dst))
-            .map_err(Error::io("rename into", &r.dst))?;
-        // Renamed: nothing left for drop to remove.
-        r.tmp = PathBuf::new();
-        shards.insert(std::mem::take(&mut r.shard));
+        {
+            Ok(()) => {
+                // Renamed: nothing left for drop to remove.
+                r.tmp = PathBuf::new();
+                shards.insert(std::mem::take(&mut r.shard));
+            }
+            Err(e) => {
+                failed = Some(Error::io("rename into", &r.dst)(e));
+                break;
+            }
+        }
     }
+    // Every directory a range entered is synced, also when a rename or a
+    // sync failed: a visible range counts as held (a later transfer skips
+    // it), so it must not be lost to a power cut.
     for shard in shards {
-        sync_dir(&shard)?;
+        if let Err(e) = sync_dir(&shard) {
+            failed.get_or_insert(e);
+        }
     }
-    Ok(())
+    failed.map_or(Ok(()), Err)
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
