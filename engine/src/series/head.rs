@@ -432,6 +432,10 @@ pub(crate) struct Head {
     /// The refs of each measurement's series, in the order made: a
     /// selector naming its measurement reads these, not every series.
     by_measurement: HashMap<Box<str>, Vec<u64>>,
+    /// The refs of the series with each tag value, in the order made (tag,
+    /// then value): a selector's equality matchers read the shortest of
+    /// these lists, as Prometheus reads its postings.
+    by_tag: HashMap<Box<str>, HashMap<Box<str>, Vec<u64>>>,
     /// Boxed: a map bucket is then 16 bytes, and at a million series the
     /// table's spare buckets cost 16 bytes each, not a whole `HeadSeries`.
     series: HashMap<u64, Box<HeadSeries>>,
@@ -471,6 +475,18 @@ impl Head {
             None => {
                 self.by_measurement
                     .insert(key.measurement().into(), vec![r]);
+            }
+        }
+        for (t, v) in key.tags() {
+            let values = match self.by_tag.get_mut(t.as_str()) {
+                Some(m) => m,
+                None => self.by_tag.entry(t.as_str().into()).or_default(),
+            };
+            match values.get_mut(v.as_str()) {
+                Some(refs) => refs.push(r),
+                None => {
+                    values.insert(v.as_str().into(), vec![r]);
+                }
             }
         }
     }
@@ -827,16 +843,20 @@ impl Head {
 
     /// Every series in the head with its type (typed ones only), by key.
     pub(crate) fn list(&self) -> Vec<(Arc<SeriesKey>, SeriesRef, ValueType, u64)> {
-        self.list_where(None, |_| true)
+        self.list_where(None, &[], |_| true)
     }
 
     /// [`Head::list`] of the series whose key satisfies `keep` (filtered
     /// before sorting, so a selective read sorts only what it reads).
     /// The typed series whose key satisfies `keep`, by key; only those of
     /// `measurement` are looked at when it is given.
+    /// `tags` are (tag, value) pairs every kept key holds (a selector's
+    /// equality matchers with a non-empty value): only the shortest list
+    /// among them and the measurement's is looked at, `keep` still decides.
     pub(crate) fn list_where(
         &self,
         measurement: Option<&str>,
+        tags: &[(&str, &str)],
         mut keep: impl FnMut(&SeriesKey) -> bool,
     ) -> Vec<(Arc<SeriesKey>, SeriesRef, ValueType, u64)> {
         let mut v = Vec::new();
@@ -847,9 +867,18 @@ impl Head {
                 v.push((s.key.clone(), SeriesRef(r), t, s.points));
             }
         };
-        match measurement {
-            Some(m) => {
-                for &r in self.by_measurement.get(m).map_or(&[][..], Vec::as_slice) {
+        let lists = measurement
+            .map(|m| self.by_measurement.get(m).map_or(&[][..], Vec::as_slice))
+            .into_iter()
+            .chain(tags.iter().map(|(t, v)| {
+                self.by_tag
+                    .get(*t)
+                    .and_then(|vs| vs.get(*v))
+                    .map_or(&[][..], Vec::as_slice)
+            }));
+        match lists.min_by_key(|l| l.len()) {
+            Some(shortest) => {
+                for &r in shortest {
                     if let Some(s) = self.series.get(&r) {
                         take(r, s);
                     }

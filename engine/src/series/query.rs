@@ -428,7 +428,7 @@ impl<'v, 'e> Source<'v, 'e> {
         let series: VecDeque<_> = if from > to {
             VecDeque::new()
         } else {
-            view.series_where(sel.measurement_eq(), |k| sel.matches(k))?
+            view.series_where(sel.measurement_eq(), &sel.tags_eq(), |k| sel.matches(k))?
                 .into()
         };
         Ok(Source::of(view, series, from, to))
@@ -1039,7 +1039,7 @@ impl Iterator for Buckets<'_, '_> {
 impl<'e> View<'e> {
     /// The series `sel` selects in this version, by key, with their types.
     pub fn select(&self, sel: &Selector) -> Result<Vec<(Arc<SeriesKey>, ValueType)>> {
-        self.series_where(sel.measurement_eq(), |k| sel.matches(k))
+        self.series_where(sel.measurement_eq(), &sel.tags_eq(), |k| sel.matches(k))
     }
 
     /// The points of one series in `[from, to]`.

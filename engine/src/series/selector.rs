@@ -135,6 +135,21 @@ impl Selector {
             .map(|m| m.value.as_str())
     }
 
+    /// The (tag, value) pairs every selected key holds: its equality
+    /// matchers on tags with a non-empty value (`tag=""` selects keys
+    /// without the tag, so it names no value to look up).
+    pub fn tags_eq(&self) -> Vec<(&str, &str)> {
+        self.matchers
+            .iter()
+            .filter_map(|m| match (&m.label, m.op) {
+                (Label::Tag(t), Op::Eq) if !m.value.is_empty() => {
+                    Some((t.as_str(), m.value.as_str()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The selector of every series.
     pub fn all() -> Selector {
         Selector::default()

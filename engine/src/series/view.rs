@@ -111,19 +111,21 @@ impl<'e> View<'e> {
 
     /// [`View::series`] without copying the keys.
     pub(crate) fn series_arcs(&self) -> Result<Vec<(Arc<SeriesKey>, ValueType)>> {
-        self.series_where(None, |_| true)
+        self.series_where(None, &[], |_| true)
     }
 
     /// The series of this version whose key satisfies `keep`, by key (only
-    /// those of `measurement` looked at when it is given).
+    /// those of `measurement` with every (tag, value) of `tags` looked at:
+    /// see `Head::list_where`).
     pub(crate) fn series_where(
         &self,
         measurement: Option<&str>,
+        tags: &[(&str, &str)],
         keep: impl FnMut(&SeriesKey) -> bool,
     ) -> Result<Vec<(Arc<SeriesKey>, ValueType)>> {
         let list = match &self.head {
-            Some(h) => h.list_where(measurement, keep),
-            None => self.engine.live_head()?.list_where(measurement, keep),
+            Some(h) => h.list_where(measurement, tags, keep),
+            None => self.engine.live_head()?.list_where(measurement, tags, keep),
         };
         Ok(list.into_iter().map(|(k, _, t, _)| (k, t)).collect())
     }

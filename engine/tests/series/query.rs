@@ -603,3 +603,91 @@ fn a_repeated_query_reads_decoded_segments_from_the_cache() {
         assert_eq!(then, a);
     }
 }
+
+/// Selection through the tag index: for selectors with equality matchers
+/// (one or several, a value no series has, the empty value that selects
+/// series without the tag, mixed with regexes and negations, across
+/// measurements), the series a view selects are exactly those of all its
+/// series the selector matches, live and as of a commit.
+#[test]
+fn selection_by_tag_values_equals_matching_every_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::create(dir.path(), opts()).unwrap();
+    let mut app = e.appender();
+    let mut n = 0;
+    for m in ["cpu", "mem", "disk"] {
+        for host in ["a", "b", "c", ""] {
+            for dc in ["x", "y", ""] {
+                let mut tags = Vec::new();
+                if !host.is_empty() {
+                    tags.push(("host".to_string(), host.to_string()));
+                }
+                if !dc.is_empty() {
+                    tags.push(("dc".to_string(), dc.to_string()));
+                }
+                let k = SeriesKey::new(m, tags, "v").unwrap();
+                let r = e.series(&k).unwrap();
+                app.append(r, n * SECOND, Value::F64(n as f64)).unwrap();
+                n += 1;
+            }
+        }
+    }
+    app.commit().unwrap();
+    e.compact(CompactOptions {
+        all: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let first = e.head().unwrap().unwrap().to_hex();
+    // One more series after that commit, in the head only.
+    let k = SeriesKey::new(
+        "cpu",
+        [
+            ("host".to_string(), "a".to_string()),
+            ("dc".to_string(), "y".to_string()),
+        ],
+        "w",
+    )
+    .unwrap();
+    let r = e.series(&k).unwrap();
+    let mut app = e.appender();
+    app.append(r, 0, Value::F64(1.0)).unwrap();
+    app.commit().unwrap();
+    let selectors = [
+        r#"cpu{host="a"}"#,
+        r#"{host="a"}"#,
+        r#"{host="a",dc="y"}"#,
+        r#"mem{host="b",dc=""}"#,
+        r#"{host=""}"#,
+        r#"{host="zzz"}"#,
+        r#"disk{host="c",dc!="x"}"#,
+        r#"{dc="x",host=~"a|b"}"#,
+        r#"cpu{host!="a",dc="y"}"#,
+        r#"{host="a",host="b"}"#,
+    ];
+    for (rev, count) in [(None, 37), (Some(first.as_str()), 36)] {
+        let view = e.view(rev).unwrap();
+        let all = view.series().unwrap();
+        assert_eq!(all.len(), count);
+        for text in selectors {
+            let sel = Selector::parse(text).unwrap();
+            let mut want: Vec<SeriesKey> = all
+                .iter()
+                .filter(|(k, _)| sel.matches(k))
+                .map(|(k, _)| k.clone())
+                .collect();
+            want.sort();
+            let got: Vec<SeriesKey> = view
+                .select(&sel)
+                .unwrap()
+                .into_iter()
+                .map(|(k, _)| (*k).clone())
+                .collect();
+            assert_eq!(got, want, "{text} as of {rev:?}");
+        }
+    }
+    // Some selectors pick something, so the comparison is not of empties.
+    let view = e.view(None).unwrap();
+    let sel = Selector::parse(r#"{host="a",dc="y"}"#).unwrap();
+    assert_eq!(view.select(&sel).unwrap().len(), 4);
+}
