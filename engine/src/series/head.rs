@@ -432,10 +432,9 @@ pub(crate) struct Head {
     /// The refs of each measurement's series, in the order made: a
     /// selector naming its measurement reads these, not every series.
     by_measurement: HashMap<Box<str>, Vec<u64>>,
-    /// The refs of the series with each tag value, in the order made (tag,
-    /// then value): a selector's equality matchers read the shortest of
-    /// these lists, as Prometheus reads its postings.
-    by_tag: HashMap<Box<str>, HashMap<Box<str>, Vec<u64>>>,
+    /// Per measurement, its series by tag value, built when a selector
+    /// first names the measurement and a tag value (see [`TagIndex`]).
+    by_tag: parking_lot::Mutex<HashMap<Box<str>, TagIndex>>,
     /// Boxed: a map bucket is then 16 bytes, and at a million series the
     /// table's spare buckets cost 16 bytes each, not a whole `HeadSeries`.
     series: HashMap<u64, Box<HeadSeries>>,
@@ -461,6 +460,58 @@ fn chunk_bytes(chunks: &[Arc<Chunk>]) -> (usize, u64) {
     })
 }
 
+/// One measurement's series by tag value, as Prometheus's postings: the
+/// refs of the series holding `tag=value`, under a hash of the pair (a
+/// collision only lengthens a list: every key is still tested by the whole
+/// selector). Built the first time a selector names the measurement and a
+/// tag value, and brought up to date at each such read from the
+/// measurement's list, which only grows; a measurement never read that way
+/// costs nothing (the head's memory goal, 1M series with one unique tag
+/// each, would not hold a per-series entry for every tag).
+#[derive(Debug, Default)]
+pub(crate) struct TagIndex {
+    /// How much of the measurement's list is indexed.
+    indexed: usize,
+    lists: HashMap<u64, Vec<u64>>,
+}
+
+fn tag_hash(tag: &str, value: &str) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    // Fixed seeds: the same pair hashes the same at every read.
+    let mut h = ahash::RandomState::with_seeds(1, 2, 3, 4).build_hasher();
+    tag.hash(&mut h);
+    value.hash(&mut h);
+    h.finish()
+}
+
+impl TagIndex {
+    /// The shortest list among `tags` (each a pair every selected key
+    /// holds), or `None` when the measurement's own list `all` is as short.
+    fn shortest<'a>(
+        &'a mut self,
+        all: &'a [u64],
+        tags: &[(&str, &str)],
+        series: &HashMap<u64, Box<HeadSeries>>,
+    ) -> Option<&'a [u64]> {
+        for &r in &all[self.indexed.min(all.len())..] {
+            if let Some(s) = series.get(&r) {
+                for (t, v) in s.key.tags() {
+                    self.lists.entry(tag_hash(t, v)).or_default().push(r);
+                }
+            }
+        }
+        self.indexed = all.len();
+        tags.iter()
+            .map(|(t, v)| {
+                self.lists
+                    .get(&tag_hash(t, v))
+                    .map_or(&[][..], Vec::as_slice)
+            })
+            .min_by_key(|l| l.len())
+            .filter(|l| l.len() < all.len())
+    }
+}
+
 impl Head {
     pub(crate) fn new(next_ref: u64) -> Head {
         Head {
@@ -475,18 +526,6 @@ impl Head {
             None => {
                 self.by_measurement
                     .insert(key.measurement().into(), vec![r]);
-            }
-        }
-        for (t, v) in key.tags() {
-            let values = match self.by_tag.get_mut(t.as_str()) {
-                Some(m) => m,
-                None => self.by_tag.entry(t.as_str().into()).or_default(),
-            };
-            match values.get_mut(v.as_str()) {
-                Some(refs) => refs.push(r),
-                None => {
-                    values.insert(v.as_str().into(), vec![r]);
-                }
             }
         }
     }
@@ -867,18 +906,18 @@ impl Head {
                 v.push((s.key.clone(), SeriesRef(r), t, s.points));
             }
         };
-        let lists = measurement
-            .map(|m| self.by_measurement.get(m).map_or(&[][..], Vec::as_slice))
-            .into_iter()
-            .chain(tags.iter().map(|(t, v)| {
-                self.by_tag
-                    .get(*t)
-                    .and_then(|vs| vs.get(*v))
-                    .map_or(&[][..], Vec::as_slice)
-            }));
-        match lists.min_by_key(|l| l.len()) {
-            Some(shortest) => {
-                for &r in shortest {
+        match measurement {
+            Some(m) => {
+                let all = self.by_measurement.get(m).map_or(&[][..], Vec::as_slice);
+                let mut index = self.by_tag.lock();
+                let narrowed = match tags {
+                    [] => None,
+                    _ => index
+                        .entry(m.into())
+                        .or_default()
+                        .shortest(all, tags, &self.series),
+                };
+                for &r in narrowed.unwrap_or(all) {
                     if let Some(s) = self.series.get(&r) {
                         take(r, s);
                     }

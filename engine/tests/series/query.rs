@@ -639,6 +639,10 @@ fn selection_by_tag_values_equals_matching_every_series() {
     })
     .unwrap();
     let first = e.head().unwrap().unwrap().to_hex();
+    // The measurement's tag index is built by this read, and must take in
+    // the series made after it.
+    let cpu_a_y = Selector::parse(r#"cpu{host="a",dc="y"}"#).unwrap();
+    assert_eq!(e.view(None).unwrap().select(&cpu_a_y).unwrap().len(), 1);
     // One more series after that commit, in the head only.
     let k = SeriesKey::new(
         "cpu",
@@ -690,4 +694,5 @@ fn selection_by_tag_values_equals_matching_every_series() {
     let view = e.view(None).unwrap();
     let sel = Selector::parse(r#"{host="a",dc="y"}"#).unwrap();
     assert_eq!(view.select(&sel).unwrap().len(), 4);
+    assert_eq!(view.select(&cpu_a_y).unwrap().len(), 2);
 }
