@@ -317,14 +317,11 @@ pub struct WriteBehind<S: Send + 'static> {
     tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
     spare: std::sync::mpsc::Receiver<Vec<u8>>,
     worker: Option<std::thread::JoinHandle<io::Result<(File, S)>>>,
-    /// Bytes handed over so far.
-    sent: u64,
 }
 
 impl<S: Send + 'static> std::fmt::Debug for WriteBehind<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WriteBehind")
-            .field("sent", &self.sent)
             .field("buffered", &self.block.len())
             .finish()
     }
@@ -366,7 +363,6 @@ impl<S: Send + 'static> WriteBehind<S> {
             tx: Some(tx),
             spare,
             worker: Some(worker),
-            sent: 0,
         })
     }
 
@@ -383,31 +379,20 @@ impl<S: Send + 'static> WriteBehind<S> {
         Ok(())
     }
 
-    /// Bytes written so far that the thread has not been handed yet.
-    pub fn buffered(&self) -> usize {
-        self.block.len()
-    }
-
     fn hand_over(&mut self) -> io::Result<()> {
         let next = self
             .spare
             .try_recv()
             .unwrap_or_else(|_| Vec::with_capacity(WRITE_BEHIND_BLOCK));
         let block = std::mem::replace(&mut self.block, next);
-        let n = block.len() as u64;
-        let sent = match &self.tx {
-            Some(tx) => tx.send(block).is_ok(),
-            None => false,
-        };
-        if !sent {
-            // The thread stopped: at a failed write.
-            return Err(self
-                .join()
-                .err()
-                .unwrap_or_else(|| io::Error::other("the writing thread stopped before the end")));
+        if self.tx.as_ref().is_some_and(|tx| tx.send(block).is_ok()) {
+            return Ok(());
         }
-        self.sent += n;
-        Ok(())
+        // The thread stopped: at a failed write.
+        Err(self
+            .join()
+            .err()
+            .unwrap_or_else(|| io::Error::other("the writing thread stopped before the end")))
     }
 
     fn join(&mut self) -> io::Result<(File, S)> {

@@ -661,6 +661,7 @@ fn mode_incremental(a: &Args) {
             std::hint::black_box(blake3::hash(&fs::read(p).unwrap()));
         }
         let hash_s = t.elapsed().as_secs_f64();
+        let floor_s = cp_s + sync_s + hash_s + rtt;
         fs::remove_dir_all(&dst).unwrap();
 
         // The same fetch through the counting proxy, into the copy.
@@ -716,12 +717,8 @@ fn mode_incremental(a: &Args) {
             .f("hash_s", hash_s)
             .f("rtt_s", rtt)
             .f("fetch_over_cp_plus_rtt", fetch_s / (cp_s + rtt))
-            .f(
-                "floor_over_cp_plus_rtt",
-                (cp_s + sync_s + hash_s + rtt) / (cp_s + rtt),
-            )
-            .f("fetch_over_floor", fetch_s / (cp_s + sync_s + hash_s + rtt));
-        let floor_s = cp_s + sync_s + hash_s + rtt;
+            .f("floor_over_cp_plus_rtt", floor_s / (cp_s + rtt))
+            .f("fetch_over_floor", fetch_s / floor_s);
         rows.push((
             j,
             fetch_s,

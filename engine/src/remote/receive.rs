@@ -199,9 +199,7 @@ pub fn receive_from(
 
     let dst_wal = dst.layout().wal();
     let n_ranges = s.u64("the range count")?;
-    let mut verified = Vec::new();
-    // Their ids: a range listed twice is written once.
-    let mut pending = HashSet::new();
+    let mut verified: Vec<ranges::VerifiedRange> = Vec::new();
     for _ in 0..n_ranges {
         let id = s.id("a range id")?;
         let len = s.u64("a range length")?;
@@ -215,7 +213,9 @@ pub fn receive_from(
         }
         // A range's bytes are covered by its chunk, not by the trailer
         // (version 2).
-        if pending.contains(&id) || has_range(&dst_wal, &id, &chunk) {
+        // A range listed twice is written once (those verified but not
+        // yet placed are not on disk).
+        if verified.iter().any(|v| *v.id() == id) || has_range(&dst_wal, &id, &chunk) {
             s.copy(len, 0, "a range", |_| Ok(()))?;
             continue;
         }
@@ -225,11 +225,9 @@ pub fn receive_from(
             Error::ChunkMismatch { reason, .. } => s.bad(format!("WAL range {id}: {reason}")),
             e => e,
         })?);
-        pending.insert(id);
         // Each holds an open file until placed.
         if verified.len() == PLACE_RANGES_AT {
             ranges::place(std::mem::take(&mut verified))?;
-            pending.clear();
         }
         out.ranges += 1;
         out.range_bytes += len - crate::wal::record::SEGMENT_HEADER_LEN as u64;

@@ -247,6 +247,7 @@ impl RangeWriter {
             .and_then(|_| chunk.matches(&digest))
             .map_err(|r| bad(&self.dst, &self.id, r))?;
         Ok(VerifiedRange {
+            id: self.id,
             file: Some(file),
             tmp: std::mem::take(&mut self.tmp),
             dst: std::mem::take(&mut self.dst),
@@ -268,10 +269,18 @@ impl Drop for RangeWriter {
 /// synced; dropped unplaced, its temp file is removed.
 #[derive(Debug)]
 pub struct VerifiedRange {
+    id: ObjectId,
     file: Option<fs::File>,
     tmp: PathBuf,
     dst: PathBuf,
     shard: PathBuf,
+}
+
+impl VerifiedRange {
+    /// The chunk whose range it is.
+    pub fn id(&self) -> &ObjectId {
+        &self.id
+    }
 }
 
 impl Drop for VerifiedRange {

@@ -1,8 +1,9 @@
 //! What the model tests share: time units, small-store options and a
 //! seeded generator.
 
-use sydra_engine::Options;
+use sydra_engine::series::CompactOptions;
 use sydra_engine::wal::{SyncMode, WalOptions};
+use sydra_engine::{Engine, Options};
 
 pub const SECOND: i64 = 1_000_000_000;
 pub const MINUTE: i64 = 60 * SECOND;
@@ -19,6 +20,15 @@ pub fn opts() -> Options {
         series_block_ns: MINUTE,
         ..Options::default()
     }
+}
+
+/// Compact every point of the head (`compact --all`).
+pub fn compact_all(e: &Engine) {
+    e.compact(CompactOptions {
+        all: true,
+        ..Default::default()
+    })
+    .unwrap();
 }
 
 /// xorshift64: reproducible per seed.

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::common::{MINUTE, Rng, SECOND, opts};
+use super::common::{MINUTE, Rng, SECOND, compact_all, opts};
 use sydra_engine::Engine;
 use sydra_engine::series::{CompactOptions, DiffStats, Selector, SeriesDiff, SeriesKey, Value};
 
@@ -210,11 +210,7 @@ fn ten_blocks_of_four_series(e: &Engine) {
         }
     }
     app.commit().unwrap();
-    e.compact(CompactOptions {
-        all: true,
-        ..Default::default()
-    })
-    .unwrap();
+    compact_all(e);
     e.snapshot(Some("a")).unwrap();
 }
 
@@ -228,11 +224,7 @@ fn a_diff_decodes_only_the_segments_that_differ() {
     app.append(e.series(&key(0)).unwrap(), 125 * SECOND, Value::F64(9.5))
         .unwrap();
     app.commit().unwrap();
-    e.compact(CompactOptions {
-        all: true,
-        ..Default::default()
-    })
-    .unwrap();
+    compact_all(&e);
     e.snapshot(Some("b")).unwrap();
     let (got, st) = diff(&e, "snapshots/a", "snapshots/b", "{}");
     assert_eq!(got.len(), 1);

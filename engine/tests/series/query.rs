@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::common::{MINUTE, Rng, SECOND, opts};
+use super::common::{MINUTE, Rng, SECOND, compact_all, opts};
 use sydra_engine::series::{Agg, CompactOptions, Selector, SeriesKey, Value, bucket_of};
 use sydra_engine::{Engine, Options};
 
@@ -277,11 +277,7 @@ fn whole_segments_in_one_bucket_are_answered_from_their_headers() {
         app.append(r, i * SECOND, Value::F64(i as f64)).unwrap();
     }
     app.commit().unwrap();
-    e.compact(CompactOptions {
-        all: true,
-        ..Default::default()
-    })
-    .unwrap();
+    compact_all(&e);
     let view = e.view(None).unwrap();
     let sel = Selector::parse("cpu").unwrap();
     // Ten one-minute segments; an hour bucket holds them whole.
@@ -348,11 +344,7 @@ fn rollup_aggregates_equal_raw_aggregates() {
         }
         app.commit().unwrap();
     }
-    e.compact(CompactOptions {
-        all: true,
-        ..Default::default()
-    })
-    .unwrap();
+    compact_all(&e);
     // Late overwrites in an old hour: its segment and rollup are rewritten.
     let mut app = e.appender();
     for s in [0u64, 8, 9] {
@@ -462,11 +454,7 @@ fn timestamps_at_the_ends_of_i64_neither_panic_nor_wrap() {
         app.append(r, t, Value::F64(1.0)).unwrap();
     }
     app.commit().unwrap();
-    e.compact(CompactOptions {
-        all: true,
-        ..Default::default()
-    })
-    .unwrap();
+    compact_all(&e);
     let view = e.view(None).unwrap();
     let sel = Selector::parse("cpu").unwrap();
     let pts: Vec<i64> = view
@@ -505,11 +493,7 @@ fn an_empty_range_reads_nothing_and_never_panics() {
     // strictly between the two ends.
     for compacted in [false, true] {
         if compacted {
-            e.compact(CompactOptions {
-                all: true,
-                ..Default::default()
-            })
-            .unwrap();
+            compact_all(&e);
         }
         let view = e.view(None).unwrap();
         let (from, to) = (25 * SECOND, 15 * SECOND);
@@ -558,11 +542,7 @@ fn a_repeated_query_reads_decoded_segments_from_the_cache() {
             app.append(r, i * SECOND, Value::F64(i as f64)).unwrap();
         }
         app.commit().unwrap();
-        e.compact(CompactOptions {
-            all: true,
-            ..Default::default()
-        })
-        .unwrap();
+        compact_all(&e);
         let first = e.head().unwrap().unwrap();
         let sel = Selector::parse("cpu").unwrap();
         let read = |rev: Option<&str>| {
@@ -588,11 +568,7 @@ fn a_repeated_query_reads_decoded_segments_from_the_cache() {
             app.append(r, i * SECOND, Value::F64(-1.0)).unwrap();
         }
         app.commit().unwrap();
-        e.compact(CompactOptions {
-            all: true,
-            ..Default::default()
-        })
-        .unwrap();
+        compact_all(&e);
         let (now, st) = read(None);
         assert!(now[60..120].iter().all(|p| p.1 == Value::F64(-1.0)));
         assert_eq!(now[..60], a[..60]);
@@ -633,11 +609,7 @@ fn selection_by_tag_values_equals_matching_every_series() {
         }
     }
     app.commit().unwrap();
-    e.compact(CompactOptions {
-        all: true,
-        ..Default::default()
-    })
-    .unwrap();
+    compact_all(&e);
     let first = e.head().unwrap().unwrap().to_hex();
     // The measurement's tag index is built by this read, and must take in
     // the series made after it.

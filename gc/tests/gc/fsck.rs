@@ -280,23 +280,17 @@ fn a_pack_without_its_index_is_reported_only_when_it_stays_so() {
 
     // An index that stays without its pack, and a pack that stays
     // without its index, are each reported.
+    let reports = |what: &str| {
+        let r = check(&f);
+        assert!(
+            r.problems.iter().any(|p| p.message.contains(what)),
+            "{what}: {:?}",
+            r.problems
+        );
+    };
     fs::write(&idx, b"an index").unwrap();
-    let r = check(&f);
-    assert!(
-        r.problems
-            .iter()
-            .any(|p| p.message.contains("has no pack beside it")),
-        "{:?}",
-        r.problems
-    );
+    reports("has no pack beside it");
     fs::remove_file(&idx).unwrap();
     fs::rename(&aside, &pack).unwrap();
-    let r = check(&f);
-    assert!(
-        r.problems
-            .iter()
-            .any(|p| p.message.contains("no index beside it")),
-        "{:?}",
-        r.problems
-    );
+    reports("no index beside it");
 }
