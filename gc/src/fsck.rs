@@ -414,6 +414,8 @@ fn check_packs(store: &Store, report: &mut FsckReport) -> Result<()> {
         names.push(entry.map_err(Error::io("list", dir))?.path());
     }
     names.sort();
+    // Shared by every pair: many leftovers wait once, not each in turn.
+    let mut settle = PACK_PAIR_SETTLE;
     for path in names {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         match sydra_objects::pack::parse_file_name(name) {
@@ -421,13 +423,13 @@ fn check_packs(store: &Store, report: &mut FsckReport) -> Result<()> {
                 let idx = dir.join(sydra_objects::pack::file_name(&hash, "idx"));
                 // Caught between the two renames of a publication or the
                 // two unlinks of a removal: let it settle first.
-                if !idx.exists() && settled_pair(&path, &idx) == (false, false) {
+                if !idx.exists() && settled_pair(&path, &idx, &mut settle) == (false, false) {
                     continue;
                 }
             }
             Some((hash, "idx")) => {
                 let pack = dir.join(sydra_objects::pack::file_name(&hash, "pack"));
-                if !pack.exists() && settled_pair(&pack, &path) == (false, true) {
+                if !pack.exists() && settled_pair(&pack, &path, &mut settle) == (false, true) {
                     report.problems.push(Finding::new(
                         "pack",
                         None,
@@ -490,21 +492,23 @@ fn check_packs(store: &Store, report: &mut FsckReport) -> Result<()> {
     Ok(())
 }
 
-/// How long fsck waits for a pack and its index to both be there or both
-/// be gone before it reports one without the other.
+/// How long fsck waits, in all, for packs and their indexes to both be
+/// there or both be gone before it reports one without the other.
 const PACK_PAIR_SETTLE: Duration = Duration::from_millis(500);
 
-/// Whether (`pack`, `idx`) exist, once they agree or after
-/// [`PACK_PAIR_SETTLE`]. A pack is published by renaming the pack and
+/// Whether (`pack`, `idx`) exist, once they agree or when `settle` (what
+/// is left of [`PACK_PAIR_SETTLE`]) has run out. A pack is published by renaming the pack and
 /// then its index, and removed by unlinking the pack and then its index;
 /// batches and automatic repacks do this without the GC lock, so a pack
 /// without its index, or the reverse, is a moment in another process's
 /// work as often as a crash's leftover. Only one that lasts is reported.
-fn settled_pair(pack: &Path, idx: &Path) -> (bool, bool) {
+fn settled_pair(pack: &Path, idx: &Path, settle: &mut Duration) -> (bool, bool) {
     let start = std::time::Instant::now();
     loop {
         let now = (pack.exists(), idx.exists());
-        if now.0 == now.1 || start.elapsed() >= PACK_PAIR_SETTLE {
+        let waited = start.elapsed();
+        if now.0 == now.1 || waited >= *settle {
+            *settle = settle.saturating_sub(waited);
             return now;
         }
         std::thread::sleep(Duration::from_millis(5));
