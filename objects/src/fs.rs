@@ -260,6 +260,37 @@ impl Writeback {
             self.started = written;
         }
     }
+
+    /// The file is whole at `written` bytes: write back what is left,
+    /// wait for it, and drop the whole file from the page cache. For many
+    /// small files written one after another (a transfer's WAL ranges,
+    /// most smaller than a [`WRITEBACK_STEP`]), whose pages would
+    /// otherwise all stay cached until their sync: the next file then
+    /// reuses these pages instead of allocating fresh ones.
+    pub fn settle(&mut self, file: &File, written: u64) {
+        if written > self.dropped {
+            writeback(file, self.dropped, written - self.dropped, true);
+            let _ = rustix::fs::fadvise(
+                file,
+                self.dropped,
+                std::num::NonZeroU64::new(written - self.dropped),
+                rustix::fs::Advice::DontNeed,
+            );
+            self.started = written;
+            self.dropped = written;
+        }
+    }
+}
+
+/// What a [`WriteBehind`]'s thread does once the last block is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtEnd {
+    /// Start writeback of the rest ([`Writeback::start_rest`]): the file
+    /// is synced soon after by its caller (a received pack).
+    StartWriteback,
+    /// Write the rest back, wait, and drop the file's pages
+    /// ([`Writeback::settle`]): one of many files synced together later.
+    Settle,
 }
 
 /// Start writeback of `len` bytes of `file` from `offset`; with `wait`,
@@ -331,10 +362,22 @@ impl<S: Send + 'static> WriteBehind<S> {
     /// Start writing `file` from its current position (new files: from
     /// the start), with `state` handed to `digest` for every block.
     pub fn new(
+        file: File,
+        state: S,
+        digest: BlockDigest<S>,
+        fault: &'static str,
+    ) -> io::Result<WriteBehind<S>> {
+        Self::with_end(file, state, digest, fault, AtEnd::StartWriteback)
+    }
+
+    /// [`WriteBehind::new`], with `end` saying what the thread does after
+    /// the last block.
+    pub fn with_end(
         mut file: File,
         state: S,
         mut digest: BlockDigest<S>,
         fault: &'static str,
+        end: AtEnd,
     ) -> io::Result<WriteBehind<S>> {
         use std::io::Write;
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(WRITE_BEHIND_QUEUE);
@@ -355,7 +398,10 @@ impl<S: Send + 'static> WriteBehind<S> {
                     let _ = back.try_send(block);
                 }
                 // The rest too: a sync that follows later finds it written.
-                writeback.start_rest(&file, at);
+                match end {
+                    AtEnd::StartWriteback => writeback.start_rest(&file, at),
+                    AtEnd::Settle => writeback.settle(&file, at),
+                }
                 Ok((file, state))
             })?;
         Ok(WriteBehind {
@@ -405,12 +451,21 @@ impl<S: Send + 'static> WriteBehind<S> {
         }
     }
 
-    /// Write what is left, wait for the thread, and return the file
-    /// (written, not synced) and the digest's state.
-    pub fn finish(mut self) -> io::Result<(File, S)> {
+    /// Hand the last bytes to the thread and tell it no more come,
+    /// without waiting for it: the caller goes on with other work, and
+    /// [`WriteBehind::finish`] collects the result later.
+    pub fn close(&mut self) -> io::Result<()> {
         if !self.block.is_empty() {
             self.hand_over()?;
         }
+        self.tx = None;
+        Ok(())
+    }
+
+    /// Write what is left, wait for the thread, and return the file
+    /// (written, not synced) and the digest's state.
+    pub fn finish(mut self) -> io::Result<(File, S)> {
+        self.close()?;
         self.join()
     }
 }
@@ -449,6 +504,30 @@ mod write_behind_tests {
         assert_eq!(hasher.finalize(), blake3::hash(&data));
         let step = WRITE_BEHIND_BLOCK as u64;
         assert_eq!(offsets, vec![0, step, 2 * step]);
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+    }
+
+    #[test]
+    fn closed_early_and_settled_the_file_is_whole() {
+        // `close` hands the last, partial block over without waiting;
+        // `finish` later returns what the thread made of every byte.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let file = File::create(&path).unwrap();
+        let digest: BlockDigest<blake3::Hasher> = Box::new(|h, _, b| {
+            h.update(b);
+        });
+        let mut w =
+            WriteBehind::with_end(file, blake3::Hasher::new(), digest, "t", AtEnd::Settle).unwrap();
+        let data: Vec<u8> = (0..3 * WRITE_BEHIND_BLOCK + 12_345)
+            .map(|i| (i % 253) as u8)
+            .collect();
+        w.write(&data).unwrap();
+        w.close().unwrap();
+        let (file, hasher) = w.finish().unwrap();
+        assert_eq!(file.metadata().unwrap().len(), data.len() as u64);
+        drop(file);
+        assert_eq!(hasher.finalize(), blake3::hash(&data));
         assert_eq!(std::fs::read(&path).unwrap(), data);
     }
 
