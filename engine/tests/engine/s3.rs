@@ -306,6 +306,37 @@ fn s3_push_clone_fetch_round_trip_at_a_few_requests_each() {
         "clone after gc",
     );
     assert_eq!(export(&dst2, "main"), export(&src, "main"));
+
+    // A clone of the two packs streams the second while the first is
+    // verified (its GET sent ahead): a damaged byte in either is refused,
+    // naming the transfer as bad, without a hang; and the untouched pair
+    // clones again.
+    let packs: Vec<String> = pack_keys(a, "sydra-b1", "team/sydra")
+        .into_iter()
+        .filter(|k| k.ends_with(".sytx"))
+        .collect();
+    assert_eq!(packs.len(), 2, "{packs:?}");
+    for (i, key) in packs.iter().enumerate() {
+        let path = format!("/sydra-b1/{key}");
+        let (status, good) = moto_http(a, "GET", &path, b"");
+        assert_eq!(status, 200);
+        let mut bad = good.clone();
+        let mid = bad.len() / 2;
+        bad[mid] ^= 0x01;
+        assert_eq!(moto_http(a, "PUT", &path, &bad).0, 200);
+        let out = t.path().join(format!("damaged{i}"));
+        let o = sydra(a, &["clone", "s3://sydra-b1/team/sydra", d(&out)], &[]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "pack {i}: a damaged pack was cloned");
+        assert!(err.contains("bad transfer"), "pack {i}: {err}");
+        assert_eq!(moto_http(a, "PUT", &path, &good).0, 200);
+    }
+    let dst3 = t.path().join("dst3");
+    ok(
+        &sydra(a, &["clone", "s3://sydra-b1/team/sydra", d(&dst3)], &[]),
+        "clone of the restored packs",
+    );
+    assert_eq!(export(&dst3, "main"), export(&src, "main"));
 }
 
 #[test]
