@@ -286,11 +286,18 @@ for label in ("one-pack", "staged"):
     out.append(f"| clone of {c['pack_bytes'] / 1e6:.0f} MB ({label}, {c['packs']} pack(s)) ≥ 100 MB/s, verified | "
                f"{c['clone_mb_per_s']:.0f} MB/s ({c['clone_median_s']:.2f} s median; fsck "
                f"{'clean' if ok else 'FAILED'}) | {verdict(c['clone_mb_per_s'] >= 100 and ok)} |")
-    out.append(f"| clone ≥ 0.7× the server's ceiling ({label}) | {c['clone_over_get_to_file']:.2f}× plain GETs into a file "
+    # The ceiling is the faster of the two plain object_store downloads of
+    # the same bytes in this run: a GET into a file can be the slower one
+    # on a VM whose fresh page cache is slow, and must not flatter the
+    # clone then.
+    ceiling = max(c['get_to_file_mb_per_s'], c['get_to_memory_mb_per_s'])
+    ratio = c['clone_mb_per_s'] / ceiling
+    out.append(f"| clone ≥ 0.7× the server's ceiling ({label}) | **{ratio:.2f}×** the faster plain GET ({ceiling:.0f} MB/s); "
+               f"{c['clone_over_get_to_file']:.2f}× plain GETs into a file "
                f"({c['get_to_file_mb_per_s']:.0f} MB/s; {c['get_to_file_synced_mb_per_s']:.0f} MB/s with an fsync of the files); "
                f"{c['clone_over_get_to_memory']:.2f}× into memory "
                f"({c['get_to_memory_mb_per_s']:.0f} MB/s); curl {c['curl_to_file_mb_per_s']:.0f} MB/s to a file, "
-               f"{c['curl_to_null_mb_per_s']:.0f} MB/s to /dev/null | {verdict(c['clone_over_get_to_file'] >= 0.7)} |")
+               f"{c['curl_to_null_mb_per_s']:.0f} MB/s to /dev/null | {verdict(ratio >= 0.7)} |")
     out.append(f"| ({label}: where the time goes) | clone CPU {c['clone_client_cpu_median_s']:.2f} s, moto CPU "
                f"{c['clone_server_cpu_median_s']:.2f} s during it; the download alone (plain GETs into a file) "
                f"{c['get_to_file_median_s']:.2f} s; `remote::receive` of the downloaded packs alone "
