@@ -222,8 +222,11 @@ pub const WRITEBACK_STEP: u64 = 8 << 20;
 /// is what bounds a large write on a virtual machine whose idle memory the
 /// host has reclaimed (docs/BENCHMARKS-REMOTE.md: `dd` of 1 GiB runs at
 /// about 300 MB/s there, and at 3.7 GB/s into recycled pages). Best
-/// effort: elsewhere, or when a call fails, nothing happens and the fsync
-/// does it all.
+/// effort where the call is missing or refused (elsewhere than Linux, a
+/// file system without it): the fsync does it all. But an I/O error a
+/// waiting call reports is returned: Linux reports a writeback error once
+/// per open file, so the fsync that follows on the same file would not
+/// see it again.
 #[derive(Debug, Default)]
 pub struct Writeback {
     /// Bytes whose writeback has been started.
@@ -234,13 +237,13 @@ pub struct Writeback {
 
 impl Writeback {
     /// `written` bytes of `file` have reached the kernel.
-    pub fn advance(&mut self, file: &File, written: u64) {
+    pub fn advance(&mut self, file: &File, written: u64) -> io::Result<()> {
         if written.saturating_sub(self.started) < WRITEBACK_STEP {
-            return;
+            return Ok(());
         }
-        writeback(file, self.started, written - self.started, false);
+        writeback(file, self.started, written - self.started, false)?;
         if self.started > self.dropped {
-            writeback(file, self.dropped, self.started - self.dropped, true);
+            writeback(file, self.dropped, self.started - self.dropped, true)?;
             let _ = rustix::fs::fadvise(
                 file,
                 self.dropped,
@@ -250,15 +253,17 @@ impl Writeback {
             self.dropped = self.started;
         }
         self.started = written;
+        Ok(())
     }
 
     /// The file is whole at `written` bytes: start writeback of what has
     /// not been started, without waiting.
-    pub fn start_rest(&mut self, file: &File, written: u64) {
+    pub fn start_rest(&mut self, file: &File, written: u64) -> io::Result<()> {
         if written > self.started {
-            writeback(file, self.started, written - self.started, false);
+            writeback(file, self.started, written - self.started, false)?;
             self.started = written;
         }
+        Ok(())
     }
 
     /// The file is whole at `written` bytes: write back what is left,
@@ -267,18 +272,15 @@ impl Writeback {
     /// most smaller than a [`WRITEBACK_STEP`]), whose pages would
     /// otherwise all stay cached until their sync: the next file then
     /// reuses these pages instead of allocating fresh ones.
-    pub fn settle(&mut self, file: &File, written: u64) {
+    pub fn settle(&mut self, file: &File, written: u64) -> io::Result<()> {
         if written > self.dropped {
-            writeback(file, self.dropped, written - self.dropped, true);
-            let _ = rustix::fs::fadvise(
-                file,
-                self.dropped,
-                std::num::NonZeroU64::new(written - self.dropped),
-                rustix::fs::Advice::DontNeed,
-            );
+            writeback(file, self.dropped, written - self.dropped, true)?;
+            // To the end of the file: its last partial page too.
+            let _ = rustix::fs::fadvise(file, self.dropped, None, rustix::fs::Advice::DontNeed);
             self.started = written;
             self.dropped = written;
         }
+        Ok(())
     }
 }
 
@@ -294,13 +296,14 @@ pub enum AtEnd {
 }
 
 /// Start writeback of `len` bytes of `file` from `offset`; with `wait`,
-/// wait for it (and for any already under way) to complete.
+/// wait for it (and for any already under way) to complete. A file
+/// system or kernel without the call is not an error; an I/O error is.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
-fn writeback(file: &File, offset: u64, len: u64, wait: bool) {
+fn writeback(file: &File, offset: u64, len: u64, wait: bool) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
-        return;
+        return Ok(());
     };
     let flags = if wait {
         libc::SYNC_FILE_RANGE_WAIT_BEFORE
@@ -310,15 +313,22 @@ fn writeback(file: &File, offset: u64, len: u64, wait: bool) {
         libc::SYNC_FILE_RANGE_WRITE
     };
     // SAFETY: the descriptor is open for as long as `file` is borrowed;
-    // the call only reads its arguments. Its result is ignored: writeback
-    // is an optimisation, and the fsync that follows reports real errors.
-    unsafe {
-        libc::sync_file_range(file.as_raw_fd(), offset, len, flags);
+    // the call only reads its arguments.
+    let r = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, flags) };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::ENOSYS | libc::EINVAL | libc::ESPIPE | libc::EOPNOTSUPP) => Ok(()),
+        _ => Err(e),
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn writeback(_file: &File, _offset: u64, _len: u64, _wait: bool) {}
+fn writeback(_file: &File, _offset: u64, _len: u64, _wait: bool) -> io::Result<()> {
+    Ok(())
+}
 
 /// Bytes a [`WriteBehind`] hands to its thread at a time.
 pub const WRITE_BEHIND_BLOCK: usize = 1 << 20;
@@ -392,15 +402,15 @@ impl<S: Send + 'static> WriteBehind<S> {
                     digest(&mut state, at, &block);
                     crate::fault::point(fault).and_then(|()| file.write_all(&block))?;
                     at += block.len() as u64;
-                    writeback.advance(&file, at);
+                    writeback.advance(&file, at)?;
                     block.clear();
                     // Kept for reuse when the caller has room for it.
                     let _ = back.try_send(block);
                 }
                 // The rest too: a sync that follows later finds it written.
                 match end {
-                    AtEnd::StartWriteback => writeback.start_rest(&file, at),
-                    AtEnd::Settle => writeback.settle(&file, at),
+                    AtEnd::StartWriteback => writeback.start_rest(&file, at)?,
+                    AtEnd::Settle => writeback.settle(&file, at)?,
                 }
                 Ok((file, state))
             })?;

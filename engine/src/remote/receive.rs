@@ -200,6 +200,8 @@ pub fn receive_from(
     let dst_wal = dst.layout().wal();
     let n_ranges = s.u64("the range count")?;
     let mut verified: Vec<ranges::VerifiedRange> = Vec::new();
+    // Ranges already here, skipped.
+    let mut held = Vec::new();
     // Ranges whose last byte was read, still being written and digested
     // by their threads while the next one is read.
     let mut writing: std::collections::VecDeque<(ranges::RangeWriter, Chunk)> =
@@ -228,11 +230,13 @@ pub fn receive_from(
         // (version 2).
         // A range listed twice is written once (those verified but not
         // yet placed are not on disk).
-        if verified.iter().any(|v| *v.id() == id)
-            || writing.iter().any(|(w, _)| *w.id() == id)
-            || has_range(&dst_wal, &id, &chunk)
-        {
+        if verified.iter().any(|v| *v.id() == id) || writing.iter().any(|(w, _)| *w.id() == id) {
             s.copy(len, 0, "a range", |_| Ok(()))?;
+            continue;
+        }
+        if has_range(&dst_wal, &id, &chunk) {
+            s.copy(len, 0, "a range", |_| Ok(()))?;
+            held.push(id);
             continue;
         }
         let mut w = ranges::RangeWriter::new(&dst_wal, &id)?;
@@ -255,6 +259,7 @@ pub fn receive_from(
         verified.push(verify(w, &chunk)?);
     }
     ranges::place(verified)?;
+    ranges::make_held_durable(&dst_wal, &held)?;
     let n_shallow = s.u64("the shallow count")?;
     let mut shallow = HashSet::new();
     for _ in 0..n_shallow {

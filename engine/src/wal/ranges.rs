@@ -351,16 +351,39 @@ pub fn place(mut ranges: Vec<VerifiedRange>) -> Result<()> {
     // Every directory a range entered is synced, also when a rename or a
     // sync failed: a visible range counts as held (a later transfer skips
     // it), so it must not be lost to a power cut.
-    // Then the shards' own entries (`walchunks/`) and that of
-    // `walchunks/` in the data directory: a shard may have been made by
-    // this transfer or by one that failed before it synced anything.
+    if let Err(e) = sync_entries(&shards) {
+        failed.get_or_insert(e);
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+/// Make durable the entries that lead to stored ranges a transfer found
+/// already here and skipped (`ids`): a transfer that died between a
+/// rename and its directory syncs left them visible but perhaps not
+/// durable, and a ref is about to depend on them.
+pub fn make_held_durable(wal_dir: &Path, ids: &[ObjectId]) -> Result<()> {
+    let ranges = ranges_dir(wal_dir);
+    let shards: std::collections::BTreeSet<PathBuf> = ids
+        .iter()
+        .filter_map(|id| range_path(&ranges, id).parent().map(Path::to_path_buf))
+        .collect();
+    sync_entries(&shards)
+}
+
+/// Sync each shard directory, then the shards' own entries
+/// (`walchunks/`), then that of `walchunks/` in the data directory: a
+/// shard may have been made by this transfer or by one that failed
+/// before it synced anything. Every directory is tried; the first error
+/// is returned.
+fn sync_entries(shards: &std::collections::BTreeSet<PathBuf>) -> Result<()> {
     let up = |dirs: &std::collections::BTreeSet<PathBuf>| {
         dirs.iter()
             .filter_map(|d| d.parent().map(Path::to_path_buf))
             .collect::<std::collections::BTreeSet<_>>()
     };
-    let ranges_dirs = up(&shards);
+    let ranges_dirs = up(shards);
     let data_dirs = up(&ranges_dirs);
+    let mut failed = None;
     for dir in shards.iter().chain(&ranges_dirs).chain(&data_dirs) {
         if let Err(e) = sync_dir(dir) {
             failed.get_or_insert(e);

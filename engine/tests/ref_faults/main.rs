@@ -10,6 +10,9 @@
 //!   and the rename leaves what a kill there leaves, which fsck recognises
 //!   (a note), and nothing else may leave the reflog disagreeing.
 //!
+//! And a transfer that finds its WAL ranges already stored still syncs
+//! their directories (a fault there fails it).
+//!
 //! Faults are process-global: every test here holds `SERIAL`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -21,7 +24,7 @@ use sydra_engine::maintenance;
 use sydra_engine::objects::fault::{self, Fault};
 use sydra_engine::objects::{Commit, Kind, ObjectId};
 use sydra_engine::refs::{PreviousValue, RefName};
-use sydra_engine::{Engine, Error, Repository};
+use sydra_engine::{Engine, Error, Repository, remote};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -227,4 +230,44 @@ fn a_transaction_that_fails_after_its_renames_names_every_ref_it_changed() {
         );
     }
     assert!(fsck_problems(dir.path()).is_empty());
+}
+
+/// A transfer whose WAL ranges are all here already (an earlier transfer
+/// stored them, or died between storing them and syncing their
+/// directories) still makes their directory entries durable before it
+/// returns, and so before any ref can depend on them: a failed directory
+/// sync fails the transfer.
+#[test]
+fn a_transfer_that_skips_ranges_it_holds_still_syncs_their_directories() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    fault::reset();
+    let d = tempfile::tempdir().unwrap();
+    let (src, dst) = (d.path().join("src"), d.path().join("dst"));
+    Repository::init(&src).unwrap();
+    let e = Engine::open(&src, Default::default()).unwrap();
+    for i in 0..50u32 {
+        e.append(format!("record {i}").as_bytes()).unwrap();
+    }
+    e.checkpoint(None, "first").unwrap();
+    drop(e);
+    let from = Repository::open(&src).unwrap();
+    let tips = vec![from.resolve("main").unwrap()];
+    let none = std::collections::HashSet::new();
+    let t = remote::send(&from, &tips, &none, &|_| Ok(false), from.objects(), None).unwrap();
+    let bytes = std::fs::read(&t.path).unwrap();
+    assert!(
+        !remote::parse_transfer(&bytes).unwrap().ranges.is_empty(),
+        "the transfer carries WAL ranges"
+    );
+    let (to, _) = Repository::init(&dst).unwrap();
+    remote::receive_bytes(&to, &bytes, "test").unwrap();
+    // Every range is held now: the same transfer again skips them all.
+    fault::arm("walchunks.dir.sync", Fault::EioAlways);
+    let r = remote::receive_bytes(&to, &bytes, "test");
+    let injected = fault::injected();
+    fault::reset();
+    assert!(injected > 0, "no directory of a held range was synced");
+    let err = r.expect_err("a failed sync of a held range's directory passed");
+    assert!(err.to_string().contains("walchunks"), "{err}");
+    remote::receive_bytes(&to, &bytes, "test").unwrap();
 }
