@@ -77,6 +77,20 @@ const MANIFEST_RETRIES: u32 = 20;
 /// Ranged GETs a read replica keeps in flight at once.
 pub(crate) const RANGES_IN_FLIGHT: usize = 8;
 
+/// How long before a pack is expected to have arrived a fetch of several
+/// packs sends the next one's GET (DECISIONS 75).
+const GET_AHEAD: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A spawned request, cancelled when dropped: a fetch that stops early
+/// leaves no GET running on the remote's runtime.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// One pack the manifest lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackEntry {
@@ -708,10 +722,12 @@ impl S3Remote {
     /// Stream the listed packs `wanted` into `dst`, in order (see
     /// [`super::receive_from`]): a thread downloads, the receiver verifies
     /// and writes as the bytes come, so each byte is written once and
-    /// nothing is spooled. The next pack's GET is sent when the one
-    /// before starts to arrive, so the server prepares it meanwhile (moto
+    /// nothing is spooled. The next pack's GET is sent about
+    /// [`GET_AHEAD`] before the one before it is expected to end (at
+    /// once, on a fast link), so the server prepares it meanwhile (moto
     /// reads a whole object before its first byte: 0.12 s for 250 MB) and
-    /// its first byte is waiting when the receiver gets to it.
+    /// its first byte is waiting when the receiver gets to it; on a slow
+    /// link its request timeout does not start long before its bytes.
     fn receive_packs(
         &self,
         wanted: &[&PackEntry],
@@ -725,7 +741,6 @@ impl S3Remote {
             .iter()
             .map(|p| self.key(&format!("packs/{}", p.name)))
             .collect();
-        self.count(wanted.len() as u64);
         let (writers, readers): (Vec<_>, Vec<_>) =
             (0..wanted.len()).map(|_| super::receive::pipe()).unzip();
         std::thread::scope(|scope| {
@@ -735,22 +750,24 @@ impl S3Remote {
             let download = scope.spawn(|| {
                 self.rt.block_on(async {
                     let get = |key: &Key| {
+                        self.count(1);
                         let (store, key) = (self.store.clone(), key.clone());
-                        tokio::spawn(async move { store.get(&key).await })
+                        AbortOnDrop(tokio::spawn(async move { store.get(&key).await }))
                     };
                     let mut counts = Vec::new();
                     let mut next = Some(get(&keys[0]));
                     for (i, mut w) in writers.into_iter().enumerate() {
                         let fail = |e: object_store::Error| (i, e);
-                        let got = match next.take() {
-                            Some(h) => h.await.map_err(|e| object_store::Error::Generic {
+                        let Some(mut h) = next.take() else { break };
+                        let got = (&mut h.0)
+                            .await
+                            .map_err(|e| object_store::Error::Generic {
                                 store: "S3",
                                 source: Box::new(e),
-                            }),
-                            None => break,
-                        };
-                        let got = got.and_then(|r| r).map_err(fail)?;
-                        next = keys.get(i + 1).map(get);
+                            })
+                            .and_then(|r| r)
+                            .map_err(fail)?;
+                        let started = std::time::Instant::now();
                         let mut stream = got.into_stream();
                         let mut n = 0u64;
                         let mut stopped = false;
@@ -760,18 +777,30 @@ impl S3Remote {
                             if n > wanted[i].bytes {
                                 break;
                             }
+                            // Bytes left at the rate so far, once there is
+                            // a rate to trust (not the socket's first burst).
+                            let took = started.elapsed().as_secs_f64();
+                            if next.is_none()
+                                && took >= 0.1
+                                && let Some(key) = keys.get(i + 1)
+                            {
+                                let left = (wanted[i].bytes - n) as f64;
+                                if left <= n as f64 / took * GET_AHEAD.as_secs_f64() {
+                                    next = Some(get(key));
+                                }
+                            }
                             if w.send_owned(chunk).is_err() {
                                 stopped = true;
                                 break;
                             }
                         }
                         if stopped || w.flush().is_err() {
-                            if let Some(h) = next.take() {
-                                h.abort();
-                            }
                             break;
                         }
                         counts.push(n);
+                        if next.is_none() {
+                            next = keys.get(i + 1).map(get);
+                        }
                     }
                     Ok::<_, (usize, object_store::Error)>(counts)
                 })
@@ -809,6 +838,11 @@ impl S3Remote {
                 // after its pack.
                 (Some((at, _)), Err((i, e))) if i <= at => Err(key_err(i, e)),
                 (None, Err((i, e))) => Err(key_err(i, e)),
+                // Which of the packs was refused.
+                (Some((i, Error::Remote { remote, reason })), _) => Err(Error::Remote {
+                    remote,
+                    reason: format!("{}: {reason}", keys[i]),
+                }),
                 (Some((_, e)), _) => Err(e),
                 (None, Ok(counts)) => {
                     for (i, p) in wanted.iter().enumerate() {

@@ -309,8 +309,8 @@ fn s3_push_clone_fetch_round_trip_at_a_few_requests_each() {
 
     // A clone of the two packs streams the second while the first is
     // verified (its GET sent ahead): a damaged byte in either is refused,
-    // naming the transfer as bad, without a hang; and the untouched pair
-    // clones again.
+    // naming the pack, without a hang; and the untouched pair clones
+    // again.
     let packs: Vec<String> = pack_keys(a, "sydra-b1", "team/sydra")
         .into_iter()
         .filter(|k| k.ends_with(".sytx"))
@@ -329,6 +329,7 @@ fn s3_push_clone_fetch_round_trip_at_a_few_requests_each() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success(), "pack {i}: a damaged pack was cloned");
         assert!(err.contains("bad transfer"), "pack {i}: {err}");
+        assert!(err.contains(key.as_str()), "pack {i} is named: {err}");
         assert_eq!(moto_http(a, "PUT", &path, &good).0, 200);
     }
     let dst3 = t.path().join("dst3");
