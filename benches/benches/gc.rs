@@ -10,7 +10,9 @@
 //!   beside `git rev-list --objects --all` on the same history imported
 //!   with `git fast-import` (one pack, commit-graph written), and beside the
 //!   raw I/O of the mark: read every commit and tree file, `lstat` every
-//!   blob file, in the mark's order, paths computed beforehand. Both stores
+//!   blob file, in the mark's order, paths computed beforehand (for a
+//!   packed object: its index lookup, and a copy of a tree's or commit's
+//!   entry out of the mapped pack). Both stores
 //!   live on tmpfs (`/dev/shm`). Peak memory of the mark is measured apart,
 //!   in its own process, by `src/bin/mark_rss.rs`.
 //! - `gc/sweep`: a whole collection (`sydra_gc::collect`, grace period zero)
@@ -24,7 +26,8 @@
 //!   shared with other jobs, unlink latency swings too much to compare.
 //! - `gc/fsck`: `maintenance::fsck` (what `sydra fsck` runs) over a store of
 //!   100,000 blobs of 1 KiB, and of 256 blobs of 1 MiB, in trees under one
-//!   commit, beside reading every object file and hashing it with BLAKE3,
+//!   commit, beside reading every object file and hashing it with BLAKE3
+//!   (a packed object: reading its pack once and hashing each entry),
 //!   BLAKE3 alone over the same bytes already in memory, and `git fsck` on
 //!   the same blobs imported with `git fast-import`. Throughput counts the
 //!   bytes of Sydra's object files. On tmpfs.
@@ -147,13 +150,27 @@ fn bench_mark(c: &mut Criterion) {
     assert_eq!(reached, shape.objects() as u64);
     sydra_benches::write_result("gc_mark", &shape.to_json());
 
-    // The raw walk: the files the mark opens, in the order it visits them.
-    let order: Vec<(PathBuf, bool)> = {
+    // The raw walk: what the mark reads, in the order it visits it. A
+    // loose object is a file (read whole; a blob only `lstat`ed); a packed
+    // one is a lookup in its pack's index (all a blob needs) and, for a
+    // tree or commit, a copy of its entry's bytes out of the mapped pack.
+    let packs = refs.objects().packs();
+    let order: Vec<RawStep> = {
         let m = gitlike::gc_mark(&refs);
         m.ids()
             .map(|id| {
                 let blob = refs.objects().stat(id).unwrap().kind == Kind::Blob;
-                (refs.objects().path_of(id), blob)
+                match packs.iter().position(|p| p.find(id).is_some()) {
+                    Some(pack) => RawStep::Packed {
+                        pack,
+                        id: *id,
+                        blob,
+                    },
+                    None => RawStep::Loose {
+                        path: refs.objects().path_of(id),
+                        blob,
+                    },
+                }
             })
             .collect()
     };
@@ -184,11 +201,22 @@ fn bench_mark(c: &mut Criterion) {
     g.bench_function(BenchmarkId::new("raw_read_lstat", &value), |b| {
         b.iter(|| {
             let mut bytes = 0u64;
-            for (path, blob) in &order {
-                bytes += if *blob {
-                    fs::symlink_metadata(path).unwrap().len()
-                } else {
-                    fs::read(path).unwrap().len() as u64
+            for step in &order {
+                bytes += match step {
+                    RawStep::Loose { path, blob: true } => {
+                        fs::symlink_metadata(path).unwrap().len()
+                    }
+                    RawStep::Loose { path, blob: false } => fs::read(path).unwrap().len() as u64,
+                    RawStep::Packed { pack, id, blob } => {
+                        let p = &packs[*pack];
+                        let at = p.find(id).unwrap();
+                        if *blob {
+                            at
+                        } else {
+                            let (_, range) = p.entry(id, at, false).unwrap();
+                            p.bytes()[range].to_vec().len() as u64
+                        }
+                    }
                 };
             }
             black_box(bytes)
@@ -202,6 +230,19 @@ fn bench_mark(c: &mut Criterion) {
     g.finish();
 }
 
+/// One object of the mark's raw baseline (see `gc/mark`).
+enum RawStep {
+    Loose {
+        path: PathBuf,
+        blob: bool,
+    },
+    Packed {
+        pack: usize,
+        id: sydra_engine::objects::ObjectId,
+        blob: bool,
+    },
+}
+
 /// A data directory whose store holds `n` unreachable blobs (shards
 /// present, synced).
 fn garbage_store(n: usize) -> (tempfile::TempDir, RefStore) {
@@ -210,14 +251,13 @@ fn garbage_store(n: usize) -> (tempfile::TempDir, RefStore) {
     precreate_shards(store.dir());
     let refs = RefStore::create(dir.path(), store.clone()).unwrap();
     let mut buf = payload(SWEEP_PAYLOAD, 0x5EE9);
-    for chunk in 0..n.div_ceil(1000) {
-        let mut batch = store.batch(Durability::None);
-        for i in chunk * 1000..((chunk + 1) * 1000).min(n) {
-            stamp(&mut buf, i as u64);
-            batch.put(Kind::Blob, &buf).unwrap();
-        }
-        drop(batch.commit().unwrap());
+    // One put each: loose files, which the sweep unlinks one by one (a
+    // batch would write them into a pack, which GC drops whole).
+    for i in 0..n {
+        stamp(&mut buf, i as u64);
+        store.put(Kind::Blob, &buf).unwrap();
     }
+    assert_eq!(store.packs().len(), 0, "the sweep's garbage is loose");
     syncfs(dir.path());
     (dir, refs)
 }
@@ -383,9 +423,10 @@ fn bench_sweep(c: &mut Criterion) {
 }
 
 /// A data directory with `count` blobs of `size` bytes in trees of up to
-/// 1,000 entries under one commit on `refs/heads/main`; also returns every
-/// object file and their total bytes.
-fn fsck_store(count: usize, size: usize) -> (tempfile::TempDir, Repository, Vec<PathBuf>, u64) {
+/// 1,000 entries under one commit on `refs/heads/main`; also returns where
+/// every object is stored (its file, or its pack's entry) and the bytes
+/// of those files.
+fn fsck_store(count: usize, size: usize) -> (tempfile::TempDir, Repository, Vec<ObjectFile>, u64) {
     let dir = memory_scratch("sydra-bench-fsck");
     let (repo, _) = Repository::init(dir.path()).unwrap();
     let store = sydra_benches::unsynced_store(&repo.layout().objects());
@@ -430,9 +471,51 @@ fn fsck_store(count: usize, size: usize) -> (tempfile::TempDir, Repository, Vec<
     repo.refs()
         .update(&RefName::main_branch(), tip, PreviousValue::Any, "bench")
         .unwrap();
-    let files: Vec<PathBuf> = ids.iter().map(|id| store.path_of(id)).collect();
-    let bytes = files.iter().map(|p| fs::metadata(p).unwrap().len()).sum();
+    // Each object's bytes as stored: a loose file whole, or its entry in
+    // a pack (the batches above write packs), grouped by file.
+    let packs = store.packs();
+    let mut in_pack: Vec<Vec<std::ops::Range<usize>>> = vec![Vec::new(); packs.len()];
+    let mut files: Vec<ObjectFile> = Vec::new();
+    for id in &ids {
+        match packs
+            .iter()
+            .enumerate()
+            .find_map(|(i, p)| Some((i, p.find(id)?)))
+        {
+            Some((i, at)) => {
+                let (e, _) = packs[i].entry(id, at, false).unwrap();
+                in_pack[i].push(e.offset as usize..(e.offset + e.len) as usize);
+            }
+            None => {
+                let path = store.path_of(id);
+                let len = fs::metadata(&path).unwrap().len() as usize;
+                files.push(ObjectFile {
+                    path,
+                    objects: std::iter::once(0..len).collect(),
+                })
+            }
+        }
+    }
+    for (p, objects) in packs.iter().zip(in_pack) {
+        if !objects.is_empty() {
+            files.push(ObjectFile {
+                path: p.path().to_path_buf(),
+                objects,
+            });
+        }
+    }
+    let bytes = files
+        .iter()
+        .map(|f| fs::metadata(&f.path).unwrap().len())
+        .sum();
     (dir, repo, files, bytes)
+}
+
+/// A file of the fsck fixture and where its objects lie in it (a loose
+/// object's file whole; a pack's entries).
+struct ObjectFile {
+    path: PathBuf,
+    objects: Vec<std::ops::Range<usize>>,
 }
 
 /// The same blobs in the same layout, imported into a bare git repository.
@@ -481,15 +564,20 @@ fn bench_fsck(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("raw_read_blake3", label), |b| {
             b.iter(|| {
                 for f in &files {
-                    black_box(blake3::hash(&fs::read(f).unwrap()));
+                    let data = fs::read(&f.path).unwrap();
+                    for r in &f.objects {
+                        black_box(blake3::hash(&data[r.clone()]));
+                    }
                 }
             })
         });
-        let contents: Vec<Vec<u8>> = files.iter().map(|f| fs::read(f).unwrap()).collect();
+        let contents: Vec<Vec<u8>> = files.iter().map(|f| fs::read(&f.path).unwrap()).collect();
         g.bench_function(BenchmarkId::new("raw_blake3", label), |b| {
             b.iter(|| {
-                for data in &contents {
-                    black_box(blake3::hash(data));
+                for (data, f) in contents.iter().zip(&files) {
+                    for r in &f.objects {
+                        black_box(blake3::hash(&data[r.clone()]));
+                    }
                 }
             })
         });
