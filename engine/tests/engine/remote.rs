@@ -656,6 +656,37 @@ fn a_tampered_transfer_is_refused_with_nothing_published() {
             "range {which}: ranges left behind: {placed:?}"
         );
     }
+    // A range listed twice is stored once, whether its first copy is
+    // still being written when the second arrives (next to it) or already
+    // verified (at the end). Built as version 1, whose trailer is the
+    // BLAKE3 of everything before it.
+    for at in [1, v.ranges.len()] {
+        let mut ranges = v.ranges.clone();
+        ranges.insert(at, v.ranges[0]);
+        let mut b = Vec::new();
+        b.extend_from_slice(&bytes[..4]);
+        b.extend_from_slice(&[1, 0, 0, 0]);
+        b.extend_from_slice(&(v.pack.len() as u64).to_le_bytes());
+        b.extend_from_slice(v.pack);
+        b.extend_from_slice(&(ranges.len() as u64).to_le_bytes());
+        for (id, r) in &ranges {
+            b.extend_from_slice(id.as_bytes());
+            b.extend_from_slice(&(r.len() as u64).to_le_bytes());
+            b.extend_from_slice(r);
+        }
+        b.extend_from_slice(&(v.shallow.len() as u64).to_le_bytes());
+        for id in &v.shallow {
+            b.extend_from_slice(id.as_bytes());
+        }
+        let h = blake3::hash(&b);
+        b.extend_from_slice(h.as_bytes());
+        let dir = d.path().join(format!("twice{at}"));
+        let (twice, _) = Repository::init(&dir).unwrap();
+        let (t, _) = remote::receive_bytes(&twice, &b, "test").unwrap();
+        assert_eq!(t.ranges, v.ranges.len() as u64, "listed twice at {at}");
+        let stored = walkdir_files(&dir.join("walchunks"));
+        assert_eq!(stored.len(), v.ranges.len(), "{stored:?}");
+    }
     let mut b = bytes.clone();
     let n = b.len();
     b[n - 33] ^= 0x01; // the shallow count's last byte
