@@ -35,7 +35,7 @@ struct Stream<'r> {
 
 impl Stream<'_> {
     fn bad(&self, reason: String) -> Error {
-        remote_err(self.remote, format!("bad transfer: {reason}"))
+        bad_transfer(self.remote, reason)
     }
 
     /// Fill `buf` from the stream, unhashed; `what` names the section in
@@ -117,6 +117,11 @@ impl Stream<'_> {
         self.buf = buf;
         copied
     }
+}
+
+/// A transfer refused for `reason`, from `remote`.
+fn bad_transfer(remote: &str, reason: impl std::fmt::Display) -> Error {
+    remote_err(remote, format!("bad transfer: {reason}"))
 }
 
 /// Ingest a transfer read from `r` (at most `limit` bytes) into `dst`:
@@ -210,7 +215,7 @@ pub fn receive_from(
         let id = *w.id();
         w.finish(chunk).map_err(|e| match e {
             Error::ChunkMismatch { reason, .. } => {
-                remote_err(remote, format!("bad transfer: WAL range {id}: {reason}"))
+                bad_transfer(remote, format!("WAL range {id}: {reason}"))
             }
             e => e,
         })
@@ -228,8 +233,8 @@ pub fn receive_from(
         }
         // A range's bytes are covered by its chunk, not by the trailer
         // (version 2).
-        // A range listed twice is written once (those verified but not
-        // yet placed are not on disk).
+        // A range listed twice is written once (those being written, or
+        // verified but not yet placed, are not on disk).
         if verified.iter().any(|v| *v.id() == id) || writing.iter().any(|(w, _)| *w.id() == id) {
             s.copy(len, 0, "a range", |_| Ok(()))?;
             continue;
