@@ -632,7 +632,7 @@ fn transfer(
                 Path::new("(the transfer pipe)"),
             )
         });
-        let got = receive_from(dst, &mut r, u64::MAX, remote);
+        let got = receive::receive_blocks(dst, &mut r, u64::MAX, remote);
         // A receiver that stopped early unblocks the sender.
         drop(r);
         let sent = sender
@@ -1532,7 +1532,7 @@ mod replica;
 #[cfg(feature = "s3")]
 mod s3;
 pub mod tindex;
-pub use receive::{receive, receive_bytes, receive_from};
+pub use receive::{receive, receive_bytes, receive_chunks, receive_from};
 #[cfg(feature = "s3")]
 pub use replica::{Replica, ReplicaOptions, ReplicaStats};
 #[cfg(feature = "s3")]

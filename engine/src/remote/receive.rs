@@ -10,6 +10,8 @@ use std::collections::HashSet;
 use std::io::{self, Read, Write};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
+use bytes::Bytes;
+
 use sydra_objects::store::{PackIds, StagedPack};
 use sydra_objects::{Kind, ObjectId, Pinned};
 
@@ -21,16 +23,41 @@ use crate::wal::{Chunk, ranges};
 /// Size of the blocks a transfer is copied in.
 const BLOCK: usize = 1 << 20;
 
+/// Where a transfer's bytes come from, a block at a time: a pipe hands
+/// over the buffers its writer filled (a download's chunks) as they are,
+/// a reader's bytes are read into blocks.
+pub(super) trait Blocks {
+    /// The next bytes, at most `max` (and some when `max` is not 0);
+    /// empty at the end of the stream.
+    fn next_block(&mut self, max: usize) -> io::Result<Bytes>;
+}
+
+/// A [`Read`] as [`Blocks`]: each block read full, up to the end.
+struct ReadBlocks<'r>(&'r mut dyn Read);
+
+impl Blocks for ReadBlocks<'_> {
+    fn next_block(&mut self, max: usize) -> io::Result<Bytes> {
+        let want = max.min(BLOCK);
+        let mut b = Vec::with_capacity(want);
+        (&mut *self.0).take(want as u64).read_to_end(&mut b)?;
+        Ok(Bytes::from(b))
+    }
+}
+
 /// A transfer stream being read: every byte counted and hashed (the
 /// trailer is the BLAKE3 of all bytes before it), at most `limit` taken.
+/// The bytes of the pack and of the ranges are passed on in the buffers
+/// they came in, not copied.
 struct Stream<'r> {
-    r: &'r mut dyn Read,
+    src: &'r mut dyn Blocks,
+    /// Bytes taken from `src` and not yet consumed.
+    pending: Bytes,
     version: u8,
     hasher: blake3::Hasher,
+    /// Bytes consumed.
     at: u64,
     limit: u64,
     remote: &'r str,
-    buf: Vec<u8>,
 }
 
 impl Stream<'_> {
@@ -38,35 +65,45 @@ impl Stream<'_> {
         bad_transfer(self.remote, reason)
     }
 
-    /// Fill `buf` from the stream, unhashed; `what` names the section in
-    /// the error when the stream ends first.
+    /// At most `n` (and at least one) of the next bytes, unhashed; `what`
+    /// names the section in the error when the stream ends first.
+    fn next(&mut self, n: usize, what: &str) -> Result<Bytes> {
+        if self.pending.is_empty() {
+            // What was taken is consumed: `at` counts it.
+            let room = self.limit.saturating_sub(self.at);
+            if room == 0 {
+                return Err(self.bad(format!("it is longer than {} bytes", self.limit)));
+            }
+            let max = usize::try_from(room).unwrap_or(usize::MAX).min(BLOCK);
+            self.pending = self.src.next_block(max).map_err(|e| {
+                remote_err(
+                    self.remote,
+                    format!("reading the transfer at offset {}: {e}", self.at),
+                )
+            })?;
+            if self.pending.is_empty() {
+                return Err(self.bad(format!(
+                    "the transfer ends inside {what} (offset {})",
+                    self.at
+                )));
+            }
+        }
+        let b = self.pending.split_to(n.min(self.pending.len()));
+        self.at += b.len() as u64;
+        Ok(b)
+    }
+
+    /// Fill `buf` from the stream, unhashed.
     fn raw(&mut self, buf: &mut [u8], what: &str) -> Result<()> {
         if (buf.len() as u64) > self.limit.saturating_sub(self.at) {
             return Err(self.bad(format!("it is longer than {} bytes", self.limit)));
         }
         let mut got = 0;
         while got < buf.len() {
-            match self.r.read(&mut buf[got..]) {
-                Ok(0) => {
-                    return Err(self.bad(format!(
-                        "the transfer ends inside {what} (offset {})",
-                        self.at + got as u64
-                    )));
-                }
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return Err(remote_err(
-                        self.remote,
-                        format!(
-                            "reading the transfer at offset {}: {e}",
-                            self.at + got as u64
-                        ),
-                    ));
-                }
-            }
+            let b = self.next(buf.len() - got, what)?;
+            buf[got..got + b.len()].copy_from_slice(&b);
+            got += b.len();
         }
-        self.at += got as u64;
         Ok(())
     }
 
@@ -88,34 +125,41 @@ impl Stream<'_> {
         Ok(ObjectId::from_bytes(b))
     }
 
-    /// Pass the next `n` bytes to `sink`, block by block; only the last
-    /// `hashed` of them go into the trailer's hash (all of them in a
-    /// version 1 transfer).
+    /// Pass the next `n` bytes to `sink`, piece by piece as they came;
+    /// only the last `hashed` of them go into the trailer's hash (all of
+    /// them in a version 1 transfer).
     fn copy(
         &mut self,
         n: u64,
         hashed: u64,
         what: &str,
-        mut sink: impl FnMut(&[u8]) -> Result<()>,
+        mut sink: impl FnMut(Bytes) -> Result<()>,
     ) -> Result<()> {
+        if n > self.limit.saturating_sub(self.at) {
+            return Err(self.bad(format!("it is longer than {} bytes", self.limit)));
+        }
         let hashed = if self.version == 1 { n } else { hashed.min(n) };
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.resize(BLOCK, 0);
         let mut left = n;
-        let copied = (|| {
-            while left > 0 {
-                let want = left.min(BLOCK as u64) as usize;
-                self.raw(&mut buf[..want], what)?;
-                // Of this block, the bytes within the last `hashed`.
-                let skip = (left.saturating_sub(hashed) as usize).min(want);
-                self.hasher.update(&buf[skip..want]);
-                sink(&buf[..want])?;
-                left -= want as u64;
-            }
-            Ok(())
-        })();
-        self.buf = buf;
-        copied
+        while left > 0 {
+            let b = self.next(usize::try_from(left).unwrap_or(usize::MAX), what)?;
+            // Of this piece, the bytes within the last `hashed`.
+            let skip = (left.saturating_sub(hashed)).min(b.len() as u64) as usize;
+            self.hasher.update(&b[skip..]);
+            left -= b.len() as u64;
+            sink(b)?;
+        }
+        Ok(())
+    }
+
+    /// Whether anything follows the bytes consumed.
+    fn at_end(&mut self) -> Result<bool> {
+        if !self.pending.is_empty() {
+            return Ok(false);
+        }
+        let more = self.src.next_block(1).map_err(|e| {
+            remote_err(self.remote, format!("reading the end of the transfer: {e}"))
+        })?;
+        Ok(more.is_empty())
     }
 }
 
@@ -141,14 +185,24 @@ pub fn receive_from(
     limit: u64,
     remote: &str,
 ) -> Result<(Transfer, Option<Pinned>)> {
+    receive_blocks(dst, &mut ReadBlocks(r), limit, remote)
+}
+
+/// [`receive_from`] of a transfer coming as blocks (a [`pipe`]'s).
+pub(super) fn receive_blocks(
+    dst: &Repository,
+    src: &mut dyn Blocks,
+    limit: u64,
+    remote: &str,
+) -> Result<(Transfer, Option<Pinned>)> {
     let mut s = Stream {
-        r,
+        src,
+        pending: Bytes::new(),
         version: 1,
         hasher: blake3::Hasher::new(),
         at: 0,
         limit,
         remote,
-        buf: Vec::new(),
     };
     let mut head = [0u8; 8];
     s.fill(&mut head, "the header")?;
@@ -245,7 +299,7 @@ pub fn receive_from(
             continue;
         }
         let mut w = ranges::RangeWriter::new(&dst_wal, &id)?;
-        s.copy(len, 0, "a range", |b| w.write(b))?;
+        s.copy(len, 0, "a range", |b| w.write_shared(b))?;
         w.close()?;
         writing.push_back((w, chunk));
         if writing.len() > RANGES_WRITING
@@ -276,19 +330,8 @@ pub fn receive_from(
     if trailer != *expected.as_bytes() {
         return Err(s.bad("its trailer does not match its content (damaged or cut short)".into()));
     }
-    let mut extra = [0u8; 1];
-    loop {
-        match s.r.read(&mut extra) {
-            Ok(0) => break,
-            Ok(_) => return Err(s.bad("bytes follow the last section".into())),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                return Err(remote_err(
-                    remote,
-                    format!("reading the end of the transfer: {e}"),
-                ));
-            }
-        }
+    if !s.at_end()? {
+        return Err(s.bad("bytes follow the last section".into()));
     }
     if let Some((commit, parent)) = refs.orphans.iter().find(|(c, _)| !shallow.contains(c)) {
         return Err(s.bad(format!(
@@ -320,9 +363,9 @@ const PLACE_RANGES_AT: usize = 64;
 
 /// Ranges a receiver lets their threads finish (write back, digest) while
 /// it reads the next: one range waited for at a time held a clone's reader
-/// for a range's whole writeback, 25 ms each (DECISIONS 74). Each holds at
-/// most seven 1 MiB blocks.
-const RANGES_WRITING: usize = 2;
+/// for a range's whole writeback, 25 ms each (DECISIONS 74, 76). Each
+/// holds at most a write-behind's 19 blocks, and usually its few MB.
+const RANGES_WRITING: usize = 4;
 
 /// Connectivity of a received pack, gathered as its trees and commits
 /// arrive (each decoded canonically) and checked when the pack is whole:
@@ -679,6 +722,51 @@ pub fn receive(
     Ok(t)
 }
 
+/// [`receive_from`] of a transfer arriving as `chunks` (buffers an
+/// embedding server's transport filled, say): the pack's and the ranges'
+/// bytes are written from the chunks as they are, without a copy. A chunk
+/// that is an error ends the transfer with it.
+pub fn receive_chunks(
+    dst: &Repository,
+    chunks: impl IntoIterator<Item = io::Result<Bytes>>,
+    limit: u64,
+    remote: &str,
+) -> Result<(Transfer, Option<Pinned>)> {
+    let mut src = Chunks {
+        it: chunks.into_iter(),
+        cur: Bytes::new(),
+    };
+    receive_blocks(dst, &mut src, limit, remote)
+}
+
+/// An iterator of chunks as [`Blocks`].
+struct Chunks<I> {
+    it: I,
+    cur: Bytes,
+}
+
+impl<I: Iterator<Item = io::Result<Bytes>>> Blocks for Chunks<I> {
+    fn next_block(&mut self, max: usize) -> io::Result<Bytes> {
+        split_next(&mut self.cur, max, || self.it.next())
+    }
+}
+
+/// At most `max` bytes of `cur`, refilled from `next` while empty; empty
+/// once `next` has no more.
+fn split_next(
+    cur: &mut Bytes,
+    max: usize,
+    mut next: impl FnMut() -> Option<io::Result<Bytes>>,
+) -> io::Result<Bytes> {
+    while cur.is_empty() {
+        match next() {
+            Some(chunk) => *cur = chunk?,
+            None => return Ok(Bytes::new()),
+        }
+    }
+    Ok(cur.split_to(max.min(cur.len())))
+}
+
 /// [`receive_from`] of transfer bytes already in memory or mapped.
 pub fn receive_bytes(
     dst: &Repository,
@@ -691,9 +779,11 @@ pub fn receive_bytes(
 
 /// An in-process pipe of blocks, for a sender thread writing a transfer
 /// that a receiver reads as it comes (a transfer between two data
-/// directories): bounded to a few blocks in flight.
+/// directories, a download): at most 16 blocks in flight (of 1 MiB, or
+/// a download's chunks as they came), so the writer goes on while the
+/// reader waits for its own writing threads.
 pub(super) fn pipe() -> (PipeWriter, PipeReader) {
-    let (tx, rx) = sync_channel(4);
+    let (tx, rx) = sync_channel(16);
     (
         PipeWriter {
             tx,
@@ -701,28 +791,22 @@ pub(super) fn pipe() -> (PipeWriter, PipeReader) {
         },
         PipeReader {
             rx,
-            cur: Box::new(Vec::new()),
-            at: 0,
+            cur: Bytes::new(),
         },
     )
 }
 
-/// A block in a [`pipe`]: the writer's own buffer, or a buffer handed over
-/// whole (a download's chunk), never copied.
-type Block = Box<dyn AsRef<[u8]> + Send>;
-
 /// The writing end of [`pipe`]: buffers a block, sends it when full and
 /// at `flush`. Writes fail once the reader is gone.
 pub(super) struct PipeWriter {
-    tx: SyncSender<Block>,
+    tx: SyncSender<Bytes>,
     buf: Vec<u8>,
 }
 
 /// The reading end of [`pipe`]: end of stream once the writer is dropped.
 pub(super) struct PipeReader {
-    rx: Receiver<Block>,
-    cur: Block,
-    at: usize,
+    rx: Receiver<Bytes>,
+    cur: Bytes,
 }
 
 impl PipeWriter {
@@ -731,23 +815,21 @@ impl PipeWriter {
             return Ok(());
         }
         let block = std::mem::replace(&mut self.buf, Vec::with_capacity(BLOCK));
-        self.send_block(Box::new(block))
+        self.send_block(Bytes::from(block))
     }
 
-    fn send_block(&mut self, block: Block) -> io::Result<()> {
+    fn send_block(&mut self, block: Bytes) -> io::Result<()> {
         self.tx
             .send(block)
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the receiver stopped"))
     }
 
-    /// Hand over a buffer whole, after what was written before it.
+    /// Hand over a buffer whole (a download's chunk), after what was
+    /// written before it: the receiver passes it on without a copy.
     #[cfg(feature = "s3")]
-    pub(super) fn send_owned(
-        &mut self,
-        chunk: impl AsRef<[u8]> + Send + 'static,
-    ) -> io::Result<()> {
+    pub(super) fn send_owned(&mut self, chunk: Bytes) -> io::Result<()> {
         self.send()?;
-        self.send_block(Box::new(chunk))
+        self.send_block(chunk)
     }
 }
 
@@ -766,22 +848,9 @@ impl Write for PipeWriter {
     }
 }
 
-impl Read for PipeReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.at == (*self.cur).as_ref().len() {
-            match self.rx.recv() {
-                Ok(block) => {
-                    self.cur = block;
-                    self.at = 0;
-                }
-                Err(_) => return Ok(0),
-            }
-        }
-        let cur = (*self.cur).as_ref();
-        let n = out.len().min(cur.len() - self.at);
-        out[..n].copy_from_slice(&cur[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
+impl Blocks for PipeReader {
+    fn next_block(&mut self, max: usize) -> io::Result<Bytes> {
+        split_next(&mut self.cur, max, || self.rx.recv().ok().map(Ok))
     }
 }
 

@@ -809,7 +809,7 @@ impl S3Remote {
             let mut pins = Vec::new();
             let mut failed = None;
             for (i, mut r) in readers.into_iter().enumerate() {
-                match super::receive_from(dst, &mut r, wanted[i].bytes, remote) {
+                match super::receive::receive_blocks(dst, &mut r, wanted[i].bytes, remote) {
                     Ok((t, pin)) => {
                         total.commits += t.commits;
                         total.objects += t.objects;

@@ -228,24 +228,36 @@ impl RangeWriter {
 
     /// Append the next bytes.
     pub fn write(&mut self, b: &[u8]) -> Result<()> {
-        let out = self
-            .out
-            .as_mut()
-            .ok_or_else(|| Error::io("write", &self.tmp)(io::ErrorKind::Other.into()))?;
-        out.write(b).map_err(Error::io("write", &self.tmp))?;
+        self.note_header(b);
+        let out = self.out()?;
+        out.write(b).map_err(Error::io("write", &self.tmp))
+    }
+
+    /// Append the next bytes, written where they are (a download's chunk
+    /// is not copied).
+    pub fn write_shared(&mut self, b: bytes::Bytes) -> Result<()> {
+        self.note_header(&b);
+        let out = self.out()?;
+        out.write_shared(b).map_err(Error::io("write", &self.tmp))
+    }
+
+    /// Keep the segment header's bytes among `b`.
+    fn note_header(&mut self, b: &[u8]) {
         let to_header = (SEGMENT_HEADER_LEN - self.header.len()).min(b.len());
         self.header.extend_from_slice(&b[..to_header]);
-        Ok(())
+    }
+
+    fn out(&mut self) -> Result<&mut sydra_objects::fs::WriteBehind<super::RangeDigest>> {
+        self.out
+            .as_mut()
+            .ok_or_else(|| Error::io("write", &self.tmp)(io::ErrorKind::Other.into()))
     }
 
     /// The last byte is written: let the writing thread finish on its
     /// own (write back the file and drop its pages) while the caller
     /// reads the next range; [`RangeWriter::finish`] waits for it.
     pub fn close(&mut self) -> Result<()> {
-        let out = self
-            .out
-            .as_mut()
-            .ok_or_else(|| Error::io("write", &self.tmp)(io::ErrorKind::Other.into()))?;
+        let out = self.out()?;
         out.close().map_err(Error::io("write", &self.tmp))
     }
 

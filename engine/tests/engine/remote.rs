@@ -694,6 +694,125 @@ fn a_tampered_transfer_is_refused_with_nothing_published() {
     assert!(remote::receive_bytes(&old, &b, "test").is_err());
 }
 
+/// `bytes` cut into pieces of the sizes in `pattern`, in turn.
+fn pieces_of(bytes: &bytes::Bytes, pattern: &[usize]) -> Vec<std::io::Result<bytes::Bytes>> {
+    let mut pieces = Vec::new();
+    let mut at = 0;
+    for n in pattern.iter().cycle() {
+        if at == bytes.len() {
+            break;
+        }
+        let n = (*n).min(bytes.len() - at);
+        pieces.push(Ok(bytes.slice(at..at + n)));
+        at += n;
+    }
+    pieces
+}
+
+#[test]
+fn a_transfer_arriving_in_any_pieces_is_received_the_same() {
+    use std::collections::HashSet;
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    // Larger than `source` (values that do not compress): its pack holds
+    // pieces of every size below.
+    let e = Engine::create(&src, opts(SyncMode::Never, 64 << 10)).unwrap();
+    let refs: Vec<_> = (0..5).map(|h| e.series(&key(h)).unwrap()).collect();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for t in 0..20_000i64 {
+        let mut a = e.appender();
+        for s in &refs {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            a.append(*s, t * 1_000_000_000, Value::F64(f64::from_bits(x >> 2)))
+                .unwrap();
+        }
+        a.commit().unwrap();
+        if t == 19_000 {
+            e.compact(CompactOptions::default()).unwrap();
+        }
+    }
+    e.checkpoint(None, "head").unwrap();
+    drop(e);
+    let from = Repository::open(&src).unwrap();
+    let tips = vec![from.resolve("main").unwrap()];
+    let none = HashSet::new();
+    let whole = remote::send(&from, &tips, &none, &|_| Ok(false), from.objects(), None).unwrap();
+    let bytes = bytes::Bytes::from(std::fs::read(&whole.path).unwrap());
+    let v = remote::parse_transfer(&bytes).unwrap();
+    // Pieces of 64 KiB and more are written where they are; smaller ones
+    // are copied: the pack is large enough for both.
+    assert!(v.pack.len() > 256 << 10, "{} bytes", v.pack.len());
+    assert!(v.ranges.len() >= 2, "{} ranges", v.ranges.len());
+    // Cut exactly at every section's edge too: where the pack and each
+    // range start and end.
+    let offset = |s: &[u8]| s.as_ptr() as usize - bytes.as_ptr() as usize;
+    let mut edges = vec![offset(v.pack), offset(v.pack) + v.pack.len()];
+    for (_, r) in &v.ranges {
+        edges.extend([offset(r), offset(r) + r.len()]);
+    }
+    let at_edges: Vec<usize> = std::iter::once(0)
+        .chain(edges.iter().copied())
+        .collect::<Vec<_>>()
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .chain([bytes.len() - edges[edges.len() - 1]])
+        .collect();
+    let main = replay(&src, "main");
+    let patterns: [&[usize]; 5] = [&[1], &[7, 1, 300_000], &[65_536], &[1 << 20, 3], &at_edges];
+    for (i, pattern) in patterns.iter().enumerate() {
+        let dir = d.path().join(format!("pieces{i}"));
+        let (to, _) = Repository::init(&dir).unwrap();
+        let (t, _pin) =
+            remote::receive_chunks(&to, pieces_of(&bytes, pattern), u64::MAX, "test").unwrap();
+        assert_eq!(t.ranges, v.ranges.len() as u64, "pattern {i}");
+        assert_eq!(to.objects().packs().len(), 1, "pattern {i}");
+        assert_eq!(replay(&dir, &tips[0].to_hex()), main, "pattern {i}");
+    }
+    // Cut short inside the pack or inside a range, the transfer is
+    // refused, naming where.
+    for (cut, section) in [
+        (offset(v.pack) + v.pack.len() / 2, "the pack"),
+        (offset(v.ranges[1].1) + 10, "a range"),
+    ] {
+        let (to, _) = Repository::init(d.path().join(format!("cut{cut}"))).unwrap();
+        let short = bytes.slice(..cut);
+        let err = remote::receive_chunks(&to, pieces_of(&short, &[4096]), u64::MAX, "test")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("ends inside {section} (offset {cut})")),
+            "{err}"
+        );
+        assert!(to.objects().packs().is_empty());
+    }
+    // A chunk that is an error ends it with that error; more bytes than
+    // the limit are refused.
+    let (to, _) = Repository::init(d.path().join("failed")).unwrap();
+    let mut failing = pieces_of(&bytes.slice(..1000), &[100]);
+    failing.push(Err(std::io::Error::other("the connection dropped")));
+    let err = remote::receive_chunks(&to, failing, u64::MAX, "test").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("at offset 1000: the connection dropped"),
+        "{err}"
+    );
+    let err = remote::receive_chunks(
+        &to,
+        pieces_of(&bytes, &[1 << 16]),
+        bytes.len() as u64 - 1,
+        "test",
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("longer than {} bytes", bytes.len() - 1)),
+        "{err}"
+    );
+    assert!(to.objects().packs().is_empty());
+}
+
 #[test]
 fn concurrent_pushes_to_one_ref_lose_nothing_over_http() {
     use sydra_engine::serve::{ServeOptions, start};

@@ -942,7 +942,9 @@ impl PackSink {
     /// Append the next bytes of the pack; `check` sees each tree and
     /// commit among them as soon as it is whole and verified. After the
     /// first failure nothing more is scanned ([`PackSink::check_so_far`]).
-    pub fn write(&mut self, b: &[u8], check: &mut IngestCheck<'_>) -> Result<()> {
+    /// The bytes are written where they are (a download's chunk is not
+    /// copied).
+    pub fn write(&mut self, b: bytes::Bytes, check: &mut IngestCheck<'_>) -> Result<()> {
         if b.len() as u64 > self.len - self.at {
             return Err(self.bad(format!("more bytes arrive than the {} declared", self.len)));
         }
@@ -954,10 +956,11 @@ impl PackSink {
             self.failed = Some(e);
         }
         self.trailer.extend_from_slice(&b[hashed..]);
+        let n = b.len() as u64;
         self.out
-            .write(b)
+            .write_shared(b)
             .map_err(Error::io("write", &self.tmp.path))?;
-        self.at += b.len() as u64;
+        self.at += n;
         Ok(())
     }
 
