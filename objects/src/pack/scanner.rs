@@ -9,6 +9,9 @@ use crate::id::IdHasher;
 use crate::store::PackIds;
 use crate::store::header::{HEADER_LEN, Header, MIN_FILE_LEN, TRAILER_LEN};
 
+/// Entries a scanner makes room for at once, from the pack's header.
+const RESERVE_MAX: u64 = 1 << 20;
+
 /// The entry being read.
 #[derive(Debug)]
 struct Current {
@@ -86,6 +89,14 @@ impl EntryScanner {
                     h[..HEADER].copy_from_slice(&self.head[..HEADER]);
                     self.declared = parse_header(&h)?;
                     self.filled = 0;
+                    // Room for the declared entries, as many as the
+                    // pack's length can hold (and at most a million ids
+                    // ahead: the rest as they come).
+                    let room = (self.declared)
+                        .min(self.body / MIN_FILE_LEN as u64)
+                        .min(RESERVE_MAX);
+                    self.ids.reserve(room as usize);
+                    self.entries.reserve(room as usize);
                 }
                 continue;
             }
