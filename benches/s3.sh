@@ -303,20 +303,21 @@ for label in ("one-pack", "staged"):
                f"{c['get_to_file_median_s']:.2f} s; `remote::receive` of the downloaded packs alone "
                f"{c['receive_alone_median_s']:.2f} s ({c['receive_alone_mb_per_s']:.0f} MB/s) | – |")
     if c["packs"] == 1:
-        # What this machine allows, whatever the client: until moto's
-        # first byte only moto works (it reads the object whole first);
-        # from then on the clone's CPU and moto's share the cores with no
-        # idle time. Several packs hide the later first bytes (DECISIONS
-        # 75), so only a one-pack remote is bounded this simply.
+        # An estimate of what this machine allows: until moto's first
+        # byte (as the run's curl GETs saw it) only moto works (it reads
+        # the object whole first); from then on the clone's CPU and
+        # moto's share the cores os.cpu_count() reports, none idle.
+        # Several packs hide the later first bytes (DECISIONS 75), so
+        # only a one-pack remote is estimated this simply.
         first = sorted(x["curl_to_null"]["first_byte_s_sum"] for x in c["rows"])[len(c["rows"]) // 2]
         cpu = c["clone_client_cpu_median_s"] + c["clone_server_cpu_median_s"]
         cores = os.cpu_count() or 1
         floor = first + max(cpu - first, 0) / cores
         ceiling_s = c["pack_bytes"] / 1e6 / ceiling
-        out.append(f"| ({label}: the machine's bound) | moto's first byte after {first:.2f} s, then the clone's and moto's "
+        out.append(f"| ({label}: the machine's bound, estimated) | moto's first byte after {first:.2f} s, then the clone's and moto's "
                    f"{cpu:.2f} s of CPU on {cores} cores with none idle: {floor:.2f} s at best, "
                    f"{ceiling_s / floor:.2f}× the faster plain GET; the clone took {c['clone_median_s']:.2f} s "
-                   f"({floor / c['clone_median_s']:.0%} of that best) | – |")
+                   f"(the best is {floor / c['clone_median_s']:.0%} of it) | – |")
 for label in ("default-timeout", "multipart-default-timeout", "timeout-600s"):
     d = rows.get("slowlink_" + label)
     if d:

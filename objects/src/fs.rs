@@ -347,11 +347,12 @@ fn writeback(_file: &File, _offset: u64, _len: u64, _wait: bool) -> io::Result<(
 /// Bytes a [`WriteBehind`] hands to its thread at a time.
 pub const WRITE_BEHIND_BLOCK: usize = 1 << 20;
 
-/// Blocks a [`WriteBehind`] lets wait for its thread: with the one being
-/// filled, the one being written and a spare, it holds at most this many
-/// plus three. Enough for the caller to go on through a few of the
-/// thread's waits for writeback (four blocks were not: DECISIONS 76).
-const WRITE_BEHIND_QUEUE: usize = 16;
+/// Blocks a [`WriteBehind::new`] lets wait for its thread: with the one
+/// being filled, the one being written and a spare, it holds at most this
+/// many plus three. Enough for the caller to go on through a few of the
+/// thread's waits for writeback of a large file (four blocks were not:
+/// DECISIONS 76).
+pub const WRITE_BEHIND_QUEUE: usize = 16;
 
 /// Shared pieces shorter than this are copied into a [`WriteBehind`]'s
 /// block rather than handed over alone.
@@ -410,21 +411,31 @@ impl<S: Send + 'static> WriteBehind<S> {
         digest: BlockDigest<S>,
         fault: &'static str,
     ) -> io::Result<WriteBehind<S>> {
-        Self::with_end(file, state, digest, fault, AtEnd::StartWriteback)
+        Self::with_end(
+            file,
+            state,
+            digest,
+            fault,
+            AtEnd::StartWriteback,
+            WRITE_BEHIND_QUEUE,
+        )
     }
 
     /// [`WriteBehind::new`], with `end` saying what the thread does after
-    /// the last block.
+    /// the last block, and `queue` blocks (or shared pieces) let wait for
+    /// it.
     pub fn with_end(
         mut file: File,
         state: S,
         mut digest: BlockDigest<S>,
         fault: &'static str,
         end: AtEnd,
+        queue: usize,
     ) -> io::Result<WriteBehind<S>> {
         use std::io::Write;
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Piece>(WRITE_BEHIND_QUEUE);
-        let (back, spare) = std::sync::mpsc::sync_channel::<Vec<u8>>(WRITE_BEHIND_QUEUE);
+        let queue = queue.max(1);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Piece>(queue);
+        let (back, spare) = std::sync::mpsc::sync_channel::<Vec<u8>>(queue);
         let worker = std::thread::Builder::new()
             .name("sydra-write".into())
             .spawn(move || {
@@ -585,7 +596,8 @@ mod write_behind_tests {
             h.update(b);
         });
         let mut w =
-            WriteBehind::with_end(file, blake3::Hasher::new(), digest, "t", AtEnd::Settle).unwrap();
+            WriteBehind::with_end(file, blake3::Hasher::new(), digest, "t", AtEnd::Settle, 4)
+                .unwrap();
         let data: Vec<u8> = (0..3 * WRITE_BEHIND_BLOCK + 12_345)
             .map(|i| (i % 253) as u8)
             .collect();

@@ -32,15 +32,30 @@ pub(super) trait Blocks {
     fn next_block(&mut self, max: usize) -> io::Result<Bytes>;
 }
 
-/// A [`Read`] as [`Blocks`]: each block read full, up to the end.
-struct ReadBlocks<'r>(&'r mut dyn Read);
+/// A [`Read`] as [`Blocks`]: each block read full, up to the end. A read
+/// that fails part way through a block returns the bytes before it, and
+/// the error at the next call, so the error names its own offset.
+struct ReadBlocks<'r> {
+    r: &'r mut dyn Read,
+    failed: Option<io::Error>,
+}
 
 impl Blocks for ReadBlocks<'_> {
     fn next_block(&mut self, max: usize) -> io::Result<Bytes> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
         let want = max.min(BLOCK);
         let mut b = Vec::with_capacity(want);
-        (&mut *self.0).take(want as u64).read_to_end(&mut b)?;
-        Ok(Bytes::from(b))
+        // On an error, the bytes read before it are in `b`.
+        match (&mut *self.r).take(want as u64).read_to_end(&mut b) {
+            Err(e) if b.is_empty() => Err(e),
+            Err(e) => {
+                self.failed = Some(e);
+                Ok(Bytes::from(b))
+            }
+            Ok(_) => Ok(Bytes::from(b)),
+        }
     }
 }
 
@@ -185,7 +200,8 @@ pub fn receive_from(
     limit: u64,
     remote: &str,
 ) -> Result<(Transfer, Option<Pinned>)> {
-    receive_blocks(dst, &mut ReadBlocks(r), limit, remote)
+    let mut src = ReadBlocks { r, failed: None };
+    receive_blocks(dst, &mut src, limit, remote)
 }
 
 /// [`receive_from`] of a transfer coming as blocks (a [`pipe`]'s).

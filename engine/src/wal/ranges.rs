@@ -157,6 +157,12 @@ pub fn write(
     place(vec![w.finish(chunk)?])
 }
 
+/// Blocks (or shared pieces) a range's writing thread lets wait: a range
+/// is a few MB, several are written at once behind a transfer's reader
+/// (`receive.rs`), and together they wait on the disk, so each keeps a
+/// short queue (at most seven blocks held).
+const RANGE_QUEUE: usize = 4;
+
 /// A stored range written as its bytes arrive (the segment header, then
 /// the chunk's bytes) into a temp file in `walchunks/tmp/`;
 /// [`RangeWriter::finish`] verifies it against its chunk, syncs it and
@@ -214,6 +220,7 @@ impl RangeWriter {
             digest,
             "walchunks.write",
             sydra_objects::fs::AtEnd::Settle,
+            RANGE_QUEUE,
         )
         .map_err(Error::io("start writing", &tmp))?;
         Ok(RangeWriter {

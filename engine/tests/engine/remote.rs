@@ -787,6 +787,29 @@ fn a_transfer_arriving_in_any_pieces_is_received_the_same() {
         );
         assert!(to.objects().packs().is_empty());
     }
+    // A reader that fails part way through a block: the error names the
+    // offset where it failed, not where the block began.
+    struct FailsAt<'a>(&'a [u8]);
+    impl std::io::Read for FailsAt<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(std::io::Error::other("the disk went away"));
+            }
+            let n = out.len().min(self.0.len()).min(4096);
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+    let (to, _) = Repository::init(d.path().join("read-failed")).unwrap();
+    let at = offset(v.pack) + 100_000;
+    let err = remote::receive_from(&to, &mut FailsAt(&bytes[..at]), u64::MAX, "test")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("at offset {at}: the disk went away")),
+        "{err}"
+    );
     // A chunk that is an error ends it with that error; more bytes than
     // the limit are refused.
     let (to, _) = Repository::init(d.path().join("failed")).unwrap();

@@ -11,6 +11,16 @@ use sydra_engine::wal::{SyncMode, WalOptions};
 use sydra_engine::{Engine, Options};
 
 pub const CHILD_ENV: &str = "SYDRA_POWERCUT_DIR";
+/// A data directory (off the cut filesystem) the child fetches from.
+pub const SOURCE_ENV: &str = "SYDRA_POWERCUT_SOURCE";
+
+/// Snapshots the parent adds to the source for each cycle.
+pub const SOURCE_STEPS: u64 = 8;
+
+/// The source's snapshot `step` of the cycle with `seed`.
+pub fn source_snapshot(seed: u64, step: u64) -> String {
+    format!("c{seed}-k{step}")
+}
 
 /// One acknowledgment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +34,9 @@ pub enum Ack {
     /// Time-series points through the appender: the cycle's seed and the
     /// last timestamp of a commit that returned (every earlier one too).
     Points(u64, i64),
+    /// A fetch from the source returned: the remote-tracking ref it set
+    /// and its commit.
+    Fetch(String, ObjectId),
     /// Between operations.
     Idle,
 }
@@ -40,6 +53,7 @@ impl Ack {
             ["C", id] => Some(Ack::Commit(id.parse().ok()?)),
             ["S", name, id] => Some(Ack::Snapshot((*name).to_owned(), id.parse().ok()?)),
             ["P", seed, ts] => Some(Ack::Points(seed.parse().ok()?, ts.parse().ok()?)),
+            ["F", name, id] => Some(Ack::Fetch((*name).to_owned(), id.parse().ok()?)),
             ["I"] => Some(Ack::Idle),
             _ => None,
         }
@@ -101,6 +115,13 @@ pub fn run_if_child() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     let engine = Arc::new(Engine::create(&dir, options()).unwrap());
+    // Fetches (a pack and WAL ranges received, published and a ref moved)
+    // happen among the rest, so cuts land in them too.
+    let source = std::env::var(SOURCE_ENV).ok();
+    if let Some(src) = &source {
+        // Already there from an earlier cycle, or added now.
+        let _ = sydra_engine::remote::add_remote(engine.repo(), "origin", src);
+    }
     let writers: Vec<_> = (0..2u64)
         .map(|t| {
             let e = Arc::clone(&engine);
@@ -180,6 +201,25 @@ pub fn run_if_child() {
         };
         let Ok(id) = r else { break };
         say(format!("C {id}"));
+        // The source's snapshots of this cycle, one every other round:
+        // each brings what the one before did not.
+        if source.is_some() && round % 2 == 1 && round / 2 < SOURCE_STEPS {
+            let snap = source_snapshot(seed, round / 2);
+            if sydra_engine::remote::fetch(
+                engine.repo(),
+                "origin",
+                &[format!("refs/snapshots/{snap}")],
+            )
+            .is_err()
+            {
+                break;
+            }
+            let tracking = format!("refs/remotes/origin/snapshots/{snap}");
+            let Ok(id) = engine.repo().resolve(&tracking) else {
+                break;
+            };
+            say(format!("F {tracking} {id}"));
+        }
         // Packs: a repack (loose objects and every pack into one) and a
         // zero-grace GC (which rewrites packs) now and then, so cuts also
         // land in the middle of those.

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::child::{Ack, CHILD_ENV};
+use super::child::{Ack, CHILD_ENV, SOURCE_ENV, SOURCE_STEPS, source_snapshot};
 use super::support::capability;
 use super::verify::{Acked, verify};
 
@@ -115,6 +115,52 @@ fn freeze(pid: u32) {
     }
 }
 
+/// Add to the source the child fetches from (off the cut filesystem) a
+/// snapshot per step: points for a few series and a checkpoint (once a
+/// compaction first), so each of the cycle's fetches brings a pack and
+/// WAL ranges.
+fn grow_source(dir: &Path, cycle: u32) {
+    use sydra_engine::series::{CompactOptions, SeriesKey, Value};
+    use sydra_engine::wal::{SyncMode, WalOptions};
+    let opts = sydra_engine::Options {
+        wal: WalOptions {
+            sync: SyncMode::Never,
+            segment_size: 256 << 10,
+            max_record: 4096,
+            ..WalOptions::default()
+        },
+        ..sydra_engine::Options::default()
+    };
+    let e = if cycle == 0 {
+        sydra_engine::Engine::create(dir, opts).unwrap()
+    } else {
+        sydra_engine::Engine::open(dir, opts).unwrap()
+    };
+    let series: Vec<_> = (0..4)
+        .map(|h| {
+            let k = SeriesKey::new("fetched", [("h".to_string(), h.to_string())], "v").unwrap();
+            e.series(&k).unwrap()
+        })
+        .collect();
+    for step in 0..SOURCE_STEPS {
+        let base = (u64::from(cycle) * SOURCE_STEPS + step) as i64 * 500;
+        for t in base..base + 500 {
+            let mut a = e.appender();
+            for (h, s) in series.iter().enumerate() {
+                let v = (t * 31 + h as i64) as f64 * 1.5;
+                a.append(*s, t * 1_000_000_000, Value::F64(v)).unwrap();
+            }
+            a.commit().unwrap();
+        }
+        if step == 3 {
+            e.compact(CompactOptions::default()).unwrap();
+        }
+        e.checkpoint(None, "source").unwrap();
+        e.snapshot(Some(&source_snapshot(u64::from(cycle), step)))
+            .unwrap();
+    }
+}
+
 /// Totals of one run.
 #[derive(Debug, Default)]
 pub struct Totals {
@@ -123,6 +169,7 @@ pub struct Totals {
     pub commits: u64,
     pub snapshots: u64,
     pub points: u64,
+    pub fetches: u64,
 }
 
 pub fn run(fs: &str, cycles: u32) -> Totals {
@@ -139,7 +186,9 @@ pub fn run(fs: &str, cycles: u32) -> Totals {
     let mut acked = Acked::default();
     let mut totals = Totals::default();
     let mut rng = 0x2545_F491_4F6C_DD1Du64 ^ u64::from(cycles);
+    let source = work.path().join("source");
     for cycle in 0..cycles {
+        grow_source(&source, cycle);
         let m = Mounted::mount(&img, &mnt);
         let data = mnt.join("data");
         let mut child = Command::new(std::env::current_exe().unwrap())
@@ -151,6 +200,7 @@ pub fn run(fs: &str, cycles: u32) -> Totals {
             ])
             .env(CHILD_ENV, &data)
             .env("SYDRA_POWERCUT_SEED", format!("{cycle}"))
+            .env(SOURCE_ENV, &source)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -191,8 +241,9 @@ pub fn run(fs: &str, cycles: u32) -> Totals {
         m.unmount();
         // Power back: mount replays the journal.
         let m = Mounted::mount(&img, &mnt);
-        let counts =
-            verify(&mnt.join("data"), &acked).unwrap_or_else(|e| panic!("{fs} cycle {cycle}: {e}"));
+        let counts = verify(&mnt.join("data"), &acked, &source)
+            .unwrap_or_else(|e| panic!("{fs} cycle {cycle}: {e}"));
+        totals.fetches = acked.fetches;
         totals.records = counts.0;
         totals.commits = counts.1;
         totals.snapshots = counts.2;

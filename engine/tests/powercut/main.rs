@@ -2,7 +2,9 @@
 //! child process that acknowledges WAL appends (`SyncMode::Always`),
 //! checkpoints, compaction commits, snapshots and time-series points
 //! (through the appender) on it, while it also publishes packs (every
-//! checkpoint and compaction is one), repacks and collects garbage, and a parent that
+//! checkpoint and compaction is one), fetches from a data directory the
+//! parent grows between cycles (a pack and WAL ranges received, a remote
+//! ref moved), repacks and collects garbage, and a parent that
 //! cuts the power at a random moment with the filesystem shutdown ioctl
 //! without log flush (`xfs_io -x -c shutdown`, as fstests does), kills the
 //! child, remounts (journal replay), and checks that every acknowledged item
@@ -42,8 +44,13 @@ fn acknowledged_writes_survive_power_cuts() {
     for fs in fss.split(',').filter(|s| !s.is_empty()) {
         let totals = harness::run(fs, cycles);
         eprintln!(
-            "power cuts on {fs}: {} cycles, {} acknowledged records, {} commits, {} snapshots, {} appender points verified",
-            totals.cycles, totals.records, totals.commits, totals.snapshots, totals.points
+            "power cuts on {fs}: {} cycles, {} acknowledged records, {} commits, {} snapshots, {} appender points, {} fetches verified",
+            totals.cycles,
+            totals.records,
+            totals.commits,
+            totals.snapshots,
+            totals.points,
+            totals.fetches
         );
         assert_eq!(totals.cycles, cycles);
     }

@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use sydra_engine::Engine;
 use sydra_engine::objects::ObjectId;
 use sydra_engine::refs::RefName;
+use sydra_engine::{Engine, Replay, Repository, Tail};
 
 use super::child::{Ack, options, payload, point_value, series_key};
 
@@ -19,6 +19,9 @@ pub struct Acked {
     snapshots: BTreeMap<String, ObjectId>,
     /// Per cycle seed: the last acknowledged timestamp of its series.
     points: BTreeMap<u64, i64>,
+    /// The last acknowledged fetch: the ref it set and its commit.
+    fetched: Option<(String, ObjectId)>,
+    pub fetches: u64,
 }
 
 impl Acked {
@@ -40,16 +43,59 @@ impl Acked {
                     let last = self.points.entry(seed).or_insert(ts);
                     *last = (*last).max(ts);
                 }
+                Ack::Fetch(name, id) => {
+                    self.fetched = Some((name, id));
+                    self.fetches += 1;
+                }
                 Ack::Idle => {}
             }
         }
     }
 }
 
-/// Check everything acknowledged so far; returns (records, commits,
-/// snapshots, points).
-pub fn verify(dir: &Path, acked: &Acked) -> Result<(u64, u64, u64, u64), String> {
+/// The records a replay of `commit` yields in `repo`.
+fn replay_at(repo: &Repository, commit: ObjectId) -> Result<Vec<(u64, Vec<u8>)>, String> {
+    let mut r = Replay::new(
+        repo.objects(),
+        repo.layout().wal(),
+        Some(commit),
+        Tail::None,
+    )
+    .map_err(|e| format!("replay of {commit}: {e}"))?;
+    let mut out = Vec::new();
+    while let Some(x) = r.next_record() {
+        let (seq, data) = x.map_err(|e| format!("replay of {commit}: {e}"))?;
+        out.push((seq, data.to_vec()));
+    }
+    Ok(out)
+}
+
+/// Check everything acknowledged so far (the last fetch against
+/// `source`); returns (records, commits, snapshots, points).
+pub fn verify(dir: &Path, acked: &Acked, source: &Path) -> Result<(u64, u64, u64, u64), String> {
     let e = Engine::open(dir, options()).map_err(|e| format!("reopen failed: {e}"))?;
+    // The last acknowledged fetch: its ref is there, and what it brought
+    // (objects and WAL ranges) replays as at the source.
+    if let Some((name, want)) = &acked.fetched {
+        let got = e
+            .repo()
+            .resolve(name)
+            .map_err(|x| format!("acknowledged fetch of {name}: the ref is gone: {x}"))?;
+        if got != *want {
+            return Err(format!(
+                "acknowledged fetch of {name}: {got}, expected {want}"
+            ));
+        }
+        let src = Repository::open(source).map_err(|x| x.to_string())?;
+        let (here, there) = (replay_at(e.repo(), *want)?, replay_at(&src, *want)?);
+        if here != there || here.is_empty() {
+            return Err(format!(
+                "acknowledged fetch of {name}: {} records replay here, {} at the source",
+                here.len(),
+                there.len()
+            ));
+        }
+    }
     let replayed = super::support::replay_all(&e)?;
     for (seq, data) in &acked.records {
         if replayed.get(seq) != Some(data) {

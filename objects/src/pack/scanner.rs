@@ -9,8 +9,11 @@ use crate::id::IdHasher;
 use crate::store::PackIds;
 use crate::store::header::{HEADER_LEN, Header, MIN_FILE_LEN, TRAILER_LEN};
 
-/// Entries a scanner makes room for at once, from the pack's header.
-const RESERVE_MAX: u64 = 1 << 20;
+/// Entries a scanner makes room for at once, from the pack's header: the
+/// count and the length are the sender's word before any entry arrives,
+/// so only a little is set aside on it (a few MiB); the rest grows with
+/// the entries that come.
+const RESERVE_MAX: u64 = 1 << 16;
 
 /// The entry being read.
 #[derive(Debug)]
@@ -90,8 +93,7 @@ impl EntryScanner {
                     self.declared = parse_header(&h)?;
                     self.filled = 0;
                     // Room for the declared entries, as many as the
-                    // pack's length can hold (and at most a million ids
-                    // ahead: the rest as they come).
+                    // pack's length can hold, at most `RESERVE_MAX`.
                     let room = (self.declared)
                         .min(self.body / MIN_FILE_LEN as u64)
                         .min(RESERVE_MAX);
