@@ -80,15 +80,21 @@ impl Stream<'_> {
         bad_transfer(self.remote, reason)
     }
 
+    /// Refuse a stream that needs `n` more bytes than its limit allows.
+    fn room_for(&self, n: u64) -> Result<()> {
+        if n > self.limit.saturating_sub(self.at) {
+            return Err(self.bad(format!("it is longer than {} bytes", self.limit)));
+        }
+        Ok(())
+    }
+
     /// At most `n` (and at least one) of the next bytes, unhashed; `what`
     /// names the section in the error when the stream ends first.
     fn next(&mut self, n: usize, what: &str) -> Result<Bytes> {
         if self.pending.is_empty() {
             // What was taken is consumed: `at` counts it.
-            let room = self.limit.saturating_sub(self.at);
-            if room == 0 {
-                return Err(self.bad(format!("it is longer than {} bytes", self.limit)));
-            }
+            self.room_for(1)?;
+            let room = self.limit - self.at;
             let max = usize::try_from(room).unwrap_or(usize::MAX).min(BLOCK);
             self.pending = self.src.next_block(max).map_err(|e| {
                 remote_err(
@@ -110,9 +116,7 @@ impl Stream<'_> {
 
     /// Fill `buf` from the stream, unhashed.
     fn raw(&mut self, buf: &mut [u8], what: &str) -> Result<()> {
-        if (buf.len() as u64) > self.limit.saturating_sub(self.at) {
-            return Err(self.bad(format!("it is longer than {} bytes", self.limit)));
-        }
+        self.room_for(buf.len() as u64)?;
         let mut got = 0;
         while got < buf.len() {
             let b = self.next(buf.len() - got, what)?;
@@ -150,9 +154,7 @@ impl Stream<'_> {
         what: &str,
         mut sink: impl FnMut(Bytes) -> Result<()>,
     ) -> Result<()> {
-        if n > self.limit.saturating_sub(self.at) {
-            return Err(self.bad(format!("it is longer than {} bytes", self.limit)));
-        }
+        self.room_for(n)?;
         let hashed = if self.version == 1 { n } else { hashed.min(n) };
         let mut left = n;
         while left > 0 {

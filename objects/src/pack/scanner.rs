@@ -94,7 +94,8 @@ impl EntryScanner {
                     self.filled = 0;
                     // Room for the declared entries, as many as the
                     // pack's length can hold, at most `RESERVE_MAX`.
-                    let room = (self.declared)
+                    let room = self
+                        .declared
                         .min(self.body / MIN_FILE_LEN as u64)
                         .min(RESERVE_MAX);
                     self.ids.reserve(room as usize);

@@ -27,6 +27,11 @@ struct State {
     protect: Option<ahash::AHashSet<ObjectId>>,
 }
 
+/// The shard an id's registration and sweep serialise on.
+fn shard_of(id: &ObjectId) -> u8 {
+    id.as_bytes()[0]
+}
+
 impl State {
     fn register(&mut self, id: ObjectId, hold: bool) {
         if hold {
@@ -59,7 +64,7 @@ impl Default for Pins {
 impl Pins {
     /// The lock serialising dedup checks and sweeps for one shard.
     pub(crate) fn shard_lock(&self, id: &ObjectId) -> MutexGuard<'_, ()> {
-        self.0.shards[usize::from(id.as_bytes()[0])].lock()
+        self.0.shards[usize::from(shard_of(id))].lock()
     }
 
     /// Every shard lock, in order: nothing can register a dedup hit while
@@ -154,17 +159,15 @@ impl Store {
     /// process until the guard is dropped, as a batch pins what it writes
     /// or reuses: registered under their shard locks, so a GC running now
     /// sees them as protected.
+    ///
     /// Many ids are registered a shard at a time, each shard's lock (and
     /// the pins' state) taken once.
     pub fn pin(&self, ids: impl IntoIterator<Item = ObjectId>) -> Pinned {
         let pins = &self.inner.pins;
         let mut pinned = Pinned::new(pins.clone());
         pinned.ids = ids.into_iter().collect();
-        pinned.ids.sort_unstable_by_key(|id| id.as_bytes()[0]);
-        for shard in pinned
-            .ids
-            .chunk_by(|a, b| a.as_bytes()[0] == b.as_bytes()[0])
-        {
+        pinned.ids.sort_unstable_by_key(shard_of);
+        for shard in pinned.ids.chunk_by(|a, b| shard_of(a) == shard_of(b)) {
             let _shard = pins.shard_lock(&shard[0]);
             let mut st = pins.0.state.lock();
             for id in shard {
