@@ -17,6 +17,8 @@ pub mod fs;
 pub mod id;
 mod kind;
 #[allow(unsafe_code)]
+mod lanes;
+#[allow(unsafe_code)]
 pub mod map;
 mod name;
 pub mod pack;

@@ -2,10 +2,14 @@
 //! from elsewhere): the framing, the CRC and the BLAKE3 of every entry are
 //! computed on the bytes in hand, while they are in cache, so nothing is
 //! read back. The same checks, in the same words, as [`super::scan`].
+//! Entries of up to [`lanes::MAX_PAYLOAD`] bytes that arrive whole in one
+//! piece are hashed together at the end of the piece, sixteen chunks at a
+//! time ([`lanes`]), and handed over then, still in the pack's order.
 
 use super::{Entry, HEADER, TRAILER, parse_header};
 use crate::ObjectId;
 use crate::id::IdHasher;
+use crate::lanes;
 use crate::store::PackIds;
 use crate::store::header::{HEADER_LEN, Header, MIN_FILE_LEN, TRAILER_LEN};
 
@@ -30,6 +34,16 @@ struct Current {
     keep: bool,
     /// Whether it is handed to the caller (a tree or a commit).
     hand_over: bool,
+}
+
+/// An entry that arrived whole in the piece being fed, its id not yet
+/// checked.
+#[derive(Debug)]
+struct Pending {
+    entry: Entry,
+    /// Where its payload starts in the piece.
+    at: usize,
+    payload_len: usize,
 }
 
 /// What a scanner hands its caller for each verified tree and commit, as
@@ -59,6 +73,10 @@ pub(crate) struct EntryScanner {
     /// Trees and commits of more stored bytes are handed over without
     /// their payload ([`OnEntry`]).
     gather_limit: u64,
+    /// Entries of the piece being fed whose ids are checked at its end.
+    pending: Vec<Pending>,
+    /// Scratch for their ids.
+    hashed: Vec<ObjectId>,
 }
 
 impl EntryScanner {
@@ -76,12 +94,68 @@ impl EntryScanner {
             ids: PackIds::default(),
             payload: Vec::new(),
             gather_limit: crate::MAX_TREE_OR_COMMIT_LEN,
+            pending: Vec::new(),
+            hashed: Vec::new(),
         }
     }
 
     /// Take the next bytes (none past the body); `on_entry` sees every
     /// tree and commit once verified. Errors name the entry's offset.
-    pub(crate) fn feed(&mut self, mut b: &[u8], on_entry: &mut OnEntry<'_>) -> Result<(), String> {
+    pub(crate) fn feed(&mut self, piece: &[u8], on_entry: &mut OnEntry<'_>) -> Result<(), String> {
+        let start = self.pos;
+        let scanned = self.scan(piece, start, on_entry);
+        // An entry found bad earlier in the piece is the one named.
+        let checked = self.check_pending(piece);
+        let handed = match (&checked, &scanned) {
+            (Ok(()), Ok(())) => self.hand_over_pending(piece, on_entry),
+            _ => Ok(()),
+        };
+        self.pending.clear();
+        checked.and(scanned).and(handed)
+    }
+
+    /// Check the ids of the entries pending in `piece`; the first that
+    /// differs is the error.
+    fn check_pending(&mut self, piece: &[u8]) -> Result<(), String> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let objects: Vec<(crate::Kind, &[u8])> = self
+            .pending
+            .iter()
+            .map(|p| (p.entry.kind, &piece[p.at..p.at + p.payload_len]))
+            .collect();
+        lanes::ids(&objects, &mut self.hashed);
+        for (p, hashed) in self.pending.iter().zip(&self.hashed) {
+            if *hashed != p.entry.id {
+                return Err(format!(
+                    "entry at offset {} ({}) hashes to {hashed}",
+                    p.entry.offset, p.entry.id
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Hand the pending trees and commits, checked, to `on_entry`.
+    fn hand_over_pending(
+        &mut self,
+        piece: &[u8],
+        on_entry: &mut OnEntry<'_>,
+    ) -> Result<(), String> {
+        for p in &self.pending {
+            if p.entry.kind != crate::Kind::Blob {
+                let payload = &piece[p.at..p.at + p.payload_len];
+                let keep = p.payload_len as u64 <= self.gather_limit;
+                on_entry(&p.entry, keep.then_some(payload), &self.ids)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`EntryScanner::feed`]'s walk over the bytes of `piece`.
+    fn scan(&mut self, piece: &[u8], start: u64, on_entry: &mut OnEntry<'_>) -> Result<(), String> {
+        let mut b = piece;
         while !b.is_empty() {
             if self.pos < HEADER as u64 {
                 let n = (HEADER - self.filled).min(b.len());
@@ -104,7 +178,7 @@ impl EntryScanner {
                 continue;
             }
             let Some(c) = self.current.as_mut() else {
-                self.entry_header(&mut b)?;
+                self.entry_header(&mut b, start)?;
                 continue;
             };
             if c.left > 0 {
@@ -125,6 +199,12 @@ impl EntryScanner {
             self.pos += n as u64;
             b = &b[n..];
             if c.crc_filled == TRAILER_LEN {
+                if c.hand_over && !self.pending.is_empty() {
+                    // The entries before it go first.
+                    self.check_pending(piece)?;
+                    self.hand_over_pending(piece, on_entry)?;
+                    self.pending.clear();
+                }
                 self.end_entry(on_entry)?;
             }
         }
@@ -138,7 +218,10 @@ impl EntryScanner {
         *b = &b[n..];
     }
 
-    fn entry_header(&mut self, b: &mut &[u8]) -> Result<(), String> {
+    /// Read an entry's header from `b` (the rest of the piece being fed,
+    /// which started at pack offset `start`); an entry that is whole in
+    /// `b` and small is taken whole, its id left pending.
+    fn entry_header(&mut self, b: &mut &[u8], start: u64) -> Result<(), String> {
         if self.filled == 0 && self.body.saturating_sub(self.pos) < MIN_FILE_LEN as u64 {
             return Err(format!(
                 "entry at offset {} is cut short by the end of the pack",
@@ -172,16 +255,36 @@ impl EntryScanner {
         }
         let mut crc = crc32fast::Hasher::new();
         crc.update(&self.head);
+        let entry = Entry {
+            id: hd.id,
+            kind: hd.kind,
+            offset,
+            len,
+        };
+        let stored = hd.stored_len as usize;
+        if hd.stored_len <= lanes::MAX_PAYLOAD as u64 && b.len() >= stored + TRAILER_LEN {
+            crc.update(&b[..stored]);
+            let mut stored_crc = [0u8; TRAILER_LEN];
+            stored_crc.copy_from_slice(&b[stored..stored + TRAILER_LEN]);
+            check_crc(&entry, u32::from_le_bytes(stored_crc), crc.finalize())?;
+            if !self.ids.insert(entry.id) {
+                return Err(format!("object {} appears twice", entry.id));
+            }
+            self.pending.push(Pending {
+                entry,
+                at: (self.pos - start) as usize,
+                payload_len: stored,
+            });
+            self.entries.push(entry);
+            self.pos += (stored + TRAILER_LEN) as u64;
+            *b = &b[stored + TRAILER_LEN..];
+            return Ok(());
+        }
         let hand_over = hd.kind != crate::Kind::Blob;
         let keep = hand_over && hd.stored_len <= self.gather_limit;
         self.payload.clear();
         self.current = Some(Current {
-            entry: Entry {
-                id: hd.id,
-                kind: hd.kind,
-                offset,
-                len,
-            },
+            entry,
             left: hd.stored_len,
             crc,
             id: IdHasher::new(hd.kind, hd.payload_len),
@@ -198,14 +301,7 @@ impl EntryScanner {
             return Ok(());
         };
         let e = c.entry;
-        let stored = u32::from_le_bytes(c.stored_crc);
-        let actual = c.crc.finalize();
-        if stored != actual {
-            return Err(format!(
-                "entry at offset {} ({}): CRC mismatch: stored {stored:08x}, computed {actual:08x}",
-                e.offset, e.id
-            ));
-        }
+        check_crc(&e, u32::from_le_bytes(c.stored_crc), c.crc.finalize())?;
         let hashed: ObjectId = c.id.finalize();
         if hashed != e.id {
             return Err(format!(
@@ -241,6 +337,17 @@ impl EntryScanner {
         }
         Ok((self.entries, self.ids))
     }
+}
+
+/// An entry's stored CRC against the one computed.
+fn check_crc(e: &Entry, stored: u32, actual: u32) -> Result<(), String> {
+    if stored != actual {
+        return Err(format!(
+            "entry at offset {} ({}): CRC mismatch: stored {stored:08x}, computed {actual:08x}",
+            e.offset, e.id
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -332,6 +439,52 @@ mod tests {
             let i = at.index(pack.len() - TRAILER);
             pack[i] ^= 1 << bit;
             prop_assert!(streamed(&pack, step).is_err(), "flip at {} accepted", i);
+        }
+    }
+
+    /// A pack of `payloads` as blobs, the one at `wrong` framed (CRC and
+    /// all) under another object's id; and that entry's offset.
+    fn pack_misnaming(payloads: &[&[u8]], wrong: usize) -> (Vec<u8>, Option<usize>) {
+        let mut p = Vec::new();
+        p.extend_from_slice(&MAGIC);
+        p.extend_from_slice(&[VERSION, 0, 0, 0]);
+        p.extend_from_slice(&(payloads.len() as u64).to_le_bytes());
+        let mut offset = None;
+        for (i, b) in payloads.iter().enumerate() {
+            let mut named = ObjectId::compute(Kind::Blob, b);
+            if i == wrong {
+                offset = Some(p.len());
+                named = ObjectId::compute(Kind::Blob, b"someone else");
+            }
+            p.extend_from_slice(&encode_file(Kind::Blob, named, b));
+        }
+        let h = blake3::hash(&p);
+        p.extend_from_slice(h.as_bytes());
+        (p, offset)
+    }
+
+    #[test]
+    fn an_entry_under_another_id_is_refused_however_it_arrives() {
+        // Small and large, whole in one piece (hashed with others at the
+        // piece's end) or cut across pieces (hashed as it passes).
+        let big = vec![7u8; lanes::MAX_PAYLOAD + 1];
+        let mid = vec![9u8; 3000];
+        let payloads: Vec<&[u8]> = vec![b"first", &mid, b"third", &big, b"fifth"];
+        for wrong in 0..payloads.len() {
+            let (pack, offset) = pack_misnaming(&payloads, wrong);
+            let named = format!("entry at offset {} (", offset.unwrap());
+            for step in [1, 7, 100, 4096, pack.len()] {
+                let e = streamed(&pack, step).unwrap_err();
+                assert!(
+                    e.contains("hashes to") && e.starts_with(&named),
+                    "entry {wrong}, step {step}: {e}"
+                );
+            }
+        }
+        // The same entries, each under its own id, pass every way.
+        let (pack, _) = pack_misnaming(&payloads, usize::MAX);
+        for step in [1, 7, 100, 4096, pack.len()] {
+            assert_eq!(streamed(&pack, step).unwrap().len(), payloads.len());
         }
     }
 
