@@ -42,10 +42,12 @@ pub fn validate_name(name: &[u8]) -> Result<&str, NameError> {
     if s == "." || s == ".." {
         return Err(NameError::Reserved(s.to_owned()));
     }
-    if let Some(ch) = s.chars().find(|c| *c == '/' || *c == '\0') {
+    // Both are ASCII, and no byte of a multi-byte UTF-8 sequence is
+    // ASCII: a byte search finds them.
+    if let Some(&b) = name.iter().find(|&&b| b == b'/' || b == 0) {
         return Err(NameError::BadChar {
             name: s.to_owned(),
-            ch,
+            ch: char::from(b),
         });
     }
     Ok(s)

@@ -431,18 +431,28 @@ fn first_entry_id(payload: &[u8]) -> Option<ObjectId> {
     Some(ObjectId::from_bytes(bytes))
 }
 
-/// How many leading bytes `a` and `b` share (compared a block at a time).
+/// How many leading bytes `a` and `b` share.
 fn common_prefix(a: &[u8], b: &[u8]) -> usize {
-    const BLOCK: usize = 64;
-    let n = a.len().min(b.len());
+    // Eight bytes at a time: the first differing bit of the words, read
+    // little-endian, is in the first differing byte.
+    let word = |s: &[u8]| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(s);
+        u64::from_le_bytes(w)
+    };
     let mut at = 0;
-    while at + BLOCK <= n && a[at..at + BLOCK] == b[at..at + BLOCK] {
-        at += BLOCK;
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        let d = word(x) ^ word(y);
+        if d != 0 {
+            return at + (d.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
     }
-    while at < n && a[at] == b[at] {
-        at += 1;
-    }
-    at
+    at + a[at..]
+        .iter()
+        .zip(&b[at..])
+        .take_while(|(x, y)| x == y)
+        .count()
 }
 
 /// A tree payload's entry count (its first four bytes).
@@ -876,6 +886,22 @@ impl Blocks for PipeReader {
 mod tests {
     use super::*;
     use sydra_objects::{Entry as TreeEntry, Tree};
+
+    #[test]
+    fn common_prefix_finds_the_first_differing_byte() {
+        let a: Vec<u8> = (0..100u8).collect();
+        assert_eq!(common_prefix(&a, &a), 100);
+        assert_eq!(common_prefix(&a, &a[..37]), 37);
+        assert_eq!(common_prefix(&a[..0], &a), 0);
+        for at in 0..100 {
+            for bit in [0, 7] {
+                let mut b = a.clone();
+                b[at] ^= 1 << bit;
+                assert_eq!(common_prefix(&a, &b), at, "byte {at}, bit {bit}");
+                assert_eq!(common_prefix(&b[..at + 1], &a), at);
+            }
+        }
+    }
 
     fn tree_of(names: &[(&str, u8)]) -> (sydra_objects::pack::Entry, Vec<u8>) {
         let entries = names

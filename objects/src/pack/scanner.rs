@@ -26,24 +26,35 @@ struct Current {
     /// Payload bytes still to come.
     left: u64,
     crc: crc32fast::Hasher,
-    id: IdHasher,
+    /// `None` for an entry of at most [`lanes::MAX_PAYLOAD`] bytes: its
+    /// payload is gathered and its id checked with the next piece's.
+    id: Option<IdHasher>,
     stored_crc: [u8; TRAILER_LEN],
     crc_filled: usize,
-    /// Whether its payload is gathered (a tree or a commit of at most
-    /// [`crate::MAX_TREE_OR_COMMIT_LEN`] bytes).
+    /// Whether its payload is gathered (a small entry, or a tree or a
+    /// commit of at most [`crate::MAX_TREE_OR_COMMIT_LEN`] bytes).
     keep: bool,
     /// Whether it is handed to the caller (a tree or a commit).
     hand_over: bool,
 }
 
-/// An entry that arrived whole in the piece being fed, its id not yet
-/// checked.
+/// A small entry whose id is checked at the end of the piece being fed.
 #[derive(Debug)]
 struct Pending {
     entry: Entry,
-    /// Where its payload starts in the piece.
-    at: usize,
+    /// Where its payload starts in the piece; `None`: it is the entry
+    /// that arrived across pieces, gathered in `EntryScanner::carried`.
+    at: Option<usize>,
     payload_len: usize,
+}
+
+impl Pending {
+    fn payload<'a>(&self, piece: &'a [u8], carried: &'a [u8]) -> &'a [u8] {
+        match self.at {
+            Some(at) => &piece[at..at + self.payload_len],
+            None => carried,
+        }
+    }
 }
 
 /// What a scanner hands its caller for each verified tree and commit, as
@@ -75,6 +86,9 @@ pub(crate) struct EntryScanner {
     gather_limit: u64,
     /// Entries of the piece being fed whose ids are checked at its end.
     pending: Vec<Pending>,
+    /// The payload of the pending entry that began in an earlier piece
+    /// (at most one: the entry being read when the piece began).
+    carried: Vec<u8>,
     /// Scratch for their ids.
     hashed: Vec<ObjectId>,
 }
@@ -95,6 +109,7 @@ impl EntryScanner {
             payload: Vec::new(),
             gather_limit: crate::MAX_TREE_OR_COMMIT_LEN,
             pending: Vec::new(),
+            carried: Vec::new(),
             hashed: Vec::new(),
         }
     }
@@ -123,7 +138,7 @@ impl EntryScanner {
         let objects: Vec<(crate::Kind, &[u8])> = self
             .pending
             .iter()
-            .map(|p| (p.entry.kind, &piece[p.at..p.at + p.payload_len]))
+            .map(|p| (p.entry.kind, p.payload(piece, &self.carried)))
             .collect();
         lanes::ids(&objects, &mut self.hashed);
         for (p, hashed) in self.pending.iter().zip(&self.hashed) {
@@ -145,7 +160,7 @@ impl EntryScanner {
     ) -> Result<(), String> {
         for p in &self.pending {
             if p.entry.kind != crate::Kind::Blob {
-                let payload = &piece[p.at..p.at + p.payload_len];
+                let payload = p.payload(piece, &self.carried);
                 let keep = p.payload_len as u64 <= self.gather_limit;
                 on_entry(&p.entry, keep.then_some(payload), &self.ids)?;
             }
@@ -184,7 +199,9 @@ impl EntryScanner {
             if c.left > 0 {
                 let n = usize::try_from(c.left).unwrap_or(usize::MAX).min(b.len());
                 c.crc.update(&b[..n]);
-                c.id.update(&b[..n]);
+                if let Some(id) = &mut c.id {
+                    id.update(&b[..n]);
+                }
                 if c.keep {
                     self.payload.extend_from_slice(&b[..n]);
                 }
@@ -199,7 +216,7 @@ impl EntryScanner {
             self.pos += n as u64;
             b = &b[n..];
             if c.crc_filled == TRAILER_LEN {
-                if c.hand_over && !self.pending.is_empty() {
+                if c.hand_over && c.id.is_some() && !self.pending.is_empty() {
                     // The entries before it go first.
                     self.check_pending(piece)?;
                     self.hand_over_pending(piece, on_entry)?;
@@ -272,7 +289,7 @@ impl EntryScanner {
             }
             self.pending.push(Pending {
                 entry,
-                at: (self.pos - start) as usize,
+                at: Some((self.pos - start) as usize),
                 payload_len: stored,
             });
             self.entries.push(entry);
@@ -281,13 +298,14 @@ impl EntryScanner {
             return Ok(());
         }
         let hand_over = hd.kind != crate::Kind::Blob;
-        let keep = hand_over && hd.stored_len <= self.gather_limit;
+        let small = hd.stored_len <= lanes::MAX_PAYLOAD as u64;
+        let keep = small || (hand_over && hd.stored_len <= self.gather_limit);
         self.payload.clear();
         self.current = Some(Current {
             entry,
             left: hd.stored_len,
             crc,
-            id: IdHasher::new(hd.kind, hd.payload_len),
+            id: (!small).then(|| IdHasher::new(hd.kind, hd.payload_len)),
             stored_crc: [0; TRAILER_LEN],
             crc_filled: 0,
             keep,
@@ -302,7 +320,21 @@ impl EntryScanner {
         };
         let e = c.entry;
         check_crc(&e, u32::from_le_bytes(c.stored_crc), c.crc.finalize())?;
-        let hashed: ObjectId = c.id.finalize();
+        let Some(id) = c.id else {
+            // Small: checked and handed over with the piece's others.
+            if !self.ids.insert(e.id) {
+                return Err(format!("object {} appears twice", e.id));
+            }
+            std::mem::swap(&mut self.carried, &mut self.payload);
+            self.pending.push(Pending {
+                entry: e,
+                at: None,
+                payload_len: self.carried.len(),
+            });
+            self.entries.push(e);
+            return Ok(());
+        };
+        let hashed: ObjectId = id.finalize();
         if hashed != e.id {
             return Err(format!(
                 "entry at offset {} ({}) hashes to {hashed}",
