@@ -521,6 +521,29 @@ mod tests {
     }
 
     #[test]
+    fn trees_large_and_small_are_handed_over_in_the_pack_order() {
+        // Odd entries are trees: small ones wait for the end of their
+        // piece, the large one (hashed as it passes) for the small ones
+        // before it.
+        let big = |b: u8| vec![b; lanes::MAX_PAYLOAD + 500];
+        let payloads = vec![
+            b"a".to_vec(),
+            b"small tree".to_vec(),
+            b"b".to_vec(),
+            big(1),
+            big(2),
+            b"another small tree".to_vec(),
+            b"c".to_vec(),
+            big(3),
+        ];
+        let pack = pack_of(&payloads);
+        for step in [1, 50, 1000, 20_000, pack.len()] {
+            // `streamed` asserts the trees came in the pack's order.
+            assert_eq!(streamed(&pack, step).unwrap().len(), payloads.len());
+        }
+    }
+
+    #[test]
     fn a_repeated_object_and_a_wrong_count_are_refused() {
         let b = b"same".to_vec();
         let twice = pack_of(&[b.clone(), b"other".to_vec(), b]);
