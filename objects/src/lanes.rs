@@ -87,14 +87,19 @@ impl Kernel {
     /// [`Kernel::lanes`] jobs.
     fn compress(self, group: &[Job<'_>], out: &mut [[u8; 32]]) {
         match self {
-            // SAFETY: `detect` found the CPU feature each kernel needs
-            // (tests ask only for the ones it finds); `ids_with` hands at
-            // most `lanes()` jobs of at most a chunk each.
+            // SAFETY: the CPU has the kernel's feature (checked here, a
+            // cached load, so no caller can run a kernel the CPU lacks);
+            // `ids_with` hands at most `lanes()` jobs of at most a chunk
+            // each.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Wide => unsafe { simd::wide(group, out) },
+            Kernel::Wide if std::arch::is_x86_feature_detected!("avx512f") => unsafe {
+                simd::wide(group, out)
+            },
             #[cfg(target_arch = "x86_64")]
-            Kernel::Narrow => unsafe { simd::narrow(group, out) },
-            _ => unreachable!("no kernel compresses chunks on this machine"),
+            Kernel::Narrow if std::arch::is_x86_feature_detected!("avx2") => unsafe {
+                simd::narrow(group, out)
+            },
+            _ => unreachable!("this machine has no {self:?} kernel"),
         }
     }
 }
@@ -531,11 +536,17 @@ mod simd {
             // An empty input is one block of zeros.
             let padded = len.div_ceil(BLOCK).max(1) * BLOCK;
             // SAFETY: lane < LANES, so this lane's CHUNK bytes lie within
-            // `chunks`, and padded <= CHUNK. Written before any read.
-            let chunk = unsafe { std::slice::from_raw_parts_mut(base.add(lane * CHUNK), padded) };
-            chunk[..job.head.len()].copy_from_slice(job.head);
-            chunk[job.head.len()..len].copy_from_slice(job.body);
-            chunk[len..].fill(0);
+            // `chunks`, and len <= padded <= CHUNK; head and body are
+            // other memory. Raw writes: the bytes are not yet initialized,
+            // so no slice is made of them; they are written before any
+            // read.
+            unsafe {
+                let chunk = base.add(lane * CHUNK);
+                std::ptr::copy_nonoverlapping(job.head.as_ptr(), chunk, job.head.len());
+                let body = chunk.add(job.head.len());
+                std::ptr::copy_nonoverlapping(job.body.as_ptr(), body, job.body.len());
+                std::ptr::write_bytes(chunk.add(len), 0, padded - len);
+            }
             lens[lane] = len as i32;
             blocks[lane] = (padded / BLOCK) as i32;
             roots[lane] = if job.root { ROOT } else { 0 };
@@ -654,7 +665,11 @@ mod tests {
         // past MAX_PAYLOAD, in one call, mixed kinds: groups of chunks of
         // different block counts and counters, and objects of every chunk
         // count up to sixteen and beyond.
-        let lengths = (0..=3 * CHUNK).chain((3 * CHUNK..=MAX_PAYLOAD + 100).step_by(13));
+        // And each chunk edge exactly, and one byte either side.
+        let edges = (1..=17).flat_map(|k| [k * CHUNK - 10, k * CHUNK - 9, k * CHUNK - 8]);
+        let lengths = (0..=3 * CHUNK)
+            .chain((3 * CHUNK..=MAX_PAYLOAD + 100).step_by(13))
+            .chain(edges);
         let payloads: Vec<Vec<u8>> = lengths.map(|n| payload(n, n as u8)).collect();
         let kinds = [Kind::Blob, Kind::Tree, Kind::Commit];
         let objects: Vec<(Kind, &[u8])> = payloads

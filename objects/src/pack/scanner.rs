@@ -91,6 +91,9 @@ pub(crate) struct EntryScanner {
     carried: Vec<u8>,
     /// Scratch for their ids.
     hashed: Vec<ObjectId>,
+    /// A feed failed: the entries may hold one not verified, so nothing
+    /// more is taken and `finish` refuses.
+    refused: bool,
 }
 
 impl EntryScanner {
@@ -111,12 +114,16 @@ impl EntryScanner {
             pending: Vec::new(),
             carried: Vec::new(),
             hashed: Vec::new(),
+            refused: false,
         }
     }
 
     /// Take the next bytes (none past the body); `on_entry` sees every
     /// tree and commit once verified. Errors name the entry's offset.
     pub(crate) fn feed(&mut self, piece: &[u8], on_entry: &mut OnEntry<'_>) -> Result<(), String> {
+        if self.refused {
+            return Err(REFUSED.into());
+        }
         let start = self.pos;
         let scanned = self.scan(piece, start, on_entry);
         // An entry found bad earlier in the piece is the one named.
@@ -126,7 +133,9 @@ impl EntryScanner {
             _ => Ok(()),
         };
         self.pending.clear();
-        checked.and(scanned).and(handed)
+        let r = checked.and(scanned).and(handed);
+        self.refused = r.is_err();
+        r
     }
 
     /// Check the ids of the entries pending in `piece`; the first that
@@ -141,6 +150,7 @@ impl EntryScanner {
             .map(|p| (p.entry.kind, p.payload(piece, &self.carried)))
             .collect();
         lanes::ids(&objects, &mut self.hashed);
+        debug_assert_eq!(self.hashed.len(), self.pending.len());
         for (p, hashed) in self.pending.iter().zip(&self.hashed) {
             if *hashed != p.entry.id {
                 return Err(format!(
@@ -354,6 +364,9 @@ impl EntryScanner {
     /// Every byte of the body has been fed: the entries fill it exactly
     /// and their count is the declared one. Returns them and their ids.
     pub(crate) fn finish(self) -> Result<(Vec<Entry>, PackIds), String> {
+        if self.refused {
+            return Err(REFUSED.into());
+        }
         if self.pos != self.body || self.current.is_some() || self.filled != 0 {
             return Err(format!(
                 "the pack's entries end at offset {} of its {}-byte body",
@@ -370,6 +383,9 @@ impl EntryScanner {
         Ok((self.entries, self.ids))
     }
 }
+
+/// What a scanner answers once a feed has failed.
+const REFUSED: &str = "the pack was refused at an earlier entry";
 
 /// An entry's stored CRC against the one computed.
 fn check_crc(e: &Entry, stored: u32, actual: u32) -> Result<(), String> {
@@ -541,6 +557,19 @@ mod tests {
             // `streamed` asserts the trees came in the pack's order.
             assert_eq!(streamed(&pack, step).unwrap().len(), payloads.len());
         }
+    }
+
+    #[test]
+    fn after_a_refused_piece_nothing_more_is_taken() {
+        let payloads: Vec<&[u8]> = vec![b"first", b"second"];
+        let (pack, _) = pack_misnaming(&payloads, 0);
+        let body = pack.len() - TRAILER;
+        let mut s = EntryScanner::new(pack.len() as u64);
+        let mut on = |_: &Entry, _: Option<&[u8]>, _: &PackIds| Ok(());
+        let first = s.feed(&pack[..body], &mut on).unwrap_err();
+        assert!(first.contains("hashes to"), "{first}");
+        assert!(s.feed(&[], &mut on).is_err());
+        assert!(s.finish().is_err());
     }
 
     #[test]
