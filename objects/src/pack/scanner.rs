@@ -152,12 +152,7 @@ impl EntryScanner {
         lanes::ids(&objects, &mut self.hashed);
         debug_assert_eq!(self.hashed.len(), self.pending.len());
         for (p, hashed) in self.pending.iter().zip(&self.hashed) {
-            if *hashed != p.entry.id {
-                return Err(format!(
-                    "entry at offset {} ({}) hashes to {hashed}",
-                    p.entry.offset, p.entry.id
-                ));
-            }
+            check_id(&p.entry, hashed)?;
         }
         Ok(())
     }
@@ -294,15 +289,7 @@ impl EntryScanner {
             let mut stored_crc = [0u8; TRAILER_LEN];
             stored_crc.copy_from_slice(&b[stored..stored + TRAILER_LEN]);
             check_crc(&entry, u32::from_le_bytes(stored_crc), crc.finalize())?;
-            if !self.ids.insert(entry.id) {
-                return Err(format!("object {} appears twice", entry.id));
-            }
-            self.pending.push(Pending {
-                entry,
-                at: Some((self.pos - start) as usize),
-                payload_len: stored,
-            });
-            self.entries.push(entry);
+            self.defer(entry, Some((self.pos - start) as usize), stored)?;
             self.pos += (stored + TRAILER_LEN) as u64;
             *b = &b[stored + TRAILER_LEN..];
             return Ok(());
@@ -332,32 +319,37 @@ impl EntryScanner {
         check_crc(&e, u32::from_le_bytes(c.stored_crc), c.crc.finalize())?;
         let Some(id) = c.id else {
             // Small: checked and handed over with the piece's others.
-            if !self.ids.insert(e.id) {
-                return Err(format!("object {} appears twice", e.id));
-            }
             std::mem::swap(&mut self.carried, &mut self.payload);
-            self.pending.push(Pending {
-                entry: e,
-                at: None,
-                payload_len: self.carried.len(),
-            });
-            self.entries.push(e);
-            return Ok(());
+            return self.defer(e, None, self.carried.len());
         };
-        let hashed: ObjectId = id.finalize();
-        if hashed != e.id {
-            return Err(format!(
-                "entry at offset {} ({}) hashes to {hashed}",
-                e.offset, e.id
-            ));
-        }
-        if !self.ids.insert(e.id) {
-            return Err(format!("object {} appears twice", e.id));
-        }
+        check_id(&e, &id.finalize())?;
+        self.claim(&e)?;
         if c.hand_over {
             on_entry(&e, c.keep.then_some(&self.payload[..]), &self.ids)?;
         }
         self.entries.push(e);
+        Ok(())
+    }
+
+    /// Note `e`'s id among the pack's; an id may not repeat.
+    fn claim(&mut self, e: &Entry) -> Result<(), String> {
+        if !self.ids.insert(e.id) {
+            return Err(format!("object {} appears twice", e.id));
+        }
+        Ok(())
+    }
+
+    /// Take a small entry whose CRC is checked, its id to be checked at
+    /// the end of the piece (its payload at `at` in the piece, or
+    /// `carried`).
+    fn defer(&mut self, entry: Entry, at: Option<usize>, payload_len: usize) -> Result<(), String> {
+        self.claim(&entry)?;
+        self.pending.push(Pending {
+            entry,
+            at,
+            payload_len,
+        });
+        self.entries.push(entry);
         Ok(())
     }
 
@@ -386,6 +378,17 @@ impl EntryScanner {
 
 /// What a scanner answers once a feed has failed.
 const REFUSED: &str = "the pack was refused at an earlier entry";
+
+/// An entry's id against the one its bytes hash to.
+fn check_id(e: &Entry, hashed: &ObjectId) -> Result<(), String> {
+    if *hashed != e.id {
+        return Err(format!(
+            "entry at offset {} ({}) hashes to {hashed}",
+            e.offset, e.id
+        ));
+    }
+    Ok(())
+}
 
 /// An entry's stored CRC against the one computed.
 fn check_crc(e: &Entry, stored: u32, actual: u32) -> Result<(), String> {
